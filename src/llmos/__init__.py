@@ -1,0 +1,7 @@
+"""llmos: an operating system for large language models."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

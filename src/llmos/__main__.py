@@ -1,0 +1,3 @@
+from llmos.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""Inference engines: one protocol (``base``), a llama.cpp backend, a deterministic fake, worker processes."""

@@ -1,0 +1,1 @@
+"""Model management: names, manifests, the content-addressed blob store, sources, the catalog."""

