@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import psutil
+import pytest
 
 from llmos.resources import GpuInfo, Inventory, MemoryBudget, default_budget, take_inventory
 from llmos.resources.budget import RAM_RESERVE
@@ -62,3 +64,16 @@ def test_default_budget_is_a_safe_share_of_available_ram() -> None:
 def test_configured_budget_wins() -> None:
     inv = Inventory(2, 2, 16 * GiB, 8 * GiB, ())
     assert default_budget(inv, 3 * GiB) == MemoryBudget(ram_bytes=3 * GiB, configured=True)
+
+
+@pytest.mark.gpu
+def test_gpus_are_listed_with_their_memory_on_a_gpu_machine() -> None:
+    if shutil.which("nvidia-smi") is None:
+        pytest.skip("no NVIDIA driver on this machine")
+    pytest.importorskip("pynvml")
+    gpus = probe_gpus()
+    assert gpus, "nvidia-smi is present but NVML reported no GPU"
+    for gpu in gpus:
+        assert gpu.name and gpu.total_bytes > 0 and 0 <= gpu.free_bytes <= gpu.total_bytes
+    budget = default_budget(take_inventory())
+    assert budget.capacity("cuda:0") > 0
