@@ -408,3 +408,35 @@ def test_shutdown_unloads_everything() -> None:
         assert sorted(models.unloads) == ["a", "b"] and rm.snapshot() == []
 
     run(main())
+
+
+def test_a_model_chosen_for_eviction_cannot_be_acquired_while_earlier_victims_unload() -> None:
+    async def main() -> None:
+        models, clock = FakeModels(), FakeClock()
+        gate = asyncio.Event()
+        unloaded: list[str] = []
+
+        async def slow_unload(model: str, handle: str) -> None:
+            await gate.wait()
+            unloaded.append(model)
+
+        rm = ResidencyManager[str](
+            MemoryBudget(ram_bytes=250 * MiB), unload=slow_unload, cores=2, clock=clock
+        )
+        for name in ("a", "b"):
+            await rm.ensure_resident(name, mib(100), models.load)
+            clock.advance(1)
+        big = asyncio.create_task(rm.ensure_resident("big", mib(250), models.load))  # evicts a, then b
+        for _ in range(10):
+            await asyncio.sleep(0)
+        late = asyncio.create_task(rm.acquire("b", mib(100), models.load))  # b is already claimed
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert not late.done()
+        gate.set()
+        await big
+        assert unloaded == ["a", "b"]
+        with pytest.raises(ResourceExhausted):  # b waits for its unload, then cannot fit next to big
+            await late
+
+    run(main())

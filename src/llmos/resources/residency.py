@@ -360,8 +360,9 @@ class ResidencyManager(Generic[T]):
             for e in self._entries.values()
             if e.evictable and e.expires_at is not None and e.expires_at <= now
         ]
+        expired = [e for e in expired if self._claim(e)]
         for entry in expired:
-            await self._unload_entry(
+            await self._finish_unload(
                 entry, "expire", f"idle longer than keep_alive {format_keep_alive(entry.keep_alive)}"
             )
         if expired:
@@ -486,9 +487,9 @@ class ResidencyManager(Generic[T]):
                 f"{_fmt(self.budget.capacity(dev))}, but only {_fmt(need - missing)} could be freed "
                 "(busy and pinned models are never evicted)",
             )
-        for victim in plan.victims:
-            entry = self._entries[victim]
-            await self._unload_entry(
+        victims = [self._entries[v] for v in plan.victims]
+        for entry in [e for e in victims if self._claim(e)]:
+            await self._finish_unload(
                 entry,
                 "evict",
                 f"least recently used idle model; {model!r} needs {_fmt(sum(estimate.charges().values()))}",
@@ -558,12 +559,24 @@ class ResidencyManager(Generic[T]):
     async def _unload_entry(
         self, entry: _Entry[T], kind: EventKind, reason: str, *, for_model: str | None = None
     ) -> None:
+        if self._claim(entry):
+            await self._finish_unload(entry, kind, reason, for_model=for_model)
+
+    @staticmethod
+    def _claim(entry: _Entry[T]) -> bool:
+        """Mark a ready entry as unloading (synchronously, so no request can acquire it meanwhile)."""
         if entry.state != "ready" or entry.handle is None:
-            return
-        freed = sum(entry.charges().values())
+            return False
         entry.state = "unloading"
+        return True
+
+    async def _finish_unload(
+        self, entry: _Entry[T], kind: EventKind, reason: str, *, for_model: str | None = None
+    ) -> None:
+        freed = sum(entry.charges().values())
         try:
-            await self._unload(entry.model, entry.handle)
+            if entry.handle is not None:
+                await self._unload(entry.model, entry.handle)
         except Exception as exc:
             log.error("unloading %s failed (counted as unloaded): %s", entry.model, exc)
             reason = f"{reason}; unload raised {type(exc).__name__}: {exc}"
