@@ -16,6 +16,7 @@ from llmos.resources.inventory import GpuInfo, Inventory, take_inventory
 from llmos.resources.keepalive import FOREVER, format_keep_alive, parse_keep_alive
 from llmos.resources.residency import EvictionPlan, Lease, LoadGrant, ResidencyManager, ResidentInfo
 from llmos.resources.threads import threads_for
+from llmos.resources.wiring import estimate_model, residency_from_config
 
 __all__ = [
     "FOREVER",
@@ -35,9 +36,11 @@ __all__ = [
     "default_budget",
     "estimate_gguf",
     "estimate_memory",
+    "estimate_model",
     "format_keep_alive",
     "parse_keep_alive",
     "read_shape",
+    "residency_from_config",
     "take_inventory",
     "threads_for",
 ]
