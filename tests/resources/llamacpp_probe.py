@@ -1,7 +1,8 @@
 """Load a GGUF with llama.cpp the way the engine does, decode a little, report the process RSS.
 
-Run as a script in its own process: ``python llamacpp_probe.py MODEL N_CTX N_SLOTS N_BATCH``.
-Prints one JSON line: rss_bytes (after loading and decoding), rss_start_bytes (before loading).
+Run as a script in its own process: ``python llamacpp_probe.py MODEL N_CTX N_SLOTS N_BATCH [--stay]``.
+Prints one JSON line: rss_bytes (after loading and decoding), rss_start_bytes (before loading),
+pid. With ``--stay`` it then keeps the model loaded until its stdin closes (a stand-in worker).
 Every slot prefills a prompt (chunked to n_batch) and then decodes a few tokens together, one
 logit row per sequence per step, like the engine's continuous batching.
 """
@@ -55,7 +56,12 @@ def main() -> None:
         decode([(200 + step, PROMPT_TOKENS + step, s, True) for s in range(n_slots)])
         for s in range(n_slots):
             L.llama_get_logits_ith(ctx, s)[0]
-    print(json.dumps({"rss_bytes": proc.memory_info().rss, "rss_start_bytes": start}))
+    print(
+        json.dumps({"rss_bytes": proc.memory_info().rss, "rss_start_bytes": start, "pid": proc.pid}),
+        flush=True,
+    )
+    if "--stay" in sys.argv:
+        sys.stdin.read()
     L.llama_batch_free(batch)
     L.llama_free(ctx)
     L.llama_model_free(model)
