@@ -440,3 +440,25 @@ def test_a_model_chosen_for_eviction_cannot_be_acquired_while_earlier_victims_un
             await late
 
     run(main())
+
+
+def test_a_cancelled_caller_does_not_abort_the_shared_load() -> None:
+    async def main() -> None:
+        models, clock = FakeModels(), FakeClock()
+        models.gates["a"] = asyncio.Event()
+        rm = make_manager(models, clock)
+        first = asyncio.create_task(rm.acquire("a", mib(100), models.load))
+        second = asyncio.create_task(rm.acquire("a", mib(100), models.load))
+        for _ in range(10):
+            await asyncio.sleep(0)
+        first.cancel()
+        for _ in range(10):
+            await asyncio.sleep(0)
+        models.gates["a"].set()
+        lease = await second
+        assert first.cancelled() and lease.handle == "handle:a"
+        assert rm.snapshot()[0].in_flight == 1 and models.loaded("a") == 1
+        await rm.release(lease)
+        assert rm.snapshot()[0].in_flight == 0
+
+    run(main())

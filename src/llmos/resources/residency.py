@@ -115,6 +115,8 @@ class _Entry(Generic[T]):
     threads: int = 1
     unload_when_idle: bool = False
     gone: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    """The load, held so it is not garbage-collected while it runs."""
 
     def charges(self) -> dict[Device, int]:
         out = self.estimate.charges()
@@ -461,7 +463,9 @@ class ResidencyManager(Generic[T]):
                 entry.last_used = self._clock()
                 entry.threads = self.threads(model)
                 self._entries[model] = entry
-                asyncio.get_running_loop().create_task(self._load(entry, loader), name=f"llmos-load-{model}")
+                entry.task = asyncio.get_running_loop().create_task(
+                    self._load(entry, loader), name=f"llmos-load-{model}"
+                )
 
     async def _make_room(self, model: str, estimate: MemoryEstimate) -> None:
         """Evict per plan, or raise ResourceExhausted having evicted nothing. Holds the admit lock."""
@@ -523,18 +527,19 @@ class ResidencyManager(Generic[T]):
             self._entries.pop(entry.model, None)
             entry.gone.set()
             self._record("load_failed", entry.model, f"{type(exc).__name__}: {exc}", entry.estimate.total)
-            entry.ready.set_exception(exc)
-            entry.ready.exception()  # retrieved here: a load nobody awaits must not warn
-            if not isinstance(exc, Exception):
-                raise
-            return
+            if isinstance(exc, Exception):
+                entry.ready.set_exception(exc)
+                entry.ready.exception()  # retrieved here: a load nobody awaits must not warn
+                return
+            entry.ready.cancel()
+            raise
         entry.handle = handle
+        # Measured while still "loading", so nothing can evict it before its waiters get it.
+        await self._record_measurement(entry, handle)
         entry.state = "ready"
         entry.last_used = self._clock()
         if entry.in_flight == 0:
             entry.expires_at = self._deadline(entry.last_used, entry.keep_alive)
-        if self._measure is not None:
-            await self._record_measurement(entry, handle)
         self._record(
             "load",
             entry.model,
