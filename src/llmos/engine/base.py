@@ -145,6 +145,8 @@ class StepResult:
     n_tokens: int
     """Tokens fed to the model in this step (prefill + decode)."""
     elapsed_s: float
+    preempted: tuple[SeqSnapshot, ...] = ()
+    """Sequences the engine had to preempt to make KV room in this step (resume with ``restore``)."""
 
 
 SeqPhase = Literal["prefill", "decode"]
@@ -172,6 +174,9 @@ class SeqSnapshot:
     generated: tuple[TokenId, ...]
     pending_text: str = ""
     sampler_state: bytes = b""
+    pending_bytes: bytes = b""
+    """Undecoded bytes of a UTF-8 character split across tokens (incremental detokenizer state)."""
+    cached_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -197,7 +202,9 @@ class Engine(Protocol):
     @property
     def info(self) -> EngineInfo: ...
 
-    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True) -> list[TokenId]: ...
+    def tokenize(
+        self, text: str, *, add_special: bool = True, parse_special: bool = True
+    ) -> list[TokenId]: ...
 
     def detokenize(self, tokens: Sequence[TokenId]) -> str: ...
 
@@ -237,7 +244,9 @@ class Engine(Protocol):
 
     def sequences(self) -> list[SeqStatus]: ...
 
-    def embed(self, inputs: Sequence[str | Sequence[TokenId]], *, normalize: bool = True) -> list[list[float]]: ...
+    def embed(
+        self, inputs: Sequence[str | Sequence[TokenId]], *, normalize: bool = True
+    ) -> list[list[float]]: ...
 
     def health(self) -> EngineHealth: ...
 

@@ -1,0 +1,558 @@
+"""``LlamaCppEngine``: continuous batching over llama.cpp's low-level API.
+
+One ``step`` is one ``llama_decode`` over a batch holding, for every sequence in the plan,
+its next tokens (one for a decoding sequence, a chunk for one still reading its prompt);
+logits are requested only for the last token of each sequence that samples in this step.
+
+Slots are llama.cpp sequence ids ``0..n_slots-1``; ids ``n_slots..`` hold the KV of recently
+finished sequences as a small prefix cache (evicted first whenever room is needed). All
+sequences share ``n_ctx`` cells of one unified KV cache.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import llama_cpp
+import numpy as np
+
+from llmos.engine.base import (
+    Admission,
+    EngineHealth,
+    EngineInfo,
+    LoadSpec,
+    SeqOutput,
+    SeqSnapshot,
+    SeqStatus,
+    SequenceSpec,
+    StepPlan,
+    StepResult,
+    TokenLogprob,
+)
+from llmos.engine.llamacpp.batch import Batch
+from llmos.engine.llamacpp.model import LlamaModel
+from llmos.engine.llamacpp.sampling import SamplerChain, logprobs_at, validate
+from llmos.engine.llamacpp.sequence import Sequence as Seq
+from llmos.engine.templates import ChatTemplate
+from llmos.errors import (
+    Conflict,
+    EngineError,
+    EngineGenerateError,
+    InvalidRequest,
+    NotFound,
+    Overloaded,
+    PayloadTooLarge,
+)
+from llmos.types import ChatMessage, SeqId, TokenId
+
+logger = logging.getLogger(__name__)
+
+BACKEND = "llamacpp"
+
+
+@dataclass
+class _Work:
+    seq: Seq
+    chunk: list[TokenId]
+    sample: bool
+    index: int = -1
+
+
+class LlamaCppEngine:
+    """The llama.cpp backend of :class:`llmos.engine.base.Engine`. Not thread-safe."""
+
+    def __init__(self) -> None:
+        self._model: LlamaModel | None = None
+        self._info: EngineInfo | None = None
+        self._template: ChatTemplate | None = None
+        self._batch: Batch | None = None
+        self._seqs: dict[SeqId, Seq] = {}
+        self._free_slots: list[int] = []
+        self._cache: OrderedDict[int, list[TokenId]] = OrderedDict()
+        self._free_cache_ids: list[int] = []
+        self._order = 0
+        self._spec: LoadSpec | None = None
+        self._last_error = ""
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def load(self, spec: LoadSpec) -> EngineInfo:
+        if self._model is not None:
+            raise Conflict("a model is already loaded; unload it first")
+        n_cache = 0 if spec.embedding else int(spec.extra.get("prefix_cache_slots", 4))
+        model = LlamaModel(spec, n_seq_max=spec.n_slots + n_cache)
+        bos = int(llama_cpp.llama_vocab_bos(model.vocab))
+        eos = int(llama_cpp.llama_vocab_eos(model.vocab))
+        template = spec.chat_template if spec.chat_template is not None else model.chat_template()
+        bos_text, eos_text = model.token_text(bos), model.token_text(eos)
+        self._template = ChatTemplate(template, bos_token=bos_text, eos_token=eos_text)
+        self._model = model
+        self._spec = spec
+        self._batch = Batch(spec.n_batch)
+        self._free_slots = list(range(spec.n_slots))
+        self._free_cache_ids = list(range(spec.n_slots, spec.n_slots + n_cache))
+        self._info = EngineInfo(
+            model_path=str(spec.model_path),
+            n_ctx=spec.n_ctx,
+            n_slots=spec.n_slots,
+            n_batch=spec.n_batch,
+            n_vocab=model.n_vocab,
+            n_ctx_train=model.n_ctx_train,
+            eos_token_ids=model.eos_token_ids(),
+            bos_token=bos_text,
+            eos_token=eos_text,
+            chat_template=template,
+            embedding_dim=model.n_embd,
+            backend=BACKEND,
+        )
+        logger.info("loaded %s (n_ctx=%d, slots=%d)", spec.model_path, spec.n_ctx, spec.n_slots)
+        return self._info
+
+    @property
+    def info(self) -> EngineInfo:
+        if self._info is None:
+            raise EngineError("no model loaded")
+        return self._info
+
+    def _m(self) -> LlamaModel:
+        if self._model is None:
+            raise EngineError("no model loaded")
+        return self._model
+
+    def unload(self) -> None:
+        for seq in list(self._seqs.values()):
+            seq.sampler.close()
+        self._seqs.clear()
+        self._cache.clear()
+        if self._batch is not None:
+            self._batch.close()
+            self._batch = None
+        if self._model is not None:
+            self._model.close()
+            self._model = None
+        self._info = None
+
+    # --- tokenizer and templates -----------------------------------------------------------------
+
+    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True) -> list[TokenId]:
+        return self._m().tokenize(text, add_special=add_special, parse_special=parse_special)
+
+    def detokenize(self, tokens: Sequence[TokenId]) -> str:
+        return self._m().detokenize(tokens)
+
+    def render_chat(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        add_generation_prompt: bool = True,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+    ) -> str:
+        if self._template is None:
+            raise EngineError("no model loaded")
+        return self._template.render(messages, add_generation_prompt=add_generation_prompt, tools=tools)
+
+    # --- admission -------------------------------------------------------------------------------
+
+    def _reserved(self) -> int:
+        return sum(len(s.tokens) for s in self._seqs.values())
+
+    def _cache_cells(self) -> int:
+        return sum(len(t) for t in self._cache.values())
+
+    def can_admit(self, n_prompt_tokens: int) -> bool:
+        m = self._m()
+        if m.shape.embedding or not self._free_slots:
+            return False
+        return self._reserved() + n_prompt_tokens + 1 <= m.shape.n_ctx
+
+    def admit(self, spec: SequenceSpec) -> Admission:
+        m = self._m()
+        if m.shape.embedding:
+            raise InvalidRequest("this model is loaded for embeddings only")
+        if spec.seq_id in self._seqs:
+            raise Conflict(f"sequence {spec.seq_id!r} is already admitted", param="seq_id")
+        self._check_prompt(spec.prompt)
+        if not self._free_slots:
+            raise Overloaded("no free slot in this engine", retry_after=1.0)
+        if self._reserved() + len(spec.prompt) + 1 > m.shape.n_ctx:
+            raise Overloaded("not enough free KV cells for this prompt", retry_after=1.0)
+        sampler = SamplerChain(spec.params, m.vocab, m.n_vocab)
+        slot = self._free_slots.pop(0)
+        self._make_room(len(spec.prompt) + 1)
+        cached = self._reuse_prefix(spec.prompt, slot)
+        self._order += 1
+        seq = Seq(spec, slot, sampler, order=self._order, n_past=cached, cached_tokens=cached)
+        self._seqs[spec.seq_id] = seq
+        return Admission(seq_id=spec.seq_id, slot=slot, cached_tokens=cached)
+
+    def _check_prompt(self, prompt: Sequence[TokenId]) -> None:
+        m = self._m()
+        if not prompt:
+            raise InvalidRequest("the prompt is empty", param="prompt")
+        if len(prompt) >= m.shape.n_ctx:
+            raise PayloadTooLarge(
+                f"prompt of {len(prompt)} tokens does not fit the context ({m.shape.n_ctx})", param="prompt"
+            )
+        if min(prompt) < 0 or max(prompt) >= m.n_vocab:
+            raise InvalidRequest("prompt holds a token id outside the vocabulary", param="prompt")
+
+    def _make_room(self, need: int) -> None:
+        """Evict prefix-cache entries (oldest first) until ``need`` more cells fit beside them."""
+        m = self._m()
+        while self._cache and self._reserved() + self._cache_cells() + need > m.shape.n_ctx:
+            self._evict_cache_entry()
+
+    def _evict_cache_entry(self) -> None:
+        cid, _ = self._cache.popitem(last=False)
+        llama_cpp.llama_memory_seq_rm(self._m().memory, cid, -1, -1)
+        self._free_cache_ids.append(cid)
+
+    def _reuse_prefix(self, prompt: Sequence[TokenId], slot: int) -> int:
+        """Copy the KV of the longest matching resident/cached prefix into ``slot``."""
+        best_src, best_n = -1, 0
+        limit = len(prompt) - 1  # at least one token must be fed to get logits
+        candidates: list[tuple[int, Sequence[TokenId], int]] = [
+            (s.slot, s.tokens, s.n_past) for s in self._seqs.values()
+        ]
+        candidates += [(cid, toks, len(toks)) for cid, toks in self._cache.items()]
+        for src, toks, n_kv in candidates:
+            n = _common_prefix(prompt, toks, min(limit, n_kv))
+            if n > best_n:
+                best_src, best_n = src, n
+        mem = self._m().memory
+        llama_cpp.llama_memory_seq_rm(mem, slot, -1, -1)
+        if best_n <= 0:
+            return 0
+        llama_cpp.llama_memory_seq_cp(mem, best_src, slot, 0, best_n)
+        if best_src in self._cache:
+            self._cache.move_to_end(best_src)
+        return best_n
+
+    # --- stepping --------------------------------------------------------------------------------
+
+    def _plan(self, plan: StepPlan | None) -> list[_Work]:
+        m = self._m()
+        budget = m.shape.n_batch
+        work: list[_Work] = []
+        if plan is None:
+            live = [s for s in self._seqs.values() if s.unfed > 0]
+            for s in live:
+                if s.unfed == 1 and budget > 0:
+                    work.append(_Work(s, s.tokens[s.n_past :], True))
+                    budget -= 1
+            for s in live:
+                if s.unfed > 1 and budget > 0:
+                    chunk, sample = s.next_chunk(budget)
+                    work.append(_Work(s, chunk, sample))
+                    budget -= len(chunk)
+            return work
+        total = 0
+        for seq_id, n in plan.tokens.items():
+            if n < 1:
+                raise InvalidRequest(f"plan gives {n} tokens to {seq_id!r}", param="plan")
+            seq = self._seqs.get(seq_id)
+            if seq is None or seq.unfed == 0:
+                continue
+            chunk, sample = seq.next_chunk(n)
+            total += len(chunk)
+            work.append(_Work(seq, chunk, sample))
+        if total > budget:
+            raise InvalidRequest(f"plan feeds {total} tokens, more than n_batch={budget}", param="plan")
+        return work
+
+    def step(self, plan: StepPlan | None = None) -> StepResult:
+        t0 = time.perf_counter()
+        m = self._m()
+        batch = self._batch
+        if batch is None:
+            raise EngineError("no model loaded")
+        work = self._plan(plan)
+        outputs: list[SeqOutput] = []
+        preempted: list[SeqSnapshot] = []
+        while work:
+            batch.clear()
+            for w in work:
+                w.index = batch.add_run(w.chunk, w.seq.n_past, w.seq.slot, logits_last=w.sample)
+            rc = int(llama_cpp.llama_decode(m.ctx, batch.raw))
+            if rc == 0:
+                break
+            for w in work:  # whatever a failed decode left in the KV beyond n_past is not ours
+                llama_cpp.llama_memory_seq_rm(m.memory, w.seq.slot, w.seq.n_past, -1)
+            if rc == 1:
+                work = self._shrink(work, preempted, outputs)
+                continue
+            self._last_error = f"llama_decode failed with code {rc}"
+            logger.error("%s; failing %d sequences", self._last_error, len(work))
+            for w in work:
+                outputs.append(self._finish_error(w.seq, self._last_error))
+            work = []
+        n_tokens = sum(len(w.chunk) for w in work)
+        for w in work:
+            seq = w.seq
+            seq.n_past += len(w.chunk)
+            if w.sample:
+                outputs.append(self._sample(seq, w.index))
+        return StepResult(
+            outputs=tuple(outputs),
+            n_tokens=n_tokens,
+            elapsed_s=time.perf_counter() - t0,
+            preempted=tuple(preempted),
+        )
+
+    def _shrink(
+        self, work: list[_Work], preempted: list[SeqSnapshot], outputs: list[SeqOutput]
+    ) -> list[_Work]:
+        """No KV slot for this batch: free cache, then drop prefill, then preempt the newest."""
+        if self._cache:
+            while self._cache:
+                self._evict_cache_entry()
+            return work
+        decodes = [w for w in work if len(w.chunk) == 1]
+        if 0 < len(decodes) < len(work):
+            return decodes
+        if len(self._seqs) > 1:
+            newest = max(self._seqs.values(), key=lambda s: s.order)
+            logger.warning("KV cache full: preempting sequence %s", newest.seq_id)
+            preempted.append(self.preempt(newest.seq_id))
+            return [w for w in work if w.seq is not newest]
+        for w in work:
+            outputs.append(
+                self._finish_error(w.seq, "the KV cache is full (context too small for this sequence)")
+            )
+        return []
+
+    def _sample(self, seq: Seq, index: int) -> SeqOutput:
+        m = self._m()
+        token = seq.sampler.sample(m.ctx, index)
+        logprobs: tuple[TokenLogprob, ...] = ()
+        k = seq.spec.params.logprobs
+        if k is not None:
+            logprobs = (logprobs_at(m.ctx, index, m.n_vocab, token, k, m.token_text),)
+        event = seq.push(token, is_eog=m.is_eog(token), piece=m.piece(token))
+        out = SeqOutput(
+            seq_id=seq.seq_id,
+            token_ids=(token,),
+            text=event.text,
+            logprobs=logprobs,
+            finish_reason=event.finish,
+            prompt_tokens=seq.n_prompt,
+            completion_tokens=seq.n_generated,
+            cached_tokens=seq.cached_tokens,
+        )
+        if event.finish is not None:
+            self._release(seq, keep_prefix=True)
+        return out
+
+    def _finish_error(self, seq: Seq, message: str) -> SeqOutput:
+        self._release(seq, keep_prefix=False)
+        return SeqOutput(
+            seq_id=seq.seq_id,
+            finish_reason="error",
+            prompt_tokens=seq.n_prompt,
+            completion_tokens=seq.n_generated,
+            cached_tokens=seq.cached_tokens,
+            error=message,
+        )
+
+    def _release(self, seq: Seq, *, keep_prefix: bool) -> None:
+        mem = self._m().memory
+        if keep_prefix and seq.n_past > 0 and (self._free_cache_ids or self._cache):
+            if not self._free_cache_ids:
+                self._evict_cache_entry()
+            cid = self._free_cache_ids.pop()
+            llama_cpp.llama_memory_seq_rm(mem, cid, -1, -1)
+            llama_cpp.llama_memory_seq_cp(mem, seq.slot, cid, 0, seq.n_past)
+            self._cache[cid] = seq.tokens[: seq.n_past]
+        llama_cpp.llama_memory_seq_rm(mem, seq.slot, -1, -1)
+        seq.sampler.close()
+        self._free_slots.append(seq.slot)
+        self._seqs.pop(seq.seq_id, None)
+
+    def abort(self, seq_id: SeqId) -> None:
+        seq = self._seqs.get(seq_id)
+        if seq is not None:
+            self._release(seq, keep_prefix=False)
+
+    # --- preemption ------------------------------------------------------------------------------
+
+    def preempt(self, seq_id: SeqId) -> SeqSnapshot:
+        m = self._m()
+        seq = self._seqs.get(seq_id)
+        if seq is None:
+            raise NotFound(f"no resident sequence {seq_id!r}", param="seq_id")
+        state = b""
+        if seq.n_past > 0:
+            size = int(llama_cpp.llama_state_seq_get_size(m.ctx, seq.slot))
+            buf = (ctypes.c_uint8 * size)()
+            n = int(llama_cpp.llama_state_seq_get_data(m.ctx, buf, size, seq.slot))
+            state = ctypes.string_at(buf, n)
+        snap = SeqSnapshot(
+            spec=seq.spec,
+            state=state,
+            kv_tokens=tuple(seq.tokens[: seq.n_past]),
+            generated=tuple(seq.generated),
+            pending_text=seq.stop.held,
+            pending_bytes=seq.pending_bytes,
+            cached_tokens=seq.cached_tokens,
+        )
+        self._release(seq, keep_prefix=False)
+        return snap
+
+    def restore(self, snapshot: SeqSnapshot) -> Admission:
+        m = self._m()
+        spec = snapshot.spec
+        if spec.seq_id in self._seqs:
+            raise Conflict(f"sequence {spec.seq_id!r} is already admitted", param="seq_id")
+        self._check_prompt(spec.prompt)
+        tokens = list(spec.prompt) + list(snapshot.generated)
+        if list(snapshot.kv_tokens) != tokens[: len(snapshot.kv_tokens)]:
+            raise InvalidRequest("snapshot is inconsistent: KV tokens are not a prefix of its tokens")
+        if not self._free_slots:
+            raise Overloaded("no free slot in this engine", retry_after=1.0)
+        if self._reserved() + len(tokens) + 1 > m.shape.n_ctx:
+            raise Overloaded("not enough free KV cells to restore this sequence", retry_after=1.0)
+        validate(spec.params)
+        sampler = SamplerChain(spec.params, m.vocab, m.n_vocab)
+        sampler.accept_history(snapshot.generated)
+        slot = self._free_slots.pop(0)
+        self._make_room(len(tokens) + 1)
+        llama_cpp.llama_memory_seq_rm(m.memory, slot, -1, -1)
+        n_past = 0
+        if snapshot.state and snapshot.kv_tokens:
+            data = (ctypes.c_uint8 * len(snapshot.state)).from_buffer_copy(snapshot.state)
+            if int(llama_cpp.llama_state_seq_set_data(m.ctx, data, len(snapshot.state), slot)) > 0:
+                n_past = len(snapshot.kv_tokens)
+            else:
+                logger.warning("could not restore KV state of %s; recomputing it", spec.seq_id)
+                llama_cpp.llama_memory_seq_rm(m.memory, slot, -1, -1)
+        self._order += 1
+        seq = Seq(
+            spec,
+            slot,
+            sampler,
+            order=self._order,
+            tokens=tokens,
+            n_past=n_past,
+            cached_tokens=snapshot.cached_tokens,
+            pending_text=snapshot.pending_text,
+            pending_bytes=snapshot.pending_bytes,
+        )
+        self._seqs[spec.seq_id] = seq
+        return Admission(seq_id=spec.seq_id, slot=slot, cached_tokens=n_past)
+
+    # --- queries ---------------------------------------------------------------------------------
+
+    def sequences(self) -> list[SeqStatus]:
+        return [
+            SeqStatus(
+                seq_id=s.seq_id,
+                slot=s.slot,
+                phase="prefill" if s.in_prefill else "decode",
+                prompt_tokens=s.n_prompt,
+                prompt_remaining=max(0, s.n_prompt - s.n_past),
+                completion_tokens=s.n_generated,
+                kv_tokens=s.n_past,
+            )
+            for s in self._seqs.values()
+        ]
+
+    def health(self) -> EngineHealth:
+        if self._model is None or self._info is None:
+            return EngineHealth(ok=False, detail="no model loaded", pid=os.getpid(), rss_bytes=_rss())
+        return EngineHealth(
+            ok=True,
+            detail=self._last_error,
+            slots_used=len(self._seqs),
+            slots_total=self._info.n_slots,
+            kv_used=sum(s.n_past for s in self._seqs.values()),
+            kv_total=self._info.n_ctx,
+            rss_bytes=_rss(),
+            pid=os.getpid(),
+        )
+
+    # --- embeddings ------------------------------------------------------------------------------
+
+    def embed(
+        self, inputs: Sequence[str | Sequence[TokenId]], *, normalize: bool = True
+    ) -> list[list[float]]:
+        m = self._m()
+        batch = self._batch
+        if not m.shape.embedding or batch is None:
+            raise InvalidRequest("this model was not loaded for embeddings (LoadSpec.embedding)")
+        token_lists = [
+            m.tokenize(x, add_special=True, parse_special=False) if isinstance(x, str) else list(x)
+            for x in inputs
+        ]
+        for toks in token_lists:
+            if not toks:
+                raise InvalidRequest("cannot embed an empty input", param="input")
+            if len(toks) > m.shape.n_batch:
+                raise PayloadTooLarge(f"input of {len(toks)} tokens exceeds n_batch={m.shape.n_batch}")
+        out: list[list[float]] = []
+        i = 0
+        while i < len(token_lists):
+            group: list[list[TokenId]] = []
+            used = 0
+            while (
+                i < len(token_lists)
+                and len(group) < m.shape.n_seq_max
+                and used + len(token_lists[i]) <= m.shape.n_batch
+            ):
+                group.append(token_lists[i])
+                used += len(token_lists[i])
+                i += 1
+            out.extend(self._embed_group(group, normalize))
+        return out
+
+    def _embed_group(self, group: list[list[TokenId]], normalize: bool) -> list[list[float]]:
+        m = self._m()
+        batch = self._batch
+        if batch is None:
+            raise EngineError("no model loaded")
+        llama_cpp.llama_memory_clear(m.memory, True)
+        batch.clear()
+        for sid, toks in enumerate(group):
+            batch.add_run(toks, 0, sid, logits_last=True)
+        rc = int(llama_cpp.llama_decode(m.ctx, batch.raw))
+        if rc != 0:
+            llama_cpp.llama_memory_clear(m.memory, True)
+            raise EngineGenerateError(f"embedding decode failed with code {rc}")
+        vectors: list[list[float]] = []
+        for sid in range(len(group)):
+            ptr = llama_cpp.llama_get_embeddings_seq(m.ctx, sid)
+            if not ptr:
+                raise EngineGenerateError("the model produced no pooled embedding")
+            vec = np.ctypeslib.as_array(
+                ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(m.n_embd,)
+            ).astype(np.float64)
+            if normalize:
+                norm = float(np.linalg.norm(vec))
+                if norm > 0:
+                    vec = vec / norm
+            vectors.append([float(v) for v in vec])
+        llama_cpp.llama_memory_clear(m.memory, True)
+        return vectors
+
+
+def _common_prefix(a: Sequence[TokenId], b: Sequence[TokenId], limit: int) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if n >= limit or x != y:
+            break
+        n += 1
+    return n
+
+
+def _rss() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
