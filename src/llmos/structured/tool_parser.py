@@ -1,0 +1,283 @@
+"""Read a model's tool-calling answer back into OpenAI ``tool_calls``, whole or streamed.
+
+The answer is plain text, or starts with ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``
+blocks (see :mod:`llmos.structured.tools`). :func:`parse_answer` reads a finished answer;
+:class:`ToolCallStream` reads it piece by piece and emits the deltas an OpenAI stream carries:
+content fragments, then per call a first delta with ``index``, ``id`` and ``function.name``
+followed by ``function.arguments`` fragments as the model writes them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from llmos.structured.tools import CALL_CLOSE, CALL_OPEN
+from llmos.types import JSON
+
+log = logging.getLogger(__name__)
+
+IdFactory = Callable[[], str]
+_HEAD = re.compile(r'\s*\{\s*"name"\s*:\s*"((?:[^"\\]|\\.)*)"\s*,\s*"arguments"\s*:\s*')
+
+
+def new_call_id() -> str:
+    """An OpenAI-style call id: ``call_`` and 24 random hex digits."""
+    return "call_" + secrets.token_hex(12)
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str
+    """The arguments as a JSON text, as OpenAI sends them."""
+
+    def to_openai(self) -> JSON:
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+
+@dataclass(frozen=True)
+class ParsedAnswer:
+    """``content`` is None when the answer is tool calls (as in OpenAI responses)."""
+
+    content: str | None
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+@dataclass(frozen=True)
+class ContentDelta:
+    text: str
+
+    def to_openai(self) -> JSON:
+        return {"content": self.text}
+
+
+@dataclass(frozen=True)
+class ToolCallDelta:
+    """One ``delta.tool_calls`` entry; ``id`` and ``name`` only on a call's first delta."""
+
+    index: int
+    arguments: str
+    id: str | None = None
+    name: str | None = None
+
+    def to_openai(self) -> JSON:
+        fn: JSON = {"arguments": self.arguments}
+        entry: JSON = {"index": self.index}
+        if self.id is not None:
+            entry["id"] = self.id
+            entry["type"] = "function"
+        if self.name is not None:
+            fn = {"name": self.name, "arguments": self.arguments}
+        entry["function"] = fn
+        return {"tool_calls": [entry]}
+
+
+StreamDelta = ContentDelta | ToolCallDelta
+
+
+def parse_answer(text: str, *, id_factory: IdFactory = new_call_id) -> ParsedAnswer:
+    """Split a finished answer into content or tool calls.
+
+    An answer that starts with ``<tool_call>`` but whose blocks do not parse (cut by max_tokens,
+    say) is returned as plain content, so nothing the model wrote is lost.
+    """
+    pos = len(text) - len(text.lstrip())
+    if not text.startswith(CALL_OPEN, pos):
+        return ParsedAnswer(text)
+    calls: list[ToolCall] = []
+    decoder = json.JSONDecoder()
+    while text.startswith(CALL_OPEN, pos):
+        try:
+            obj, end = decoder.raw_decode(text, _skip_ws(text, pos + len(CALL_OPEN)))
+        except ValueError:
+            return ParsedAnswer(text)
+        call = _call_from(obj, id_factory)
+        if call is None:
+            return ParsedAnswer(text)
+        calls.append(call)
+        pos = _skip_ws(text, end)
+        if text.startswith(CALL_CLOSE, pos):
+            pos = _skip_ws(text, pos + len(CALL_CLOSE))
+    if text[pos:].strip():
+        log.debug("ignoring %d characters after the tool calls", len(text) - pos)
+    return ParsedAnswer(None, tuple(calls))
+
+
+def _skip_ws(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def _call_from(obj: Any, id_factory: IdFactory) -> ToolCall | None:
+    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
+        return None
+    args = obj.get("arguments", {})
+    if isinstance(args, str):
+        try:
+            args = json.loads(args)
+        except ValueError:
+            return None
+    return ToolCall(id_factory(), obj["name"], json.dumps(args, ensure_ascii=False))
+
+
+class ToolCallStream:
+    """Incremental :func:`parse_answer`: ``feed`` text pieces, get OpenAI stream deltas back."""
+
+    def __init__(self, *, id_factory: IdFactory = new_call_id) -> None:
+        self._new_id = id_factory
+        self._state = "start"
+        self._buf = ""
+        self._calls: list[ToolCall] = []
+        self._current: tuple[str, str] | None = None
+        self._args: list[str] = []
+        self._depth = 0
+        self._in_string = False
+        self._escaped = False
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        """The calls completed so far."""
+        return tuple(self._calls)
+
+    @property
+    def is_tool_answer(self) -> bool:
+        """Whether the answer turned out to be tool calls (finish_reason ``tool_calls``)."""
+        return self._state not in ("start", "text")
+
+    def feed(self, text: str) -> list[StreamDelta]:
+        self._buf += text
+        out: list[StreamDelta] = []
+        while self._step(out):
+            pass
+        return out
+
+    def finish(self) -> list[StreamDelta]:
+        """Flush at the end of generation (text held back while it might open a call)."""
+        out: list[StreamDelta] = []
+        if self._state == "start" and self._buf:
+            out.append(ContentDelta(self._buf))
+        elif self._state == "head" and CALL_CLOSE in self._buf:
+            self._fallback(out)
+        self._buf = ""
+        return out
+
+    # Each _step consumes what it can and returns whether another step may make progress.
+    def _step(self, out: list[StreamDelta]) -> bool:
+        if self._state == "text":
+            if self._buf:
+                out.append(ContentDelta(self._buf))
+                self._buf = ""
+            return False
+        if self._state in ("start", "between"):
+            return self._await_open(out)
+        if self._state == "head":
+            return self._read_head(out)
+        if self._state == "args":
+            return self._read_args(out)
+        return self._await_close()
+
+    def _await_open(self, out: list[StreamDelta]) -> bool:
+        stripped = self._buf.lstrip()
+        if stripped.startswith(CALL_OPEN):
+            self._buf = stripped[len(CALL_OPEN) :]
+            self._state = "head"
+            return True
+        if CALL_OPEN.startswith(stripped):
+            return False
+        if self._state == "start":
+            self._state = "text"
+            return True
+        self._buf = ""
+        return False
+
+    def _read_head(self, out: list[StreamDelta]) -> bool:
+        match = _HEAD.match(self._buf)
+        if match is None:
+            if CALL_CLOSE in self._buf:
+                self._fallback(out)
+                return True
+            return False
+        name = json.loads(f'"{match.group(1)}"')
+        call_id = self._new_id()
+        self._current = (call_id, name)
+        out.append(ToolCallDelta(len(self._calls), "", id=call_id, name=name))
+        self._buf = self._buf[match.end() :]
+        self._state = "args"
+        self._args, self._depth, self._in_string, self._escaped = [], 0, False, False
+        return True
+
+    def _read_args(self, out: list[StreamDelta]) -> bool:
+        taken = 0
+        done = False
+        for ch in self._buf:
+            taken += 1
+            if self._in_string:
+                if self._escaped:
+                    self._escaped = False
+                elif ch == "\\":
+                    self._escaped = True
+                elif ch == '"':
+                    self._in_string = False
+            elif ch == '"':
+                self._in_string = True
+            elif ch in "{[":
+                self._depth += 1
+            elif ch in "}]":
+                self._depth -= 1
+                if self._depth == 0:
+                    done = True
+                    break
+        piece, self._buf = self._buf[:taken], self._buf[taken:]
+        if piece:
+            self._args.append(piece)
+            out.append(ToolCallDelta(len(self._calls), piece))
+        if done:
+            self._state = "tail"
+        return done
+
+    def _await_close(self) -> bool:
+        end = self._buf.find(CALL_CLOSE)
+        if end < 0:
+            return False
+        if self._current is not None:
+            call_id, name = self._current
+            self._calls.append(ToolCall(call_id, name, _compact("".join(self._args))))
+            self._current = None
+        self._buf = self._buf[end + len(CALL_CLOSE) :]
+        self._state = "between"
+        return True
+
+    def _fallback(self, out: list[StreamDelta]) -> None:
+        """A block whose head did not match the usual key order: parse it whole."""
+        end = self._buf.find(CALL_CLOSE)
+        block, self._buf = self._buf[:end], self._buf[end + len(CALL_CLOSE) :]
+        self._state = "between"
+        try:
+            call = _call_from(json.loads(block), self._new_id)
+        except ValueError:
+            call = None
+        if call is None:
+            log.debug("dropping an unparsable tool call block of %d characters", len(block))
+            return
+        index = len(self._calls)
+        self._calls.append(call)
+        out.append(ToolCallDelta(index, call.arguments, id=call.id, name=call.name))
+
+
+def _compact(arguments: str) -> str:
+    try:
+        return json.dumps(json.loads(arguments), ensure_ascii=False)
+    except ValueError:
+        return arguments
