@@ -1,0 +1,67 @@
+"""Building the kernel from the frozen Config, with every collaborator injectable."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from llmos.config import Config
+from llmos.engine.base import Engine
+from llmos.kernel.kernel import Kernel
+from llmos.kernel.ports import EngineFactory, Registry, Scheduler, SchedulerFactory
+from llmos.kernel.residency import LoadedModel, ModelLoader
+from llmos.resources.inventory import Inventory, take_inventory
+from llmos.resources.residency import ResidencyManager
+from llmos.resources.wiring import residency_from_config
+
+
+def default_engine_factory(backend: str) -> Engine:
+    """Each model in its own worker process, running ``backend`` (``llamacpp``, ``fake``)."""
+    from llmos.engine.worker import WorkerEngine
+
+    return WorkerEngine(backend)
+
+
+def default_scheduler_factory(engine: Engine, config: Config) -> Scheduler:
+    from llmos.scheduler import ModelScheduler
+
+    scheduler: Scheduler = ModelScheduler(engine, config.scheduler)
+    return scheduler
+
+
+def default_registry(config: Config) -> Registry:
+    from llmos.registry import open_registry
+
+    registry: Registry = open_registry(config)
+    return registry
+
+
+def build_kernel(
+    config: Config,
+    *,
+    registry: Registry | None = None,
+    engine_factory: EngineFactory | None = None,
+    scheduler_factory: SchedulerFactory | None = None,
+    inventory: Inventory | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], float] = time.time,
+    unload_drain_s: float = 0.0,
+) -> Kernel:
+    """The kernel for ``config``; tests pass a fake engine factory (and may pass the rest)."""
+    loader = ModelLoader(
+        config,
+        engine_factory or default_engine_factory,
+        scheduler_factory or default_scheduler_factory,
+        unload_drain_s=unload_drain_s,
+    )
+    residency: ResidencyManager[LoadedModel] = residency_from_config(
+        config, inventory or take_inventory(), unload=loader.unload, measure=loader.measure
+    )
+    return Kernel(
+        config,
+        registry=registry if registry is not None else default_registry(config),
+        loader=loader,
+        residency=residency,
+        clock=clock,
+        wall_clock=wall_clock,
+    )

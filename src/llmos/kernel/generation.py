@@ -1,0 +1,192 @@
+"""A running request: its sequences (``n`` choices, or several prompts) merged into one stream.
+
+Iterating a :class:`Generation` yields :class:`ChoiceDelta` values as the scheduler produces
+them; :meth:`Generation.aclose` cancels every unfinished sequence (freeing its engine slot at
+the next step) and releases the model. Closing is idempotent and always safe to call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from llmos.engine.base import SeqOutput, TokenLogprob
+from llmos.errors import DeadlineExceeded, EngineGenerateError, LLMOSError
+from llmos.kernel.ports import GenerationHandle
+from llmos.kernel.types import ChoiceDelta, ChoiceResult, GenerationResult, Usage
+from llmos.types import FinishReason
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Choice:
+    index: int
+    handle: GenerationHandle
+    prompt_group: int
+    text: str = ""
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    finish_reason: FinishReason | None = None
+
+
+_DONE = object()
+
+
+class Generation:
+    """One request's sequences, merged. Use ``async with`` or call :meth:`aclose`."""
+
+    def __init__(
+        self,
+        *,
+        request_id: str,
+        model: str,
+        created: int,
+        handles: Sequence[tuple[GenerationHandle, int]],
+        prompt_tokens: Sequence[int],
+        on_close: Callable[[], Awaitable[None]],
+    ) -> None:
+        """``handles``: each sequence's handle with the index of its prompt in ``prompt_tokens``."""
+        self.request_id = request_id
+        self.model = model
+        self.created = created
+        self._choices = [_Choice(i, h, g) for i, (h, g) in enumerate(handles)]
+        self._prompt_tokens = list(prompt_tokens)
+        self._on_close = on_close
+        self._queue: asyncio.Queue[tuple[int, SeqOutput | BaseException | object]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._close_task: asyncio.Future[None] | None = None
+        self._started = False
+
+    @property
+    def n_choices(self) -> int:
+        return len(self._choices)
+
+    @property
+    def queue_position(self) -> int | None:
+        """The best queue position among the sequences (0: running), if the scheduler knows it."""
+        known = [p for c in self._choices if (p := c.handle.queue_position) is not None]
+        return min(known) if known else None
+
+    @property
+    def estimated_start(self) -> float | None:
+        known = [t for c in self._choices if (t := c.handle.estimated_start) is not None]
+        return max(known) if known else None
+
+    @property
+    def usage(self) -> Usage:
+        return Usage(
+            prompt_tokens=sum(self._prompt_tokens),
+            completion_tokens=sum(c.completion_tokens for c in self._choices),
+            cached_tokens=max((c.cached_tokens for c in self._choices), default=0),
+        )
+
+    @property
+    def finished(self) -> bool:
+        return all(c.finish_reason is not None for c in self._choices)
+
+    async def __aenter__(self) -> Generation:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __aiter__(self) -> AsyncIterator[ChoiceDelta]:
+        return self._stream()
+
+    async def _stream(self) -> AsyncIterator[ChoiceDelta]:
+        if self._started:
+            raise RuntimeError("a Generation can be iterated only once")
+        self._started = True
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._pump(c), name=f"llmos-gen-{self.request_id}-{c.index}")
+            for c in self._choices
+        ]
+        pending = len(self._choices)
+        try:
+            while pending:
+                index, item = await self._queue.get()
+                if item is _DONE:
+                    pending -= 1
+                    continue
+                if isinstance(item, BaseException):
+                    raise item
+                if not isinstance(item, SeqOutput):  # pragma: no cover - only the three kinds are queued
+                    continue
+                delta = self._absorb(self._choices[index], item)
+                if delta is not None:
+                    yield delta
+        finally:
+            await self.aclose()
+
+    async def _pump(self, choice: _Choice) -> None:
+        try:
+            async for out in choice.handle:
+                await self._queue.put((choice.index, out))
+                if out.finish_reason is not None:
+                    break
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            await self._queue.put((choice.index, exc))
+        finally:
+            self._queue.put_nowait((choice.index, _DONE))
+
+    def _absorb(self, choice: _Choice, out: SeqOutput) -> ChoiceDelta | None:
+        choice.text += out.text
+        if out.completion_tokens:
+            choice.completion_tokens = max(choice.completion_tokens, out.completion_tokens)
+        else:
+            choice.completion_tokens += len(out.token_ids)
+        choice.cached_tokens = max(choice.cached_tokens, out.cached_tokens)
+        reason = out.finish_reason
+        if reason == "error":
+            raise EngineGenerateError(out.error or "generation failed in the engine")
+        if reason == "timeout":
+            raise DeadlineExceeded(out.error or "the request's deadline passed before it finished")
+        if reason == "abort":
+            raise EngineGenerateError(out.error or "the sequence was aborted")
+        if reason is not None:
+            choice.finish_reason = reason
+        if not out.text and not out.logprobs and reason is None:
+            return None
+        return ChoiceDelta(index=choice.index, text=out.text, logprobs=out.logprobs, finish_reason=reason)
+
+    async def collect(self) -> GenerationResult:
+        """Run to the end and return every choice's whole text (and logprobs)."""
+        logprobs: dict[int, list[TokenLogprob]] = {c.index: [] for c in self._choices}
+        async for delta in self:
+            logprobs[delta.index].extend(delta.logprobs)
+        choices = tuple(
+            ChoiceResult(c.index, c.text, c.finish_reason or "stop", tuple(logprobs[c.index]))
+            for c in self._choices
+        )
+        return GenerationResult(choices=choices, usage=self.usage)
+
+    async def aclose(self) -> None:
+        """Cancel unfinished sequences and release the model. Idempotent.
+
+        The work runs in its own task, so a caller that is itself being cancelled (a client
+        that went away) still gets every sequence cancelled and the model released.
+        """
+        if self._close_task is None:
+            self._close_task = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._close_task)
+
+    async def _close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for choice in self._choices:
+            if choice.finish_reason is None:
+                try:
+                    await choice.handle.cancel()
+                except LLMOSError as exc:
+                    log.debug("cancel of %s/%d failed: %s", self.request_id, choice.index, exc)
+        await self._on_close()

@@ -1,0 +1,340 @@
+"""The kernel: the one object the server (and tests, and ``llmos run`` in-process) hold.
+
+It resolves model names through the registry, asks the residency manager to make a model
+resident, renders and tokenizes prompts through the model's engine, translates OpenAI's
+parameters into the engine's, and submits one scheduler request per sequence. Every domain
+operation a route or the CLI calls lives here; none of them knows about HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from llmos.config import Config
+from llmos.engine.base import SamplingParams, SequenceSpec
+from llmos.errors import InvalidRequest, LLMOSError, ModelNotFound
+from llmos.kernel import params as sampling
+from llmos.kernel.generation import Generation
+from llmos.kernel.ports import GenerationHandle, Registry
+from llmos.kernel.progress import stream_operation
+from llmos.kernel.residency import LoadedModel, ModelLoader
+from llmos.kernel.types import GenerationParams, PullEvent, RequestMeta, ResidentModel
+from llmos.registry.manifest import Manifest
+from llmos.registry.names import parse_name
+from llmos.resources.estimate import EstimateParams, MemoryEstimate
+from llmos.resources.keepalive import parse_keep_alive
+from llmos.resources.residency import Lease, LoadGrant, ResidencyManager
+from llmos.resources.wiring import estimate_model
+from llmos.scheduler.request import GenerationRequest, RequestClass
+from llmos.types import ChatMessage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelDetails:
+    manifest: Manifest
+    versions: tuple[Manifest, ...]
+
+
+class Kernel:
+    """Domain operations over registry, resources, schedulers and engines. Build with
+    :func:`llmos.kernel.build_kernel`; call :meth:`start` inside the event loop and
+    :meth:`shutdown` at the end."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        registry: Registry,
+        loader: ModelLoader,
+        residency: ResidencyManager[LoadedModel],
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.residency = residency
+        self._loader = loader
+        self._clock = clock
+        self._wall = wall_clock
+        self._ids = itertools.count()
+        self._started = False
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start background work (the keep-alive sweeper). Needs a running event loop."""
+        self.residency.start()
+        self._started = True
+
+    async def shutdown(self, drain_timeout: float = 0.0) -> None:
+        """Let running requests finish for up to ``drain_timeout`` seconds, abort the rest, unload all."""
+        residents = [r.model for r in self.residency.snapshot() if r.state == "ready"]
+        loaded = [self._loaded_now(key) for key in residents]
+        await asyncio.gather(
+            *(m.scheduler.stop(drain_timeout) for m in loaded if m is not None), return_exceptions=True
+        )
+        await self.residency.shutdown()
+        self._started = False
+
+    # ---- registry ------------------------------------------------------------------------
+
+    async def resolve(self, name: str) -> Manifest:
+        """The manifest a name resolves to. Raises InvalidModelName or ModelNotFound."""
+        parse_name(name)
+        return await asyncio.to_thread(self.registry.resolve, name)
+
+    async def list_models(self) -> list[Manifest]:
+        return await asyncio.to_thread(self.registry.list)
+
+    async def show_model(self, name: str) -> ModelDetails:
+        manifest = await self.resolve(name)
+        versions = await asyncio.to_thread(self.registry.versions, manifest.name)
+        return ModelDetails(manifest=manifest, versions=tuple(versions))
+
+    def pull(self, name: str) -> AsyncIterator[PullEvent]:
+        """Pull a model, streaming progress; the last event has ``done=True``."""
+        parse_name(name)
+        return stream_operation(lambda report: self.registry.pull(name, report))
+
+    def import_file(self, path: Path, name: str) -> AsyncIterator[PullEvent]:
+        """Register a local GGUF under ``name``, streaming progress."""
+        parse_name(name)
+        return stream_operation(lambda report: self.registry.import_file(path, name, report))
+
+    async def delete_model(self, name: str) -> None:
+        """Remove a name (unloading it first if resident). Raises ModelNotFound."""
+        manifest = await self.resolve(name)
+        key = self._key(name, manifest)
+        if self.residency.is_resident(key):
+            await self.residency.unload(key, reason="model deleted")
+        await asyncio.to_thread(self.registry.remove, name)
+
+    async def copy_model(self, src: str, dst: str) -> Manifest:
+        parse_name(src)
+        parse_name(dst)
+        return await asyncio.to_thread(self.registry.copy, src, dst)
+
+    async def ensure_model(self, name: str) -> AsyncIterator[PullEvent]:
+        """Resolve ``name``, pulling it first if it is missing (catalog models); yields pull progress."""
+        try:
+            await self.resolve(name)
+        except ModelNotFound:
+            async for event in self.pull(name):
+                yield event
+
+    # ---- residency -----------------------------------------------------------------------
+
+    async def load(self, name: str, *, keep_alive: str | float | None = None, pin: bool = False) -> ResidentModel:
+        """Make a registered model resident (no pull). Raises ModelNotFound, ResourceExhausted."""
+        manifest = await self.resolve(name)
+        key = self._key(name, manifest)
+        await self.residency.ensure_resident(
+            key,
+            self._estimate(manifest),
+            self._load_fn(key, manifest),
+            keep_alive=_keep_alive(keep_alive),
+            pin=pin,
+        )
+        return next(r for r in self.ps() if r.name == key)
+
+    async def unload(self, name: str) -> bool:
+        """Unload now if idle (True), else once its requests end (False). Raises ModelNotFound."""
+        key = self._resident_key(name)
+        return await self.residency.unload(key)
+
+    def ps(self) -> list[ResidentModel]:
+        """The resident models, most recently used first."""
+        out = []
+        for info in self.residency.snapshot():
+            model = self._loaded_now(info.model)
+            running = queued = 0
+            if model is not None:
+                snap = _safe_snapshot(model)
+                running = int(getattr(snap, "running", 0) or 0)
+                queued = int(getattr(snap, "queued", 0) or 0)
+            out.append(
+                ResidentModel(
+                    name=info.model,
+                    digest=model.manifest.digest if model else "",
+                    state=info.state,
+                    size_bytes=model.manifest.size if model else 0,
+                    estimated_bytes=info.estimated_bytes,
+                    measured_bytes=info.measured_bytes,
+                    in_flight=info.in_flight,
+                    pinned=info.pinned,
+                    keep_alive=info.keep_alive,
+                    expires_at=info.expires_at,
+                    running=running,
+                    queued=queued,
+                )
+            )
+        return out
+
+    def loaded(self, name: str) -> LoadedModel | None:
+        """The resident model a name (or key) refers to, if it is resident now."""
+        try:
+            key = str(parse_name(name))
+        except LLMOSError:
+            return None
+        return self._loaded_now(key)
+
+    # ---- generation ----------------------------------------------------------------------
+
+    async def chat(
+        self, model: str, messages: Sequence[ChatMessage], params: GenerationParams, meta: RequestMeta
+    ) -> Generation:
+        """Start a chat completion with ``params.n`` choices. The caller iterates and closes it."""
+        if not messages:
+            raise InvalidRequest("messages must not be empty", param="messages")
+
+        async def render(m: LoadedModel) -> list[list[int]]:
+            def run() -> list[int]:
+                text = m.engine.render_chat(list(messages))
+                return m.engine.tokenize(text, add_special=False, parse_special=True)
+
+            return [await m.call(run)]
+
+        return await self._generate(model, render, params, meta)
+
+    async def complete(
+        self, model: str, prompts: Sequence[str], params: GenerationParams, meta: RequestMeta
+    ) -> Generation:
+        """Start a text completion: ``params.n`` choices for each prompt, in prompt order."""
+        if not prompts:
+            raise InvalidRequest("prompt must not be empty", param="prompt")
+
+        async def render(m: LoadedModel) -> list[list[int]]:
+            def run() -> list[list[int]]:
+                return [m.engine.tokenize(p, add_special=True, parse_special=False) for p in prompts]
+
+            return await m.call(run)
+
+        return await self._generate(model, render, params, meta)
+
+    async def _generate(
+        self,
+        model: str,
+        render: Callable[[LoadedModel], Any],
+        params: GenerationParams,
+        meta: RequestMeta,
+    ) -> Generation:
+        sampling.validate(params, self.config.limits)
+        manifest = await self.resolve(model)
+        key = self._key(model, manifest)
+        keep_alive = _keep_alive(meta.keep_alive)
+        lease: Lease[LoadedModel] = await self.residency.acquire(
+            key, self._estimate(manifest), self._load_fn(key, manifest), keep_alive=keep_alive
+        )
+        handles: list[tuple[GenerationHandle, int]] = []
+        try:
+            loaded = lease.handle
+            prompts: list[list[int]] = await render(loaded)
+            n_ctx_slot = max(1, loaded.info.n_ctx // max(1, loaded.info.n_slots))
+            deadline = None if meta.deadline_s is None else self._clock() + meta.deadline_s
+            cls = RequestClass(tenant=meta.tenant, urgency=meta.urgency, deadline=deadline)
+            for group, tokens in enumerate(prompts):
+                if len(tokens) >= n_ctx_slot:
+                    raise InvalidRequest(
+                        f"the prompt is {len(tokens)} tokens; this model's context per sequence is "
+                        f"{n_ctx_slot} tokens",
+                        param="messages",
+                    )
+                for choice in range(params.n):
+                    sp = sampling.to_sampling(params, manifest.parameters, choice=choice)
+                    room = n_ctx_slot - len(tokens)
+                    if sp.max_tokens > room:
+                        sp = _with_max_tokens(sp, room)
+                    seq_id = f"{meta.request_id}-{group}-{choice}"
+                    spec = SequenceSpec(seq_id=seq_id, prompt=tuple(tokens), params=sp)
+                    req = GenerationRequest(request_id=seq_id, spec=spec, cls=cls)
+                    handles.append((loaded.scheduler.submit(req), group))
+        except BaseException:
+            for handle, _ in handles:
+                await handle.cancel()
+            await self.residency.release(lease)
+            raise
+
+        async def release() -> None:
+            await self.residency.release(lease)
+
+        return Generation(
+            request_id=meta.request_id,
+            model=model,
+            created=int(self._wall()),
+            handles=handles,
+            prompt_tokens=[len(p) for p in prompts],
+            on_close=release,
+        )
+
+    def new_request_id(self) -> str:
+        return uuid.uuid4().hex
+
+    def now(self) -> float:
+        """The kernel's (and schedulers') monotonic clock."""
+        return self._clock()
+
+    # ---- internals -----------------------------------------------------------------------
+
+    @staticmethod
+    def _key(name: str, manifest: Manifest) -> str:
+        """The residency key: ``family:tag``, or the pinned name for a digest reference."""
+        ref = parse_name(name)
+        return manifest.pinned_name if ref.digest is not None else manifest.name
+
+    def _resident_key(self, name: str) -> str:
+        key = str(parse_name(name))
+        if self._loaded_now(key) is None and not any(r.model == key for r in self.residency.snapshot()):
+            raise ModelNotFound(f"model {name!r} is not loaded", param="model")
+        return key
+
+    def _loaded_now(self, key: str) -> LoadedModel | None:
+        return self._loader.loaded.get(key)
+
+    def _estimate(self, manifest: Manifest) -> MemoryEstimate:
+        params = EstimateParams.from_engine_config(self.config.engine)
+        path = self._model_path(manifest)
+        try:
+            return estimate_model(
+                path, params, format=manifest.format, size=manifest.size, metadata=manifest.metadata
+            )
+        except LLMOSError:
+            raise
+        except Exception as exc:  # a foreign file the fake engine accepts: charge its size
+            log.debug("no estimate for %s (%s); charging its size", manifest.name, exc)
+            return MemoryEstimate.fixed(max(manifest.size, 1))
+
+    def _model_path(self, manifest: Manifest) -> Path:
+        if not manifest.files:
+            raise InvalidRequest(f"model {manifest.name!r} has no files", param="model")
+        return self.registry.blob_path(manifest.files[0].digest if manifest.format == "gguf" else manifest.digest)
+
+    def _load_fn(self, key: str, manifest: Manifest) -> Callable[[LoadGrant], Any]:
+        async def load(grant: LoadGrant) -> LoadedModel:
+            return await self._loader.load(key, manifest, self._model_path(manifest), grant)
+
+        return load
+
+
+def _keep_alive(value: str | float | None) -> float | None:
+    return None if value is None else parse_keep_alive(value)
+
+
+def _with_max_tokens(sp: SamplingParams, n: int) -> SamplingParams:
+    return replace(sp, max_tokens=max(1, n))
+
+
+def _safe_snapshot(model: LoadedModel) -> Any:
+    try:
+        return model.scheduler.snapshot()
+    except Exception:  # a snapshot is for display; never fail ps over it
+        return None

@@ -1,0 +1,112 @@
+"""The FastAPI app, built from a kernel by :func:`create_app`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from llmos import __version__
+from llmos.errors import PayloadTooLarge
+from llmos.kernel.kernel import Kernel
+from llmos.server.errors import domain_error_response, install_error_handlers
+from llmos.server.lifecycle import Lifecycle
+from llmos.server.routes import admin, health, openai_chat, openai_completions, openai_models
+from llmos.server.routes.deps import ServerState
+
+log = logging.getLogger(__name__)
+
+Startup = Callable[[Kernel, Lifecycle], Awaitable[None]]
+"""Work to finish before the server reports ready (e.g. pulling the default model)."""
+
+REQUEST_ID_HEADER = "x-request-id"
+
+
+class RequestContext:
+    """Pure ASGI middleware (streams pass through untouched): gives every request an id,
+    echoes it as ``x-request-id``, and refuses bodies over the configured size."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        given = headers.get(REQUEST_ID_HEADER, "")
+        rid = given if given and len(given) <= 128 and given.isprintable() else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (REQUEST_ID_HEADER.encode(), rid.encode())]
+            await send(message)
+
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_body_bytes:
+            exc = PayloadTooLarge(
+                f"request body is {length} bytes; the limit is {self.max_body_bytes}", param="body"
+            )
+            await domain_error_response(exc)(scope, receive, send_with_id)
+            return
+        await self.app(scope, receive, send_with_id)
+
+
+def create_app(
+    kernel: Kernel,
+    *,
+    startup: Startup | None = None,
+    lifecycle: Lifecycle | None = None,
+    drain_timeout: float = 30.0,
+) -> FastAPI:
+    """The HTTP server over ``kernel``.
+
+    On startup the kernel starts and ``startup`` (if any) runs in the background; ``/ready``
+    answers 503 until it finishes. On shutdown the server reports draining, running requests
+    get ``drain_timeout`` seconds to finish, the rest are aborted and every model unloads.
+    """
+    life = lifecycle or Lifecycle()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await kernel.start()
+        task: asyncio.Task[None] | None = None
+        if startup is None:
+            life.mark_ready()
+        else:
+
+            async def run_startup() -> None:
+                try:
+                    await startup(kernel, life)
+                except Exception as exc:
+                    log.error("startup failed: %s", exc)
+                    life.mark_starting(f"startup failed: {exc}")
+                    raise
+                life.mark_ready()
+
+            task = asyncio.create_task(run_startup(), name="llmos-startup")
+        try:
+            yield
+        finally:
+            life.mark_draining()
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+            await kernel.shutdown(drain_timeout)
+
+    app = FastAPI(title="llmos", version=__version__, lifespan=lifespan)
+    app.state.llmos = ServerState(kernel=kernel, lifecycle=life)
+    install_error_handlers(app)
+    for module in (health, openai_models, openai_chat, openai_completions, admin):
+        app.include_router(module.router)
+    app.add_middleware(RequestContext, max_body_bytes=kernel.config.limits.max_body_bytes)
+    return app

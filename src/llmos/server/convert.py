@@ -1,0 +1,110 @@
+"""Domain values → HTTP shapes, shared by the OpenAI routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+
+from llmos.engine.base import TokenLogprob
+from llmos.errors import InvalidRequest, LLMOSError
+from llmos.kernel.generation import Generation
+from llmos.kernel.types import GenerationParams
+from llmos.kernel.types import Usage as DomainUsage
+from llmos.server.errors import domain_error_body
+from llmos.server.schemas.chat import ChoiceLogprobs, ContentLogprob, TopLogprob
+from llmos.server.schemas.common import PromptTokensDetails, SamplingFields, Usage
+from llmos.server.schemas.completions import CompletionLogprobs
+from llmos.server.sse import DONE, sse_event
+
+QUEUE_POSITION_HEADER = "x-llmos-queue-position"
+ESTIMATED_START_HEADER = "x-llmos-estimated-start-ms"
+
+
+def generation_params(body: SamplingFields, *, logprobs: int | None, max_tokens: int | None) -> GenerationParams:
+    stop: tuple[str, ...] = ()
+    if isinstance(body.stop, str):
+        stop = (body.stop,)
+    elif body.stop:
+        stop = tuple(body.stop)
+    return GenerationParams(
+        max_tokens=max_tokens,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        presence_penalty=body.presence_penalty,
+        frequency_penalty=body.frequency_penalty,
+        seed=body.seed,
+        stop=stop,
+        logprobs=logprobs,
+        n=body.n,
+    )
+
+
+def chat_logprobs(enabled: bool, top: int | None) -> int | None:
+    """OpenAI's chat ``logprobs``/``top_logprobs`` → the engine's count of alternatives."""
+    if top is not None and not enabled:
+        raise InvalidRequest("top_logprobs requires logprobs to be true", param="top_logprobs")
+    return (top or 0) if enabled else None
+
+
+def usage(u: DomainUsage) -> Usage:
+    return Usage(
+        prompt_tokens=u.prompt_tokens,
+        completion_tokens=u.completion_tokens,
+        total_tokens=u.total_tokens,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=u.cached_tokens),
+    )
+
+
+def _bytes(token: str) -> list[int]:
+    return list(token.encode("utf-8", errors="replace"))
+
+
+def chat_choice_logprobs(items: Iterable[TokenLogprob]) -> ChoiceLogprobs:
+    return ChoiceLogprobs(
+        content=[
+            ContentLogprob(
+                token=lp.token,
+                logprob=lp.logprob,
+                bytes=_bytes(lp.token),
+                top_logprobs=[TopLogprob(token=t, logprob=v, bytes=_bytes(t)) for t, v in lp.top],
+            )
+            for lp in items
+        ]
+    )
+
+
+def completion_logprobs(items: Iterable[TokenLogprob], start_offset: int = 0) -> CompletionLogprobs:
+    tokens: list[str] = []
+    values: list[float] = []
+    tops: list[dict[str, float]] = []
+    offsets: list[int] = []
+    offset = start_offset
+    for lp in items:
+        tokens.append(lp.token)
+        values.append(lp.logprob)
+        tops.append({t: v for t, v in lp.top})
+        offsets.append(offset)
+        offset += len(lp.token)
+    return CompletionLogprobs(tokens=tokens, token_logprobs=values, top_logprobs=tops, text_offset=offsets)
+
+
+def generation_headers(gen: Generation, clock_now: float) -> dict[str, str]:
+    """Queue position (0: running) and the estimated start, in ms from now, when known."""
+    headers: dict[str, str] = {}
+    position = gen.queue_position
+    if position is not None:
+        headers[QUEUE_POSITION_HEADER] = str(position)
+    start = gen.estimated_start
+    if start is not None:
+        headers[ESTIMATED_START_HEADER] = str(max(0, int((start - clock_now) * 1000)))
+    return headers
+
+
+async def sse_with_errors(events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Frame a stream's end: ``[DONE]`` after success; an error event if it fails midway."""
+    try:
+        async for chunk in events:
+            yield chunk
+    except LLMOSError as exc:
+        yield sse_event(domain_error_body(exc))
+        return
+    yield DONE

@@ -1,0 +1,156 @@
+"""The admin API under ``/api``: the same operations as the CLI."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from llmos.errors import LLMOSError
+from llmos.kernel.types import PullEvent, ResidentModel
+from llmos.registry.manifest import Manifest
+from llmos.server.errors import domain_error_body
+from llmos.server.routes.deps import KernelDep
+from llmos.server.schemas.admin import (
+    CopyRequest,
+    DeleteResponse,
+    ImportRequest,
+    LoadRequest,
+    ModelDetail,
+    ModelInfo,
+    ModelListResponse,
+    ProgressEvent,
+    PsResponse,
+    PullRequest,
+    RunningModel,
+    UnloadRequest,
+    UnloadResponse,
+)
+from llmos.server.sse import ndjson_line, sse_event
+from llmos.server.streaming import CleanupStreamingResponse
+
+router = APIRouter(prefix="/api", tags=["admin"])
+
+
+def model_info(m: Manifest) -> ModelInfo:
+    return ModelInfo(
+        name=m.name,
+        digest=m.digest,
+        size=m.size,
+        format=m.format,
+        architecture=m.architecture,
+        parameter_count=m.parameter_count,
+        quantization=m.quantization,
+        context_length=m.context_length,
+        license=m.license,
+        source=m.source,
+        parent=m.parent,
+        created_at=m.created_at,
+        parameters=dict(m.parameters),
+    )
+
+
+def running_model(r: ResidentModel) -> RunningModel:
+    return RunningModel(
+        name=r.name,
+        digest=r.digest,
+        state=r.state,
+        size=r.size_bytes,
+        estimated_bytes=r.estimated_bytes,
+        measured_bytes=r.measured_bytes,
+        in_flight=r.in_flight,
+        running=r.running,
+        queued=r.queued,
+        pinned=r.pinned,
+        keep_alive=None if math.isinf(r.keep_alive) else r.keep_alive,
+        expires_at=r.expires_at,
+    )
+
+
+def _event(e: PullEvent) -> ProgressEvent:
+    return ProgressEvent(status=e.status, completed=e.completed, total=e.total, digest=e.digest, done=e.done)
+
+
+async def _progress_response(request: Request, events: AsyncIterator[PullEvent], stream: bool) -> Response:
+    """Stream progress as NDJSON (or SSE when the client accepts ``text/event-stream``).
+
+    The first event is awaited before answering, so an immediate failure (unknown model, bad
+    name) gets its proper status instead of a 200 stream that carries an error.
+    """
+    first = await anext(events)
+    if not stream:
+        last = first
+        async for e in events:
+            last = e
+        return JSONResponse(_event(last).model_dump(mode="json"))
+    sse = "text/event-stream" in request.headers.get("accept", "")
+    frame = sse_event if sse else ndjson_line
+
+    async def body() -> AsyncIterator[bytes]:
+        yield frame(_event(first))
+        try:
+            async for e in events:
+                yield frame(_event(e))
+        except LLMOSError as exc:
+            yield frame(domain_error_body(exc))
+
+    async def close() -> None:
+        await events.aclose()  # type: ignore[attr-defined]
+
+    media = "text/event-stream" if sse else "application/x-ndjson"
+    return CleanupStreamingResponse(body(), on_close=close, media_type=media)
+
+
+@router.post("/pull")
+async def pull(body: PullRequest, request: Request, kernel: KernelDep) -> Response:
+    return await _progress_response(request, kernel.pull(body.model), body.stream)
+
+
+@router.post("/import")
+async def import_model(body: ImportRequest, request: Request, kernel: KernelDep) -> Response:
+    return await _progress_response(request, kernel.import_file(Path(body.path), body.model), body.stream)
+
+
+@router.get("/models", response_model=ModelListResponse)
+async def list_models(kernel: KernelDep) -> ModelListResponse:
+    return ModelListResponse(models=[model_info(m) for m in await kernel.list_models()])
+
+
+@router.post("/models/copy", response_model=ModelInfo)
+async def copy_model(body: CopyRequest, kernel: KernelDep) -> ModelInfo:
+    return model_info(await kernel.copy_model(body.source, body.destination))
+
+
+@router.get("/models/{model:path}", response_model=ModelDetail)
+async def show_model(model: str, kernel: KernelDep) -> ModelDetail:
+    details = await kernel.show_model(model)
+    info = model_info(details.manifest)
+    return ModelDetail(
+        **info.model_dump(),
+        chat_template=details.manifest.chat_template,
+        versions=[model_info(v) for v in details.versions],
+    )
+
+
+@router.delete("/models/{model:path}", response_model=DeleteResponse)
+async def delete_model(model: str, kernel: KernelDep) -> DeleteResponse:
+    await kernel.delete_model(model)
+    return DeleteResponse(model=model)
+
+
+@router.post("/load", response_model=RunningModel)
+async def load(body: LoadRequest, kernel: KernelDep) -> RunningModel:
+    return running_model(await kernel.load(body.model, keep_alive=body.keep_alive, pin=body.pin))
+
+
+@router.post("/unload", response_model=UnloadResponse)
+async def unload(body: UnloadRequest, kernel: KernelDep) -> UnloadResponse:
+    return UnloadResponse(model=body.model, unloaded=await kernel.unload(body.model))
+
+
+@router.get("/ps", response_model=PsResponse)
+async def ps(kernel: KernelDep) -> PsResponse:
+    return PsResponse(models=[running_model(r) for r in kernel.ps()])

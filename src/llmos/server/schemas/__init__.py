@@ -1,0 +1,1 @@
+"""HTTP request and response models. They never leave ``llmos.server``."""

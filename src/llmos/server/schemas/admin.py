@@ -1,0 +1,101 @@
+"""``/api`` (admin) request and response shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from llmos.server.schemas.common import RequestModel
+
+
+class PullRequest(RequestModel):
+    model: str = Field(min_length=1)
+    stream: bool = True
+
+
+class ImportRequest(RequestModel):
+    path: str = Field(min_length=1)
+    """A GGUF file on the server's filesystem."""
+    model: str = Field(min_length=1)
+    stream: bool = True
+
+
+class CopyRequest(RequestModel):
+    source: str = Field(min_length=1)
+    destination: str = Field(min_length=1)
+
+
+class LoadRequest(RequestModel):
+    model: str = Field(min_length=1)
+    keep_alive: str | float | None = None
+    pin: bool = False
+
+
+class UnloadRequest(RequestModel):
+    model: str = Field(min_length=1)
+
+
+class ProgressEvent(BaseModel):
+    status: str
+    completed: int | None = None
+    total: int | None = None
+    digest: str | None = None
+    done: bool = False
+
+
+class ModelInfo(BaseModel):
+    name: str
+    digest: str
+    size: int
+    format: str
+    architecture: str
+    parameter_count: int
+    quantization: str
+    context_length: int
+    license: str
+    source: str
+    parent: str | None
+    created_at: datetime | None
+    parameters: dict[str, Any]
+
+
+class ModelDetail(ModelInfo):
+    chat_template: str | None
+    versions: list[ModelInfo]
+
+
+class ModelListResponse(BaseModel):
+    models: list[ModelInfo]
+
+
+class RunningModel(BaseModel):
+    name: str
+    digest: str
+    state: str
+    size: int
+    estimated_bytes: int
+    measured_bytes: int | None
+    in_flight: int
+    running: int
+    queued: int
+    pinned: bool
+    keep_alive: float | None
+    """Seconds; null means forever."""
+    expires_at: float | None
+
+
+class PsResponse(BaseModel):
+    models: list[RunningModel]
+
+
+class UnloadResponse(BaseModel):
+    model: str
+    unloaded: bool
+    """False: the model is busy and unloads when its last request ends."""
+
+
+class DeleteResponse(BaseModel):
+    model: str
+    deleted: bool = True
