@@ -1,18 +1,21 @@
-"""llama.cpp's own grammar parser and sampler, driven over a model's vocabulary only.
+"""Fixtures for the structured-output tests: llama.cpp's grammar probe and the real small model.
 
-``GrammarProbe.parses(gbnf)`` asks ``llama_sampler_init_grammar`` (NULL on a parse error);
-``GrammarProbe.accepts(gbnf, text)`` feeds the tokens of ``text`` through the grammar sampler,
-checking at each step that the sampler leaves the token possible, and that end-of-generation
-is allowed at the end. No weights are loaded.
+``GrammarProbe`` drives llama.cpp's own grammar parser and sampler over a model's vocabulary only
+(no weights): ``parses(gbnf)`` asks ``llama_sampler_init_grammar`` (NULL on a parse error);
+``accepts(gbnf, text)`` feeds the tokens of ``text`` through the grammar sampler, checking at each
+step that the sampler leaves the token possible, and that end-of-generation is allowed at the end.
 """
 
 from __future__ import annotations
 
 import ctypes
 import math
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import llama_cpp as lc
+import pytest
 
 
 class GrammarProbe:
@@ -72,3 +75,17 @@ class GrammarProbe:
             return self._allowed(smpl, self.eos)
         finally:
             lc.llama_sampler_free(smpl)
+
+
+@pytest.fixture(scope="session")
+def probe(smollm2_gguf: Path) -> Iterator[GrammarProbe]:
+    p = GrammarProbe(smollm2_gguf)
+    yield p
+    p.close()
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_gguf: Path) -> Iterator[Any]:
+    llm = lc.Llama(model_path=str(smollm2_gguf), n_ctx=2048, verbose=False, n_threads=2)
+    yield llm
+    llm.close()
