@@ -1,0 +1,107 @@
+"""What the SDK returns: plain frozen dataclasses parsed from the server's JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+ChatMessage = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    digest: str
+    size: int
+    format: str
+    architecture: str = ""
+    parameter_count: int = 0
+    quantization: str = ""
+    context_length: int = 0
+    license: str = ""
+    source: str = ""
+    parent: str | None = None
+    created_at: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Model:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+@dataclass(frozen=True)
+class ModelDetail(Model):
+    chat_template: str | None = None
+    versions: tuple[Model, ...] = ()
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ModelDetail:
+        base = {k: d[k] for k in Model.__dataclass_fields__ if k in d}
+        versions = tuple(Model.from_json(v) for v in d.get("versions", []))
+        return cls(**base, chat_template=d.get("chat_template"), versions=versions)
+
+
+@dataclass(frozen=True)
+class Progress:
+    status: str
+    completed: int | None = None
+    total: int | None = None
+    digest: str | None = None
+    done: bool = False
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Progress:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+@dataclass(frozen=True)
+class RunningModel:
+    name: str
+    digest: str
+    state: str
+    size: int = 0
+    estimated_bytes: int = 0
+    measured_bytes: int | None = None
+    in_flight: int = 0
+    running: int = 0
+    queued: int = 0
+    pinned: bool = False
+    keep_alive: float | None = None
+    expires_at: float | None = None
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> RunningModel:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any] | None) -> Usage:
+        d = d or {}
+        return cls(
+            prompt_tokens=int(d.get("prompt_tokens", 0)),
+            completion_tokens=int(d.get("completion_tokens", 0)),
+            total_tokens=int(d.get("total_tokens", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One finished generation (the first choice) with its usage."""
+
+    text: str
+    finish_reason: str | None
+    usage: Usage
+    model: str
+    id: str = ""
+    choices: tuple[str, ...] = ()
+    """Every choice's text, when ``n > 1``."""
+
+    @property
+    def message(self) -> ChatMessage:
+        return {"role": "assistant", "content": self.text}
