@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from llmos.config import Config
 from llmos.engine.base import Engine
@@ -22,11 +23,10 @@ def default_engine_factory(backend: str) -> Engine:
     return WorkerEngine(backend)
 
 
-def default_scheduler_factory(engine: Engine, config: Config) -> Scheduler:
+def default_scheduler_factory(engine: Engine, config: Config, model: str) -> Scheduler:
     from llmos.scheduler import ModelScheduler
 
-    scheduler: Scheduler = ModelScheduler(engine, config.scheduler)
-    return scheduler
+    return ModelScheduler(engine, model=model, config=config.scheduler)
 
 
 def default_registry(config: Config) -> Registry:
@@ -46,6 +46,7 @@ def build_kernel(
     clock: Callable[[], float] = time.monotonic,
     wall_clock: Callable[[], float] = time.time,
     unload_drain_s: float = 0.0,
+    load_extra: Mapping[str, Any] | None = None,
 ) -> Kernel:
     """The kernel for ``config``; tests pass a fake engine factory (and may pass the rest)."""
     loader = ModelLoader(
@@ -53,6 +54,7 @@ def build_kernel(
         engine_factory or default_engine_factory,
         scheduler_factory or default_scheduler_factory,
         unload_drain_s=unload_drain_s,
+        load_extra=load_extra,
     )
     residency: ResidencyManager[LoadedModel] = residency_from_config(
         config, inventory or take_inventory(), unload=loader.unload, measure=loader.measure

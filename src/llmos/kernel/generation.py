@@ -67,12 +67,19 @@ class Generation:
 
     @property
     def queue_position(self) -> int | None:
-        """The best queue position among the sequences (0: running), if the scheduler knows it."""
-        known = [p for c in self._choices if (p := c.handle.queue_position) is not None]
+        """The best place in the queue among the unfinished sequences (0: one is running)."""
+        known: list[int] = []
+        for c in self._choices:
+            position, start = c.handle.queue_position, c.handle.estimated_start
+            if position is not None:
+                known.append(position)
+            elif start == 0.0:
+                known.append(0)
         return min(known) if known else None
 
     @property
     def estimated_start(self) -> float | None:
+        """Seconds from now until every sequence is expected to hold a slot, when known."""
         known = [t for c in self._choices if (t := c.handle.estimated_start) is not None]
         return max(known) if known else None
 
@@ -149,7 +156,7 @@ class Generation:
         if reason == "timeout":
             raise DeadlineExceeded(out.error or "the request's deadline passed before it finished")
         if reason == "abort":
-            raise EngineGenerateError(out.error or "the sequence was aborted")
+            raise EngineGenerateError(out.error or "generation aborted: the server is shutting down")
         if reason is not None:
             choice.finish_reason = reason
         if not out.text and not out.logprobs and reason is None:

@@ -134,7 +134,9 @@ class Kernel:
 
     # ---- residency -----------------------------------------------------------------------
 
-    async def load(self, name: str, *, keep_alive: str | float | None = None, pin: bool = False) -> ResidentModel:
+    async def load(
+        self, name: str, *, keep_alive: str | float | None = None, pin: bool = False
+    ) -> ResidentModel:
         """Make a registered model resident (no pull). Raises ModelNotFound, ResourceExhausted."""
         manifest = await self.resolve(name)
         key = self._key(name, manifest)
@@ -316,7 +318,9 @@ class Kernel:
     def _model_path(self, manifest: Manifest) -> Path:
         if not manifest.files:
             raise InvalidRequest(f"model {manifest.name!r} has no files", param="model")
-        return self.registry.blob_path(manifest.files[0].digest if manifest.format == "gguf" else manifest.digest)
+        return self.registry.blob_path(
+            manifest.files[0].digest if manifest.format == "gguf" else manifest.digest
+        )
 
     def _load_fn(self, key: str, manifest: Manifest) -> Callable[[LoadGrant], Any]:
         async def load(grant: LoadGrant) -> LoadedModel:

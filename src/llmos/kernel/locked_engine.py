@@ -88,7 +88,9 @@ class LockedEngine:
         with self._lock:
             return self.inner.sequences()
 
-    def embed(self, inputs: Sequence[str | Sequence[TokenId]], *, normalize: bool = True) -> list[list[float]]:
+    def embed(
+        self, inputs: Sequence[str | Sequence[TokenId]], *, normalize: bool = True
+    ) -> list[list[float]]:
         with self._lock:
             return self.inner.embed(inputs, normalize=normalize)
 

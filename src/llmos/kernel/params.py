@@ -69,7 +69,9 @@ def to_sampling(
         base,
         temperature=base.temperature if params.temperature is None else params.temperature,
         top_p=base.top_p if params.top_p is None else params.top_p,
-        presence_penalty=base.presence_penalty if params.presence_penalty is None else params.presence_penalty,
+        presence_penalty=base.presence_penalty
+        if params.presence_penalty is None
+        else params.presence_penalty,
         frequency_penalty=(
             base.frequency_penalty if params.frequency_penalty is None else params.frequency_penalty
         ),

@@ -27,7 +27,9 @@ class GenerationHandle(Protocol):
     def queue_position(self) -> int | None: ...
 
     @property
-    def estimated_start(self) -> float | None: ...
+    def estimated_start(self) -> float | None:
+        """Seconds from now until it is expected to hold a slot; 0 while running; None when done."""
+        ...
 
 
 class Scheduler(Protocol):
@@ -60,5 +62,6 @@ class Registry(Protocol):
 
 EngineFactory = Callable[[str], Engine]
 """Backend name (``llamacpp``, ``fake``) → an unloaded engine."""
-SchedulerFactory = Callable[[Engine, Config], Scheduler]
+SchedulerFactory = Callable[[Engine, Config, str], Scheduler]
+"""(engine, config, model name) → a scheduler for that engine, not yet started."""
 RegistryFactory = Callable[[Config], Registry]

@@ -24,8 +24,10 @@ def to_event(progress: Any) -> PullEvent:
     if isinstance(progress, dict):
         get: Callable[[str], Any] = progress.get
     else:
+
         def get(key: str) -> Any:
             return getattr(progress, key, None)
+
     status = get("status") or get("message") or get("phase") or "working"
     completed = get("completed") if get("completed") is not None else get("done_bytes")
     total = get("total") if get("total") is not None else get("total_bytes")
@@ -60,8 +62,9 @@ async def stream_operation(operation: Operation) -> AsyncIterator[PullEvent]:
                 with contextlib.suppress(asyncio.CancelledError):
                     await getter
         manifest = task.result()
-        yield PullEvent(status="success", digest=manifest.digest, total=manifest.size,
-                        completed=manifest.size, done=True)
+        yield PullEvent(
+            status="success", digest=manifest.digest, total=manifest.size, completed=manifest.size, done=True
+        )
     finally:
         if not task.done():
             # The thread cannot be interrupted; let it finish in the background (the

@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from llmos.config import Config
 from llmos.engine.base import Engine, EngineInfo, LoadSpec
@@ -59,12 +59,14 @@ class ModelLoader:
         *,
         backend: str | None = None,
         unload_drain_s: float = 0.0,
+        load_extra: Mapping[str, Any] | None = None,
     ) -> None:
         self._config = config
         self._engine_factory = engine_factory
         self._scheduler_factory = scheduler_factory
         self._backend = backend or config.engine.backend
         self._unload_drain_s = unload_drain_s
+        self._load_extra = dict(load_extra or {})
         self.loaded: dict[str, LoadedModel] = {}
         """Every model this loader has loaded and not yet unloaded, by residency key."""
 
@@ -82,6 +84,7 @@ class ModelLoader:
             n_threads=n_threads if cfg.n_threads == 0 else cfg.n_threads,
             n_batch=cfg.n_batch,
             embedding=manifest.format != "gguf",
+            extra=self._load_extra,
         )
 
     async def load(self, key: str, manifest: Manifest, model_path: Path, grant: LoadGrant) -> LoadedModel:
@@ -98,7 +101,7 @@ class ModelLoader:
                 await loop.run_in_executor(thread, engine.unload)
             thread.shutdown(wait=False)
             raise
-        scheduler = self._scheduler_factory(engine, self._config)
+        scheduler = self._scheduler_factory(engine, self._config, key)
         scheduler.start()
         model = LoadedModel(
             key=key, manifest=manifest, engine=engine, info=info, scheduler=scheduler, thread=thread

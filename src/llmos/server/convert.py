@@ -19,7 +19,9 @@ QUEUE_POSITION_HEADER = "x-llmos-queue-position"
 ESTIMATED_START_HEADER = "x-llmos-estimated-start-ms"
 
 
-def generation_params(body: SamplingFields, *, logprobs: int | None, max_tokens: int | None) -> GenerationParams:
+def generation_params(
+    body: SamplingFields, *, logprobs: int | None, max_tokens: int | None
+) -> GenerationParams:
     stop: tuple[str, ...] = ()
     if isinstance(body.stop, str):
         stop = (body.stop,)
@@ -87,7 +89,7 @@ def completion_logprobs(items: Iterable[TokenLogprob], start_offset: int = 0) ->
     return CompletionLogprobs(tokens=tokens, token_logprobs=values, top_logprobs=tops, text_offset=offsets)
 
 
-def generation_headers(gen: Generation, clock_now: float) -> dict[str, str]:
+def generation_headers(gen: Generation) -> dict[str, str]:
     """Queue position (0: running) and the estimated start, in ms from now, when known."""
     headers: dict[str, str] = {}
     position = gen.queue_position
@@ -95,7 +97,7 @@ def generation_headers(gen: Generation, clock_now: float) -> dict[str, str]:
         headers[QUEUE_POSITION_HEADER] = str(position)
     start = gen.estimated_start
     if start is not None:
-        headers[ESTIMATED_START_HEADER] = str(max(0, int((start - clock_now) * 1000)))
+        headers[ESTIMATED_START_HEADER] = str(max(0, int(start * 1000)))
     return headers
 
 

@@ -38,7 +38,9 @@ def request_meta(request: Request, body: SamplingFields, anonymous_tenant: str) 
     if raw_deadline is not None:
         ms = _int_header(DEADLINE_HEADER, raw_deadline)
         if ms <= 0:
-            raise InvalidRequest(f"{DEADLINE_HEADER} must be a positive number of milliseconds", param=DEADLINE_HEADER)
+            raise InvalidRequest(
+                f"{DEADLINE_HEADER} must be a positive number of milliseconds", param=DEADLINE_HEADER
+            )
         deadline_s = ms / 1000.0
     return RequestMeta(
         request_id=request_id(request),

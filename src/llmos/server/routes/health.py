@@ -19,6 +19,4 @@ async def health() -> dict[str, str]:
 @router.get("/ready")
 async def ready(state: StateDep) -> JSONResponse:
     life = state.lifecycle
-    return JSONResponse(
-        {"status": life.phase, "detail": life.detail}, status_code=200 if life.ready else 503
-    )
+    return JSONResponse({"status": life.phase, "detail": life.detail}, status_code=200 if life.ready else 503)

@@ -32,7 +32,9 @@ router = APIRouter(tags=["openai"])
     response_model=ChatCompletion,
     responses={400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
 )
-async def create_chat_completion(body: ChatCompletionRequest, request: Request, kernel: KernelDep) -> Response:
+async def create_chat_completion(
+    body: ChatCompletionRequest, request: Request, kernel: KernelDep
+) -> Response:
     meta = request_meta(request, body, kernel.config.anonymous_tenant)
     params = convert.generation_params(
         body,
@@ -41,7 +43,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
     )
     messages = [m.to_domain() for m in body.messages]
     gen = await kernel.chat(body.model, messages, params, meta)
-    headers = convert.generation_headers(gen, kernel.now())
+    headers = convert.generation_headers(gen)
     chat_id = f"chatcmpl-{meta.request_id}"
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage

@@ -29,7 +29,7 @@ async def create_completion(body: CompletionRequest, request: Request, kernel: K
     params = convert.generation_params(body, logprobs=body.logprobs, max_tokens=body.max_tokens)
     prompts = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
     gen = await kernel.complete(body.model, prompts, params, meta)
-    headers = convert.generation_headers(gen, kernel.now())
+    headers = convert.generation_headers(gen)
     cmpl_id = f"cmpl-{meta.request_id}"
     # Choice i answers prompt i // n (OpenAI's order).
     echo = [prompts[i // body.n] if body.echo else "" for i in range(gen.n_choices)]
@@ -83,11 +83,17 @@ async def _chunks(
         if text:
             yield chunk(CompletionChoice(index=index, text=text, finish_reason=None))
     async for delta in gen:
-        logprobs = convert.completion_logprobs(delta.logprobs, offsets[delta.index]) if delta.logprobs else None
+        logprobs = (
+            convert.completion_logprobs(delta.logprobs, offsets[delta.index]) if delta.logprobs else None
+        )
         offsets[delta.index] += len(delta.text)
         yield chunk(
-            CompletionChoice(index=delta.index, text=delta.text, logprobs=logprobs, finish_reason=delta.finish_reason)
+            CompletionChoice(
+                index=delta.index, text=delta.text, logprobs=logprobs, finish_reason=delta.finish_reason
+            )
         )
     if include_usage:
-        final = Completion(id=cmpl_id, created=gen.created, model=model, choices=[], usage=convert.usage(gen.usage))
+        final = Completion(
+            id=cmpl_id, created=gen.created, model=model, choices=[], usage=convert.usage(gen.usage)
+        )
         yield sse_event(final.model_dump(mode="json"))
