@@ -23,8 +23,14 @@ from llmos.resources.inventory import Inventory
 
 GiB = 1024**3
 SHAPE = ModelShape(
-    architecture="fake", n_layer=2, n_embd=64, n_ff=128, n_vocab=272, n_merges=0,
-    tensor_bytes=1_000_000, kv_width_full=64,
+    architecture="fake",
+    n_layer=2,
+    n_embd=64,
+    n_ff=128,
+    n_vocab=272,
+    n_merges=0,
+    tensor_bytes=1_000_000,
+    kv_width_full=64,
 ).to_metadata()
 """A tiny model's shape, so the resource manager estimates without reading a file."""
 

@@ -8,10 +8,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from kernel.fakes import fake_kernel  # tests/ is on sys.path (rootdir-based imports)
 from llmos.engine.fake import FakeEngine
 from llmos.kernel import Kernel
 from llmos.server import create_app
-from kernel.fakes import fake_kernel  # tests/ is on sys.path (rootdir-based imports)
 
 
 @pytest.fixture
@@ -22,7 +22,9 @@ def anyio_backend() -> str:
 class Served:
     """An app over a fake kernel, its lifespan running, and an httpx client bound to it."""
 
-    def __init__(self, app: FastAPI, kernel: Kernel, client: httpx.AsyncClient, engines: list[FakeEngine]) -> None:
+    def __init__(
+        self, app: FastAPI, kernel: Kernel, client: httpx.AsyncClient, engines: list[FakeEngine]
+    ) -> None:
         self.app = app
         self.kernel = kernel
         self.client = client

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from llmos.engine.fake import LOREM
+
 from .conftest import ServeFactory
 
 pytestmark = pytest.mark.anyio
@@ -16,7 +17,13 @@ async def test_chat_completion_returns_text_usage_and_headers(serve: ServeFactor
     s = await serve()
     r = await s.client.post(
         "/v1/chat/completions",
-        json={"model": "fake:1", "messages": MESSAGES, "max_tokens": 12, "temperature": 0, "unknown_field": 1},
+        json={
+            "model": "fake:1",
+            "messages": MESSAGES,
+            "max_tokens": 12,
+            "temperature": 0,
+            "unknown_field": 1,
+        },
     )
     assert r.status_code == 200, r.text
     body = r.json()
@@ -50,7 +57,8 @@ async def test_chat_stop_string_ends_with_stop(serve: ServeFactory) -> None:
     s = await serve()
     free = (
         await s.client.post(
-            "/v1/chat/completions", json={"model": "fake:1", "messages": MESSAGES, "max_tokens": 40, "temperature": 0}
+            "/v1/chat/completions",
+            json={"model": "fake:1", "messages": MESSAGES, "max_tokens": 40, "temperature": 0},
         )
     ).json()["choices"][0]["message"]["content"]
     stop = free[10:13]
@@ -104,7 +112,8 @@ async def test_chat_stream_sse_with_usage(serve: ServeFactory) -> None:
 async def test_stream_without_usage_has_no_usage_field(serve: ServeFactory) -> None:
     s = await serve()
     r = await s.client.post(
-        "/v1/chat/completions", json={"model": "fake:1", "messages": MESSAGES, "max_tokens": 3, "stream": True}
+        "/v1/chat/completions",
+        json={"model": "fake:1", "messages": MESSAGES, "max_tokens": 3, "stream": True},
     )
     chunks = [json.loads(x.removeprefix("data: ")) for x in r.text.split("\n\n") if x and "[DONE]" not in x]
     assert all("usage" not in c for c in chunks)

@@ -3,6 +3,9 @@
 The engine protocol is "one caller at a time", but the kernel tokenizes and renders prompts
 while the scheduler steps the same engine (and a worker engine's pipe carries one request at
 a time). :class:`LockedEngine` takes a lock around each call so the two never interleave.
+
+The lock is fair (first come, first served): the scheduler's step thread takes it again right
+after releasing it, and with an ordinary lock a tokenize call could wait behind many steps.
 """
 
 from __future__ import annotations
@@ -26,12 +29,32 @@ from llmos.engine.base import (
 from llmos.types import ChatMessage, SeqId, TokenId
 
 
+class FairLock:
+    """A FIFO (ticket) lock: waiters get it in the order they asked. Not reentrant."""
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition(threading.Lock())
+        self._next_ticket = 0
+        self._serving = 0
+
+    def __enter__(self) -> None:
+        with self._cv:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            self._cv.wait_for(lambda: self._serving == ticket)
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cv:
+            self._serving += 1
+            self._cv.notify_all()
+
+
 class LockedEngine:
     """Delegates every :class:`Engine` method to ``inner`` under one lock."""
 
     def __init__(self, inner: Engine) -> None:
         self.inner = inner
-        self._lock = threading.RLock()
+        self._lock = FairLock()
 
     def load(self, spec: LoadSpec) -> EngineInfo:
         with self._lock:
