@@ -29,6 +29,12 @@ class Served:
         self.kernel = kernel
         self.client = client
         self.engines = engines
+        self.lifespan: Any = None
+
+    async def stop(self) -> None:
+        """Run the app's shutdown now (as on SIGTERM after uvicorn stops accepting)."""
+        self.lifespan._llmos_stopped = True
+        await self.lifespan.__aexit__(None, None, None)
 
 
 ServeFactory = Callable[..., Awaitable[Served]]
@@ -41,15 +47,20 @@ async def serve(tmp_path: Path) -> AsyncIterator[ServeFactory]:
 
     async def make(**kwargs: Any) -> Served:
         engines: list[FakeEngine] = []
+        drain_timeout = kwargs.pop("drain_timeout", 1.0)
+        startup = kwargs.pop("startup", None)
         kernel = fake_kernel(tmp_path, engines=engines, **kwargs)
-        app = create_app(kernel, drain_timeout=kwargs.pop("drain_timeout", 1.0))
+        app = create_app(kernel, drain_timeout=drain_timeout, startup=startup)
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test", timeout=30)
         stack.append((lifespan, client))
-        return Served(app, kernel, client, engines)
+        served = Served(app, kernel, client, engines)
+        served.lifespan = lifespan
+        return served
 
     yield make
     for lifespan, client in reversed(stack):
         await client.aclose()
-        await lifespan.__aexit__(None, None, None)
+        if not getattr(lifespan, "_llmos_stopped", False):
+            await lifespan.__aexit__(None, None, None)

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.anyio
 MSG = [{"role": "user", "content": "tell me everything"}]
 
 
-async def _wait_for(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
+async def _wait_for(predicate: Any, limit_s: float = 10.0) -> None:
+    deadline = time.monotonic() + limit_s
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
@@ -69,7 +69,7 @@ async def test_client_disconnect_aborts_generation_within_one_step(serve: ServeF
         await _wait_for(lambda: sum(1 for m in sent if m["type"] == "http.response.body") > 3)
     steps_at_disconnect = len(engine.plans)
     gone.set()
-    await _wait_for(lambda: running() == 0, timeout=5)
+    await _wait_for(lambda: running() == 0, limit_s=5)
     assert len(engine.plans) - steps_at_disconnect <= 2, "the slot is freed within one engine step"
     assert loaded.engine.sequences() == []
     await asyncio.wait_for(task, 5)
