@@ -1,0 +1,141 @@
+"""``llmos ps``, ``llmos load``, ``llmos unload`` (through the SDK), and what the CLI's
+server-facing commands share: finding the server and drawing pull progress."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
+from rich.table import Table
+
+from llmos.config import Config, load_config
+from llmos.sdk import APIConnectionError, Client
+
+err_console = Console(stderr=True)
+out_console = Console()
+
+
+def make_client(config: Config | None = None, *, timeout: float = 600.0) -> Client:
+    cfg = config or load_config()
+    return Client(base_url=cfg.base_url, api_key=cfg.api_key, timeout=timeout)
+
+
+def reachable_client(config: Config | None = None) -> Client | None:
+    """A client for the configured server if one answers, else None."""
+    client = make_client(config)
+    if client.is_reachable():
+        return client
+    client.close()
+    return None
+
+
+def require_server(config: Config | None = None) -> Client:
+    """A client for the running server; raises APIConnectionError that says how to start one."""
+    client = make_client(config)
+    if not client.is_reachable():
+        client.close()
+        raise APIConnectionError(
+            f"no llmos server is running at {client.base_url}; start one with 'llmos serve' "
+            "(or set LLMOS_BASE_URL)"
+        )
+    return client
+
+
+class PullProgress:
+    """A progress bar on stderr fed with pull events (SDK ``Progress`` or kernel ``PullEvent``)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=err_console,
+            transient=False,
+        )
+        self._task: TaskID | None = None
+        self._status = ""
+
+    def __enter__(self) -> PullProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._progress.stop()
+
+    def __call__(self, event: Any) -> None:
+        status = str(getattr(event, "status", "") or "")
+        total = getattr(event, "total", None)
+        completed = getattr(event, "completed", None)
+        description = f"{self.label}: {status}" if status else self.label
+        if self._task is None:
+            self._task = self._progress.add_task(description, total=total)
+        self._progress.update(self._task, description=description, total=total, completed=completed or 0)
+
+
+def _size(n: int | None) -> str:
+    if not n:
+        return "-"
+    units = ["B", "KB", "MB", "GB", "TB"]
+    i = min(len(units) - 1, int(math.log(n, 1024)))
+    return f"{n / 1024**i:.0f} {units[i]}" if i < 3 else f"{n / 1024**i:.1f} {units[i]}"
+
+
+def _until(expires_at: float | None, keep_alive: float | None, now: Callable[[], float] = time.time) -> str:
+    if keep_alive is None:
+        return "forever"
+    if expires_at is None:
+        return "busy"
+    seconds = max(0, int(expires_at - now()))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def ps() -> None:
+    """Show the models loaded on the server."""
+    with require_server() as client:
+        models = client.ps()
+    table = Table(box=None)
+    for col in ("NAME", "DIGEST", "STATE", "MEMORY", "RUNNING", "QUEUED", "UNTIL"):
+        table.add_column(col)
+    for m in models:
+        memory = _size(m.measured_bytes or m.estimated_bytes)
+        state = m.state + (" (pinned)" if m.pinned else "")
+        until = _until(m.expires_at, m.keep_alive)
+        table.add_row(m.name, m.digest[:12], state, memory, str(m.running), str(m.queued), until)
+    out_console.print(table)
+
+
+def load(
+    model: Annotated[str, typer.Argument(help="Model name, e.g. smollm2:135m")],
+    keep_alive: Annotated[
+        str | None,
+        typer.Option("--keep-alive", help="How long to stay loaded when idle: 5m, 1h, -1 (forever)"),
+    ] = None,
+    pin: Annotated[bool, typer.Option("--pin", help="Never evict or expire it")] = False,
+) -> None:
+    """Load a model on the server (pulling it first if it is a catalog model you lack)."""
+    with require_server() as client, PullProgress(model) as bar:
+        client.load_model(model, keep_alive=keep_alive, pin=pin, progress=bar)
+    out_console.print(f"loaded {model}")
+
+
+def unload(model: Annotated[str, typer.Argument(help="Model name")]) -> None:
+    """Unload a model from the server (at once, or when its running requests end)."""
+    with require_server() as client:
+        now = client.unload(model)
+    out_console.print(f"unloaded {model}" if now else f"{model} is busy; it unloads when its requests end")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ps")(ps)
+    app.command("load")(load)
+    app.command("unload")(unload)

@@ -1,0 +1,75 @@
+"""``llmos serve``: the HTTP server, with the default model pulled and loaded before it reports ready."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from llmos import __version__
+from llmos.cli.runtime import PullProgress, err_console
+from llmos.config import Config, load_config
+from llmos.errors import LLMOSError, ModelNotFound
+from llmos.kernel import Kernel, build_kernel
+from llmos.server import Lifecycle, create_app
+from llmos.server.app import Startup
+from llmos.server.runner import server_for
+
+log = logging.getLogger(__name__)
+
+
+def default_model_startup(config: Config, *, load: bool = True) -> Startup:
+    """The startup work of ``llmos serve``: pull the default model if it is missing (with a
+    progress bar), then load it. A failure is logged; the server still serves other models."""
+
+    async def startup(kernel: Kernel, life: Lifecycle) -> None:
+        name = config.default_model
+        try:
+            try:
+                await kernel.resolve(name)
+            except ModelNotFound:
+                life.mark_starting(f"pulling the default model {name}")
+                with PullProgress(f"pulling {name}") as bar:
+                    async for event in kernel.pull(name):
+                        bar(event)
+            if load:
+                life.mark_starting(f"loading the default model {name}")
+                await kernel.load(name)
+        except LLMOSError as exc:
+            log.error("the default model %s is not available: %s", name, exc.message)
+
+    return startup
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default 8470)")] = None,
+    drain_timeout: Annotated[
+        float, typer.Option(help="Seconds in-flight requests get to finish on shutdown")
+    ] = 30.0,
+    no_default_model: Annotated[
+        bool, typer.Option("--no-default-model", help="Do not pull and load the default model at start")
+    ] = False,
+) -> None:
+    """Run the llmos server: OpenAI-compatible API under /v1, admin API under /api."""
+    config = load_config(host=host, port=port)
+    logging.basicConfig(
+        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    kernel = build_kernel(config)
+    life = Lifecycle()
+    startup = None if no_default_model else default_model_startup(config)
+    app = create_app(kernel, startup=startup, lifecycle=life, drain_timeout=drain_timeout)
+    err_console.print(
+        f"llmos {__version__} serving on http://{config.host}:{config.port} "
+        f"(OpenAI API at /v1, admin at /api, docs at /docs); home {config.paths.home}"
+    )
+    server = server_for(
+        app, life, host=config.host, port=config.port, drain_timeout=drain_timeout, log_level=config.log_level
+    )
+    server.run()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
