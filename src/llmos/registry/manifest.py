@@ -54,3 +54,11 @@ class Manifest:
     def pinned_name(self) -> str:
         """The name that keeps resolving to exactly this version."""
         return f"{self.name.split(':', 1)[0]}@sha256:{self.digest}"
+
+
+def files_digest(files: tuple[ManifestFile, ...] | list[ManifestFile]) -> Digest:
+    """The digest of a multi-file model: sha256 over its ``path digest size`` lines, sorted by path."""
+    import hashlib
+
+    lines = sorted(f"{f.path} {f.digest} {f.size}\n" for f in files)
+    return hashlib.sha256("".join(lines).encode()).hexdigest()

