@@ -104,8 +104,8 @@ class MemoryRegistry:
     def versions(self, name: str) -> builtins.list[Manifest]:
         return [self.resolve(name)]
 
-    def blob_path(self, digest: str) -> Path:
-        return self.root / digest
+    def model_path(self, manifest: Manifest) -> Path:
+        return self.root / manifest.digest
 
 
 def inventory() -> Inventory:

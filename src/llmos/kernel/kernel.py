@@ -68,6 +68,7 @@ class Kernel:
         self._wall = wall_clock
         self._ids = itertools.count()
         self._started = False
+        self._estimates: dict[str, MemoryEstimate] = {}
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -303,6 +304,13 @@ class Kernel:
         return self._loader.loaded.get(key)
 
     def _estimate(self, manifest: Manifest) -> MemoryEstimate:
+        """The model's memory estimate (from its header once, then cached by digest)."""
+        cached = self._estimates.get(manifest.digest)
+        if cached is None:
+            cached = self._estimates[manifest.digest] = self._compute_estimate(manifest)
+        return cached
+
+    def _compute_estimate(self, manifest: Manifest) -> MemoryEstimate:
         params = EstimateParams.from_engine_config(self.config.engine)
         path = self._model_path(manifest)
         try:
@@ -318,9 +326,7 @@ class Kernel:
     def _model_path(self, manifest: Manifest) -> Path:
         if not manifest.files:
             raise InvalidRequest(f"model {manifest.name!r} has no files", param="model")
-        return self.registry.blob_path(
-            manifest.files[0].digest if manifest.format == "gguf" else manifest.digest
-        )
+        return self.registry.model_path(manifest)
 
     def _load_fn(self, key: str, manifest: Manifest) -> Callable[[LoadGrant], Any]:
         async def load(grant: LoadGrant) -> LoadedModel:

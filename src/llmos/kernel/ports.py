@@ -57,7 +57,9 @@ class Registry(Protocol):
 
     def versions(self, name: str) -> builtins.list[Manifest]: ...
 
-    def blob_path(self, digest: str) -> Path: ...
+    def model_path(self, manifest: Manifest) -> Path:
+        """What an engine loads: the GGUF blob, or the folder of a multi-file model."""
+        ...
 
 
 EngineFactory = Callable[[str], Engine]
