@@ -1,0 +1,1 @@
+"""The ``llmos`` command line (Typer + rich). ``llmos.cli.app:main`` is the console script."""

@@ -1,0 +1,50 @@
+"""The ``llmos`` root command. Each area registers its commands; errors are mapped in
+``cli/errors.py``, applied here to every command."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from llmos import __version__
+from llmos.cli import models, run, runtime, serve
+from llmos.cli.errors import handle_errors
+
+app = typer.Typer(
+    name="llmos",
+    help="llmos: an operating system for language models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"llmos {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens (to stderr)")] = False,
+) -> None:
+    """llmos: pull, run and serve language models."""
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+for area in (models, serve, run, runtime):
+    area.register(app)
+for command in app.registered_commands:
+    if command.callback is not None:
+        command.callback = handle_errors(command.callback)
+
+
+def main() -> None:
+    app()

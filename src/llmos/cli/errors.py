@@ -1,0 +1,83 @@
+"""The one place llmos errors become CLI messages and exit codes.
+
+Every command is wrapped by :func:`handle_errors` (``cli/app.py`` wraps each registered
+command): a deliberate llmos error, or an SDK error carrying the server's, prints one line on
+stderr (what went wrong and how to fix it) and exits with the code below; nothing else in the
+CLI decides an exit code.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from llmos import errors as e
+from llmos.sdk import errors as sdk
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+EXIT_CODES: tuple[tuple[type[e.LLMOSError], int], ...] = (
+    (e.InvalidRequest, 2),
+    (e.NotFound, 3),
+    (e.Conflict, 4),
+    (e.IntegrityError, 5),
+    (e.SourceUnavailable, 6),
+    (e.StorageFull, 7),
+    (e.Unauthorized, 8),
+    (e.Forbidden, 8),
+    (e.RateLimited, 9),
+    (e.Overloaded, 9),
+    (e.ResourceExhausted, 10),
+    (e.DeadlineExceeded, 11),
+    (e.EngineError, 12),
+)
+"""First match wins (subclasses before their bases where it matters); anything else exits 1."""
+EXIT_INTERRUPTED = 130
+
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+_STATUS_CODES = {400: 2, 413: 2, 422: 2, 401: 8, 403: 8, 404: 3, 409: 4, 429: 9, 502: 6, 504: 11, 507: 7}
+"""A server's answer (through the SDK) exits like the llmos error it stands for."""
+
+
+def exit_code(exc: e.LLMOSError | sdk.LLMOSClientError) -> int:
+    if isinstance(exc, sdk.APIConnectionError):
+        return 6
+    if isinstance(exc, sdk.APIStatusError):
+        return _STATUS_CODES.get(exc.status_code, 1)
+    for cls, code in EXIT_CODES:
+        if isinstance(exc, cls):
+            return code
+    return 1
+
+
+def message(exc: e.LLMOSError | sdk.LLMOSClientError) -> str:
+    return exc.message or str(exc) or type(exc).__name__
+
+
+def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run a command; map llmos errors (and Ctrl-C) to a message on stderr and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except (e.LLMOSError, sdk.LLMOSClientError) as exc:
+            log.debug("command failed", exc_info=True)
+            stderr.print(f"[bold red]error:[/] {escape(message(exc))}")
+            raise typer.Exit(exit_code(exc)) from None
+        except KeyboardInterrupt:
+            stderr.print("[yellow]interrupted[/]; nothing was left half-written")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+    return wrapper

@@ -1,0 +1,207 @@
+"""Registry commands: ``llmos pull``, ``list``, ``show``, ``rm``, ``cp``, ``import``.
+
+Each command is a thin layer over the registry built from ``load_config()`` (see
+:func:`open_local_registry`); rendering lives here, behaviour in :mod:`llmos.registry`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from llmos.cli.progress import progress_bar
+from llmos.config import load_config
+from llmos.registry.manifest import Manifest
+from llmos.registry.registry import Registry
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+RegistryOpener = Callable[[], Registry]
+
+
+def open_local_registry() -> Registry:
+    from llmos.registry import open_registry
+
+    return open_registry(load_config())
+
+
+registry_opener: RegistryOpener = open_local_registry
+"""How commands get their registry; a later layer may route through a running server."""
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit in ("B", "KB") else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"
+
+
+def human_age(when: datetime | None, now: datetime | None = None) -> str:
+    if when is None:
+        return "-"
+    seconds = max(0, int(((now or datetime.now(UTC)) - when).total_seconds()))
+    for span, unit in (
+        (86400 * 365, "year"),
+        (86400 * 30, "month"),
+        (86400, "day"),
+        (3600, "hour"),
+        (60, "minute"),
+    ):
+        if seconds >= span:
+            n = seconds // span
+            return f"{n} {unit}{'s' if n > 1 else ''} ago"
+    return "just now"
+
+
+def human_count(n: int) -> str:
+    if n >= 1_000_000_000:
+        return f"{n / 1e9:.1f}B"
+    if n >= 1_000_000:
+        return f"{n / 1e6:.0f}M"
+    return str(n)
+
+
+def _json(m: Manifest) -> dict[str, Any]:
+    d = asdict(m)
+    d["created_at"] = m.created_at.isoformat() if m.created_at else None
+    return d
+
+
+def pull(
+    name: Annotated[
+        str, typer.Argument(help="A catalog name (smollm2:135m) or hf.co/<org>/<repo>:<file>.gguf")
+    ],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar")] = False,
+) -> None:
+    """Download a model into the local registry, verifying its checksum."""
+    registry = registry_opener()
+    with progress_bar(err, enabled=not quiet) as bar:
+        m = registry.pull(name, progress=bar)
+    out.print(f"pulled {escape(m.name)} sha256:{m.short_digest} ({human_size(m.size)})")
+
+
+def import_(
+    path: Annotated[Path, typer.Argument(help="A local .gguf file")],
+    name: Annotated[str, typer.Option("--name", "-n", help="The name to register it under, family:tag")],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar")] = False,
+) -> None:
+    """Register a local GGUF file (a new file under an existing name becomes its newest version)."""
+    registry = registry_opener()
+    with progress_bar(err, enabled=not quiet) as bar:
+        m = registry.import_file(path, name, progress=bar)
+    parent = f" (previous version {m.parent[:12]})" if m.parent else ""
+    out.print(f"imported {escape(m.name)} sha256:{m.short_digest} ({human_size(m.size)}){parent}")
+
+
+def list_(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """List the models in the local registry."""
+    models = registry_opener().list()
+    if as_json:
+        out.print_json(json.dumps([_json(m) for m in models]))
+        return
+    table = Table(box=None, pad_edge=False)
+    for col in ("NAME", "DIGEST", "SIZE", "QUANTIZATION", "MODIFIED"):
+        table.add_column(col)
+    for m in models:
+        table.add_row(
+            escape(m.name), m.short_digest, human_size(m.size), m.quantization or "-", human_age(m.created_at)
+        )
+    out.print(table)
+
+
+def show(
+    name: Annotated[str, typer.Argument(help="family:tag or family@sha256:<digest>")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    template: Annotated[bool, typer.Option("--template", help="Print only the chat template")] = False,
+) -> None:
+    """Show a model's metadata, chat template, default parameters and versions."""
+    registry = registry_opener()
+    m = registry.resolve(name)
+    versions = registry.versions(name)
+    if as_json:
+        out.print_json(json.dumps({**_json(m), "versions": [_json(v) for v in versions]}))
+        return
+    if template:
+        out.print(escape(m.chat_template or ""))
+        return
+    rows = [
+        ("name", m.name),
+        ("digest", f"sha256:{m.digest}"),
+        ("format", m.format),
+        ("size", human_size(m.size)),
+        ("architecture", m.architecture or "-"),
+        ("parameters", human_count(m.parameter_count) if m.parameter_count else "-"),
+        ("quantization", m.quantization or "-"),
+        ("context length", str(m.context_length or "-")),
+        ("embedding length", str(m.embedding_length or "-")),
+        ("license", m.license or "-"),
+        ("source", m.source or "-"),
+        ("parent", f"sha256:{m.parent}" if m.parent else "-"),
+        ("created", m.created_at.isoformat(timespec="seconds") if m.created_at else "-"),
+    ]
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for key, value in rows:
+        table.add_row(key, escape(value))
+    out.print(table)
+    if m.parameters:
+        out.print("\n[bold]default parameters[/]")
+        for k, v in sorted(m.parameters.items()):
+            out.print(f"  {escape(k)} {escape(json.dumps(v))}")
+    if m.chat_template:
+        out.print("\n[bold]chat template[/]")
+        out.print(escape(m.chat_template))
+    out.print("\n[bold]versions[/]")
+    for v in versions:
+        mark = "*" if v.digest == m.digest else " "
+        out.print(
+            f" {mark} {escape(v.pinned_name)}  {human_size(v.size)}  {human_age(v.created_at)}"
+            + (f"  (parent {v.parent[:12]})" if v.parent else "")
+        )
+
+
+def rm(
+    names: Annotated[
+        list[str], typer.Argument(help="Names to remove (family:tag or family@sha256:<digest>)")
+    ],
+) -> None:
+    """Remove models; a blob is deleted once no model references it."""
+    registry = registry_opener()
+    for name in names:
+        removal = registry.remove(name)
+        freed = sum(f.size for m in removal.manifests for f in m.files if f.digest in removal.freed_blobs)
+        out.print(f"deleted {escape(name)}" + (f" (freed {human_size(freed)})" if freed else ""))
+
+
+def cp(
+    src: Annotated[str, typer.Argument(help="Existing model")],
+    dst: Annotated[str, typer.Argument(help="New name, family:tag")],
+) -> None:
+    """Give a model a second name (no bytes are copied)."""
+    m = registry_opener().copy(src, dst)
+    out.print(f"copied {escape(src)} to {escape(m.name)}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("pull")(pull)
+    app.command("list")(list_)
+    app.command("ls", hidden=True)(list_)
+    app.command("show")(show)
+    app.command("rm")(rm)
+    app.command("cp")(cp)
+    app.command("import")(import_)
