@@ -99,8 +99,10 @@ def read_gguf_meta(path: Path) -> GGUFMeta:
     try:
         reader = GGUFReader(path)
     except Exception as exc:
+        log.debug("GGUFReader failed on %s", path, exc_info=True)
         raise InvalidModelFile(
-            f"{path} is a damaged or truncated GGUF file ({type(exc).__name__}: {exc}); download it again",
+            f"{path} is not a complete GGUF file (truncated or damaged: {type(exc).__name__}); "
+            "download or copy it again",
             param="path",
         ) from exc
     end = 0
