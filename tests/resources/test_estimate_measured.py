@@ -27,27 +27,21 @@ def measure_rss(model: Path, engine: EngineConfig) -> int:
     return int(json.loads(out.stdout.strip().splitlines()[-1])["rss_bytes"])
 
 
-def check_estimate(model: Path, record_property: pytest.RecordProperty) -> None:
+def check_estimate(model: Path) -> None:
     engine = EngineConfig()  # the defaults the server runs with: n_ctx 8192, 16 slots, n_batch 512
     estimate = estimate_gguf(model, EstimateParams.from_engine_config(engine))
     measured = measure_rss(model, engine)
     error = (estimate.total - measured) / measured
-    record_property("estimate_bytes", estimate.total)
-    record_property("measured_rss_bytes", measured)
     assert abs(error) <= TOLERANCE, (
         f"{model.name}: estimate {estimate.describe()} vs measured RSS {measured / 2**20:.0f} MiB ({error:+.1%})"
     )
 
 
 @pytest.mark.integration
-def test_smollm2_estimate_within_25_percent_of_measured_rss(
-    smollm2_gguf: Path, record_property: pytest.RecordProperty
-) -> None:
-    check_estimate(smollm2_gguf, record_property)
+def test_smollm2_estimate_within_25_percent_of_measured_rss(smollm2_gguf: Path) -> None:
+    check_estimate(smollm2_gguf)
 
 
 @pytest.mark.integration
-def test_gemma3_estimate_within_25_percent_of_measured_rss(
-    gemma3_gguf: Path, record_property: pytest.RecordProperty
-) -> None:
-    check_estimate(gemma3_gguf, record_property)
+def test_gemma3_estimate_within_25_percent_of_measured_rss(gemma3_gguf: Path) -> None:
+    check_estimate(gemma3_gguf)

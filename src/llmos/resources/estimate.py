@@ -5,8 +5,8 @@ vendored by llama-cpp-python 0.3.36 with the engine defaults n_ctx 8192, 16 slot
 
 * **weights**: the sum of the GGUF's tensor bytes. They are mmap'd, but every decode touches
   every weight, so they count as resident.
-* **vocab**: the tokenizer tables llama.cpp builds from the header,
-  ``VOCAB_BYTES_PER_TOKEN × n_vocab + VOCAB_BYTES_PER_MERGE × n_merges``.
+* **vocab**: per-token tables: llama.cpp's tokenizer and the engine's sampling/detokenization
+  state, ``VOCAB_BYTES_PER_TOKEN × n_vocab + VOCAB_BYTES_PER_MERGE × n_merges``.
 * **kv_cache**: ``cells × Σ_layers n_head_kv × (head_dim_k + head_dim_v) × bytes_per_element``
   with ``cells = n_ctx`` (shared by all slots). Sliding-window layers (gemma2/3, cohere2, llama4)
   hold ``n_ctx`` cells too when ``swa_full`` (llama.cpp's default), else about ``n_swa + n_batch``
@@ -15,7 +15,8 @@ vendored by llama-cpp-python 0.3.36 with the engine defaults n_ctx 8192, 16 slot
   (the graph's result tensor and the host output buffer), ``× n_vocab × 4`` bytes; plus
   activation scratch ``n_batch × (4 × n_embd + 2 × n_ff) × 4`` bytes. llama.cpp *reserves* a
   compute buffer sized for ``n_batch`` outputs, but pages that are never written are not resident.
-* **runtime**: the worker process itself (Python, llama.cpp, llmos imports), measured.
+* **runtime**: the worker process itself (Python, llama.cpp, llmos imports: ~43 MiB before a
+  load) plus its threads and allocator arenas once decoding.
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ from llmos.resources.gguf_header import ArrayInfo, GGUFHeader, read_gguf_header
 MiB = 1024 * 1024
 
 RUNTIME_OVERHEAD_BYTES = 64 * MiB
-"""RSS of a worker process before it loads a model (Python + llama.cpp + llmos imports: ~60 MiB measured)."""
-VOCAB_BYTES_PER_TOKEN = 180
+"""A worker process without its model: ~43 MiB idle (measured), plus threads and arenas when decoding."""
+VOCAB_BYTES_PER_TOKEN = 180 + 160
+"""llama.cpp's tokenizer (~180 B/token, fitted on gemma3's 262k tokens and smollm2's 49k) plus the
+llmos worker's per-token sampling and detokenization state (~160 B/token, measured on both)."""
 VOCAB_BYTES_PER_MERGE = 230
-"""llama.cpp's in-memory vocabulary, fitted on gemma3 (262k tokens, 46 MB) and smollm2 (49k tokens + 49k merges, 20 MB)."""
+"""BPE merges in llama.cpp's tokenizer (smollm2: 49k merges)."""
 
 KV_TYPE_BYTES: dict[str, float] = {
     "f32": 4.0,
