@@ -4,7 +4,9 @@ the drain timeout, then aborts the rest and unloads every model (the app's lifes
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Generator
 from types import FrameType
 
 import uvicorn
@@ -25,6 +27,13 @@ class LLMOSServer(uvicorn.Server):
             log.info("signal %s: draining in-flight requests, then stopping", sig)
         self.lifecycle.mark_draining()
         super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        with super().capture_signals():
+            yield
+            # uvicorn re-raises a captured signal after shutting down; a graceful stop exits 0.
+            self._captured_signals.clear()
 
 
 def server_for(
