@@ -117,7 +117,8 @@ class EstimateParams:
     type_k: str = "f16"
     type_v: str = "f16"
     swa_full: bool = True
-    kv_unified: bool = False
+    kv_unified: bool = True
+    """One KV buffer shared by all sequences (what the llmos llama.cpp engine creates)."""
     embedding: bool = False
     device: Device = "cpu"
     gpu_layers: int = 0
