@@ -80,10 +80,8 @@ def test_explicit_head_dims_and_sliding_window_layers(tmp_path: Path) -> None:
     assert (shape.kv_width_full, shape.kv_width_swa, shape.n_swa) == (128, 640, 128)
     full = EstimateParams(n_ctx=4096, n_slots=4, n_batch=256)
     assert kv_cells(shape, full) == (4096, 4096)  # swa_full: llama.cpp's default
-    assert kv_cells(shape, EstimateParams(n_ctx=4096, n_slots=4, n_batch=256, swa_full=False)) == (
-        4096,
-        4 * 512,
-    )
+    split = EstimateParams(n_ctx=4096, n_slots=4, n_batch=256, swa_full=False, kv_unified=False)
+    assert kv_cells(shape, split) == (4096, 4 * 512)
     unified = EstimateParams(n_ctx=4096, n_slots=4, n_batch=256, swa_full=False, kv_unified=True)
     assert kv_cells(shape, unified) == (4096, 768)
     # An architecture without a known layout: every layer counted as full attention.
