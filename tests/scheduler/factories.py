@@ -67,10 +67,16 @@ def make_request(
     prompt: tuple[int, ...] | None = None,
 ) -> GenerationRequest:
     # Distinct prompts per request (no accidental prefix sharing) unless one is given.
-    toks = prompt if prompt is not None else tuple(16 + ((zlib.crc32(request_id.encode()) + i * 7) % 200) for i in range(prompt_len))
+    toks = (
+        prompt
+        if prompt is not None
+        else tuple(16 + ((zlib.crc32(request_id.encode()) + i * 7) % 200) for i in range(prompt_len))
+    )
     return GenerationRequest(
         request_id=request_id,
-        spec=SequenceSpec(seq_id=request_id, prompt=toks, params=SamplingParams(temperature=0.0, max_tokens=max_tokens)),
+        spec=SequenceSpec(
+            seq_id=request_id, prompt=toks, params=SamplingParams(temperature=0.0, max_tokens=max_tokens)
+        ),
         cls=RequestClass(tenant=tenant, urgency=urgency, deadline=deadline),
     )
 
@@ -103,9 +109,9 @@ def make_scheduler(
     )
 
 
-async def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll a condition (real time) until true; fail after ``timeout``."""
-    until = time.monotonic() + timeout
+async def wait_for(cond: Callable[[], bool], within_s: float = 5.0) -> None:
+    """Poll a condition (real time) until true; fail after ``within_s``."""
+    until = time.monotonic() + within_s
     while not cond():
         if time.monotonic() > until:
             raise AssertionError("condition not reached in time")

@@ -97,6 +97,7 @@ class _Seq:
     text: str = ""
     emitted: int = 0
     fail: str | None = None
+    order: int = 0
 
     @property
     def kv_used(self) -> int:
@@ -126,6 +127,7 @@ class FakeEngine:
         self._token_cost = 0.0
         self._eos_after: int | None = None
         self._die_after: int | None = None
+        self._order = 0
         self.plans: list[dict[SeqId, int]] = []
         """Every plan stepped, in order (``seq_id -> tokens fed``), for tests."""
 
@@ -257,7 +259,10 @@ class FakeEngine:
         if slot is None or self._kv_free() < len(spec.prompt):
             raise EngineGenerateError("no free slot or KV cells for the sequence; ask can_admit first")
         cached = self._shared_prefix(spec.prompt)
-        self._seqs[spec.seq_id] = _Seq(spec=spec, slot=slot, cached_tokens=cached, prompt_done=cached)
+        self._order += 1
+        self._seqs[spec.seq_id] = _Seq(
+            spec=spec, slot=slot, cached_tokens=cached, prompt_done=cached, order=self._order
+        )
         return Admission(seq_id=spec.seq_id, slot=slot, cached_tokens=cached)
 
     def _shared_prefix(self, prompt: tuple[TokenId, ...]) -> int:
@@ -310,6 +315,7 @@ class FakeEngine:
         kv = s.spec.prompt[: s.prompt_done] + tuple(s.generated[: s.fed_generated])
         return SeqSnapshot(
             spec=s.spec,
+            cached_tokens=s.cached_tokens,
             state=state,
             kv_tokens=kv,
             generated=tuple(s.generated),
@@ -339,6 +345,8 @@ class FakeEngine:
         if slot is None or self._kv_free() < seq.kv_used + self._reserved(seq):
             raise EngineGenerateError("no free slot or KV cells to restore the sequence")
         seq.slot = slot
+        self._order += 1
+        seq.order = self._order
         self._seqs[spec.seq_id] = seq
         return Admission(seq_id=spec.seq_id, slot=slot, cached_tokens=seq.cached_tokens)
 
@@ -356,13 +364,15 @@ class FakeEngine:
                 raise InvalidRequest(f"sequence {sid!r} is not resident", param="plan")
             if n < 1:
                 raise InvalidRequest(f"sequence {sid!r} is planned {n} tokens", param="plan")
-        fed = {sid: self._feed(self._seqs[sid], n) for sid, n in tokens.items()}
-        n_tokens = sum(fed.values())
-        if n_tokens > info.n_batch:
+        planned = sum(tokens.values())
+        if planned > info.n_batch:
             raise InvalidRequest(
-                f"the plan feeds {n_tokens} tokens, over n_batch={info.n_batch}", param="plan"
+                f"the plan feeds {planned} tokens, over n_batch={info.n_batch}", param="plan"
             )
-        self.plans.append(fed)
+        fed = {sid: self._feed(self._seqs[sid], n) for sid, n in tokens.items()}
+        preempted = self._make_room(fed)
+        n_tokens = sum(fed.values())
+        self.plans.append(dict(fed))
         started = self._clock()
         cost = self._step_cost + self._token_cost * n_tokens
         if cost > 0:
@@ -373,8 +383,24 @@ class FakeEngine:
             if out.finish_reason is not None:
                 self._seqs.pop(out.seq_id, None)
         return StepResult(
-            outputs=tuple(outputs), n_tokens=n_tokens, elapsed_s=max(self._clock() - started, cost)
+            outputs=tuple(outputs),
+            n_tokens=n_tokens,
+            elapsed_s=max(self._clock() - started, cost),
+            preempted=tuple(preempted),
         )
+
+    def _make_room(self, fed: dict[SeqId, int]) -> list[SeqSnapshot]:
+        """As llama.cpp's backend does when KV runs out: preempt the newest sequence until decodes fit."""
+        preempted: list[SeqSnapshot] = []
+        while len(self._seqs) > 1:
+            decoding = sum(1 for sid in fed if not self._seqs[sid].prefilling)
+            if self._kv_free() >= decoding:
+                break
+            newest = max(self._seqs.values(), key=lambda s: s.order)
+            logger.debug("fake KV full: preempting %s", newest.spec.seq_id)
+            preempted.append(self.preempt(newest.spec.seq_id))
+            fed.pop(newest.spec.seq_id, None)
+        return preempted
 
     @staticmethod
     def _feed(s: _Seq, n: int) -> int:
@@ -404,7 +430,7 @@ class FakeEngine:
                 return self._output(s)
         else:
             if self._kv_free() < 1:
-                return self._finish(s, "length", (), ())
+                return self._output(s, finish_reason="error", error="the KV cache is full")
             s.fed_generated += 1
         return self._sample(s)
 

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 
 from llmos.config import SchedulerConfig
-from llmos.engine.base import Engine, SeqOutput, StepPlan, StepResult
+from llmos.engine.base import Engine, SeqOutput, SeqSnapshot, StepPlan, StepResult
 from llmos.errors import (
     Conflict,
     DeadlineExceeded,
@@ -321,7 +321,10 @@ class ModelScheduler:
 
     def _admit(self, now: float) -> bool:
         changed = False
-        while self._waiting and not self._abort_all:
+        # Bounded: a policy whose victim choice disagrees with its own order must not spin here.
+        for _ in range(2 * (self.n_slots + len(self._waiting))):
+            if not self._waiting or self._abort_all:
+                break
             cand = self.policy.pick(self._waiting, now)
             if self.engine.can_admit(cand.kv_need):
                 self._start(cand, now)
@@ -366,13 +369,16 @@ class ModelScheduler:
         self._emit(kind, t.request_id, t.tenant, now)
 
     def _preempt(self, t: Ticket, now: float) -> None:
-        t.snapshot = self.engine.preempt(t.seq_id)
+        self._requeue(t, self.engine.preempt(t.seq_id), now, "policy")
+
+    def _requeue(self, t: Ticket, snapshot: SeqSnapshot, now: float, why: str) -> None:
+        t.snapshot = snapshot
         self._leave_slot(t, now)
         t.phase = "preempted"
         self.policy.on_enqueue(t, now, self._active_tenants())
         self._waiting.append(t)
         self.counts["preemptions"] += 1
-        self._emit("preempt", t.request_id, t.tenant, now)
+        self._emit("preempt", t.request_id, t.tenant, now, why)
 
     def _leave_slot(self, t: Ticket, now: float) -> None:
         self._running.remove(t)
@@ -381,30 +387,43 @@ class ModelScheduler:
     def _absorb(self, plan: dict[SeqId, int], result: StepResult) -> None:
         now = self._clock()
         self.steps += 1
-        for out in result.outputs:
-            t = self._by_seq.get(out.seq_id)
+        kicked_out = {snap.spec.seq_id for snap in result.preempted}
+        for snap in result.preempted:  # the engine ran out of KV cells and preempted on its own
+            t = self._by_seq.get(snap.spec.seq_id)
+            if t is not None and t.phase == "running":
+                self._requeue(t, snap, now, "engine")
+        # Prefill progress follows the plan: engines report nothing for a chunk that samples nothing.
+        prompt_fed: dict[SeqId, int] = {}
+        for sid, n in plan.items():
+            t = self._by_seq.get(sid)
+            if t is not None and t.phase == "running" and sid not in kicked_out:
+                fed = min(n, t.prefill_remaining)
+                t.prefill_remaining -= fed
+                prompt_fed[sid] = fed
+        by_seq = {out.seq_id: out for out in result.outputs}
+        for sid in set(prompt_fed) | set(by_seq):
+            t = self._by_seq.get(sid)
             if t is None or t.phase != "running":
                 continue
-            prompt_fed = min(plan.get(out.seq_id, 0), t.prefill_remaining)
-            t.prefill_remaining -= prompt_fed
-            generated = len(out.token_ids)
-            t.completion_tokens = out.completion_tokens
+            out = by_seq.get(sid)
+            generated = len(out.token_ids) if out is not None else 0
             served = self._tenant_tokens.setdefault(t.tenant, [0, 0])
-            served[0] += prompt_fed
+            served[0] += prompt_fed.get(sid, 0)
             served[1] += generated
-            self.policy.on_tokens(t.tenant, prompt_fed, generated)
+            self.policy.on_tokens(t.tenant, prompt_fed.get(sid, 0), generated)
+            if out is None:
+                continue
+            t.completion_tokens = out.completion_tokens
             if out.finish_reason == "error":
                 self._leave_slot(t, now)
                 self._finish(
                     t, now, "fail", EngineGenerateError(out.error or "the engine failed this request")
                 )
-                continue
-            if out.finish_reason is not None:
+            elif out.finish_reason is not None:
                 self._leave_slot(t, now)
                 self.queue_model.record_service(t.service_s)
                 self._finish(t, now, "finish", out)
-                continue
-            if generated or out.text or out.logprobs:
+            elif generated or out.text or out.logprobs:
                 t.produced = True
                 t.deliver(out)
 

@@ -16,9 +16,10 @@ class PriorityPolicy(Policy):
     is worth one urgency level, so a request of urgency 2 waiting behind an endless stream of
     urgency-8 work overtakes fresh arrivals after about ``6 * aging_seconds``.
 
-    Preemption compares *class* urgency only (not aged): the least urgent running request is
-    preempted for a strictly more urgent candidate. Aging thus reorders the queue but never evicts
-    running work, which keeps preempted requests from bouncing back and forth.
+    Preemption: the running request of least class urgency is preempted for a candidate of
+    strictly higher class urgency *and* higher effective urgency. Aging alone never evicts running
+    work (no back-and-forth), and a request that has aged past newcomers is not evicted by them
+    either, so it cannot be starved by repeated preemption.
     """
 
     name: ClassVar[str] = "priority"
@@ -39,4 +40,8 @@ class PriorityPolicy(Policy):
             return None
         # Least urgent first; among equals the latest arrival (it has waited least and served least).
         weakest = min(running, key=lambda r: (r.urgency, -r.seqno))
-        return weakest if weakest.urgency < candidate.urgency else None
+        if weakest.urgency < candidate.urgency and self.effective_urgency(
+            weakest, now
+        ) < self.effective_urgency(candidate, now):
+            return weakest
+        return None
