@@ -19,7 +19,7 @@ from pathlib import Path
 
 from llmos.errors import Conflict, InvalidModelName, ModelNotFound
 from llmos.registry.blobs import Blob, BlobStore, BlobWriter, check_digest
-from llmos.registry.catalog import CATALOG, CatalogEntry, catalog_entry
+from llmos.registry.catalog import CATALOG, CatalogEntry
 from llmos.registry.gguf_meta import read_gguf_meta
 from llmos.registry.manifest import Manifest, ManifestFile, files_digest
 from llmos.registry.names import ModelRef, parse_name
@@ -330,7 +330,7 @@ class Registry:
         return parse_name(hub.local_name if hub is not None else name)
 
     def _not_found(self, name: str, ref: ModelRef) -> str:
-        if ref.digest is None and catalog_entry(ref.name) is not None:
+        if ref.digest is None and ref.name in self.catalog:
             return f"model {name!r} is not pulled yet; run 'llmos pull {ref.name}'"
         return f"model {name!r} not found; see 'llmos list', or 'llmos pull' / 'llmos import' it"
 

@@ -52,7 +52,8 @@ class HfRef:
 
 
 def parse_hf_name(raw: str) -> HfRef | None:
-    """An HfRef for ``hf.co/org/repo:file.gguf`` (or ``huggingface.co/...``); None for other names.
+    """An HfRef for ``hf.co/org/repo:file.gguf`` (or ``huggingface.co/...``); None for other names
+    (including the local ``family:tag`` a hub pull registers, which :func:`parse_name` handles).
 
     Raises InvalidModelName for a hub name that is malformed.
     """
@@ -63,6 +64,8 @@ def parse_hf_name(raw: str) -> HfRef | None:
     hint = "hub names look like 'hf.co/<org>/<repo>:<file>.gguf'"
     rest = text[len(prefix) :]
     repo_part, sep, file = rest.partition(":")
+    if sep and not file.lower().endswith(".gguf"):
+        return None  # a registered name such as ``hf.co/org/repo:q4_k_m``, not a download
     parts = repo_part.split("/")
     if not sep or len(parts) != 2 or not all(_PART.match(p) and ".." not in p for p in parts):
         raise InvalidModelName(f"invalid hub model name {raw!r}; {hint}", param="model")
