@@ -14,7 +14,7 @@ from typing import Any
 from llmos.config import Config, load_config
 from llmos.engine.base import Engine
 from llmos.engine.fake import FakeEngine
-from llmos.errors import Conflict, ModelNotFound, SourceUnavailable
+from llmos.errors import Conflict, ModelNotFound
 from llmos.kernel import Kernel, build_kernel
 from llmos.registry.manifest import Manifest, ManifestFile
 from llmos.registry.names import parse_name
@@ -72,7 +72,7 @@ class MemoryRegistry:
     def pull(self, name: str, progress: Callable[..., Any] | None = None) -> Manifest:
         key = parse_name(name).name
         if key not in self.catalog:
-            raise SourceUnavailable(f"{name!r} is not in the catalog", param="model")
+            raise ModelNotFound(f"{name!r} is not in the catalog", param="model")
         m = self.catalog[key]
         for done in (0, m.size // 2, m.size):
             if progress:

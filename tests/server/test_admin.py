@@ -26,7 +26,7 @@ async def test_pull_as_sse_and_unknown_pull_is_an_error_status(serve: ServeFacto
     r = await s.client.post("/api/pull", json={"model": "cat:1"}, headers={"accept": "text/event-stream"})
     assert r.text.startswith("data: ")
     bad = await s.client.post("/api/pull", json={"model": "nowhere:1"})
-    assert bad.status_code == 502 and bad.json()["error"]["code"] == "source_unavailable"
+    assert bad.status_code == 404 and bad.json()["error"]["code"] == "model_not_found"
     assert (await s.client.post("/api/pull", json={"model": "a:b:c"})).status_code == 400
 
 

@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from llmos.cli.progress import progress_bar
+from llmos.cli.remote_registry import RemoteRegistry
 from llmos.config import load_config
 from llmos.registry.manifest import Manifest
 from llmos.registry.registry import Registry
@@ -26,7 +27,7 @@ from llmos.registry.registry import Registry
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
 
-RegistryOpener = Callable[[], Registry]
+RegistryOpener = Callable[[], "Registry | RemoteRegistry"]
 
 
 def open_local_registry() -> Registry:
@@ -35,8 +36,16 @@ def open_local_registry() -> Registry:
     return open_registry(load_config())
 
 
-registry_opener: RegistryOpener = open_local_registry
-"""How commands get their registry; a later layer may route through a running server."""
+def open_cli_registry() -> Registry | RemoteRegistry:
+    """The running server's registry (through the SDK) when one answers, else the local one."""
+    from llmos.cli.runtime import reachable_client
+
+    client = reachable_client()
+    return RemoteRegistry(client) if client is not None else open_local_registry()
+
+
+registry_opener: RegistryOpener = open_cli_registry
+"""How commands get their registry: through a running server if one answers, else local."""
 
 
 def human_size(n: int) -> str:

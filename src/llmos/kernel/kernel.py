@@ -91,7 +91,6 @@ class Kernel:
 
     async def resolve(self, name: str) -> Manifest:
         """The manifest a name resolves to. Raises InvalidModelName or ModelNotFound."""
-        parse_name(name)
         return await asyncio.to_thread(self.registry.resolve, name)
 
     async def list_models(self) -> list[Manifest]:
@@ -104,12 +103,10 @@ class Kernel:
 
     def pull(self, name: str) -> AsyncIterator[PullEvent]:
         """Pull a model, streaming progress; the last event has ``done=True``."""
-        parse_name(name)
         return stream_operation(lambda report: self.registry.pull(name, report))
 
     def import_file(self, path: Path, name: str) -> AsyncIterator[PullEvent]:
         """Register a local GGUF under ``name``, streaming progress."""
-        parse_name(name)
         return stream_operation(lambda report: self.registry.import_file(path, name, report))
 
     async def delete_model(self, name: str) -> None:
@@ -121,8 +118,6 @@ class Kernel:
         await asyncio.to_thread(self.registry.remove, name)
 
     async def copy_model(self, src: str, dst: str) -> Manifest:
-        parse_name(src)
-        parse_name(dst)
         return await asyncio.to_thread(self.registry.copy, src, dst)
 
     async def ensure_model(self, name: str) -> AsyncIterator[PullEvent]:
@@ -291,8 +286,7 @@ class Kernel:
     @staticmethod
     def _key(name: str, manifest: Manifest) -> str:
         """The residency key: ``family:tag``, or the pinned name for a digest reference."""
-        ref = parse_name(name)
-        return manifest.pinned_name if ref.digest is not None else manifest.name
+        return manifest.pinned_name if "@sha256:" in name.lower() else manifest.name
 
     def _resident_key(self, name: str) -> str:
         key = str(parse_name(name))

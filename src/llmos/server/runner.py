@@ -50,7 +50,7 @@ def server_for(
         host=host,
         port=port,
         lifespan="on",
-        timeout_graceful_shutdown=max(1, int(round(drain_timeout))),
+        timeout_graceful_shutdown=max(1, round(drain_timeout)),
         log_level=log_level.lower(),
         proxy_headers=False,
         server_header=False,
