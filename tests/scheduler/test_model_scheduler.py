@@ -444,3 +444,28 @@ def test_requests_with_token_ids_outside_the_vocabulary_fail_alone() -> None:
 
     _ = SequenceSpec, SamplingParams
     run(main())
+
+
+def test_priority_pauses_much_less_urgent_work_while_urgent_work_runs() -> None:
+    async def main() -> None:
+        ref_clock = VirtualClock()
+        ref = make_scheduler(make_engine(ref_clock, n_slots=1), ref_clock)
+        ref_h = ref.submit(make_request("flex", urgency=2, max_tokens=30))
+        drive(ref, lambda: ref_h.done)
+        expected = text(await ref_h.collect())
+
+        clock, rec = VirtualClock(), Recorder()
+        engine = make_engine(clock, n_slots=2)
+        s = make_scheduler(engine, clock, policy="priority", recorder=rec)
+        flex = s.submit(make_request("flex", urgency=2, max_tokens=30))
+        for _ in range(5):
+            s.step_once()
+        urgent = s.submit(make_request("urgent", urgency=8, max_tokens=10))
+        drive(s, lambda: urgent.done)
+        assert rec.ids("preempt") == []  # a free slot: nothing evicted...
+        urgent_steps = [p for p in engine.plans if "urgent" in p]
+        assert urgent_steps and all("flex" not in p for p in urgent_steps)  # ...but flex sat out
+        drive(s, lambda: flex.done)
+        assert text(await flex.collect()) == expected
+
+    run(main())

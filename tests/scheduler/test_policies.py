@@ -135,3 +135,14 @@ def test_fair_order_interleaves_by_counter() -> None:
         Item("b0", "B", seqno=10, cost_hint=10)
     ]
     assert ids(p.order(w, 0))[:3] == ["a0", "b0", "a1"]
+
+
+def test_priority_pause_gap_and_its_aging() -> None:
+    p = PriorityPolicy(aging_seconds=10, pause_gap=4)
+    running = items(("flex", "x", 2, 0.0), ("default", "x", 5, 0.0), ("prio", "x", 8, 0.0))
+    assert ids(p.runnable(running, now=0.0)) == ["default", "prio"]
+    assert ids(p.runnable(running[:2], now=0.0)) == ["flex", "default"]  # a gap of 3 is under 4
+    # The paused request ages: once it is within the gap it runs again.
+    late_prio = [running[0], Item("prio", urgency=8, arrival=40.0, seqno=5)]
+    assert ids(p.runnable(late_prio, now=40.0)) == ["flex", "prio"]
+    assert ids(PriorityPolicy(pause_gap=None).runnable(running, now=0.0)) == ["flex", "default", "prio"]

@@ -7,8 +7,9 @@ thread touches it). Each iteration is *reap → admit → plan → step → deli
 2. **admit**: while the policy's next pick fits (``can_admit``), it gets a slot (``admit``, or
    ``restore`` for a preempted one); when it does not fit and the policy names a victim among
    the running requests, the victim is preempted (``preempt``: snapshot, slot freed) and requeued;
-3. **plan**: decoding sequences get one token each, prefilling ones chunks of the rest of the
-   per-step budget (``n_batch``);
+3. **plan**: of the running requests the policy lets run this step (it may pause some: they
+   keep their slot), decoding sequences get one token each, prefilling ones chunks of the rest
+   of the per-step budget (``n_batch``);
 4. **step**: one ``engine.step(plan)``, outside the lock so submits and cancels never wait on it;
 5. **deliver**: outputs go to each consumer's event loop with ``call_soon_threadsafe``.
 
@@ -252,7 +253,8 @@ class ModelScheduler:
             except EngineDeadError as e:
                 self._fail_in_flight(e, include_queued=True)
                 return True
-            plan = plan_tokens([(t.seq_id, t.prefill_remaining) for t in self._running], self.n_batch)
+            runnable = self.policy.runnable(self._running, now)
+            plan = plan_tokens([(t.seq_id, t.prefill_remaining) for t in runnable], self.n_batch)
             self._refresh_positions(now)
         if not plan:
             return changed

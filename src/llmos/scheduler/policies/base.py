@@ -13,6 +13,9 @@ engine; at each step it asks the policy:
   requests (all slots busy), which running request to preempt for it, or None. Policies that do
   not preempt return None (the default).
 
+* :meth:`Policy.runnable` — which of the running requests feed tokens in the next engine step
+  (default: all). A request left out keeps its slot and KV (it is *paused*, not preempted).
+
 and tells it what happened, so stateful policies (round-robin pointer, fair-share counters) can
 follow: :meth:`on_enqueue` (a request joined the queue; ``active`` are the tenants that already
 had queued or running work), :meth:`on_admit` (a request got a slot), :meth:`on_tokens` (tokens
@@ -80,6 +83,10 @@ class Policy(ABC):
     def victim(self, candidate: Schedulable, running: Sequence[S], now: float) -> S | None:
         """A running request to preempt so ``candidate`` can run now, or None."""
         return None
+
+    def runnable(self, running: Sequence[S], now: float) -> list[S]:
+        """The running requests that take part in the next step; the default is all of them."""
+        return list(running)
 
     def on_enqueue(self, item: Schedulable, now: float, active: Collection[TenantId]) -> None:  # noqa: B027
         """``item`` joined the queue (new, or requeued after preemption)."""
