@@ -21,7 +21,18 @@ def _gbnf_expr_to_python_regex(expr: str) -> str:
 
 @pytest.mark.parametrize(
     ("lo", "hi"),
-    [(0, 5), (15, 342), (-20, 7), (None, -3), (5, None), (-1000, -999), (0, 0), (1, 100), (None, None), (-5, None)],
+    [
+        (0, 5),
+        (15, 342),
+        (-20, 7),
+        (None, -3),
+        (5, None),
+        (-1000, -999),
+        (0, 0),
+        (1, 100),
+        (None, None),
+        (-5, None),
+    ],
 )
 def test_integer_range_matches_exactly_the_integers_in_bounds(lo: int | None, hi: int | None) -> None:
     pattern = re.compile("^(" + _gbnf_expr_to_python_regex(integer_range(lo, hi)) + ")$")
@@ -33,7 +44,15 @@ def test_integer_range_matches_exactly_the_integers_in_bounds(lo: int | None, hi
 
 def test_number_range_with_integer_bounds() -> None:
     pattern = re.compile("^(" + _gbnf_expr_to_python_regex(nonnegative_number_range(0, 1)) + ")$")
-    for text, ok in [("0", True), ("0.5", True), ("1", True), ("1.0", True), ("1.5", False), ("2", False), ("-0.1", False)]:
+    for text, ok in [
+        ("0", True),
+        ("0.5", True),
+        ("1", True),
+        ("1.0", True),
+        ("1.5", False),
+        ("2", False),
+        ("-0.1", False),
+    ]:
         assert bool(pattern.match(text)) == ok, text
 
 
@@ -102,7 +121,9 @@ def test_unsupported_features_name_keyword_and_path(schema: dict[str, Any], keyw
 
 def test_recursion_without_a_finite_instance_is_refused() -> None:
     schema = {
-        "$defs": {"node": {"type": "object", "properties": {"next": {"$ref": "#/$defs/node"}}, "required": ["next"]}},
+        "$defs": {
+            "node": {"type": "object", "properties": {"next": {"$ref": "#/$defs/node"}}, "required": ["next"]}
+        },
         "$ref": "#/$defs/node",
     }
     with pytest.raises(InvalidRequest, match="recursive \\$ref"):
@@ -114,7 +135,10 @@ def test_recursion_is_unrolled_to_a_bounded_depth() -> None:
         "$defs": {
             "node": {
                 "type": "object",
-                "properties": {"v": {"type": "integer"}, "kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}},
+                "properties": {
+                    "v": {"type": "integer"},
+                    "kids": {"type": "array", "items": {"$ref": "#/$defs/node"}},
+                },
                 "required": ["v", "kids"],
             }
         },

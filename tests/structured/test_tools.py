@@ -98,8 +98,16 @@ def test_history_with_tool_calls_and_results_becomes_plain_messages() -> None:
             "role": "assistant",
             "content": None,
             "tool_calls": [
-                {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
-                {"id": "call_b", "type": "function", "function": {"name": "add", "arguments": '{"a": 2, "b": 3}'}},
+                {
+                    "id": "call_a",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                },
+                {
+                    "id": "call_b",
+                    "type": "function",
+                    "function": {"name": "add", "arguments": '{"a": 2, "b": 3}'},
+                },
             ],
         },
         {"role": "tool", "tool_call_id": "call_a", "content": "18C, sunny"},
@@ -110,7 +118,9 @@ def test_history_with_tool_calls_and_results_becomes_plain_messages() -> None:
     assert out[2]["content"].count("<tool_call>") == 2
     assert parse_answer(out[2]["content"]).tool_calls[1].name == "add"
     results = out[3]["content"].split("\n")
-    assert [json.loads(r.removeprefix("<tool_response>").removesuffix("</tool_response>")) for r in results] == [
+    assert [
+        json.loads(r.removeprefix("<tool_response>").removesuffix("</tool_response>")) for r in results
+    ] == [
         {"name": "get_weather", "content": "18C, sunny"},
         {"name": "add", "content": "5"},
     ]
@@ -122,7 +132,12 @@ def test_malformed_history_is_refused() -> None:
         render_tool_history([{"role": "tool", "content": "x"}])
     with pytest.raises(InvalidRequest, match="not valid JSON"):
         render_tool_history(
-            [{"role": "assistant", "tool_calls": [{"id": "1", "function": {"name": "f", "arguments": "{oops"}}]}]
+            [
+                {
+                    "role": "assistant",
+                    "tool_calls": [{"id": "1", "function": {"name": "f", "arguments": "{oops"}}],
+                }
+            ]
         )
 
 
@@ -152,7 +167,9 @@ def test_plan_json_modes() -> None:
     obj = plan_chat(msgs, response_format={"type": "json_object"})
     assert obj.grammar is not None and obj.grammar.startswith("root ::= object")
     schema = {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}
-    plan = plan_chat(msgs, response_format={"type": "json_schema", "json_schema": {"name": "s", "schema": schema}})
+    plan = plan_chat(
+        msgs, response_format={"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}
+    )
     assert plan.problems(plan.parse('{"x": 3}')) == []
     assert plan.problems(plan.parse('{"x": "3"}'))
     assert plan.problems(plan.parse("{nope"))
@@ -183,7 +200,11 @@ def test_parse_answer_text_and_calls() -> None:
     assert answer.content is None
     assert [c.to_openai() for c in answer.tool_calls] == [
         {"id": "call_0", "type": "function", "function": {"name": "add", "arguments": '{"a": 1, "b": 2}'}},
-        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}},
+        {
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+        },
     ]
     truncated = '<tool_call>{"name": "add", "arguments": {"a": 1'
     assert parse_answer(truncated).content == truncated
@@ -247,7 +268,12 @@ def test_stream_of_calls_matches_the_whole_answer(size: int) -> None:
     first = next(d for d in deltas if isinstance(d, ToolCallDelta))
     assert first.to_openai() == {
         "tool_calls": [
-            {"index": 0, "id": "call_0", "type": "function", "function": {"name": "get_weather", "arguments": ""}}
+            {
+                "index": 0,
+                "id": "call_0",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": ""},
+            }
         ]
     }
     if size < 10:  # arguments arrive in several fragments, not at the end in one piece

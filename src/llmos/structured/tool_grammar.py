@@ -1,7 +1,8 @@
 """The GBNF grammar that constrains a tool-calling answer.
 
-``required`` / a named function: the whole output is one call block (or, with parallel calls,
-up to :data:`MAX_PARALLEL_CALLS` blocks separated by a newline), each
+``required``: the whole output is one call block (or, with parallel calls, up to
+:data:`MAX_PARALLEL_CALLS` blocks separated by a newline); a named function: exactly one block of
+that function (a small model told to call it tends to repeat the call otherwise). Each block is
 ``<tool_call>{"name": "<f>", "arguments": <args>}</tool_call>`` where ``<args>`` is compiled from
 function ``f``'s parameters schema, alternated on the name.
 
@@ -19,7 +20,7 @@ from llmos.structured.gbnf import GrammarBuilder, literal
 from llmos.structured.json_schema import SchemaCompiler, Whitespace
 from llmos.structured.tools import CALL_CLOSE, CALL_OPEN, FunctionSpec, ToolChoice
 
-MAX_PARALLEL_CALLS = 8
+MAX_PARALLEL_CALLS = 4
 FREE_TEXT = "([^<] .*)?"
 
 
@@ -60,7 +61,8 @@ def tool_call_grammar(
         alternatives.append(builder.add(f"{fn.name}-call", f'{head} {ws} "\\"arguments\\":" {ws} {args}'))
     body = f'{literal(CALL_OPEN)} "{{" {ws} "\\"name\\":" {ws} ({" | ".join(alternatives)}) {ws} "}}" {literal(CALL_CLOSE)}'
     call = builder.add("tool-call", body)
-    calls = f'{call} ("\\n"? {call}){{0,{MAX_PARALLEL_CALLS - 1}}}' if parallel else call
+    several = parallel and choice.mode != "function"
+    calls = f'{call} ("\\n"? {call}){{0,{MAX_PARALLEL_CALLS - 1}}}' if several else call
     if choice.mode != "auto":
         builder.set_root(calls)
         return builder.render()

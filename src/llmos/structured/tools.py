@@ -118,7 +118,7 @@ def tools_instruction(functions: Sequence[FunctionSpec], choice: ToolChoice, *, 
         lines.append("You must call a function now.")
     elif choice.mode == "function":
         lines.append(f"You must call the function {choice.name!r} now.")
-    if parallel and choice.mode != "none":
+    if parallel and choice.mode in ("auto", "required"):
         lines.append("You may call several functions, one block each.")
     lines.append(f"Results come back inside {RESULT_OPEN}...{RESULT_CLOSE}.")
     return "\n".join(lines)
