@@ -291,5 +291,6 @@ def test_stream_of_text_passes_through(size: int) -> None:
 def test_stream_handles_other_key_order_at_the_close_tag() -> None:
     text = '<tool_call>{"arguments": {"a": 1}, "name": "add"}</tool_call>'
     deltas, stream = _stream(text, 5)
+    assert stream.is_tool_answer
     _, calls = _merge(deltas)
     assert calls == [{"id": "call_0", "name": "add", "arguments": '{"a": 1}'}]
