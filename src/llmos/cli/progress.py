@@ -22,8 +22,9 @@ from llmos.registry.progress import ProgressFn
 
 @contextmanager
 def progress_bar(console: Console, *, enabled: bool = True) -> Iterator[ProgressFn]:
-    """A callback drawing reports as a bar on ``console`` (a no-op when not enabled)."""
-    if not enabled:
+    """A callback drawing reports as a bar on ``console`` (a no-op when not enabled, or when the
+    console is not a terminal: logs and pipes get the final line only)."""
+    if not enabled or not console.is_terminal:
         yield lambda _report: None
         return
     columns = (
