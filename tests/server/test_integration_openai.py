@@ -25,11 +25,6 @@ import llmos
 pytestmark = pytest.mark.integration
 
 MODEL = "smollm2:135m"
-LAUNCH = (
-    "import sys; from llmos.cli.serve import serve; "
-    "serve(host='127.0.0.1', port=int(sys.argv[1]), drain_timeout=float(sys.argv[2]), "
-    "no_default_model=sys.argv[3] == '1')"
-)
 
 
 @dataclass
@@ -69,7 +64,8 @@ def start_server(home: Path, *, drain_s: float = 10, default_model: bool = False
     log = home.parent / f"server-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-c", LAUNCH, str(port), str(drain_s), "0" if default_model else "1"],
+            [sys.executable, "-m", "llmos", "serve", "--port", str(port), "--drain-timeout", str(drain_s)]
+            + ([] if default_model else ["--no-default-model"]),
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
