@@ -102,6 +102,9 @@ class Generation:
     choices: tuple[str, ...] = ()
     """Every choice's text, when ``n > 1``."""
 
+    def __str__(self) -> str:
+        return self.text
+
     @property
     def message(self) -> ChatMessage:
         return {"role": "assistant", "content": self.text}
