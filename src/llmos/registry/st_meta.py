@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from math import prod
@@ -42,13 +43,14 @@ def _safetensors(path: Path) -> tuple[int, str]:
             header = json.loads(f.read(n))
     except (OSError, ValueError, struct.error) as exc:
         raise InvalidModelFile(f"{path.name} is not a readable safetensors file: {exc}") from exc
-    count, dtypes = 0, set()
+    count, by_dtype = 0, Counter[str]()
     for key, info in header.items():
         if key == "__metadata__" or not isinstance(info, dict):
             continue
-        count += prod(int(d) for d in info.get("shape", []))
-        dtypes.add(str(info.get("dtype", "")))
-    return count, ",".join(sorted(dtypes))
+        n = prod(int(d) for d in info.get("shape", []))
+        count += n
+        by_dtype[str(info.get("dtype", ""))] += n
+    return count, by_dtype.most_common(1)[0][0] if by_dtype else ""
 
 
 def read_st_meta(files: Mapping[str, Path]) -> SentenceTransformerMeta:
