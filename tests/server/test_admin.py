@@ -82,3 +82,17 @@ async def test_a_chat_loads_the_model_once_for_concurrent_requests(serve: ServeF
     rs = await asyncio.gather(*(s.client.post("/v1/chat/completions", json=body) for _ in range(5)))
     assert all(r.status_code == 200 for r in rs)
     assert len(s.engines) == 1, "one load shared by every waiting request"
+
+
+async def test_a_dead_engine_fails_its_requests_and_the_next_request_gets_a_fresh_one(
+    serve: ServeFactory,
+) -> None:
+    s = await serve()
+    body = {"model": "fake:1", "messages": [{"role": "user", "content": "x"}], "max_tokens": 3}
+    assert (await s.client.post("/v1/chat/completions", json=body)).status_code == 200
+    s.engines[0].kill()
+    dead = await s.client.post("/v1/chat/completions", json=body)
+    assert dead.status_code == 503 and dead.json()["error"]["code"] == "engine_dead"
+    again = await s.client.post("/v1/chat/completions", json=body)
+    assert again.status_code == 200, again.text
+    assert len(s.engines) == 2, "a fresh engine was started"

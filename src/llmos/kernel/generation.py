@@ -59,6 +59,8 @@ class Generation:
         self._queue: asyncio.Queue[tuple[int, SeqOutput | BaseException | object]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._close_task: asyncio.Future[None] | None = None
+        self.error: BaseException | None = None
+        """The error that ended the generation, if one did (the kernel reacts to a dead engine)."""
         self._started = False
 
     @property
@@ -121,10 +123,15 @@ class Generation:
                     pending -= 1
                     continue
                 if isinstance(item, BaseException):
+                    self.error = item
                     raise item
                 if not isinstance(item, SeqOutput):  # pragma: no cover - only the three kinds are queued
                     continue
-                delta = self._absorb(self._choices[index], item)
+                try:
+                    delta = self._absorb(self._choices[index], item)
+                except LLMOSError as exc:
+                    self.error = exc
+                    raise
                 if delta is not None:
                     yield delta
         finally:

@@ -9,6 +9,7 @@ operation a route or the CLI calls lives here; none of them knows about HTTP.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -20,7 +21,7 @@ from typing import Any
 
 from llmos.config import Config
 from llmos.engine.base import SamplingParams, SequenceSpec
-from llmos.errors import InvalidRequest, LLMOSError, ModelNotFound
+from llmos.errors import EngineDeadError, InvalidRequest, LLMOSError, ModelNotFound
 from llmos.kernel import params as sampling
 from llmos.kernel.generation import Generation
 from llmos.kernel.ports import GenerationHandle, Registry
@@ -234,8 +235,8 @@ class Kernel:
             key, self._estimate(manifest), self._load_fn(key, manifest), keep_alive=keep_alive
         )
         handles: list[tuple[GenerationHandle, int]] = []
+        loaded = lease.handle
         try:
-            loaded = lease.handle
             prompts: list[list[int]] = await render(loaded)
             n_ctx_slot = max(1, loaded.info.n_ctx // max(1, loaded.info.n_slots))
             deadline = None if meta.deadline_s is None else self._clock() + meta.deadline_s
@@ -256,16 +257,18 @@ class Kernel:
                     spec = SequenceSpec(seq_id=seq_id, prompt=tuple(tokens), params=sp)
                     req = GenerationRequest(request_id=seq_id, spec=spec, cls=cls)
                     handles.append((loaded.scheduler.submit(req), group))
-        except BaseException:
+        except BaseException as exc:
             for handle, _ in handles:
                 await handle.cancel()
             await self.residency.release(lease)
+            await self._drop_if_dead(key, loaded, exc)
             raise
 
         async def release() -> None:
             await self.residency.release(lease)
+            await self._drop_if_dead(key, loaded, generation.error)
 
-        return Generation(
+        generation = Generation(
             request_id=meta.request_id,
             model=model,
             created=int(self._wall()),
@@ -273,6 +276,15 @@ class Kernel:
             prompt_tokens=[len(p) for p in prompts],
             on_close=release,
         )
+        return generation
+
+    async def _drop_if_dead(self, key: str, loaded: LoadedModel, error: BaseException | None) -> None:
+        """After a dead worker: unload the model (once idle) so the next request starts a fresh one."""
+        if not isinstance(error, EngineDeadError) or self._loaded_now(key) is not loaded:
+            return
+        log.error("model %s: %s; a fresh worker starts on the next request", key, error)
+        with contextlib.suppress(ModelNotFound):
+            await self.residency.unload(key, reason=f"engine died: {error}")
 
     def new_request_id(self) -> str:
         return uuid.uuid4().hex
