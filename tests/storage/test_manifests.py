@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text
 from llmos.registry.manifest import Manifest, ManifestFile
 from llmos.storage.db import Database
 from llmos.storage.manifests import ManifestRepository
-from llmos.storage.rows import ManifestFileRow
+from llmos.storage.rows import ManifestFileRow, ManifestRow
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -124,3 +124,24 @@ def test_failed_transaction_rolls_back(database: Database) -> None:
         s.execute(text("DELETE FROM tags"))
         raise RuntimeError("boom")
     assert [m.name for m in repo.tagged()] == ["a:1"]
+
+
+def test_save_racing_another_writer_retries(database: Database) -> None:
+    from sqlalchemy.orm import Session
+
+    class StaleFirstRead(ManifestRepository):
+        """Its first lookup misses a row another writer just stored (the race, made certain)."""
+
+        stale = True
+
+        @staticmethod
+        def _version(s: Session, family: str, digest: str) -> ManifestRow | None:
+            if StaleFirstRead.stale:
+                StaleFirstRead.stale = False
+                return None
+            return ManifestRepository._version(s, family, digest)
+
+    ManifestRepository(database).save(manifest("a:1", 1), "a", "1")
+    stored = StaleFirstRead(database).save(manifest("a:1", 1), "a", "2")
+    assert stored.name == "a:2" and stored.digest == f"{1:064x}"
+    assert [m.name for m in ManifestRepository(database).tagged()] == ["a:1", "a:2"]

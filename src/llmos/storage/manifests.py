@@ -6,6 +6,7 @@ import builtins
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import sqlalchemy.exc
 from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
@@ -13,6 +14,8 @@ from llmos.registry.manifest import Manifest, ManifestFile
 from llmos.storage.db import Database
 from llmos.storage.rows import ManifestFileRow, ManifestRow, TagRow
 from llmos.types import Digest
+
+_SAVE_ATTEMPTS = 3
 
 
 def _utc(value: datetime) -> datetime:
@@ -128,14 +131,22 @@ class ManifestRepository:
         """Store ``manifest`` as a version of ``family`` (kept if that version exists already) and
         point ``family:tag`` at it. Returns the stored version named ``family:tag``."""
         now = self._clock()
-        with self._db.session() as s:
-            row = self._version(s, family, manifest.digest)
-            if row is None:
-                row = _to_row(manifest, family, manifest.created_at or now)
-                s.add(row)
-                s.flush()
-            self._point(s, family, tag, row, now)
-            return _to_domain(row, f"{family}:{tag}")
+        for attempt in range(_SAVE_ATTEMPTS):
+            try:
+                with self._db.session() as s:
+                    row = self._version(s, family, manifest.digest)
+                    if row is None:
+                        row = _to_row(manifest, family, manifest.created_at or now)
+                        s.add(row)
+                        s.flush()
+                    self._point(s, family, tag, row, now)
+                    return _to_domain(row, f"{family}:{tag}")
+            except sqlalchemy.exc.IntegrityError:
+                # Another writer stored the same version or tag between our read and write;
+                # the retry sees its row and points the tag at it.
+                if attempt == _SAVE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def untag(self, family: str, tag: str) -> builtins.list[Manifest]:
         """Remove ``family:tag`` and the versions registered under it that no other tag names.
