@@ -96,3 +96,17 @@ async def test_a_dead_engine_fails_its_requests_and_the_next_request_gets_a_fres
     again = await s.client.post("/v1/chat/completions", json=body)
     assert again.status_code == 200, again.text
     assert len(s.engines) == 2, "a fresh engine was started"
+
+
+async def test_a_name_repointed_to_a_new_version_reloads(serve: ServeFactory) -> None:
+    from dataclasses import replace
+
+    s = await serve()
+    body = {"model": "fake:1", "messages": [{"role": "user", "content": "x"}], "max_tokens": 2}
+    assert (await s.client.post("/v1/chat/completions", json=body)).status_code == 200
+    registry = s.kernel.registry
+    old = registry.models["fake:1"]  # type: ignore[attr-defined]
+    registry.models["fake:1"] = replace(old, digest="f" * 64, parent=old.digest)  # type: ignore[attr-defined]
+    assert (await s.client.post("/v1/chat/completions", json=body)).status_code == 200
+    assert len(s.engines) == 2
+    assert (await s.client.get("/api/ps")).json()["models"][0]["digest"] == "f" * 64

@@ -59,7 +59,7 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], path: str, limit_s: flo
 
 def start_server(home: Path, *, drain_s: float = 10, default_model: bool = False) -> RealServer:
     port = _free_port()
-    env = {**os.environ, "LLMOS_HOME": str(home), "LLMOS_N_SLOTS": "4", "LLMOS_N_CTX": "4096"}
+    env = {**os.environ, "LLMOS_HOME": str(home), "LLMOS_N_SLOTS": "16", "LLMOS_N_CTX": "4096"}
     env.pop("LLMOS_DATABASE_URL", None)
     log = home.parent / f"server-{port}.log"
     with log.open("wb") as out:
@@ -177,7 +177,7 @@ def test_sdk_against_the_real_server(server: RealServer) -> None:
         assert [m.name for m in client.models.list()] == [MODEL]
 
 
-def test_concurrent_streams_on_the_real_engine(server: RealServer) -> None:
+def test_sixteen_concurrent_streams_on_the_real_engine(server: RealServer) -> None:
     results: list[str] = []
     errors: list[BaseException] = []
 
@@ -194,12 +194,12 @@ def test_concurrent_streams_on_the_real_engine(server: RealServer) -> None:
         except BaseException as exc:  # collected and asserted below
             errors.append(exc)
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(16)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(300)
-    assert not errors and len(results) == 4
+    assert not errors and len(results) == 16 and all(results)
 
 
 def test_sigterm_drains_in_flight_then_exits(tmp_path: Path, smollm2_gguf: Path) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
 import uuid
@@ -21,7 +20,7 @@ from typing import Any
 
 from llmos.config import Config
 from llmos.engine.base import SamplingParams, SequenceSpec
-from llmos.errors import EngineDeadError, InvalidRequest, LLMOSError, ModelNotFound
+from llmos.errors import Conflict, EngineDeadError, InvalidRequest, LLMOSError, ModelNotFound
 from llmos.kernel import params as sampling
 from llmos.kernel.generation import Generation
 from llmos.kernel.ports import GenerationHandle, Registry
@@ -67,7 +66,6 @@ class Kernel:
         self._loader = loader
         self._clock = clock
         self._wall = wall_clock
-        self._ids = itertools.count()
         self._started = False
         self._estimates: dict[str, MemoryEstimate] = {}
 
@@ -230,10 +228,7 @@ class Kernel:
         sampling.validate(params, self.config.limits)
         manifest = await self.resolve(model)
         key = self._key(model, manifest)
-        keep_alive = _keep_alive(meta.keep_alive)
-        lease: Lease[LoadedModel] = await self.residency.acquire(
-            key, self._estimate(manifest), self._load_fn(key, manifest), keep_alive=keep_alive
-        )
+        lease = await self._acquire(key, manifest, _keep_alive(meta.keep_alive))
         handles: list[tuple[GenerationHandle, int]] = []
         loaded = lease.handle
         try:
@@ -277,6 +272,24 @@ class Kernel:
             on_close=release,
         )
         return generation
+
+    async def _acquire(self, key: str, manifest: Manifest, keep_alive: float | None) -> Lease[LoadedModel]:
+        """Hold the model resident for one request; a name re-pointed to a new version since
+        it loaded is reloaded (once the old version's running requests end)."""
+        for _ in range(3):
+            lease = await self.residency.acquire(
+                key, self._estimate(manifest), self._load_fn(key, manifest), keep_alive=keep_alive
+            )
+            if lease.handle.manifest.digest == manifest.digest:
+                return lease
+            await self.residency.release(lease)
+            with contextlib.suppress(ModelNotFound):
+                if not await self.residency.unload(key, reason=f"{key} now names {manifest.short_digest}"):
+                    raise Conflict(
+                        f"{key!r} was re-pointed to a new version while the old one is busy; retry shortly",
+                        param="model",
+                    )
+        raise Conflict(f"{key!r} keeps changing version; retry", param="model")
 
     async def _drop_if_dead(self, key: str, loaded: LoadedModel, error: BaseException | None) -> None:
         """After a dead worker: unload the model (once idle) so the next request starts a fresh one."""
