@@ -469,3 +469,37 @@ def test_priority_pauses_much_less_urgent_work_while_urgent_work_runs() -> None:
         assert text(await flex.collect()) == expected
 
     run(main())
+
+
+def test_handle_as_context_manager_and_iterating_twice() -> None:
+    async def main() -> None:
+        clock = VirtualClock()
+        engine = make_engine(clock, n_slots=1)
+        s = make_scheduler(engine, clock)
+        async with s.submit(make_request("left", max_tokens=1000)) as left:
+            s.step_once()
+        s.step_once()
+        assert left.done and engine.sequences() == [] and s.snapshot().cancelled == 1
+        h = s.submit(make_request("twice", max_tokens=3))
+        drive(s, lambda: h.done)
+        assert len(text(await h.collect())) == 3
+        assert await asyncio.wait_for(h.collect(), timeout=1) == []
+
+    run(main())
+
+
+def test_snapshot_reports_tenants_and_policy_state() -> None:
+    async def main() -> None:
+        clock = VirtualClock()
+        s = make_scheduler(make_engine(clock, n_slots=1), clock, policy="fair")
+        for i in range(3):
+            s.submit(make_request(f"a{i}", tenant="A", max_tokens=4))
+        s.submit(make_request("b0", tenant="B", max_tokens=4))
+        s.step_once()
+        snap = s.snapshot()
+        assert snap.policy == "fair" and snap.running == 1 and snap.queued == 3
+        assert {(t.tenant, t.queued, t.running) for t in snap.tenants} == {("A", 2, 1), ("B", 1, 0)}
+        assert snap.policy_state["A"] > 0
+        assert next(r.request_id for r in snap.requests if r.phase == "queued") == "b0"  # B is owed service
+
+    run(main())

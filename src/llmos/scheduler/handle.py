@@ -29,6 +29,7 @@ class RequestHandle:
     def __init__(self, ticket: Ticket, scheduler: ModelScheduler) -> None:
         self._ticket = ticket
         self._scheduler = scheduler
+        self._consumed = False
 
     @property
     def request_id(self) -> str:
@@ -52,15 +53,17 @@ class RequestHandle:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[SeqOutput]:
+        if self._consumed:  # the last output was already handed out: a second loop ends at once
+            return
         finished = False
         try:
             while True:
                 item = await self._ticket.outbox.get()
                 if isinstance(item, BaseException):
-                    finished = True
+                    finished = self._consumed = True
                     raise item
                 if item.finish_reason is not None:
-                    finished = True
+                    finished = self._consumed = True
                 yield item
                 if finished:
                     return

@@ -272,6 +272,7 @@ class ModelScheduler:
             return True
         with self._cv:
             self._absorb(plan, result)
+            self._refresh_positions(self._clock())
         return True
 
     def _reap(self, now: float) -> bool:
