@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install Debian's PostgreSQL (if needed), start it on 127.0.0.1:5432 and create the llmos test
-# role and database. Idempotent. Prints the URL; `source` it to export LLMOS_TEST_POSTGRES_URL.
+# role and database. Idempotent; needs root (or sudo). Prints the URL as its last line:
+#   export LLMOS_TEST_POSTGRES_URL="$(.ci/postgres.sh | tail -n 1)"
 set -euo pipefail
 
 PGUSER_NAME=llmos

@@ -69,6 +69,10 @@ class Registry:
         self.catalog = CATALOG if catalog is None else catalog
         self._clock = clock or (lambda: datetime.now(UTC))
 
+    def close(self) -> None:
+        """Release database connections (the registry is unusable afterwards)."""
+        self.manifests.close()
+
     # ---- queries --------------------------------------------------------------------------
 
     def resolve(self, name: str) -> Manifest:

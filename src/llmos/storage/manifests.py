@@ -81,6 +81,10 @@ class ManifestRepository:
         self._db = db
         self._clock = clock or (lambda: datetime.now(UTC))
 
+    def close(self) -> None:
+        """Release the database's connections."""
+        self._db.dispose()
+
     # ---- queries --------------------------------------------------------------------------
 
     def by_tag(self, family: str, tag: str) -> Manifest | None:
