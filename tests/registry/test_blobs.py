@@ -87,8 +87,11 @@ def test_clean_tmp_removes_only_dead_writers(tmp_path: Path) -> None:
 def test_same_content_twice_is_one_blob(tmp_path: Path) -> None:
     s = store(tmp_path)
     a = s.put_stream(io.BytesIO(b"same"))
+    inode = a.path.stat().st_ino
     b = s.put_stream(io.BytesIO(b"same"))
     assert a.digest == b.digest and s.digests() == [a.digest]
+    assert b.path.stat().st_ino == inode  # the existing file (maybe mapped by a model) is kept
+    assert listing(tmp_path) == [f"blobs/sha256-{a.digest}"]
     assert s.delete(a.digest) and not s.delete(a.digest)
 
 

@@ -151,8 +151,13 @@ class BlobWriter:
         digest = self.finish()
         target = self._store.path(digest)
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self.temp, target)
-        _fsync_dir(target.parent)
+        if target.is_file() and target.stat().st_size == self.size:
+            # Same content is already there (content addressing); keep the existing inode, which
+            # a loaded model may have mapped.
+            self.discard()
+        else:
+            os.replace(self.temp, target)
+            _fsync_dir(target.parent)
         self._committed = True
         return Blob(digest=digest, size=self.size, path=target)
 
