@@ -21,6 +21,7 @@ from llmos.errors import (
     RateLimited,
 )
 from llmos.scheduler import ModelScheduler, RequestHandle
+from llmos.scheduler.policies import FcfsPolicy
 
 from .factories import Recorder, VirtualClock, make_engine, make_request, make_scheduler, wait_for
 
@@ -501,5 +502,24 @@ def test_snapshot_reports_tenants_and_policy_state() -> None:
         assert {(t.tenant, t.queued, t.running) for t in snap.tenants} == {("A", 2, 1), ("B", 1, 0)}
         assert snap.policy_state["A"] > 0
         assert next(r.request_id for r in snap.requests if r.phase == "queued") == "b0"  # B is owed service
+
+    run(main())
+
+
+def test_a_scheduler_bug_fails_requests_instead_of_hanging_them() -> None:
+    class BrokenPolicy(FcfsPolicy):
+        def runnable(self, running: Any, now: float) -> list[Any]:
+            raise RuntimeError("policy bug")
+
+    async def main() -> None:
+        clock = VirtualClock()
+        s = ModelScheduler(make_engine(clock), clock=clock, policy=BrokenPolicy())
+        s.start()
+        try:
+            h = s.submit(make_request("victim"))
+            with pytest.raises(EngineGenerateError, match="policy bug"):
+                await asyncio.wait_for(h.collect(), timeout=5)
+        finally:
+            await s.stop(drain_timeout=0)
 
     run(main())

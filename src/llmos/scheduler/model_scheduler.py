@@ -25,6 +25,7 @@ dead); any other error from a step fails the requests in that step with ``Engine
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
@@ -233,8 +234,10 @@ class ModelScheduler:
         while True:
             try:
                 progressed = self.step_once()
-            except Exception:  # never let the thread die silently
+            except Exception as e:  # a bug here must neither kill the thread nor hang consumers
                 logger.exception("scheduler step failed for model %s", self.model)
+                with self._cv:
+                    self._fail_everything(e)
                 progressed = False
             with self._cv:
                 if self._stop_thread:
@@ -457,6 +460,16 @@ class ModelScheduler:
         for t in list(self._waiting):
             if include_queued or t.snapshot is not None:
                 self._finish(t, now, "fail", EngineDeadError(error.message))
+
+    def _fail_everything(self, error: Exception) -> None:
+        now = self._clock()
+        for t in list(self._running):
+            with contextlib.suppress(Exception):
+                self.engine.abort(t.seq_id)
+            self._leave_slot(t, now)
+            self._finish(t, now, "fail", EngineGenerateError(f"scheduler failure: {error}"))
+        for t in list(self._waiting):
+            self._finish(t, now, "fail", EngineGenerateError(f"scheduler failure: {error}"))
 
     def _fail_planned(self, plan: dict[SeqId, int], error: Exception) -> None:
         now = self._clock()
