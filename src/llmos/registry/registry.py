@@ -404,8 +404,11 @@ class Registry:
                 except OSError:
                     shutil.copyfile(src, target)
             folder.parent.mkdir(parents=True, exist_ok=True)
-            with contextlib.suppress(FileExistsError, OSError):
+            try:
                 os.replace(staging, folder)
+            except OSError:
+                if not folder.is_dir():  # not a concurrent materialisation winning the race
+                    raise
         return folder
 
 
