@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import sys
@@ -331,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         "max_tokens": args.max_tokens,
         "quick": args.quick,
         "when_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "loadavg_at_start": os.getloadavg(),
+        "cpus": os.cpu_count(),
     }
     for name in args.only.split(","):
         results[name] = asyncio.run(runs[name](bench))
