@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -100,11 +100,11 @@ class Kernel:
         versions = await asyncio.to_thread(self.registry.versions, manifest.name)
         return ModelDetails(manifest=manifest, versions=tuple(versions))
 
-    def pull(self, name: str) -> AsyncIterator[PullEvent]:
+    def pull(self, name: str) -> AsyncGenerator[PullEvent, None]:
         """Pull a model, streaming progress; the last event has ``done=True``."""
         return stream_operation(lambda report: self.registry.pull(name, report))
 
-    def import_file(self, path: Path, name: str) -> AsyncIterator[PullEvent]:
+    def import_file(self, path: Path, name: str) -> AsyncGenerator[PullEvent, None]:
         """Register a local GGUF under ``name``, streaming progress."""
         return stream_operation(lambda report: self.registry.import_file(path, name, report))
 
@@ -119,7 +119,7 @@ class Kernel:
     async def copy_model(self, src: str, dst: str) -> Manifest:
         return await asyncio.to_thread(self.registry.copy, src, dst)
 
-    async def ensure_model(self, name: str) -> AsyncIterator[PullEvent]:
+    async def ensure_model(self, name: str) -> AsyncGenerator[PullEvent, None]:
         """Resolve ``name``, pulling it first if it is missing (catalog models); yields pull progress."""
         try:
             await self.resolve(name)

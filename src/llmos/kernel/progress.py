@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from llmos.kernel.types import PullEvent
@@ -39,7 +39,7 @@ def to_event(progress: Any) -> PullEvent:
     )
 
 
-async def stream_operation(operation: Operation) -> AsyncIterator[PullEvent]:
+async def stream_operation(operation: Operation) -> AsyncGenerator[PullEvent, None]:
     """Run ``operation`` in a thread; yield its progress, then a final ``done`` event.
 
     Errors the operation raises are raised from the iterator after the progress seen so far.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
@@ -74,7 +74,7 @@ def _event(e: PullEvent) -> ProgressEvent:
     return ProgressEvent(status=e.status, completed=e.completed, total=e.total, digest=e.digest, done=e.done)
 
 
-async def _progress_response(request: Request, events: AsyncIterator[PullEvent], stream: bool) -> Response:
+async def _progress_response(request: Request, events: AsyncGenerator[PullEvent, None], stream: bool) -> Response:
     """Stream progress as NDJSON (or SSE when the client accepts ``text/event-stream``).
 
     The first event is awaited before answering, so an immediate failure (unknown model, bad
@@ -98,7 +98,7 @@ async def _progress_response(request: Request, events: AsyncIterator[PullEvent],
             yield frame(domain_error_body(exc))
 
     async def close() -> None:
-        await events.aclose()  # type: ignore[attr-defined]
+        await events.aclose()
 
     media = "text/event-stream" if sse else "application/x-ndjson"
     return CleanupStreamingResponse(body(), on_close=close, media_type=media)
