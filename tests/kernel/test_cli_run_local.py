@@ -40,7 +40,9 @@ def test_run_in_process_with_the_fake_backend(
     assert len(r.stdout.rstrip("\n")) == 6
     chat = no_server.invoke(app, ["run", MODEL, "--max-tokens", "3"], input="one\ntwo\n/bye\n")
     assert chat.exit_code == 0, chat.output
-    answers = [line.removeprefix(">>> ") for line in chat.stdout.splitlines() if line.removeprefix(">>> ").strip()]
+    answers = [
+        line.removeprefix(">>> ") for line in chat.stdout.splitlines() if line.removeprefix(">>> ").strip()
+    ]
     assert [len(a) for a in answers] == [3, 3]
 
 
@@ -53,6 +55,8 @@ def test_run_unknown_model_fails_cleanly(no_server: CliRunner, monkeypatch: pyte
 @pytest.mark.integration
 def test_run_in_process_on_llama_cpp(no_server: CliRunner, smollm2_gguf: Path) -> None:
     _import(no_server, smollm2_gguf)
-    r = no_server.invoke(app, ["run", MODEL, "What is the capital of France?", "--max-tokens", "8", "--temperature", "0"])
+    r = no_server.invoke(
+        app, ["run", MODEL, "What is the capital of France?", "--max-tokens", "8", "--temperature", "0"]
+    )
     assert r.exit_code == 0, r.output
     assert r.stdout.strip()

@@ -74,7 +74,9 @@ def _event(e: PullEvent) -> ProgressEvent:
     return ProgressEvent(status=e.status, completed=e.completed, total=e.total, digest=e.digest, done=e.done)
 
 
-async def _progress_response(request: Request, events: AsyncGenerator[PullEvent, None], stream: bool) -> Response:
+async def _progress_response(
+    request: Request, events: AsyncGenerator[PullEvent, None], stream: bool
+) -> Response:
     """Stream progress as NDJSON (or SSE when the client accepts ``text/event-stream``).
 
     The first event is awaited before answering, so an immediate failure (unknown model, bad
