@@ -118,3 +118,18 @@ BAD_ARGS = '<tool_call>{"name": "add", "arguments": {"a": 2}}</tool_call>'
 )
 def test_tool_grammars_in_llamacpp(probe: Any, choice: Any, parallel: bool, text: str, ok: bool) -> None:
     assert probe.accepts(_tool_plan(choice, parallel), text) is ok
+
+
+def test_pretty_whitespace_allows_one_newline_and_a_bounded_indent(probe: Any) -> None:
+    gbnf = compile_json_schema(PERSON, whitespace="pretty")
+    assert probe.accepts(gbnf, '{\n  "name": "Ann",\n  "age": 41,\n  "email": null\n}')
+    assert not probe.accepts(gbnf, '{\n\n  "name": "Ann", "age": 41, "email": null}')
+    assert not probe.accepts(gbnf, '{\n' + " " * 17 + '"name": "Ann", "age": 41, "email": null}')
+
+
+def test_auto_with_json_object_offers_calls_or_an_object(probe: Any) -> None:
+    plan = plan_chat([{"role": "user", "content": "x"}], tools=[ADD_TOOL], response_format={"type": "json_object"})
+    assert plan.grammar is not None
+    assert probe.accepts(plan.grammar, CALL_ADD)
+    assert probe.accepts(plan.grammar, '{"sum": 5}')
+    assert not probe.accepts(plan.grammar, "five")
