@@ -124,11 +124,13 @@ def test_pretty_whitespace_allows_one_newline_and_a_bounded_indent(probe: Any) -
     gbnf = compile_json_schema(PERSON, whitespace="pretty")
     assert probe.accepts(gbnf, '{\n  "name": "Ann",\n  "age": 41,\n  "email": null\n}')
     assert not probe.accepts(gbnf, '{\n\n  "name": "Ann", "age": 41, "email": null}')
-    assert not probe.accepts(gbnf, '{\n' + " " * 17 + '"name": "Ann", "age": 41, "email": null}')
+    assert not probe.accepts(gbnf, "{\n" + " " * 17 + '"name": "Ann", "age": 41, "email": null}')
 
 
 def test_auto_with_json_object_offers_calls_or_an_object(probe: Any) -> None:
-    plan = plan_chat([{"role": "user", "content": "x"}], tools=[ADD_TOOL], response_format={"type": "json_object"})
+    plan = plan_chat(
+        [{"role": "user", "content": "x"}], tools=[ADD_TOOL], response_format={"type": "json_object"}
+    )
     assert plan.grammar is not None
     assert probe.accepts(plan.grammar, CALL_ADD)
     assert probe.accepts(plan.grammar, '{"sum": 5}')
