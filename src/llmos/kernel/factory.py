@@ -56,14 +56,16 @@ def build_kernel(
         unload_drain_s=unload_drain_s,
         load_extra=load_extra,
     )
+    machine = inventory or take_inventory()
     residency: ResidencyManager[LoadedModel] = residency_from_config(
-        config, inventory or take_inventory(), unload=loader.unload, measure=loader.measure
+        config, machine, unload=loader.unload, measure=loader.measure
     )
     return Kernel(
         config,
         registry=registry if registry is not None else default_registry(config),
         loader=loader,
         residency=residency,
+        inventory=machine,
         clock=clock,
         wall_clock=wall_clock,
     )

@@ -31,12 +31,25 @@ from llmos.registry.manifest import Manifest
 from llmos.registry.names import parse_name
 from llmos.resources.estimate import EstimateParams, MemoryEstimate
 from llmos.resources.keepalive import parse_keep_alive
-from llmos.resources.residency import Lease, LoadGrant, ResidencyManager
+from llmos.resources.budget import MemoryBudget
+from llmos.resources.events import ResourceEvent
+from llmos.resources.inventory import Inventory
+from llmos.resources.residency import Lease, LoadGrant, ResidencyManager, ResidentInfo
 from llmos.resources.wiring import estimate_model
 from llmos.scheduler.request import GenerationRequest, RequestClass
+from llmos.scheduler.stats import SchedulerStats
 from llmos.types import ChatMessage
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ResourcesView:
+    inventory: Inventory
+    budget: MemoryBudget
+    used_bytes: int
+    residents: tuple[ResidentInfo, ...]
+    events: tuple[ResourceEvent, ...]
 
 
 @dataclass(frozen=True)
@@ -57,12 +70,14 @@ class Kernel:
         registry: Registry,
         loader: ModelLoader,
         residency: ResidencyManager[LoadedModel],
+        inventory: Inventory,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.registry = registry
         self.residency = residency
+        self.inventory = inventory
         self._loader = loader
         self._clock = clock
         self._wall = wall_clock
@@ -176,6 +191,33 @@ class Kernel:
                 )
             )
         return out
+
+    async def pin(self, name: str, *, pinned: bool = True) -> None:
+        """Keep a resident model loaded (never evicted or expired), or make it evictable again."""
+        key = self._resident_key(name)
+        if pinned:
+            self.residency.pin(key)
+        else:
+            self.residency.unpin(key)
+
+    def scheduler_stats(self) -> list[SchedulerStats]:
+        """Each resident model's scheduler: queues, tenants, requests and the live queueing model."""
+        out = []
+        for model in list(self._loader.loaded.values()):
+            snap = _safe_snapshot(model)
+            if isinstance(snap, SchedulerStats):
+                out.append(snap)
+        return out
+
+    def resources(self) -> ResourcesView:
+        """The machine, the memory budget, the resident models and recent residency events."""
+        return ResourcesView(
+            inventory=self.inventory,
+            budget=self.residency.budget,
+            used_bytes=self.residency.used("cpu"),
+            residents=tuple(self.residency.snapshot()),
+            events=tuple(self.residency.events.recent(100)),
+        )
 
     def loaded(self, name: str) -> LoadedModel | None:
         """The resident model a name (or key) refers to, if it is resident now."""
@@ -312,6 +354,10 @@ class Kernel:
     def _key(name: str, manifest: Manifest) -> str:
         """The residency key: ``family:tag``, or the pinned name for a digest reference."""
         return manifest.pinned_name if "@sha256:" in name.lower() else manifest.name
+
+    def resident_key(self, name: str) -> str:
+        """The residency key of a resident model named ``name``. Raises ModelNotFound."""
+        return self._resident_key(name)
 
     def _resident_key(self, name: str) -> str:
         key = str(parse_name(name))
