@@ -206,6 +206,8 @@ def test_parse_answer_text_and_calls() -> None:
             "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
         },
     ]
+    assert answer.to_openai()["content"] is None and len(answer.to_openai()["tool_calls"]) == 2
+    assert parse_answer("hi").to_openai() == {"role": "assistant", "content": "hi"}
     truncated = '<tool_call>{"name": "add", "arguments": {"a": 1'
     assert parse_answer(truncated).content == truncated
 

@@ -53,6 +53,13 @@ class ParsedAnswer:
     content: str | None
     tool_calls: tuple[ToolCall, ...] = ()
 
+    def to_openai(self) -> JSON:
+        """The assistant message of a chat completion choice."""
+        message: JSON = {"role": "assistant", "content": self.content}
+        if self.tool_calls:
+            message["tool_calls"] = [c.to_openai() for c in self.tool_calls]
+        return message
+
 
 @dataclass(frozen=True)
 class ContentDelta:
