@@ -29,11 +29,11 @@ from llmos.kernel.residency import LoadedModel, ModelLoader
 from llmos.kernel.types import GenerationParams, PullEvent, RequestMeta, ResidentModel
 from llmos.registry.manifest import Manifest
 from llmos.registry.names import parse_name
-from llmos.resources.estimate import EstimateParams, MemoryEstimate
-from llmos.resources.keepalive import parse_keep_alive
 from llmos.resources.budget import MemoryBudget
+from llmos.resources.estimate import EstimateParams, MemoryEstimate
 from llmos.resources.events import ResourceEvent
 from llmos.resources.inventory import Inventory
+from llmos.resources.keepalive import parse_keep_alive
 from llmos.resources.residency import Lease, LoadGrant, ResidencyManager, ResidentInfo
 from llmos.resources.wiring import estimate_model
 from llmos.scheduler.request import GenerationRequest, RequestClass
