@@ -165,3 +165,8 @@ def test_regex_subset_refuses_unsafe_constructs(pattern: str) -> None:
 def test_regex_unanchored_allows_surrounding_text() -> None:
     assert regex_to_gbnf("ab").count("*") == 2
     assert "*" not in regex_to_gbnf("^ab$")
+
+
+def test_nullable_enum_admits_null() -> None:
+    gbnf = compile_json_schema({"enum": ["a"], "nullable": True})
+    assert '"\\"a\\"" | "null"' in gbnf

@@ -221,6 +221,8 @@ class SchemaCompiler:
             if not isinstance(values, list) or not values:
                 self._fail("'enum' must be a non-empty array", f"{path}.enum")
             body = " | ".join(self._json_literal(v, f"{path}.enum[{i}]") for i, v in enumerate(values))
+            if schema.get("nullable") is True and None not in values:
+                body += ' | "null"'
             return self._b.add(f"{hint}-enum", body)
 
         types = self._types(schema, path)
