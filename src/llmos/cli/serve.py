@@ -57,6 +57,7 @@ def serve(
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations are routine; keep the start quiet
     kernel = build_kernel(config)
     life = Lifecycle()
     startup = None if no_default_model else default_model_startup(config)
