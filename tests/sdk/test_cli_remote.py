@@ -32,7 +32,8 @@ def test_load_ps_unload_and_registry_commands_use_the_server(cli: CliRunner) -> 
     r = cli.invoke(app, ["load", "cat:1"])
     assert r.exit_code == 0, r.output
     ps = cli.invoke(app, ["ps"])
-    assert "cat:1" in ps.stdout and "ready" in ps.stdout
+    assert "cat:1" in ps.stdout and "ready" in ps.stdout and "WAIT PRED/OBS" in ps.stdout
+    assert "of" in ps.stdout.splitlines()[-1] and "budget" in ps.stdout
     listed = cli.invoke(app, ["list"])
     assert "fake:1" in listed.stdout and "cat:1" in listed.stdout, "the server's registry (a memory fake)"
     assert "test" in cli.invoke(app, ["show", "cat:1"]).stdout

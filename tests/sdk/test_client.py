@@ -49,6 +49,9 @@ def test_load_model_generate_chat_stream_ps_unload(live_url: str) -> None:
         deltas = list(model.stream(messages=[{"role": "user", "content": "hi"}], max_tokens=6, temperature=0))
         assert len(deltas) == 6 and "".join(deltas) == model.chat("hi", max_tokens=6, temperature=0).text
         assert "".join(model.stream("Once upon", max_tokens=7, temperature=0)) == text
+        assert client.pin("fake:1").pinned is True and client.unpin("fake:1").pinned is False
+        assert [q["model"] for q in client.scheduler()] == ["fake:1"]
+        assert client.resources()["residents"][0]["model"] == "fake:1"
         assert client.unload("fake:1") is True
         assert client.ps() == []
 

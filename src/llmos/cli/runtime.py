@@ -99,19 +99,29 @@ def _until(expires_at: float | None, keep_alive: float | None, now: Callable[[],
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
+def _secs(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.2f}s"
+
+
 def ps() -> None:
-    """Show the models loaded on the server."""
+    """Show the models loaded on the server, their queues and the memory budget."""
     with require_server() as client:
         models = client.ps()
+        queues = {s["model"]: s for s in client.scheduler()}
+        resources = client.resources()
     table = Table(box=None)
-    for col in ("NAME", "DIGEST", "STATE", "MEMORY", "RUNNING", "QUEUED", "UNTIL"):
+    for col in ("NAME", "DIGEST", "STATE", "MEMORY", "RUNNING", "QUEUED", "WAIT PRED/OBS", "UNTIL"):
         table.add_column(col)
     for m in models:
         memory = _size(m.measured_bytes or m.estimated_bytes)
         state = m.state + (" (pinned)" if m.pinned else "")
         until = _until(m.expires_at, m.keep_alive)
-        table.add_row(m.name, m.digest[:12], state, memory, str(m.running), str(m.queued), until)
+        qm = queues.get(m.name, {}).get("queue_model", {})
+        wait = f"{_secs(qm.get('predicted_wait_mmc_s'))}/{_secs(qm.get('observed_wait_mean_s'))}"
+        table.add_row(m.name, m.digest[:12], state, memory, str(m.running), str(m.queued), wait, until)
     out_console.print(table)
+    budget = resources.get("budget", {}).get("ram_bytes")
+    out_console.print(f"memory: {_size(resources.get('used_bytes'))} of {_size(budget)} budget")
 
 
 def load(

@@ -119,6 +119,21 @@ class AsyncClient:
         """Unload now (True) or once the model's running requests end (False)."""
         return bool((await self._request("POST", "/api/unload", json={"model": name}))["unloaded"])
 
+    async def pin(self, name: str) -> RunningModel:
+        """Keep a loaded model resident: never evicted, never expired."""
+        return RunningModel.from_json(await self._request("POST", "/api/pin", json={"model": name}))
+
+    async def unpin(self, name: str) -> RunningModel:
+        return RunningModel.from_json(await self._request("POST", "/api/unpin", json={"model": name}))
+
+    async def scheduler(self) -> list[dict[str, Any]]:
+        """Each loaded model's scheduler: queues, tenants, requests, the live queueing model."""
+        return list((await self._request("GET", "/api/scheduler"))["models"])
+
+    async def resources(self) -> dict[str, Any]:
+        """The server's inventory, memory budget and resident models."""
+        return dict(await self._request("GET", "/api/resources"))
+
     # ---- generation ----------------------------------------------------------------------
 
     async def chat(self, model: str, messages: Iterable[ChatMessage], **params: Any) -> Generation:

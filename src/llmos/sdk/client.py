@@ -118,6 +118,21 @@ class Client:
         """Unload now (True) or once the model's running requests end (False)."""
         return bool(self._request("POST", "/api/unload", json={"model": name})["unloaded"])
 
+    def pin(self, name: str) -> RunningModel:
+        """Keep a loaded model resident: never evicted, never expired."""
+        return RunningModel.from_json(self._request("POST", "/api/pin", json={"model": name}))
+
+    def unpin(self, name: str) -> RunningModel:
+        return RunningModel.from_json(self._request("POST", "/api/unpin", json={"model": name}))
+
+    def scheduler(self) -> list[dict[str, Any]]:
+        """Each loaded model's scheduler: queues, tenants, requests, the live queueing model."""
+        return list((self._request("GET", "/api/scheduler"))["models"])
+
+    def resources(self) -> dict[str, Any]:
+        """The server's inventory, memory budget and resident models."""
+        return dict(self._request("GET", "/api/resources"))
+
     # ---- generation ----------------------------------------------------------------------
 
     def chat(self, model: str, messages: Iterable[ChatMessage], **params: Any) -> Generation:
