@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TypeVar
 
@@ -19,6 +20,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class ClientDisconnected(Exception):
@@ -42,8 +44,13 @@ class CleanupStreamingResponse(StreamingResponse):
             async with anyio.create_task_group() as tg:
 
                 async def stream() -> None:
-                    with contextlib.suppress(OSError):  # the client went away mid-send
+                    try:
                         await self.stream_response(send)
+                    except OSError:
+                        pass  # the client went away mid-send
+                    except Exception:
+                        # Headers are sent: nothing left to tell the client but a closed stream.
+                        log.exception("stream failed after the response started")
                     tg.cancel_scope.cancel()
 
                 tg.start_soon(stream)
