@@ -20,7 +20,7 @@ from .schemas import ADD_TOOL, ORDER, PERSON, REVIEW, TREE, WEATHER_TOOL
 
 pytestmark = pytest.mark.integration
 
-SEEDS = range(8)
+SEEDS = range(10)
 CASES = [
     ("person", PERSON, "Invent a person and give their name, age and email."),
     ("order", ORDER, "Order two products from the shop."),
