@@ -253,7 +253,9 @@ class LlamaCppEngine:
                     work.append(_Work(s, chunk, sample))
                     budget -= len(chunk)
             return work
-        total = 0
+        total = sum(plan.tokens.values())
+        if total > budget:
+            raise InvalidRequest(f"plan feeds {total} tokens, more than n_batch={budget}", param="plan")
         for seq_id, n in plan.tokens.items():
             if n < 1:
                 raise InvalidRequest(f"plan gives {n} tokens to {seq_id!r}", param="plan")
@@ -261,10 +263,7 @@ class LlamaCppEngine:
             if seq is None or seq.unfed == 0:
                 continue
             chunk, sample = seq.next_chunk(n)
-            total += len(chunk)
             work.append(_Work(seq, chunk, sample))
-        if total > budget:
-            raise InvalidRequest(f"plan feeds {total} tokens, more than n_batch={budget}", param="plan")
         return work
 
     def step(self, plan: StepPlan | None = None) -> StepResult:
