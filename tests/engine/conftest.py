@@ -25,7 +25,13 @@ class Run:
     error: str | None = None
 
 
-def drive(engine: Engine, runs: dict[str, Run] | None = None, *, plan: StepPlan | None = None, max_steps: int = 10_000) -> dict[str, Run]:
+def drive(
+    engine: Engine,
+    runs: dict[str, Run] | None = None,
+    *,
+    plan: StepPlan | None = None,
+    max_steps: int = 10_000,
+) -> dict[str, Run]:
     """Step until no sequence is resident; collect each sequence's text and finish."""
     runs = {} if runs is None else runs
     for _ in range(max_steps):
@@ -49,7 +55,9 @@ def collect(outputs: Any, runs: dict[str, Run]) -> None:
 
 
 def chat_prompt(engine: Engine, question: str, system: str | None = None) -> tuple[int, ...]:
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
+    messages = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": question}
+    ]
     return tuple(engine.tokenize(engine.render_chat(messages)))
 
 
@@ -59,7 +67,9 @@ def make_engine(smollm2_gguf: Path) -> Iterator[Callable[..., LlamaCppEngine]]:
 
     def factory(**kw: Any) -> LlamaCppEngine:
         extra = kw.pop("extra", {})
-        spec = LoadSpec(model_path=smollm2_gguf, **{"n_ctx": 4096, "n_slots": 8, "n_batch": 512, **kw}, extra=extra)
+        spec = LoadSpec(
+            model_path=smollm2_gguf, **{"n_ctx": 4096, "n_slots": 8, "n_batch": 512, **kw}, extra=extra
+        )
         engine = LlamaCppEngine()
         engine.load(spec)
         made.append(engine)
@@ -75,7 +85,9 @@ def generate(engine: Engine, seq_id: str, prompt: tuple[int, ...], params: Sampl
     return drive(engine)[seq_id]
 
 
-def assert_near_greedy(model_path: Path, prompt: tuple[int, ...], generated: list[int], *, tolerance: float = 0.5) -> None:
+def assert_near_greedy(
+    model_path: Path, prompt: tuple[int, ...], generated: list[int], *, tolerance: float = 0.5
+) -> None:
     """Every generated token is the argmax (up to a near-tie) of an independent teacher-forced
     forward pass (llama-cpp-python's high-level ``Llama``) over the same tokens."""
     import llama_cpp

@@ -45,7 +45,9 @@ def test_greedy_output_matches_llama_cpp_high_level_api(make_engine: MakeEngine,
     assert ours.finish == "length" and ours.completion_tokens == 40
 
 
-def test_batched_tokens_are_argmax_of_a_reference_forward_pass(make_engine: MakeEngine, smollm2_gguf: Path) -> None:
+def test_batched_tokens_are_argmax_of_a_reference_forward_pass(
+    make_engine: MakeEngine, smollm2_gguf: Path
+) -> None:
     """Eight sequences in one batch. llama.cpp is not bit-exact across batch shapes (kernels
     accumulate in another order), so greedy text can flip at near-ties. What must hold: every
     token a batched sequence produced is the argmax (up to a near-tie) of an independent
@@ -132,7 +134,12 @@ def test_max_tokens_eos_and_ignore_eos(make_engine: MakeEngine) -> None:
     assert eos.finish == "stop" and eos.completion_tokens < 100
     assert eos.tokens[-1] in engine.info.eos_token_ids
     assert "<|im_end|>" not in eos.text
-    forced = generate(engine, "ign", prompt, SamplingParams(temperature=0.0, max_tokens=eos.completion_tokens + 10, ignore_eos=True))
+    forced = generate(
+        engine,
+        "ign",
+        prompt,
+        SamplingParams(temperature=0.0, max_tokens=eos.completion_tokens + 10, ignore_eos=True),
+    )
     assert forced.finish == "length" and forced.completion_tokens == eos.completion_tokens + 10
     short = generate(engine, "len", prompt, SamplingParams(temperature=0.0, max_tokens=3))
     assert short.finish == "length" and short.tokens == eos.tokens[:3]
@@ -143,7 +150,9 @@ def test_stop_strings_cut_the_text_and_hold_back_partial_matches(make_engine: Ma
     prompt = chat_prompt(engine, FRANCE)
     full = generate(engine, "full", prompt, SamplingParams(temperature=0.0, max_tokens=40))
     stop = "Marseillaise" if "Marseillaise" in full.text else full.text[10:18]
-    engine.admit(SequenceSpec("s", prompt, SamplingParams(temperature=0.0, max_tokens=40, stop=("zzz-never", stop))))
+    engine.admit(
+        SequenceSpec("s", prompt, SamplingParams(temperature=0.0, max_tokens=40, stop=("zzz-never", stop)))
+    )
     pieces: list[str] = []
     while engine.sequences():
         for out in engine.step().outputs:
@@ -165,20 +174,26 @@ def test_streamed_text_handles_multibyte_characters(make_engine: MakeEngine) -> 
 def test_seed_reproducibility_and_sampler_params(make_engine: MakeEngine) -> None:
     engine = make_engine()
     prompt = chat_prompt(engine, QUESTIONS[3])
-    hot = SamplingParams(temperature=1.2, top_k=0, top_p=1.0, min_p=0.0, seed=42, max_tokens=24, ignore_eos=True)
+    hot = SamplingParams(
+        temperature=1.2, top_k=0, top_p=1.0, min_p=0.0, seed=42, max_tokens=24, ignore_eos=True
+    )
     a = generate(engine, "a", prompt, hot)
     b = generate(engine, "b", prompt, hot)
     c = generate(engine, "c", prompt, SamplingParams(**{**hot.__dict__, "seed": 43}))
     assert a.tokens == b.tokens
     assert a.tokens != c.tokens
     greedy = generate(engine, "g", prompt, SamplingParams(temperature=0.0, max_tokens=24, ignore_eos=True))
-    top1 = generate(engine, "k", prompt, SamplingParams(temperature=1.5, top_k=1, seed=7, max_tokens=24, ignore_eos=True))
+    top1 = generate(
+        engine, "k", prompt, SamplingParams(temperature=1.5, top_k=1, seed=7, max_tokens=24, ignore_eos=True)
+    )
     assert top1.tokens == greedy.tokens
     penalized = generate(
         engine,
         "p",
         chat_prompt(engine, FRANCE),
-        SamplingParams(temperature=0.0, max_tokens=40, repeat_penalty=1.5, frequency_penalty=0.5, presence_penalty=0.5),
+        SamplingParams(
+            temperature=0.0, max_tokens=40, repeat_penalty=1.5, frequency_penalty=0.5, presence_penalty=0.5
+        ),
     )
     plain = generate(engine, "q", chat_prompt(engine, FRANCE), SamplingParams(temperature=0.0, max_tokens=40))
     assert penalized.tokens != plain.tokens
@@ -197,7 +212,11 @@ def test_grammar_constrains_output(make_engine: MakeEngine) -> None:
 
 def test_logprobs(make_engine: MakeEngine) -> None:
     engine = make_engine()
-    engine.admit(SequenceSpec("l", chat_prompt(engine, FRANCE), SamplingParams(temperature=0.0, max_tokens=5, logprobs=3)))
+    engine.admit(
+        SequenceSpec(
+            "l", chat_prompt(engine, FRANCE), SamplingParams(temperature=0.0, max_tokens=5, logprobs=3)
+        )
+    )
     outs = []
     while engine.sequences():
         outs.extend(engine.step().outputs)

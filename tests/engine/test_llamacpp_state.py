@@ -118,7 +118,9 @@ def test_restore_without_state_recomputes(make_engine: MakeEngine) -> None:
 
 def test_full_kv_cache_preempts_then_fails_cleanly(make_engine: MakeEngine) -> None:
     engine = make_engine(n_ctx=256, n_slots=4, extra={"prefix_cache_slots": 0})
-    prompts = [chat_prompt(engine, q) for q in ("Say hi.", "Name a color.", "Who wrote Hamlet?", "List fruits.")]
+    prompts = [
+        chat_prompt(engine, q) for q in ("Say hi.", "Name a color.", "Who wrote Hamlet?", "List fruits.")
+    ]
     params = SamplingParams(temperature=0.0, max_tokens=400, ignore_eos=True)
     for i, p in enumerate(prompts):
         engine.admit(SequenceSpec(f"s{i}", p, params))
@@ -144,7 +146,12 @@ def test_full_kv_cache_preempts_then_fails_cleanly(make_engine: MakeEngine) -> N
 
 def test_embeddings_are_pooled_normalized_and_batched(make_engine: MakeEngine) -> None:
     engine = make_engine(embedding=True, n_slots=4)
-    texts = ["The cat sat on the mat.", "The cat sat on the mat.", "Quarterly revenue grew 4%.", "A kitten sat on a rug."]
+    texts = [
+        "The cat sat on the mat.",
+        "The cat sat on the mat.",
+        "Quarterly revenue grew 4%.",
+        "A kitten sat on a rug.",
+    ]
     vectors = np.asarray(engine.embed(texts))
     assert vectors.shape == (4, engine.info.embedding_dim)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)

@@ -1,0 +1,218 @@
+"""Aggregate output tokens/s of the llama.cpp engine at 1, 4, 16, 32 concurrent sequences.
+
+Compared, in one run, with (a) llama-cpp-python's high-level ``Llama`` serving the same requests
+one after another and (b) a bare ``llama_decode`` batch loop (greedy argmax, no machinery).
+Every request: a distinct short chat prompt, 128 new tokens, greedy, EOS ignored.
+Throughput = all output tokens / wall time from first admission to last token (prefill included).
+
+    python bench/engine_throughput.py [--model PATH] [--out bench/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import llama_cpp
+import numpy as np
+
+from llmos.engine.base import Engine, LoadSpec, SamplingParams, SequenceSpec
+from llmos.engine.llamacpp import LlamaCppEngine
+from llmos.engine.llamacpp.model import physical_cores
+from llmos.engine.worker import WorkerEngine
+
+DEFAULT_MODEL = Path.home() / ".cache" / "llmos-tests" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+CONCURRENCY = (1, 4, 16, 32)
+NEW_TOKENS = 128
+N_CTX = 8192
+TOPICS = ["the sea", "a cat", "autumn", "the moon", "a city", "bread", "a river", "winter"]
+
+
+def prompts(engine: Engine, n: int) -> list[tuple[int, ...]]:
+    out = []
+    for i in range(n):
+        msg = f"Write a short story number {i} about {TOPICS[i % len(TOPICS)]}."
+        out.append(tuple(engine.tokenize(engine.render_chat([{"role": "user", "content": msg}]))))
+    return out
+
+
+def run_engine(engine: Engine, batch: list[tuple[int, ...]]) -> float:
+    params = SamplingParams(temperature=0.0, max_tokens=NEW_TOKENS, ignore_eos=True)
+    t0 = time.perf_counter()
+    for i, p in enumerate(batch):
+        engine.admit(SequenceSpec(f"s{i}", p, params))
+    produced = 0
+    while engine.sequences():
+        produced += sum(len(o.token_ids) for o in engine.step().outputs)
+    elapsed = time.perf_counter() - t0
+    assert produced == NEW_TOKENS * len(batch), produced
+    return produced / elapsed
+
+
+def run_high_level(model: Path, batch: list[tuple[int, ...]], threads: int) -> float:
+    llm = llama_cpp.Llama(str(model), n_ctx=2048, n_threads=threads, n_batch=512, verbose=False)
+    try:
+        t0 = time.perf_counter()
+        produced = 0
+        for p in batch:
+            llm.reset()
+            n = 0
+            for _tok in llm.generate(list(p), temp=0.0, repeat_penalty=1.0, reset=True):
+                n += 1
+                if n >= NEW_TOKENS:
+                    break
+            produced += n
+        return produced / (time.perf_counter() - t0)
+    finally:
+        llm.close()
+
+
+def run_bare(model: Path, batch: list[tuple[int, ...]], threads: int) -> float:
+    """A bare continuous-batching loop: prefill all prompts in one decode, then one decode per
+    step over every sequence, greedy argmax over each logits row."""
+    mparams = llama_cpp.llama_model_default_params()
+    m = llama_cpp.llama_model_load_from_file(str(model).encode(), mparams)
+    cparams = llama_cpp.llama_context_default_params()
+    cparams.n_ctx, cparams.n_batch, cparams.n_ubatch = N_CTX, 512, 512
+    cparams.n_seq_max = max(len(batch), 1)
+    cparams.n_threads = cparams.n_threads_batch = threads
+    cparams.kv_unified = True
+    cparams.no_perf = True
+    ctx = llama_cpp.llama_init_from_model(m, cparams)
+    n_vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(m))
+    b = llama_cpp.llama_batch_init(512, 0, 1)
+    try:
+
+        def argmax(i: int) -> int:
+            ptr = ctypes.cast(llama_cpp.llama_get_logits_ith(ctx, i), ctypes.POINTER(ctypes.c_float))
+            return int(np.ctypeslib.as_array(ptr, shape=(n_vocab,)).argmax())
+
+        t0 = time.perf_counter()
+        rows = [(t, j, s, j == len(p) - 1) for s, p in enumerate(batch) for j, t in enumerate(p)]
+        last = [0] * len(batch)
+        for start in range(0, len(rows), 512):  # prefill, packed into batches of 512
+            b.n_tokens = 0
+            outs = []
+            for t, j, s, want in rows[start : start + 512]:
+                k = b.n_tokens
+                b.token[k], b.pos[k], b.n_seq_id[k], b.seq_id[k][0], b.logits[k] = t, j, 1, s, want
+                if want:
+                    outs.append((s, k))
+                b.n_tokens += 1
+            if llama_cpp.llama_decode(ctx, b) != 0:
+                raise RuntimeError("decode failed")
+            for s, k in outs:
+                last[s] = argmax(k)
+        pos = [len(p) for p in batch]
+        produced = len(batch)
+        for _ in range(NEW_TOKENS - 1):
+            b.n_tokens = 0
+            for s, t in enumerate(last):
+                b.token[s], b.pos[s], b.n_seq_id[s], b.seq_id[s][0], b.logits[s] = t, pos[s], 1, s, 1
+                pos[s] += 1
+            b.n_tokens = len(last)
+            if llama_cpp.llama_decode(ctx, b) != 0:
+                raise RuntimeError("decode failed")
+            last = [argmax(s) for s in range(len(last))]
+            produced += len(last)
+        return produced / (time.perf_counter() - t0)
+    finally:
+        llama_cpp.llama_batch_free(b)
+        llama_cpp.llama_free(ctx)
+        llama_cpp.llama_model_free(m)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--threads", type=int, default=physical_cores())
+    args = ap.parse_args()
+    spec = LoadSpec(
+        model_path=args.model, n_ctx=N_CTX, n_slots=max(CONCURRENCY), n_batch=512, n_threads=args.threads
+    )
+    local = LlamaCppEngine()
+    local.load(spec)
+    worker = WorkerEngine("llamacpp")
+    worker.load(spec)
+    rows = []
+    try:
+        for n in CONCURRENCY:
+            batch = prompts(local, n)
+            row = {
+                "concurrency": n,
+                "high_level_sequential": run_high_level(args.model, batch, args.threads),
+                "bare_batch_loop": run_bare(args.model, batch, args.threads),
+                "llmos_in_process": run_engine(local, batch),
+                "llmos_worker": run_engine(worker, batch),
+            }
+            row["vs_high_level"] = row["llmos_in_process"] / row["high_level_sequential"]
+            row["vs_bare"] = row["llmos_in_process"] / row["bare_batch_loop"]
+            row["worker_vs_bare"] = row["llmos_worker"] / row["bare_batch_loop"]
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    finally:
+        worker.close()
+        local.unload()
+    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *sys.argv[1:]])
+    meta = {
+        "command": command,
+        "model": args.model.name,
+        "new_tokens": NEW_TOKENS,
+        "threads": args.threads,
+        "machine": f"{platform.machine()} {physical_cores()} cpus",
+        "llama_cpp_python": llama_cpp.__version__,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "engine_throughput.json").write_text(
+        json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n"
+    )
+    lines = [
+        "# Engine throughput (aggregate output tokens/s, greedy, 128 new tokens per sequence)",
+        "",
+        f"Command: `{command}`  ",
+        f"Model: {meta['model']}, threads {args.threads}, {meta['machine']}, llama-cpp-python {meta['llama_cpp_python']}, {meta['time']}",
+        "",
+        "| sequences | (a) Llama sequential | (b) bare llama_decode loop | llmos in-process | llmos worker | in-process / (a) | in-process / (b) | worker / (b) |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['concurrency']} | {r['high_level_sequential']:.0f} | {r['bare_batch_loop']:.0f} | {r['llmos_in_process']:.0f} | "
+            f"{r['llmos_worker']:.0f} | {r['vs_high_level']:.2f}x | {r['vs_bare']:.0%} | {r['worker_vs_bare']:.0%} |"
+        )
+    (args.out / "engine_throughput.md").write_text("\n".join(lines) + "\n\n![plot](engine_throughput.png)\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    xs = [r["concurrency"] for r in rows]
+    for key, label in [
+        ("high_level_sequential", "(a) Llama, sequential"),
+        ("bare_batch_loop", "(b) bare llama_decode loop"),
+        ("llmos_in_process", "llmos engine (in-process)"),
+        ("llmos_worker", "llmos engine (worker process)"),
+    ]:
+        ax.plot(xs, [r[key] for r in rows], marker="o", label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(xs, [str(x) for x in xs])
+    ax.set_xlabel("concurrent sequences")
+    ax.set_ylabel("aggregate output tokens/s")
+    ax.set_title(f"{meta['model']} on {meta['machine']}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(args.out / "engine_throughput.png", dpi=120)
+
+
+if __name__ == "__main__":
+    main()
