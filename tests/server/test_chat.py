@@ -127,3 +127,52 @@ async def test_max_completion_tokens_wins(serve: ServeFactory) -> None:
         json={"model": "fake:1", "messages": MESSAGES, "max_tokens": 9, "max_completion_tokens": 4},
     )
     assert r.json()["usage"]["completion_tokens"] == 4
+
+
+async def test_structured_output_errors_are_400_with_param(serve: ServeFactory) -> None:
+    s = await serve()
+    bad_schema = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"not": {"type": "string"}}}}
+    r = await s.client.post(
+        "/v1/chat/completions", json={"model": "fake:1", "messages": MESSAGES, "response_format": bad_schema}
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == "response_format" and "not" in r.json()["error"]["message"]
+    r = await s.client.post(
+        "/v1/chat/completions",
+        json={
+            "model": "fake:1",
+            "messages": MESSAGES,
+            "tools": [{"type": "function"}],
+            "tool_choice": "required",
+        },
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == "tools"
+
+
+async def test_tool_history_messages_are_accepted(serve: ServeFactory) -> None:
+    s = await serve()
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
+    history = [
+        {"role": "user", "content": "call f"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "42"},
+    ]
+    r = await s.client.post(
+        "/v1/chat/completions",
+        json={
+            "model": "fake:1",
+            "messages": history,
+            "tools": [tool],
+            "tool_choice": "none",
+            "max_tokens": 4,
+        },
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["message"]["content"]

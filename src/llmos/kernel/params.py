@@ -79,6 +79,7 @@ def to_sampling(
         max_tokens=params.max_tokens or base.max_tokens,
         stop=stop,
         logprobs=params.logprobs,
+        grammar=params.grammar,
     )
 
 

@@ -41,6 +41,8 @@ class GenerationParams:
     logprobs: int | None = None
     """None: none; 0: the chosen token's; k > 0: and the top k alternatives."""
     n: int = 1
+    grammar: str | None = None
+    """A GBNF grammar constraining the output (structured output, tool calls)."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ ESTIMATED_START_HEADER = "x-llmos-estimated-start-ms"
 
 
 def generation_params(
-    body: SamplingFields, *, logprobs: int | None, max_tokens: int | None
+    body: SamplingFields, *, logprobs: int | None, max_tokens: int | None, grammar: str | None = None
 ) -> GenerationParams:
     stop: tuple[str, ...] = ()
     if isinstance(body.stop, str):
@@ -37,6 +37,7 @@ def generation_params(
         stop=stop,
         logprobs=logprobs,
         n=body.n,
+        grammar=grammar,
     )
 
 

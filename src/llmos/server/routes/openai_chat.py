@@ -23,6 +23,7 @@ from llmos.server.schemas.chat import (
 from llmos.server.schemas.common import ErrorResponse
 from llmos.server.sse import sse_event
 from llmos.server.streaming import CleanupStreamingResponse, ClientDisconnected, unless_disconnected
+from llmos.structured import ChatPlan, ParsedAnswer, plan_chat
 
 router = APIRouter(tags=["openai"])
 
@@ -36,18 +37,25 @@ async def create_chat_completion(
     body: ChatCompletionRequest, request: Request, kernel: KernelDep
 ) -> Response:
     meta = request_meta(request, body, kernel.config.anonymous_tenant)
+    plan = plan_chat(
+        [m.to_domain() for m in body.messages],
+        response_format=body.response_format,
+        tools=body.tools,
+        tool_choice=body.tool_choice,
+        parallel_tool_calls=body.parallel_tool_calls,
+    )
     params = convert.generation_params(
         body,
         logprobs=convert.chat_logprobs(body.logprobs, body.top_logprobs),
         max_tokens=body.max_completion_tokens or body.max_tokens,
+        grammar=plan.grammar,
     )
-    messages = [m.to_domain() for m in body.messages]
-    gen = await kernel.chat(body.model, messages, params, meta)
+    gen = await kernel.chat(body.model, plan.messages, params, meta)
     headers = convert.generation_headers(gen)
     chat_id = f"chatcmpl-{meta.request_id}"
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage
-        events = convert.sse_with_errors(_chunks(gen, chat_id, body.model, include_usage))
+        events = convert.sse_with_errors(_chunks(gen, plan, chat_id, body.model, include_usage))
         return CleanupStreamingResponse(
             events, on_close=gen.aclose, media_type="text/event-stream", headers=headers
         )
@@ -57,25 +65,31 @@ async def create_chat_completion(
         return Response(status_code=499)
     finally:
         await gen.aclose()
-    completion = ChatCompletion(
-        id=chat_id,
-        created=gen.created,
-        model=body.model,
-        choices=[
+    choices = []
+    for c in result.choices:
+        answer = plan.parse(c.text)
+        choices.append(
             ChatChoice(
                 index=c.index,
-                message=AssistantMessage(content=c.text),
+                message=_message(answer),
                 logprobs=convert.chat_choice_logprobs(c.logprobs) if params.logprobs is not None else None,
-                finish_reason=c.finish_reason,
+                finish_reason=plan.finish_reason(answer, c.finish_reason) if c.finish_reason else None,
             )
-            for c in result.choices
-        ],
-        usage=convert.usage(result.usage),
+        )
+    completion = ChatCompletion(
+        id=chat_id, created=gen.created, model=body.model, choices=choices, usage=convert.usage(result.usage)
     )
     return JSONResponse(completion.model_dump(mode="json"), headers=headers)
 
 
-async def _chunks(gen: Generation, chat_id: str, model: str, include_usage: bool) -> AsyncIterator[bytes]:
+def _message(answer: ParsedAnswer) -> AssistantMessage:
+    calls = [c.to_openai() for c in answer.tool_calls] or None
+    return AssistantMessage(content=answer.content, tool_calls=calls)
+
+
+async def _chunks(
+    gen: Generation, plan: ChatPlan, chat_id: str, model: str, include_usage: bool
+) -> AsyncIterator[bytes]:
     def chunk(choices: list[ChunkChoice]) -> bytes:
         c = ChatCompletionChunk(id=chat_id, created=gen.created, model=model, choices=choices)
         payload = c.model_dump(mode="json")
@@ -83,14 +97,28 @@ async def _chunks(gen: Generation, chat_id: str, model: str, include_usage: bool
             del payload["usage"]
         return sse_event(payload)
 
+    parsers = {index: plan.stream() for index in range(gen.n_choices)}
     for index in range(gen.n_choices):
         yield chunk([ChunkChoice(index=index, delta=Delta(role="assistant", content=""))])
     async for delta in gen:
         logprobs = convert.chat_choice_logprobs(delta.logprobs) if delta.logprobs else None
-        if delta.text or logprobs is not None:
-            yield chunk([ChunkChoice(index=delta.index, delta=Delta(content=delta.text), logprobs=logprobs)])
+        parser = parsers.get(delta.index)
+        if parser is None:
+            if delta.text or logprobs is not None:
+                yield chunk(
+                    [ChunkChoice(index=delta.index, delta=Delta(content=delta.text), logprobs=logprobs)]
+                )
+        else:
+            pieces = parser.feed(delta.text) if delta.text else []
+            if delta.finish_reason is not None:
+                pieces = [*pieces, *parser.finish()]
+            for piece in pieces:
+                yield chunk([ChunkChoice(index=delta.index, delta=Delta(**piece.to_openai()))])
         if delta.finish_reason is not None:
-            yield chunk([ChunkChoice(index=delta.index, delta=Delta(), finish_reason=delta.finish_reason)])
+            reason: str = delta.finish_reason
+            if parser is not None and parser.is_tool_answer and reason == "stop":
+                reason = "tool_calls"
+            yield chunk([ChunkChoice(index=delta.index, delta=Delta(), finish_reason=reason)])
     if include_usage:
         final = ChatCompletionChunk(
             id=chat_id, created=gen.created, model=model, choices=[], usage=convert.usage(gen.usage)
