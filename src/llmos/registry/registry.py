@@ -20,7 +20,7 @@ from pathlib import Path
 from llmos.errors import Conflict, InvalidModelName, ModelNotFound
 from llmos.registry.blobs import Blob, BlobStore, BlobWriter, check_digest
 from llmos.registry.catalog import CATALOG, CatalogEntry
-from llmos.registry.gguf_meta import read_gguf_meta
+from llmos.registry.gguf_meta import GGUFMeta, read_gguf_meta
 from llmos.registry.manifest import Manifest, ManifestFile, files_digest
 from llmos.registry.names import ModelRef, parse_name
 from llmos.registry.progress import ProgressFn, report
@@ -163,22 +163,7 @@ class Registry:
         with src.open("rb") as f, self._writer(progress, total=size, phase="copying") as w:
             w.copy_from(f)
             blob, new = self._commit(w)
-        manifest = Manifest(
-            name=ref.name,
-            digest=blob.digest,
-            size=blob.size,
-            format="gguf",
-            files=(ManifestFile(path=src.name, digest=blob.digest, size=blob.size),),
-            architecture=meta.architecture,
-            parameter_count=meta.parameter_count,
-            quantization=meta.quantization,
-            context_length=meta.context_length,
-            embedding_length=meta.embedding_length,
-            chat_template=meta.chat_template,
-            license=meta.license,
-            source=f"file:{src}",
-            metadata=meta.to_metadata(),
-        )
+        manifest = _gguf_manifest(ref.name, blob.digest, blob.size, meta, src.name, f"file:{src}")
         return self._register(manifest, ref, [blob.digest] if new else [], progress)
 
     def copy(self, src: str, dst: str) -> Manifest:
@@ -309,22 +294,7 @@ class Registry:
             w.finish()
             meta = read_gguf_meta(w.temp)
             blob, new = self._commit(w)
-        manifest = Manifest(
-            name=ref.name,
-            digest=blob.digest,
-            size=blob.size,
-            format="gguf",
-            files=(ManifestFile(path=hub.file, digest=blob.digest, size=blob.size),),
-            architecture=meta.architecture,
-            parameter_count=meta.parameter_count,
-            quantization=meta.quantization,
-            context_length=meta.context_length,
-            embedding_length=meta.embedding_length,
-            chat_template=meta.chat_template,
-            license=meta.license,
-            source=hub.source,
-            metadata=meta.to_metadata(),
-        )
+        manifest = _gguf_manifest(ref.name, blob.digest, blob.size, meta, hub.file, hub.source)
         return self._register(manifest, ref, [blob.digest] if new else [], progress)
 
     # ---- helpers --------------------------------------------------------------------------
@@ -416,3 +386,25 @@ def _entry_digest(entry: CatalogEntry) -> Digest:
     if entry.format == "gguf" and len(entry.files) == 1:
         return entry.files[0].digest
     return files_digest([ManifestFile(path=f.path, digest=f.digest, size=f.size) for f in entry.files])
+
+
+def _gguf_manifest(
+    name: str, digest: str, size: int, meta: GGUFMeta, file_name: str, source: str
+) -> Manifest:
+    """The manifest of a single-file GGUF model, from its header facts."""
+    return Manifest(
+        name=name,
+        digest=digest,
+        size=size,
+        format="gguf",
+        files=(ManifestFile(path=file_name, digest=digest, size=size),),
+        architecture=meta.architecture,
+        parameter_count=meta.parameter_count,
+        quantization=meta.quantization,
+        context_length=meta.context_length,
+        embedding_length=meta.embedding_length,
+        chat_template=meta.chat_template,
+        license=meta.license,
+        source=source,
+        metadata=meta.to_metadata(),
+    )
