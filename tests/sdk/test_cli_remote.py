@@ -33,10 +33,14 @@ def test_load_ps_unload_and_registry_commands_use_the_server(cli: CliRunner) -> 
     assert r.exit_code == 0, r.output
     ps = cli.invoke(app, ["ps"])
     assert "cat:1" in ps.stdout and "ready" in ps.stdout and "WAIT PRED/OBS" in ps.stdout
-    assert "of" in ps.stdout.splitlines()[-1] and "budget" in ps.stdout
+    assert "budget" in ps.stdout and "cores" in ps.stdout.splitlines()[-1] and "RAM" in ps.stdout
     listed = cli.invoke(app, ["list"])
     assert "fake:1" in listed.stdout and "cat:1" in listed.stdout, "the server's registry (a memory fake)"
     assert "test" in cli.invoke(app, ["show", "cat:1"]).stdout
+    assert cli.invoke(app, ["pin", "cat:1"]).stdout.startswith("pinned cat:1")
+    assert "pinned" in cli.invoke(app, ["ps"]).stdout
+    assert cli.invoke(app, ["unpin", "cat:1"]).stdout.startswith("unpinned cat:1")
+    assert "pinned" not in cli.invoke(app, ["ps"]).stdout
     assert cli.invoke(app, ["cp", "cat:1", "dog:1"]).exit_code == 0
     assert cli.invoke(app, ["unload", "cat:1"]).stdout.startswith("unloaded cat:1")
     assert cli.invoke(app, ["rm", "dog:1"]).exit_code == 0

@@ -122,6 +122,14 @@ def ps() -> None:
     out_console.print(table)
     budget = resources.get("budget", {}).get("ram_bytes")
     out_console.print(f"memory: {_size(resources.get('used_bytes'))} of {_size(budget)} budget")
+    inv = resources.get("inventory", {})
+    line = (
+        f"machine: {inv.get('physical_cores', '?')} cores ({inv.get('logical_cores', '?')} threads), "
+        f"RAM {_size(inv.get('ram_available_bytes'))} available of {_size(inv.get('ram_total_bytes'))}"
+    )
+    for gpu in inv.get("gpus", []):
+        line += f"; GPU {gpu['index']} {gpu['name']} {_size(gpu['free_bytes'])} free of {_size(gpu['total_bytes'])}"
+    out_console.print(line)
 
 
 def load(
@@ -145,7 +153,23 @@ def unload(model: Annotated[str, typer.Argument(help="Model name")]) -> None:
     out_console.print(f"unloaded {model}" if now else f"{model} is busy; it unloads when its requests end")
 
 
+def pin(model: Annotated[str, typer.Argument(help="Model name")]) -> None:
+    """Pin a loaded model: never evicted for another, never expired by keep-alive."""
+    with require_server() as client:
+        client.pin(model)
+    out_console.print(f"pinned {model}")
+
+
+def unpin(model: Annotated[str, typer.Argument(help="Model name")]) -> None:
+    """Unpin a model: it may be evicted (least recently used first) and expires again."""
+    with require_server() as client:
+        client.unpin(model)
+    out_console.print(f"unpinned {model}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("ps")(ps)
     app.command("load")(load)
     app.command("unload")(unload)
+    app.command("pin")(pin)
+    app.command("unpin")(unpin)
