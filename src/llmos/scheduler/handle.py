@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from llmos.engine.base import SeqOutput
 from llmos.scheduler.ticket import Ticket
 
-if TYPE_CHECKING:
-    from llmos.scheduler.model_scheduler import ModelScheduler
+
+class TicketOwner(Protocol):
+    """What a handle needs of its scheduler (``ModelScheduler``): positions and cancellation."""
+
+    def position_of(self, ticket: Ticket) -> tuple[int | None, float | None]: ...
+
+    def cancel(self, ticket: Ticket) -> None: ...
 
 
 class RequestHandle:
@@ -26,7 +31,7 @@ class RequestHandle:
     ``async with`` exiting aborts the request; its slot is freed within one engine step.
     """
 
-    def __init__(self, ticket: Ticket, scheduler: ModelScheduler) -> None:
+    def __init__(self, ticket: Ticket, scheduler: TicketOwner) -> None:
         self._ticket = ticket
         self._scheduler = scheduler
         self._consumed = False
