@@ -400,7 +400,8 @@ def test_stop_drains_then_refuses_and_aborts_what_is_left() -> None:
             s.submit(make_request("late"))
 
         clock2 = VirtualClock()
-        s2 = make_scheduler(make_engine(clock2, n_slots=1), clock2)
+        # KV room for far more tokens than the step thread can make before the drain ends.
+        s2 = make_scheduler(make_engine(clock2, n_slots=1, n_ctx=10**8), clock2)
         endless = s2.submit(make_request("endless", max_tokens=10**9))
         queued = s2.submit(make_request("queued", max_tokens=5))
         s2.start()
