@@ -7,6 +7,7 @@ machine into ``~/.cache/llmos-tests`` (or ``LLMOS_TEST_CACHE``) and reused, neve
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import zipfile
@@ -71,4 +72,11 @@ def llmos_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     home.mkdir()
     monkeypatch.setenv("LLMOS_HOME", str(home))
     monkeypatch.delenv("LLMOS_DATABASE_URL", raising=False)
+    monkeypatch.delenv("LLMOS_API_KEY", raising=False)
+    # The CLI talks to a server when one answers: point it at a closed port, so a server the
+    # user happens to run on the default port never serves a test.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    monkeypatch.setenv("LLMOS_BASE_URL", f"http://127.0.0.1:{closed}")
     yield home

@@ -304,11 +304,13 @@ def test_cancel_frees_the_slot_within_one_step() -> None:
 def test_leaving_the_stream_early_aborts_the_request() -> None:
     async def main() -> None:
         clock = VirtualClock()
-        engine = make_engine(clock, n_slots=2)
+        # The step thread runs free on a virtual clock: give it KV room for every token it can
+        # make before the event loop closes the stream, so the only way out is the cancellation.
+        engine = make_engine(clock, n_slots=2, n_ctx=10**8)
         s = make_scheduler(engine, clock)
         s.start()
         try:
-            h = s.submit(make_request("reader", max_tokens=100_000))
+            h = s.submit(make_request("reader", max_tokens=10**7))
             got = 0
             async for _ in h:
                 got += 1
