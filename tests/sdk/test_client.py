@@ -86,6 +86,24 @@ def test_unreachable_server_is_a_connection_error() -> None:
     assert "cannot reach" in err.value.message
 
 
+@pytest.mark.anyio
+async def test_unreachable_server_is_a_connection_error_async_and_streaming() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    async with AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=2) as client:
+        assert await client.is_reachable() is False
+        with pytest.raises(APIConnectionError, match="cannot reach"):
+            await client.ps()
+        with pytest.raises(APIConnectionError, match="cannot reach"):
+            await client.models.pull("smollm2:135m")
+    with (
+        Client(base_url=f"http://127.0.0.1:{port}", timeout=2) as sync_client,
+        pytest.raises(APIConnectionError, match="cannot reach"),
+    ):
+        sync_client.models.pull("smollm2:135m")
+
+
 def test_defaults_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLMOS_BASE_URL", "http://10.0.0.9:1234/v1/")
     monkeypatch.setenv("LLMOS_API_KEY", "sk-test")

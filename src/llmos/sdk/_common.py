@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
 
-from llmos.sdk.errors import APIStatusError, error_class
+from llmos.sdk.errors import APIConnectionError, APIStatusError, APITimeoutError, error_class
 from llmos.sdk.types import ChatMessage, Generation, Usage
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8470"
@@ -17,6 +18,22 @@ DEFAULT_BASE_URL = "http://127.0.0.1:8470"
 DEFAULT_TIMEOUT = 600.0
 BASE_URL_ENV = "LLMOS_BASE_URL"
 API_KEY_ENV = "LLMOS_API_KEY"
+
+
+def timeout(seconds: float) -> httpx.Timeout:
+    """The whole-request timeout, with connecting capped at 10 s (a dead address fails fast)."""
+    return httpx.Timeout(seconds, connect=min(seconds, 10.0))
+
+
+@contextmanager
+def transport_errors(base_url: str) -> Iterator[None]:
+    """Turn httpx's transport failures into the SDK's typed errors (sync and async code alike)."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise APITimeoutError(f"{base_url} did not answer in time: {exc}") from exc
+    except httpx.TransportError as exc:
+        raise APIConnectionError(f"cannot reach the llmos server at {base_url}: {exc}") from exc
 
 
 def resolve_base_url(base_url: str | None) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from llmos.sdk import _common as c
-from llmos.sdk.errors import APIConnectionError, APITimeoutError, NotFoundError
+from llmos.sdk.errors import APIConnectionError, NotFoundError
 from llmos.sdk.types import ChatMessage, Generation, Model, ModelDetail, Progress, RunningModel
 
 ProgressCallback = Callable[[Progress], None]
@@ -31,7 +31,7 @@ class Client:
         self._http = httpx.Client(
             base_url=self.base_url,
             headers=c.headers(c.resolve_api_key(api_key)),
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            timeout=c.timeout(timeout),
             transport=transport,
         )
         self.models = Models(self)
@@ -50,25 +50,16 @@ class Client:
     # ---- plumbing ------------------------------------------------------------------------
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
+        with c.transport_errors(self.base_url):
             response = self._http.request(method, path, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise APITimeoutError(f"{self.base_url} did not answer in time: {exc}") from exc
-        except httpx.TransportError as exc:
-            raise APIConnectionError(f"cannot reach the llmos server at {self.base_url}: {exc}") from exc
         return c.check(response)
 
     def _lines(self, method: str, path: str, **kwargs: Any) -> Iterator[str]:
-        try:
-            with self._http.stream(method, path, **kwargs) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise c.error_from(response.status_code, response.content, response.headers)
-                yield from response.iter_lines()
-        except httpx.TimeoutException as exc:
-            raise APITimeoutError(f"{self.base_url} did not answer in time: {exc}") from exc
-        except httpx.TransportError as exc:
-            raise APIConnectionError(f"cannot reach the llmos server at {self.base_url}: {exc}") from exc
+        with c.transport_errors(self.base_url), self._http.stream(method, path, **kwargs) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise c.error_from(response.status_code, response.content, response.headers)
+            yield from response.iter_lines()
 
     # ---- server --------------------------------------------------------------------------
 
