@@ -78,8 +78,8 @@ def test_killing_the_worker_mid_generation_fails_fast() -> None:
 
         thread = threading.Thread(target=pending)
         thread.start()
-        time.sleep(0.3)  # let the step reach the worker (its cost is 30 s)
         assert worker.pid is not None
+        _wait_until_sleeping_in_step(worker.pid)
         killed_at = time.monotonic()
         os.kill(worker.pid, signal.SIGKILL)
         thread.join(5.0)
@@ -94,6 +94,16 @@ def test_killing_the_worker_mid_generation_fails_fast() -> None:
     with WorkerEngine("fake") as fresh:  # the parent survives and starts over
         fresh.load(FAKE_SPEC)
         assert fresh.health().ok
+
+
+def _wait_until_sleeping_in_step(pid: int, within_s: float = 10.0) -> None:
+    """Poll until the worker's main thread is inside the fake step's 30 s sleep (not in its pipe
+    read): only then is the kill really mid-generation."""
+    until = time.monotonic() + within_s
+    while Path(f"/proc/{pid}/wchan").read_text() != "hrtimer_nanosleep":
+        if time.monotonic() > until:
+            raise AssertionError("the step never reached the worker")
+        time.sleep(0.01)
 
 
 PARENT_SCRIPT = textwrap.dedent(
