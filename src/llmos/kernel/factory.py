@@ -13,6 +13,7 @@ from llmos.kernel.ports import EngineFactory, Registry, Scheduler, SchedulerFact
 from llmos.kernel.residency import LoadedModel, ModelLoader
 from llmos.resources.inventory import Inventory, take_inventory
 from llmos.resources.residency import ResidencyManager
+from llmos.storage.db import Database
 from llmos.resources.wiring import residency_from_config
 
 
@@ -47,6 +48,7 @@ def build_kernel(
     wall_clock: Callable[[], float] = time.time,
     unload_drain_s: float = 0.0,
     load_extra: Mapping[str, Any] | None = None,
+    database: Database | None = None,
 ) -> Kernel:
     """The kernel for ``config``; tests pass a fake engine factory (and may pass the rest)."""
     loader = ModelLoader(
@@ -66,6 +68,7 @@ def build_kernel(
         loader=loader,
         residency=residency,
         inventory=machine,
+        database=database,
         clock=clock,
         wall_clock=wall_clock,
     )

@@ -38,6 +38,7 @@ from llmos.resources.residency import Lease, LoadGrant, ResidencyManager, Reside
 from llmos.resources.wiring import estimate_model
 from llmos.scheduler.request import GenerationRequest, RequestClass
 from llmos.scheduler.stats import SchedulerStats
+from llmos.storage.db import Database, open_database
 from llmos.types import ChatMessage
 
 log = logging.getLogger(__name__)
@@ -71,11 +72,13 @@ class Kernel:
         loader: ModelLoader,
         residency: ResidencyManager[LoadedModel],
         inventory: Inventory,
+        database: Database | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.registry = registry
+        self._database = database
         self.residency = residency
         self.inventory = inventory
         self._loader = loader
@@ -83,6 +86,13 @@ class Kernel:
         self._wall = wall_clock
         self._started = False
         self._estimates: dict[str, MemoryEstimate] = {}
+
+    @property
+    def database(self) -> Database:
+        """The database (tenants, usage, documents...), opened and migrated on first use."""
+        if self._database is None:
+            self._database = open_database(self.config)
+        return self._database
 
     # ---- lifecycle -----------------------------------------------------------------------
 

@@ -1,0 +1,63 @@
+"""Who is asking: the authenticated identity every route receives.
+
+Routes never look at keys or headers themselves; they get a :class:`Principal` from the
+server's auth dependency and ask it :meth:`Principal.require` for the scope their operation
+needs. Data that belongs to a tenant is always filtered by ``principal.tenant``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Literal
+
+from llmos.errors import Forbidden
+
+Scope = Literal["inference", "embeddings", "models:read", "models:write", "admin", "fine-tune", "data"]
+ALL_SCOPES: tuple[Scope, ...] = (
+    "inference",
+    "embeddings",
+    "models:read",
+    "models:write",
+    "admin",
+    "fine-tune",
+    "data",
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller: a tenant, and (when auth is on) the key it used."""
+
+    tenant: str
+    scopes: frozenset[str] = field(default_factory=lambda: frozenset(ALL_SCOPES))
+    model_patterns: tuple[str, ...] = ("*",)
+    key_id: str | None = None
+    """The key's id (``None`` for anonymous use with auth off)."""
+    key_prefix: str | None = None
+    """The key's display prefix, e.g. ``sk-llmos-AbC1`` (never the secret)."""
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.scopes
+
+    def allows(self, scope: str) -> bool:
+        return self.is_admin or scope in self.scopes
+
+    def require(self, scope: str) -> None:
+        """Raises Forbidden unless this principal holds ``scope`` (admin holds all)."""
+        if not self.allows(scope):
+            raise Forbidden(f"this API key lacks the '{scope}' scope")
+
+    def allows_model(self, name: str) -> bool:
+        return self.is_admin or any(fnmatch.fnmatchcase(name, p) for p in self.model_patterns)
+
+    def require_model(self, name: str) -> None:
+        """Raises Forbidden unless this principal may use model ``name``."""
+        if not self.allows_model(name):
+            raise Forbidden(f"this API key may not use the model '{name}'")
+
+
+def anonymous(tenant: str) -> Principal:
+    """The principal of unauthenticated use when auth is off: every scope, in ``tenant``."""
+    return Principal(tenant=tenant)
