@@ -1,0 +1,228 @@
+"""The data API: collections, documents, search (``/api/collections``, ``/api/search``) and
+fine-tuning datasets (``/api/datasets``). Every route needs the ``data`` scope and sees only
+the caller's tenant: another tenant's collection, document or dataset is a 404."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import FileResponse
+
+from llmos.errors import InvalidRequest, PayloadTooLarge
+from llmos.security.principal import Principal
+from llmos.server.auth import PrincipalDep
+from llmos.server.routes.deps import KernelDep
+from llmos.server.schemas.common import ErrorResponse
+from llmos.server.schemas.data import (
+    CollectionCreate,
+    CollectionList,
+    CollectionOut,
+    DatasetList,
+    DatasetOut,
+    Deleted,
+    DocumentList,
+    DocumentOut,
+    MultiSearchRequest,
+    SearchHitOut,
+    SearchRequest,
+    SearchResponse,
+)
+
+router = APIRouter(
+    prefix="/api",
+    tags=["data"],
+    responses={400: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+)
+
+
+def _tenant(principal: Principal) -> str:
+    principal.require("data")
+    return principal.tenant
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, refused once it grows past ``limit`` (chunked uploads carry no length)."""
+    parts: list[bytes] = []
+    size = 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise PayloadTooLarge(f"the upload is over the {limit}-byte limit (LLMOS_MAX_BODY_BYTES)", param="body")
+        parts.append(part)
+    return b"".join(parts)
+
+
+def _metadata(raw: str | None) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        raise InvalidRequest("metadata must be a JSON object", param="metadata") from None
+    if not isinstance(value, dict):
+        raise InvalidRequest("metadata must be a JSON object", param="metadata")
+    return value
+
+
+# ---- collections ---------------------------------------------------------------------------
+
+
+@router.get("/collections", response_model=CollectionList)
+async def list_collections(kernel: KernelDep, principal: PrincipalDep) -> CollectionList:
+    cols = await kernel.data.list_collections(_tenant(principal))
+    return CollectionList(data=[CollectionOut.of(c) for c in cols])
+
+
+@router.post("/collections", response_model=CollectionOut, status_code=201)
+async def create_collection(body: CollectionCreate, kernel: KernelDep, principal: PrincipalDep) -> CollectionOut:
+    col = await kernel.data.create_collection(
+        _tenant(principal),
+        body.name,
+        embedding_model=body.embedding_model,
+        chunk_tokens=body.chunk_tokens,
+        chunk_overlap=body.chunk_overlap,
+        description=body.description,
+    )
+    return CollectionOut.of(col)
+
+
+@router.get("/collections/{collection}", response_model=CollectionOut)
+async def get_collection(collection: str, kernel: KernelDep, principal: PrincipalDep) -> CollectionOut:
+    return CollectionOut.of(await kernel.data.get_collection(_tenant(principal), collection))
+
+
+@router.delete("/collections/{collection}", response_model=Deleted)
+async def delete_collection(collection: str, kernel: KernelDep, principal: PrincipalDep) -> Deleted:
+    await kernel.data.delete_collection(_tenant(principal), collection)
+    return Deleted()
+
+
+# ---- documents -----------------------------------------------------------------------------
+
+
+@router.post("/collections/{collection}/documents", response_model=DocumentOut, status_code=201)
+async def add_document(
+    collection: str,
+    request: Request,
+    kernel: KernelDep,
+    principal: PrincipalDep,
+    name: Annotated[str, Query(min_length=1, max_length=200, description="The document's name")],
+    content_type: Annotated[
+        str | None, Query(description="txt, md, html, pdf, json, jsonl or a MIME type; default: by name")
+    ] = None,
+    metadata: Annotated[str | None, Query(description="A JSON object stored with the document")] = None,
+) -> DocumentOut:
+    """Upload a document as the raw request body; the same name again makes a new version."""
+    tenant = _tenant(principal)
+    meta = _metadata(metadata)
+    data = await _body(request, kernel.config.limits.max_body_bytes)
+    header_type = request.headers.get("content-type")
+    if content_type is None and header_type and not header_type.startswith("application/octet-stream"):
+        content_type = header_type
+    doc = await kernel.data.add_document(
+        tenant, collection, name, data, content_type=content_type, metadata=meta
+    )
+    return DocumentOut.of(doc)
+
+
+@router.get("/collections/{collection}/documents", response_model=DocumentList)
+async def list_documents(
+    collection: str,
+    kernel: KernelDep,
+    principal: PrincipalDep,
+    name: str | None = None,
+    all_versions: bool = False,
+) -> DocumentList:
+    docs = await kernel.data.list_documents(
+        _tenant(principal), collection, name=name, all_versions=all_versions
+    )
+    return DocumentList(data=[DocumentOut.of(d) for d in docs])
+
+
+@router.get("/collections/{collection}/documents/{document_id}", response_model=DocumentOut)
+async def get_document(
+    collection: str, document_id: int, kernel: KernelDep, principal: PrincipalDep
+) -> DocumentOut:
+    return DocumentOut.of(await kernel.data.get_document(_tenant(principal), collection, document_id))
+
+
+@router.delete("/collections/{collection}/documents/{document_id}", response_model=DocumentOut)
+async def delete_document(
+    collection: str, document_id: int, kernel: KernelDep, principal: PrincipalDep
+) -> DocumentOut:
+    """Delete one version (the previous version, if any, becomes the searched one)."""
+    return DocumentOut.of(await kernel.data.delete_document(_tenant(principal), collection, document_id))
+
+
+@router.delete("/collections/{collection}/documents", response_model=DocumentList)
+async def delete_named(
+    collection: str,
+    kernel: KernelDep,
+    principal: PrincipalDep,
+    name: Annotated[str, Query(min_length=1, description="Delete every version of this document")],
+) -> DocumentList:
+    gone = await kernel.data.delete_named(_tenant(principal), collection, name)
+    return DocumentList(data=[DocumentOut.of(d) for d in gone])
+
+
+# ---- search --------------------------------------------------------------------------------
+
+
+@router.post("/collections/{collection}/search", response_model=SearchResponse)
+async def search_collection(
+    collection: str, body: SearchRequest, kernel: KernelDep, principal: PrincipalDep
+) -> SearchResponse:
+    hits = await kernel.data.search(
+        _tenant(principal), [collection], body.query, top_k=body.top_k, mode=body.mode, filters=body.filters
+    )
+    return SearchResponse(data=[SearchHitOut.of(h) for h in hits])
+
+
+@router.post("/search", response_model=SearchResponse)
+async def search(body: MultiSearchRequest, kernel: KernelDep, principal: PrincipalDep) -> SearchResponse:
+    """Hybrid search over several collections at once (their rankings fused)."""
+    hits = await kernel.data.search(
+        _tenant(principal), body.collections, body.query, top_k=body.top_k, mode=body.mode, filters=body.filters
+    )
+    return SearchResponse(data=[SearchHitOut.of(h) for h in hits])
+
+
+# ---- datasets ------------------------------------------------------------------------------
+
+
+@router.post("/datasets", response_model=DatasetOut, status_code=201)
+async def upload_dataset(
+    request: Request,
+    kernel: KernelDep,
+    principal: PrincipalDep,
+    name: Annotated[str, Query(min_length=1, max_length=200)],
+) -> DatasetOut:
+    """Upload JSONL (chat or prompt/completion form) as the raw body; every line is checked."""
+    tenant = _tenant(principal)
+    data = await _body(request, kernel.config.limits.max_body_bytes)
+    return DatasetOut.of(await kernel.data.datasets.upload(tenant, name, data))
+
+
+@router.get("/datasets", response_model=DatasetList)
+async def list_datasets(kernel: KernelDep, principal: PrincipalDep) -> DatasetList:
+    return DatasetList(data=[DatasetOut.of(d) for d in await kernel.data.datasets.list(_tenant(principal))])
+
+
+@router.get("/datasets/{dataset_id}", response_model=DatasetOut)
+async def get_dataset(dataset_id: int, kernel: KernelDep, principal: PrincipalDep) -> DatasetOut:
+    return DatasetOut.of(await kernel.data.datasets.get(_tenant(principal), dataset_id))
+
+
+@router.get("/datasets/{dataset_id}/content", response_class=Response)
+async def dataset_content(dataset_id: int, kernel: KernelDep, principal: PrincipalDep) -> Response:
+    path = await kernel.data.datasets.path(_tenant(principal), dataset_id)
+    return FileResponse(path, media_type="application/jsonl")
+
+
+@router.delete("/datasets/{dataset_id}", response_model=DatasetOut)
+async def delete_dataset(dataset_id: int, kernel: KernelDep, principal: PrincipalDep) -> DatasetOut:
+    return DatasetOut.of(await kernel.data.datasets.delete(_tenant(principal), dataset_id))
+
+
