@@ -37,11 +37,38 @@ def make_engine(url: str, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS, echo
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            parsed, echo=echo, connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False}
+            parsed,
+            echo=echo,
+            module=sqlite_module(),
+            connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
         )
         _sqlite_pragmas(engine, busy_timeout_ms)
         return engine
     return create_engine(parsed, echo=echo, pool_pre_ping=True)
+
+
+def sqlite_module() -> Any:
+    """pysqlite3 where installed (Linux wheels): the same DB-API as ``sqlite3``, able to load
+    extensions, which pyenv's and some distributions' ``sqlite3`` are built without. sqlite-vec
+    (vector search, see ``storage/data_vectors.py``) needs it."""
+    try:
+        from pysqlite3 import dbapi2  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        import sqlite3 as dbapi2
+    return dbapi2
+
+
+def _load_sqlite_vec(dbapi_conn: Any) -> None:
+    try:
+        import sqlite_vec
+
+        dbapi_conn.enable_load_extension(True)
+        try:
+            sqlite_vec.load(dbapi_conn)
+        finally:
+            dbapi_conn.enable_load_extension(False)
+    except Exception as exc:  # an optional capability: vector search falls back without it
+        log.debug("sqlite-vec not loaded: %s", exc)
 
 
 def _sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
@@ -55,6 +82,7 @@ def _sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
             cursor.execute("PRAGMA synchronous=NORMAL")
         finally:
             cursor.close()
+        _load_sqlite_vec(dbapi_conn)
 
 
 class Database:
