@@ -1,0 +1,56 @@
+"""``GET /metrics`` (Prometheus text format) and ``GET /api/metrics/summary`` (JSON for dashboards).
+
+``/metrics`` needs no key, like any scrape target, unless ``LLMOS_METRICS_REQUIRE_ADMIN`` is set
+(then an admin key where auth is on). Its labels carry model and tenant names, never prompts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from starlette.applications import Starlette
+from starlette.routing import Match
+from starlette.types import Scope
+
+from llmos.observability.metrics import CONTENT_TYPE
+from llmos.server.auth import PrincipalDep, bearer, principal
+from llmos.server.routes.deps import KernelDep
+
+router = APIRouter(tags=["observability"])
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
+async def metrics(request: Request, kernel: KernelDep) -> Response:
+    """Every ``llmos_*`` metric (see docs/observability.md)."""
+    if kernel.config.metrics_require_admin:
+        principal(request, await bearer(request)).require("admin")
+    return Response(kernel.metrics.render(), media_type=CONTENT_TYPE)
+
+
+@router.get("/api/metrics/summary")
+async def summary(
+    kernel: KernelDep,
+    caller: PrincipalDep,
+    window: Annotated[float, Query(gt=0, le=3600, description="seconds of recent requests")] = 60.0,
+) -> dict[str, Any]:
+    """Totals since start, and the last ``window`` seconds' throughput and latency quantiles."""
+    return kernel.metrics.summary(window)
+
+
+def route_template(app: Starlette) -> Callable[[Scope], str]:
+    """The route template a served request matched (``/v1/models/{model}``), else ``unmatched``."""
+
+    def route_of(scope: Scope) -> str:
+        route = scope.get("route")
+        path = getattr(route, "path", None)
+        if isinstance(path, str):
+            return path
+        for candidate in app.router.routes:
+            match, _ = candidate.matches(scope)
+            if match == Match.FULL:
+                return str(getattr(candidate, "path", "unmatched"))
+        return "unmatched"
+
+    return route_of
