@@ -80,6 +80,7 @@ def to_sampling(
         stop=stop,
         logprobs=params.logprobs,
         grammar=params.grammar,
+        ignore_eos=params.ignore_eos,
     )
 
 

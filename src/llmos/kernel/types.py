@@ -43,6 +43,8 @@ class GenerationParams:
     n: int = 1
     grammar: str | None = None
     """A GBNF grammar constraining the output (structured output, tool calls)."""
+    ignore_eos: bool = False
+    """Generate past end-of-sequence, until max_tokens or a stop string."""
 
 
 @dataclass(frozen=True)
@@ -122,3 +124,13 @@ class ResidentModel:
     expires_at: float | None
     running: int = 0
     queued: int = 0
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """One vector per input, in input order, L2-normalized; ``prompt_tokens`` counts every input's tokens."""
+
+    model: str
+    digest: str
+    vectors: list[list[float]]
+    prompt_tokens: int

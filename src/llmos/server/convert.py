@@ -38,6 +38,7 @@ def generation_params(
         logprobs=logprobs,
         n=body.n,
         grammar=grammar,
+        ignore_eos=body.ignore_eos,
     )
 
 

@@ -39,6 +39,9 @@ class SamplingFields(RequestModel):
     """llmos extension: urgency 0-9, higher is more urgent."""
     keep_alive: str | float | None = None
     """llmos extension (Ollama's meaning): how long the model stays loaded after this request."""
+    ignore_eos: bool = False
+    """llmos extension (vLLM's name): generate past end-of-sequence, until max_tokens or a stop string
+    (benchmarks use it for exact output lengths)."""
 
 
 class PromptTokensDetails(BaseModel):

