@@ -21,6 +21,7 @@ to messages in one place (``cli/errors.py``); nothing else decides a status code
     ├── Overloaded                the server is full; carries retry_after (HTTP 503)
     ├── DeadlineExceeded          a request's deadline passed (HTTP 504)
     ├── ResourceExhausted         a model cannot fit the memory budget (HTTP 507)
+    ├── MissingDependency         an optional extra this operation needs is not installed (HTTP 501)
     └── EngineError               the inference engine failed
         ├── EngineGenerateError   one request failed; the engine lives on (HTTP 500)
         └── EngineDeadError       the worker died; in-flight requests fail (HTTP 503)
@@ -114,6 +115,10 @@ class DeadlineExceeded(LLMOSError):
 
 class ResourceExhausted(LLMOSError):
     code = "insufficient_memory"
+
+
+class MissingDependency(LLMOSError):
+    code = "missing_dependency"
 
 
 class EngineError(LLMOSError):

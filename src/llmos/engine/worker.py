@@ -80,6 +80,7 @@ logger = logging.getLogger(__name__)
 BACKENDS: dict[str, str] = {
     "llamacpp": "llmos.engine.llamacpp:LlamaCppEngine",
     "fake": "llmos.engine.fake:FakeEngine",
+    "sentence_transformers": "llmos.engine.sentence_transformers_engine:SentenceTransformersEngine",
 }
 """Backend name → ``module:Class`` of an :class:`Engine` with a no-argument constructor."""
 

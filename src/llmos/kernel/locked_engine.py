@@ -10,8 +10,9 @@ after releasing it, and with an ordinary lock a tokenize call could wait behind 
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from llmos.engine.base import (
@@ -55,6 +56,13 @@ class LockedEngine:
     def __init__(self, inner: Engine) -> None:
         self.inner = inner
         self._lock = FairLock()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[Engine]:
+        """Hold the engine for several calls in a row (no step runs between them): use the
+        engine it yields, never this wrapper, inside (the lock is not reentrant)."""
+        with self._lock:
+            yield self.inner
 
     def load(self, spec: LoadSpec) -> EngineInfo:
         with self._lock:

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
+FORMAT_BACKENDS: dict[str, str] = {"sentence-transformers": "sentence_transformers"}
+"""Manifest format → the engine backend that loads it (GGUF: ``config.engine.backend``)."""
+
 
 @dataclass
 class LoadedModel:
@@ -87,9 +90,16 @@ class ModelLoader:
             extra=self._load_extra,
         )
 
+    def backend_for(self, manifest: Manifest) -> str:
+        """The configured backend runs GGUF models; other formats have a backend of their own
+        (the fake backend stands in for every one of them)."""
+        if manifest.format == "gguf" or self._backend == "fake":
+            return self._backend
+        return FORMAT_BACKENDS.get(manifest.format, self._backend)
+
     async def load(self, key: str, manifest: Manifest, model_path: Path, grant: LoadGrant) -> LoadedModel:
         """Start an engine for ``manifest`` and a scheduler over it. Raises what the engine raises."""
-        engine: Engine = LockedEngine(self._engine_factory(self._backend))
+        engine: Engine = LockedEngine(self._engine_factory(self.backend_for(manifest)))
         spec = self.load_spec(manifest, model_path, grant.n_threads)
         log.info("loading %s (%s) with %d threads", key, manifest.short_digest, spec.n_threads)
         thread = ThreadPoolExecutor(1, thread_name_prefix=f"llmos-model-{manifest.short_digest}")

@@ -49,6 +49,7 @@ _MAPPINGS: tuple[tuple[type[e.LLMOSError], ErrorMapping], ...] = (
     (e.Overloaded, ErrorMapping(503, "overloaded_error")),
     (e.DeadlineExceeded, ErrorMapping(504, "timeout_error")),
     (e.ResourceExhausted, ErrorMapping(507, "server_error")),
+    (e.MissingDependency, ErrorMapping(501, "server_error")),
     (e.EngineDeadError, ErrorMapping(503, "server_error")),
     (e.EngineGenerateError, ErrorMapping(500, "server_error")),
 )

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import llama_cpp
-import numpy as np
 
 from llmos.engine.base import (
     Admission,
@@ -37,6 +36,7 @@ from llmos.engine.base import (
     TokenLogprob,
 )
 from llmos.engine.llamacpp.batch import Batch
+from llmos.engine.llamacpp.embedding import EmbeddingContext
 from llmos.engine.llamacpp.model import LlamaModel
 from llmos.engine.llamacpp.sampling import SamplerChain, logprobs_at, validate
 from llmos.engine.llamacpp.sequence import Sequence as Seq
@@ -44,7 +44,6 @@ from llmos.engine.templates import ChatTemplate
 from llmos.errors import (
     Conflict,
     EngineError,
-    EngineGenerateError,
     InvalidRequest,
     NotFound,
     Overloaded,
@@ -80,6 +79,7 @@ class LlamaCppEngine:
         self._order = 0
         self._spec: LoadSpec | None = None
         self._last_error = ""
+        self._embedder: EmbeddingContext | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -134,6 +134,9 @@ class LlamaCppEngine:
         if self._batch is not None:
             self._batch.close()
             self._batch = None
+        if self._embedder is not None:
+            self._embedder.close()
+            self._embedder = None
         if self._model is not None:
             self._model.close()
             self._model = None
@@ -481,63 +484,12 @@ class LlamaCppEngine:
     def embed(
         self, inputs: Sequence[str | Sequence[TokenId]], *, normalize: bool = True
     ) -> list[list[float]]:
-        m = self._m()
-        batch = self._batch
-        if not m.shape.embedding or batch is None:
-            raise InvalidRequest("this model was not loaded for embeddings (LoadSpec.embedding)")
-        token_lists = [
-            m.tokenize(x, add_special=True, parse_special=False) if isinstance(x, str) else list(x)
-            for x in inputs
-        ]
-        for toks in token_lists:
-            if not toks:
-                raise InvalidRequest("cannot embed an empty input", param="input")
-            if len(toks) > m.shape.n_batch:
-                raise PayloadTooLarge(f"input of {len(toks)} tokens exceeds n_batch={m.shape.n_batch}")
-        out: list[list[float]] = []
-        i = 0
-        while i < len(token_lists):
-            group: list[list[TokenId]] = []
-            used = 0
-            while (
-                i < len(token_lists)
-                and len(group) < m.shape.n_seq_max
-                and used + len(token_lists[i]) <= m.shape.n_batch
-            ):
-                group.append(token_lists[i])
-                used += len(token_lists[i])
-                i += 1
-            out.extend(self._embed_group(group, normalize))
-        return out
-
-    def _embed_group(self, group: list[list[TokenId]], normalize: bool) -> list[list[float]]:
-        m = self._m()
-        batch = self._batch
-        if batch is None:
-            raise EngineError("no model loaded")
-        llama_cpp.llama_memory_clear(m.memory, True)
-        batch.clear()
-        for sid, toks in enumerate(group):
-            batch.add_run(toks, 0, sid, logits_last=True)
-        rc = int(llama_cpp.llama_decode(m.ctx, batch.raw))
-        if rc != 0:
-            llama_cpp.llama_memory_clear(m.memory, True)
-            raise EngineGenerateError(f"embedding decode failed with code {rc}")
-        vectors: list[list[float]] = []
-        for sid in range(len(group)):
-            ptr = llama_cpp.llama_get_embeddings_seq(m.ctx, sid)
-            if not ptr:
-                raise EngineGenerateError("the model produced no pooled embedding")
-            vec = np.ctypeslib.as_array(
-                ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(m.n_embd,)
-            ).astype(np.float64)
-            if normalize:
-                norm = float(np.linalg.norm(vec))
-                if norm > 0:
-                    vec = vec / norm
-            vectors.append([float(v) for v in vec])
-        llama_cpp.llama_memory_clear(m.memory, True)
-        return vectors
+        """Pooled embeddings from a context of their own (see ``embedding.py``), made on first use."""
+        if self._embedder is None:
+            if self._spec is None:
+                raise EngineError("no model loaded")
+            self._embedder = EmbeddingContext(self._m(), self._spec)
+        return self._embedder.embed(inputs, normalize=normalize)
 
 
 def _common_prefix(a: Sequence[TokenId], b: Sequence[TokenId], limit: int) -> int:
