@@ -21,12 +21,13 @@ from typing import Any
 from llmos.config import Config
 from llmos.engine.base import SamplingParams, SequenceSpec
 from llmos.errors import Conflict, EngineDeadError, InvalidRequest, LLMOSError, ModelNotFound
+from llmos.kernel import embeddings
 from llmos.kernel import params as sampling
 from llmos.kernel.generation import Generation
 from llmos.kernel.ports import GenerationHandle, Registry
 from llmos.kernel.progress import stream_operation
 from llmos.kernel.residency import LoadedModel, ModelLoader
-from llmos.kernel.types import GenerationParams, PullEvent, RequestMeta, ResidentModel
+from llmos.kernel.types import Embeddings, GenerationParams, PullEvent, RequestMeta, ResidentModel
 from llmos.registry.manifest import Manifest
 from llmos.registry.names import parse_name
 from llmos.resources.budget import MemoryBudget
@@ -237,6 +238,36 @@ class Kernel:
             return None
         return self._loaded_now(key)
 
+    # ---- embeddings ----------------------------------------------------------------------
+
+    async def embed(
+        self,
+        model: str,
+        inputs: embeddings.EmbedInputs,
+        meta: RequestMeta,
+        *,
+        dimensions: int | None = None,
+    ) -> Embeddings:
+        """Embed strings or token lists (not mixed) on ``model``, loading it like a chat would.
+
+        Vectors are L2-normalized, in input order. Raises InvalidRequest (no, too many or empty
+        inputs, too many tokens, an input longer than the model's context, ``dimensions`` the
+        model cannot give), ModelNotFound, ResourceExhausted, MissingDependency (``[ml]`` extra).
+        """
+        checked = embeddings.check_inputs(inputs)
+        manifest = await self.resolve(model)
+        key = self._key(model, manifest)
+        lease = await self._acquire(key, manifest, _keep_alive(meta.keep_alive))
+        error: BaseException | None = None
+        try:
+            return await embeddings.embed_on(lease.handle, model, checked, dimensions=dimensions)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            await self.residency.release(lease)
+            await self._drop_if_dead(key, lease.handle, error)
+
     # ---- generation ----------------------------------------------------------------------
 
     async def chat(
@@ -279,6 +310,7 @@ class Kernel:
     ) -> Generation:
         sampling.validate(params, self.config.limits)
         manifest = await self.resolve(model)
+        embeddings.require_generative(model, manifest)
         key = self._key(model, manifest)
         lease = await self._acquire(key, manifest, _keep_alive(meta.keep_alive))
         handles: list[tuple[GenerationHandle, int]] = []

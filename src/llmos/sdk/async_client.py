@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from llmos.sdk import _common as c
+from llmos.sdk.embeddings import AsyncEmbeddings
 from llmos.sdk.errors import APIConnectionError, NotFoundError
 from llmos.sdk.types import ChatMessage, Generation, Model, ModelDetail, Progress, RunningModel
 
@@ -35,6 +36,7 @@ class AsyncClient:
             transport=transport,
         )
         self.models = AsyncModels(self)
+        self.embeddings = AsyncEmbeddings(self)
 
     async def __aenter__(self) -> AsyncClient:
         return self

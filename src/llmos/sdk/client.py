@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from llmos.sdk import _common as c
+from llmos.sdk.embeddings import Embeddings
 from llmos.sdk.errors import APIConnectionError, NotFoundError
 from llmos.sdk.types import ChatMessage, Generation, Model, ModelDetail, Progress, RunningModel
 
@@ -35,6 +36,7 @@ class Client:
             transport=transport,
         )
         self.models = Models(self)
+        self.embeddings = Embeddings(self)
 
     def __enter__(self) -> Client:
         return self

@@ -16,7 +16,15 @@ from llmos.errors import PayloadTooLarge
 from llmos.kernel.kernel import Kernel
 from llmos.server.errors import domain_error_response, install_error_handlers
 from llmos.server.lifecycle import Lifecycle
-from llmos.server.routes import admin, health, introspection, openai_chat, openai_completions, openai_models
+from llmos.server.routes import (
+    admin,
+    health,
+    introspection,
+    openai_chat,
+    openai_completions,
+    openai_embeddings,
+    openai_models,
+)
 from llmos.server.routes.deps import ServerState
 
 log = logging.getLogger(__name__)
@@ -106,7 +114,15 @@ def create_app(
     app = FastAPI(title="llmos", version=__version__, lifespan=lifespan)
     app.state.llmos = ServerState(kernel=kernel, lifecycle=life)
     install_error_handlers(app)
-    for module in (health, openai_models, openai_chat, openai_completions, admin, introspection):
+    for module in (
+        health,
+        openai_models,
+        openai_chat,
+        openai_completions,
+        openai_embeddings,
+        admin,
+        introspection,
+    ):
         app.include_router(module.router)
     app.add_middleware(RequestContext, max_body_bytes=kernel.config.limits.max_body_bytes)
     return app
