@@ -1,1 +1,47 @@
-"""Security and tenancy: tenants, hashed API keys with scopes, limits, budgets, usage and audit."""
+"""Security and tenancy: tenants, hashed API keys with scopes, limits, budgets, usage and audit.
+
+The pieces:
+
+* :mod:`llmos.security.principal`: :class:`Principal`, who is calling (tenant, scopes, model
+  patterns, key prefix). Routes get one from ``llmos.server.auth.PrincipalDep`` and call
+  ``principal.require("inference")`` / ``principal.require_model(name)``. Data a tenant owns is
+  always filtered by ``principal.tenant``; another tenant's object is a NotFound (404), not 403.
+* :mod:`llmos.security.service`: :class:`Security` (``kernel.security``): authentication,
+  tenants, keys, limits (``admit``), usage rows and audit events, over the database.
+* :mod:`llmos.security.redact`: secrets never reach a log line (installed by the server).
+
+Recording usage from a route (embeddings, tasks, ...): every request to a metered endpoint
+(``POST /v1/...`` and ``POST /api/tasks/...``) leaves one usage row *automatically*, written by
+the server's metering middleware when the response ends, with the status the caller got
+(rejected and failed requests included), its latency, tenant and key prefix. A route only adds
+what it knows, through :mod:`llmos.server.metering`::
+
+    from llmos.server.metering import admit, meter
+
+    grant = await admit(request, principal, scope="embeddings", model=body.model)  # limits, 429s
+    ...
+    meter(request).report(model=body.model, digest=result.digest, prompt_tokens=result.prompt_tokens)
+
+``admit`` checks the scope, the model pattern and the tenant's and key's limits (rate,
+concurrency, budget); the slot it takes is given back when the response ends. Any other
+endpoint can opt in with ``meter(request).operation = "..."``. Outside HTTP, call
+``kernel.security.record_usage(UsageRecord(...))`` directly.
+"""
+
+from __future__ import annotations
+
+from llmos.security.principal import ALL_SCOPES, Principal, Scope, anonymous
+from llmos.security.types import ApiKey, AuditEvent, Quota, Tenant, UsageRecord, UsageSummary
+
+__all__ = [
+    "ALL_SCOPES",
+    "ApiKey",
+    "AuditEvent",
+    "Principal",
+    "Quota",
+    "Scope",
+    "Tenant",
+    "UsageRecord",
+    "UsageSummary",
+    "anonymous",
+]

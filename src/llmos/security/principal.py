@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from llmos.errors import Forbidden
+from llmos.security.types import Quota
 
 Scope = Literal["inference", "embeddings", "models:read", "models:write", "admin", "fine-tune", "data"]
 ALL_SCOPES: tuple[Scope, ...] = (
@@ -36,6 +37,18 @@ class Principal:
     """The key's id (``None`` for anonymous use with auth off)."""
     key_prefix: str | None = None
     """The key's display prefix, e.g. ``sk-llmos-AbC1`` (never the secret)."""
+    key_limits: Quota = field(default_factory=Quota)
+    """The key's own limits (the tenant's apply as well)."""
+
+    @property
+    def label(self) -> str:
+        """Who this is in usage rows and audit events: the key prefix, or ``anonymous``."""
+        return self.key_prefix or "anonymous"
+
+    @property
+    def is_anonymous(self) -> bool:
+        """True for unauthenticated use (auth off): no key was presented."""
+        return self.key_id is None
 
     @property
     def is_admin(self) -> bool:

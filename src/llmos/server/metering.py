@@ -1,0 +1,209 @@
+"""Usage metering and limits for HTTP requests: one usage row per metered request.
+
+:class:`MeteringMiddleware` wraps the app. For every metered request (``POST /v1/...``,
+``POST /api/tasks/...``, or any request whose route sets ``meter(request).operation``) it writes
+one usage row when the response has ended (streams included): tenant, key prefix, model,
+digest, tokens, latency and the status the caller got, rejected and failed requests included.
+It also gives back the limits slot that :func:`admit` took. Requests that never got past
+authentication leave no row (they belong to no tenant).
+
+Routes call :func:`admit` (scope, model, limits) and report what they know through
+:func:`meter`; see the :mod:`llmos.security` docstring for the recipe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+import anyio
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from llmos.kernel.kernel import Kernel
+from llmos.security.principal import Principal
+from llmos.security.service import Grant
+from llmos.security.types import UsageRecord
+from llmos.server.routes.deps import kernel as kernel_of
+
+log = logging.getLogger(__name__)
+
+_OPERATIONS = {
+    "/v1/chat/completions": "chat",
+    "/v1/completions": "completion",
+    "/v1/embeddings": "embedding",
+}
+_METERED_PREFIXES = ("/v1/", "/api/tasks/")
+
+
+class _Usage(Protocol):
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class HasUsage(Protocol):
+    @property
+    def usage(self) -> _Usage: ...
+
+
+@dataclass
+class Meter:
+    """What one request used; filled by its route, written by the middleware at the end."""
+
+    operation: str | None = None
+    """None: not metered (no usage row)."""
+    model: str = ""
+    digest: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    principal: Principal | None = None
+    """The caller the row is charged to (set by :func:`admit`; else the authenticated caller)."""
+    grant: Grant | None = None
+    source: HasUsage | None = None
+
+    def report(
+        self,
+        *,
+        model: str | None = None,
+        digest: str | None = None,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+    ) -> None:
+        """Record what the request used (call again to update; the last values win)."""
+        if model is not None:
+            self.model = model
+        if digest is not None:
+            self.digest = digest
+        if prompt_tokens is not None:
+            self.prompt_tokens = prompt_tokens
+        if completion_tokens is not None:
+            self.completion_tokens = completion_tokens
+
+    def follow(self, source: HasUsage) -> None:
+        """Read the tokens from ``source.usage`` when the response ends (a streamed Generation)."""
+        self.source = source
+
+    def tokens(self) -> tuple[int, int]:
+        if self.source is not None:
+            try:
+                u = self.source.usage
+                return int(u.prompt_tokens), int(u.completion_tokens)
+            except Exception:  # usage is for accounting; a broken source must not fail the request
+                log.debug("usage source failed", exc_info=True)
+        return self.prompt_tokens, self.completion_tokens
+
+
+def meter(request: Request) -> Meter:
+    """The request's meter (a detached one if the app runs without the middleware)."""
+    found = request.scope.setdefault("state", {}).get("meter")
+    if isinstance(found, Meter):
+        return found
+    m = Meter()
+    request.scope["state"]["meter"] = m
+    return m
+
+
+async def admit(
+    request: Request,
+    principal: Principal,
+    *,
+    scope: str,
+    model: str | None = None,
+    max_tokens: int | None = None,
+    tenant: str | None = None,
+) -> Grant:
+    """Check the caller may do this (scope, model pattern) and is within its limits.
+
+    ``tenant`` (from ``X-LLMOS-Tenant`` or ``user``) may re-point an anonymous or admin caller.
+    Returns the grant (its ``max_tokens``: the tightest per-request cap, to apply when the body
+    names none). Raises Forbidden, InvalidRequest, RateLimited or BudgetExhausted.
+    """
+    m = meter(request)
+    if model:
+        m.model = model
+    if tenant and tenant != principal.tenant and (principal.is_anonymous or principal.is_admin):
+        principal = replace(principal, tenant=tenant[:64])
+    m.principal = principal
+    principal.require(scope)
+    if model:
+        principal.require_model(model)
+    security = kernel_of(request).security
+    grant = await asyncio.to_thread(security.admit, principal, max_tokens=max_tokens)
+    m.grant = grant
+    return grant
+
+
+def digest_of(kernel: Kernel, model: str) -> str:
+    """The digest of the resident model ``model`` names (empty if it is not resident)."""
+    loaded = kernel.loaded(model)
+    return loaded.manifest.digest if loaded is not None else ""
+
+
+def _operation(method: str, path: str) -> str | None:
+    if method != "POST" or not path.startswith(_METERED_PREFIXES):
+        return None
+    if path in _OPERATIONS:
+        return _OPERATIONS[path]
+    if path.startswith("/api/tasks/"):
+        return "task:" + path.removeprefix("/api/tasks/")[:30]
+    return path.removeprefix("/v1/")[:40]
+
+
+class MeteringMiddleware:
+    """Pure ASGI (streams pass through): meters requests and releases their limits slot."""
+
+    def __init__(self, app: ASGIApp, kernel: Kernel) -> None:
+        self.app = app
+        self.kernel = kernel
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state: dict[str, Any] = scope.setdefault("state", {})
+        m = Meter(operation=_operation(scope.get("method", ""), scope.get("path", "")))
+        state["meter"] = m
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._finish(state, m, status, time.perf_counter() - started)
+
+    async def _finish(self, state: dict[str, Any], m: Meter, status: int, elapsed: float) -> None:
+        prompt, completion = m.tokens()
+        if m.grant is not None:
+            m.grant.finish(prompt + completion)
+        who = m.principal or state.get("principal")
+        if m.operation is None or not isinstance(who, Principal):
+            return
+        security = self.kernel.security
+        record = UsageRecord(
+            request_id=str(state.get("request_id") or ""),
+            tenant=who.tenant,
+            operation=m.operation,
+            status=status,
+            time=security.now(),
+            key_id=who.key_id,
+            key_prefix=who.key_prefix,
+            model=m.model,
+            digest=m.digest,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            latency_ms=int(elapsed * 1000),
+        )
+        try:
+            await asyncio.to_thread(security.record_usage, record)
+        except Exception as exc:  # accounting must never fail the request it accounts for
+            log.warning("could not record usage of request %s: %s", record.request_id, exc)

@@ -1,0 +1,150 @@
+"""An llmos server over fake engines with security on, on SQLite and (when
+LLMOS_TEST_POSTGRES_URL is set) PostgreSQL, with an injected wall clock: no test sleeps."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from kernel.fakes import MemoryRegistry, inventory, manifest  # tests/ is on sys.path
+from llmos.config import load_config
+from llmos.engine.base import Engine
+from llmos.engine.fake import FakeEngine
+from llmos.kernel import Kernel, build_kernel
+from llmos.security.service import Security, local_admin
+from llmos.server import create_app
+from llmos.storage.db import Database, make_engine
+from llmos.storage.migrate import upgrade
+
+POSTGRES_URL = os.environ.get("LLMOS_TEST_POSTGRES_URL")
+START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC).timestamp()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class FakeClock:
+    """Seconds since the epoch, moved by the test."""
+
+    def __init__(self, t: float = START) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=[pytest.mark.postgres, pytest.mark.integration]),
+    ]
+)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A migrated, empty database. On PostgreSQL each test gets its own schema, so tests of
+    other areas running at the same time on the same server never see these tables."""
+    if request.param == "sqlite":
+        db = Database(make_engine(f"sqlite:///{tmp_path / 'llmos.db'}"))
+        upgrade(db.engine)
+        yield db
+        db.dispose()
+        return
+    if not POSTGRES_URL:
+        pytest.skip("LLMOS_TEST_POSTGRES_URL is not set (run .ci/postgres.sh)")
+    schema = f"sec_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    db = Database(make_engine(f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema},public"))
+    try:
+        upgrade(db.engine)
+        yield db
+    finally:
+        db.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@dataclass
+class Served:
+    app: FastAPI
+    kernel: Kernel
+    security: Security
+    clock: FakeClock
+    client: httpx.AsyncClient
+    admin_key: str
+    keys: dict[str, str] = field(default_factory=dict)
+
+    @staticmethod
+    def auth(key: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {key}"}
+
+    async def chat(self, key: str | None, model: str = "fake:1", **body: Any) -> httpx.Response:
+        headers = self.auth(key) if key else {}
+        payload = {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, **body}
+        return await self.client.post("/v1/chat/completions", json=payload, headers=headers)
+
+    async def new_tenant(self, name: str, **body: Any) -> str:
+        """Create tenant ``name`` (as admin) and a key for it; returns the key's secret."""
+        r = await self.client.post("/api/tenants", json={"name": name, **body}, headers=self.auth(self.admin_key))
+        assert r.status_code == 201, r.text
+        r = await self.client.post("/api/keys", json={"tenant": name}, headers=self.auth(self.admin_key))
+        assert r.status_code == 201, r.text
+        self.keys[name] = r.json()["key"]
+        return str(r.json()["key"])
+
+
+ServeFactory = Callable[..., Awaitable[Served]]
+
+
+@pytest.fixture
+async def secured(tmp_path: Path, database: Database) -> AsyncIterator[ServeFactory]:
+    """``await secured(auth="required", **settings)`` → a running app with an admin key."""
+    stack: list[tuple[Any, httpx.AsyncClient]] = []
+
+    async def make(*, models: tuple[str, ...] = ("fake:1", "other:1"), **settings: Any) -> Served:
+        settings.setdefault("auth", "required")
+        cfg = load_config(home=tmp_path / "home", n_slots=16, n_ctx=16 * 512, **settings)
+        clock = FakeClock()
+        security = Security(cfg, database, clock=clock)
+
+        def engine_factory(backend: str) -> Engine:
+            return FakeEngine()
+
+        kernel = build_kernel(
+            cfg,
+            registry=MemoryRegistry(tmp_path, [manifest(n) for n in models], [manifest("cat:1")]),
+            engine_factory=engine_factory,
+            inventory=inventory(),
+            database=database,
+            security=security,
+            wall_clock=clock,
+        )
+        _, admin_key = security.create_key(local_admin(cfg), admin=True, name="bootstrap")
+        app = create_app(kernel, drain_timeout=1.0)
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test", timeout=30)
+        stack.append((lifespan, client))
+        return Served(app, kernel, security, clock, client, admin_key)
+
+    yield make
+    for lifespan, client in reversed(stack):
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
