@@ -6,6 +6,8 @@ tests of the exact fallback use it."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -31,17 +33,21 @@ DEBIAN_POSTGRES_URL = os.environ.get("LLMOS_TEST_POSTGRES_URL")
 
 
 @pytest.fixture(scope="session")
-def pgvector_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The URL of a PostgreSQL server with pgvector (pgserver), for the whole session."""
+def pgvector_server() -> Iterator[str]:
+    """The URL of a PostgreSQL server with pgvector (pgserver), for the whole session.
+
+    Its data lives outside pytest's temp folders: a concurrent pytest run prunes old ones."""
+    pgdata = Path(tempfile.mkdtemp(prefix="llmos-pgserver-"))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             import pgserver
 
-            server: Any = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+            server: Any = pgserver.get_server(pgdata, cleanup_mode="stop")
             server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
             version = server.psql("SELECT extversion FROM pg_extension WHERE extname = 'vector';")
     except Exception as exc:  # pgserver is an optional dev tool: no server, no pgvector tests
+        shutil.rmtree(pgdata, ignore_errors=True)
         pytest.skip(f"pgserver could not start PostgreSQL with pgvector: {exc}")
     if "0." not in version:
         pytest.skip(f"pgserver's PostgreSQL has no pgvector: {version}")
@@ -50,6 +56,7 @@ def pgvector_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         server.cleanup()
+    shutil.rmtree(pgdata, ignore_errors=True)
 
 
 def _fresh_database(server_url: str) -> tuple[str, str]:

@@ -1,0 +1,106 @@
+"""Retrieval-augmented chat: the ``collections`` extension of ``/v1/chat/completions``.
+
+When a chat request names collections, the last user message is the query; the best chunks of
+the caller's tenant's collections go into the system message (numbered, with their document
+names), and the response carries ``citations`` — in the completion, or on each streamed chunk
+that finishes a choice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from llmos.data.types import SearchHit
+from llmos.kernel.kernel import Kernel
+from llmos.security.principal import Principal
+from llmos.server.schemas.chat import ChatCompletionRequest, Citation
+
+DEFAULT_TOP_K = 4
+MAX_CONTEXT_CHARS = 12_000
+"""Retrieved text is cut off here (about 3,000 tokens), so the prompt leaves room to answer."""
+INSTRUCTIONS = (
+    "Answer the user's question using the numbered context passages below. Cite the passages you "
+    "use by their number in brackets, like [1]. If the context does not contain the answer, say so."
+)
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    messages: list[dict[str, Any]]
+    citations: list[Citation] | None
+    """None when the request named no collections (the response then has no ``citations``)."""
+
+    def citations_json(self) -> list[dict[str, Any]] | None:
+        return None if self.citations is None else [c.model_dump(mode="json") for c in self.citations]
+
+    def add_to(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """``payload`` with ``citations`` set, or without the key when nothing was retrieved."""
+        if self.citations is None:
+            payload.pop("citations", None)
+        else:
+            payload["citations"] = self.citations_json()
+        return payload
+
+
+def _query(messages: list[dict[str, Any]]) -> str:
+    for m in reversed(messages):
+        if m.get("role") == "user" and str(m.get("content") or "").strip():
+            return str(m["content"])
+    return ""
+
+
+def _context(hits: list[SearchHit]) -> str:
+    parts = [INSTRUCTIONS]
+    used = 0
+    for n, h in enumerate(hits, start=1):
+        text = h.chunk.text.strip()
+        if used + len(text) > MAX_CONTEXT_CHARS:
+            text = text[: max(0, MAX_CONTEXT_CHARS - used)]
+        used += len(text)
+        parts.append(f"[{n}] {h.chunk.document} (chunk {h.chunk.position})\n{text}")
+        if used >= MAX_CONTEXT_CHARS:
+            break
+    return "\n\n".join(parts)
+
+
+async def retrieve(
+    kernel: Kernel, principal: Principal, body: ChatCompletionRequest, messages: list[dict[str, Any]]
+) -> Retrieval:
+    """``messages`` with retrieved context added, and the citations. Needs the ``data`` scope;
+    raises NotFound for a collection the caller's tenant does not have."""
+    if body.collections is None:
+        return Retrieval(messages, None)
+    principal.require("data")
+    query = _query(messages)
+    if not query:
+        return Retrieval(messages, [])
+    options = body.retrieval
+    hits = await kernel.data.search(
+        principal.tenant,
+        body.collections,
+        query,
+        top_k=options.top_k if options is not None else DEFAULT_TOP_K,
+        mode=options.mode if options is not None else "hybrid",
+        filters=options.filters if options is not None else None,
+    )
+    if not hits:
+        return Retrieval(messages, [])
+    context = _context(hits)
+    out = [dict(m) for m in messages]
+    if out and out[0].get("role") in ("system", "developer"):
+        out[0]["content"] = f"{out[0].get('content') or ''}\n\n{context}".strip()
+    else:
+        out.insert(0, {"role": "system", "content": context})
+    citations = [
+        Citation(
+            document=h.chunk.document,
+            document_id=h.chunk.document_id,
+            chunk=h.chunk.position,
+            score=h.score,
+            collection=h.chunk.collection,
+            version=h.chunk.version,
+        )
+        for h in hits
+    ]
+    return Retrieval(out, citations)
