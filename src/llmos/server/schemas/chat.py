@@ -33,6 +33,24 @@ class ChatMessageIn(BaseModel):
         return out
 
 
+class RetrievalOptions(RequestModel):
+    top_k: int = Field(default=4, ge=1, le=20)
+    mode: Literal["hybrid", "vector", "keyword"] = "hybrid"
+    filters: dict[str, Any] | None = None
+    """Document metadata that must match: ``{"key": value}`` or ``{"key": [one, of]}``."""
+
+
+class Citation(BaseModel):
+    """A retrieved chunk that went into the prompt (llmos extension)."""
+
+    document: str
+    document_id: int
+    chunk: int
+    score: float
+    collection: str
+    version: int
+
+
 class ChatCompletionRequest(SamplingFields):
     messages: list[ChatMessageIn] = Field(min_length=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
@@ -42,6 +60,10 @@ class ChatCompletionRequest(SamplingFields):
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
+    collections: list[str] | None = Field(default=None, min_length=1, max_length=16)
+    """llmos extension: answer from these collections of the caller's tenant (retrieval-augmented)."""
+    retrieval: RetrievalOptions | None = None
+    """llmos extension: how to retrieve from ``collections``."""
 
 
 class TopLogprob(BaseModel):
@@ -79,6 +101,8 @@ class ChatCompletion(BaseModel):
     system_fingerprint: str | None = None
     choices: list[ChatChoice]
     usage: Usage
+    citations: list[Citation] | None = None
+    """llmos extension, present when the request named ``collections``."""
 
 
 class Delta(BaseModel):
@@ -102,3 +126,5 @@ class ChatCompletionChunk(BaseModel):
     system_fingerprint: str | None = None
     choices: list[ChunkChoice]
     usage: Usage | None = None
+    citations: list[Citation] | None = None
+    """llmos extension: on the chunks that finish a choice, when the request named ``collections``."""
