@@ -204,13 +204,14 @@ def markdown(doc: dict[str, Any]) -> str:
     rows = doc["rows"]
     by = {(r["server"], r["stream"], r["concurrency"]): r for r in rows}
     out = [
-        "# llmos vs llama-cpp-python's server (SmolLM2-135M-Instruct Q4_1, 128 output tokens)",
+        f"# llmos vs llama-cpp-python's server (SmolLM2-135M-Instruct Q4_1, {doc['max_tokens']} output tokens)",
         "",
         f"Command: `{doc['command']}`  ",
         f"Machine: {doc['machine']}; llama-cpp-python {doc['llama_cpp_python']}; {doc['started_at']}  ",
         f"Load average (1 min) at start {doc['load_start']:.2f}, at end {doc['load_end']:.2f}. {doc['note']}",
         "",
-        "Both servers: 2 threads, chat endpoint, greedy, ~64-word seeded prompts, exactly 128 output tokens",
+        f"Both servers: 2 threads, chat endpoint, greedy, ~{doc['prompt_tokens']}-word seeded prompts, "
+        f"exactly {doc['max_tokens']} output tokens",
         "(`ignore_eos` for llmos, `min_tokens` for llama-cpp-python), closed loop (each client sends its next",
         "request when the previous one ends). tokens/s = output tokens of *completed* requests / wall time;",
         '"delivered" adds tokens of streams cut short. Latencies are end-to-end, completed requests only.',
@@ -268,7 +269,9 @@ def plot(doc: dict[str, Any], path: Path) -> None:
         ax.set_xticks(range(len(cs)), [f"c={c}" for c in cs])
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"SmolLM2-135M Q4_1, 128 output tokens, 2 threads — {doc['note']}", fontsize=10)
+    fig.suptitle(
+        f"SmolLM2-135M Q4_1, {doc['max_tokens']} output tokens, 2 threads — {doc['note']}", fontsize=10
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -27,6 +27,8 @@ pytestmark = pytest.mark.integration
 
 MODEL = "fake:1"
 EOS_AFTER = 3
+PROMPT_WORDS = 16
+"""The fake engine's tokens are bytes: ~100 of them, within its 512 cells per slot."""
 
 
 @pytest.fixture
@@ -55,7 +57,14 @@ def url(tmp_path: Path) -> Iterator[str]:
 )
 def test_every_request_completes_with_exact_lengths(url: str, endpoint: Any, stream: bool) -> None:
     w = Workload(
-        url=url, model=MODEL, endpoint=endpoint, stream=stream, concurrency=4, requests=12, max_tokens=16
+        url=url,
+        model=MODEL,
+        endpoint=endpoint,
+        stream=stream,
+        concurrency=4,
+        requests=12,
+        max_tokens=16,
+        prompt_tokens=PROMPT_WORDS,
     )
     result = run_benchmark(w)
     s = summarize(result.records, result.duration_s)
@@ -63,20 +72,22 @@ def test_every_request_completes_with_exact_lengths(url: str, endpoint: Any, str
     assert sorted(r.index for r in result.records) == list(range(12))
     for r in result.records:
         assert r.output_tokens == 16 and r.tokens_source == "usage" and r.finish_reason == "length"
-        assert r.prompt_tokens and r.prompt_tokens > 100  # ~128 words of prompt
+        assert r.prompt_tokens and r.prompt_tokens > PROMPT_WORDS
         if stream:
             assert r.token_times_s and r.ttft_s is not None and r.ttft_s <= (r.e2e_s or 0)
     assert s.output_tokens == 12 * 16 and s.output_throughput > 0
 
 
 def test_without_ignore_eos_the_model_stops_early(url: str) -> None:
-    w = Workload(url=url, model=MODEL, ignore_eos=False, requests=3, max_tokens=16)
+    w = Workload(
+        url=url, model=MODEL, ignore_eos=False, requests=3, max_tokens=16, prompt_tokens=PROMPT_WORDS
+    )
     result = run_benchmark(w)
     assert all(r.ok and r.output_tokens == EOS_AFTER and r.finish_reason == "stop" for r in result.records)
 
 
 def test_an_unknown_model_is_counted_as_http_404(url: str) -> None:
-    result = run_benchmark(Workload(url=url, model="ghost:1", requests=2))
+    result = run_benchmark(Workload(url=url, model="ghost:1", requests=2, prompt_tokens=PROMPT_WORDS))
     assert [r.error for r in result.records] == ["http_404", "http_404"]
     assert "ghost" in (result.records[0].detail or "")
 

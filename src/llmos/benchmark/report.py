@@ -16,6 +16,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from rich.console import Group
 from rich.table import Table
 
 from llmos.benchmark.loadgen import BenchResult
@@ -48,36 +49,24 @@ def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v:,.1f}"
 
 
-def summary_table(result: BenchResult, summary: Summary) -> Table:
-    """What ``llmos bench`` prints at the end."""
+def summary_table(result: BenchResult, summary: Summary) -> Group:
+    """What ``llmos bench`` prints at the end: totals, then latency percentiles."""
     w = result.workload
     arrivals = f"closed loop x{w.concurrency}" if w.rate is None else f"Poisson {w.rate:g} req/s"
     mode = "stream" if w.stream else "no stream"
-    table = Table(title=f"{w.model} @ {w.url}{w.path} ({arrivals}, {mode})", title_justify="left")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
+    totals = Table(title=f"{w.model} @ {w.url}{w.path} ({arrivals}, {mode})", title_justify="left")
+    totals.add_column("metric")
+    totals.add_column("value", justify="right")
     errors = ", ".join(f"{k}: {v}" for k, v in summary.errors.items()) or "none"
     rows = [
-        ("requests (ok / sent)", f"{summary.completed} / {summary.requests}"),
+        ("requests ok / sent", f"{summary.completed} / {summary.requests}"),
         ("errors", errors),
         ("duration", f"{summary.duration_s:.2f} s"),
         ("request throughput", f"{summary.request_throughput:.2f} req/s"),
         ("output token throughput", f"{summary.output_throughput:.1f} tok/s"),
         ("total token throughput", f"{summary.total_token_throughput:.1f} tok/s"),
-        ("output tokens (ok requests)", f"{summary.output_tokens:,}"),
+        ("output tokens (ok)", f"{summary.output_tokens:,}"),
     ]
-    for label, row in rows:
-        table.add_row(label, row)
-    dists: tuple[tuple[str, Distribution], ...] = (
-        ("TTFT", summary.ttft),
-        ("TPOT", summary.tpot),
-        ("inter-token latency", summary.itl),
-        ("end-to-end latency", summary.e2e),
-    )
-    for label, d in dists:
-        table.add_row(
-            f"{label} ms p50 / p95 / p99", f"{_ms(d.p50)} / {_ms(d.p95)} / {_ms(d.p99)}  (mean {_ms(d.mean)})"
-        )
     s = summary.slo
     if (s.ttft_ms, s.tpot_ms, s.e2e_ms) != (None, None, None):
         given = ", ".join(
@@ -85,8 +74,20 @@ def summary_table(result: BenchResult, summary: Summary) -> Table:
             for name, v in (("TTFT", s.ttft_ms), ("TPOT", s.tpot_ms), ("e2e", s.e2e_ms))
             if v is not None
         )
-        table.add_row(
-            f"goodput ({given})",
-            f"{summary.goodput_fraction:.1%} of requests, {summary.goodput_rate:.2f} req/s",
-        )
-    return table
+        rows.append(("goodput", f"{summary.goodput_fraction:.1%}, {summary.goodput_rate:.2f} req/s"))
+        rows.append(("SLO", given))
+    for label, row in rows:
+        totals.add_row(label, row)
+    latency = Table(title="latency (ms, successful requests)", title_justify="left")
+    latency.add_column("metric")
+    for name in ("mean", "p50", "p90", "p95", "p99"):
+        latency.add_column(name, justify="right")
+    dists: tuple[tuple[str, Distribution], ...] = (
+        ("TTFT", summary.ttft),
+        ("TPOT", summary.tpot),
+        ("ITL", summary.itl),
+        ("e2e", summary.e2e),
+    )
+    for label, d in dists:
+        latency.add_row(label, _ms(d.mean), _ms(d.p50), _ms(d.p90), _ms(d.p95), _ms(d.p99))
+    return Group(totals, latency)
