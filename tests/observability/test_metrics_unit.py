@@ -116,3 +116,21 @@ def test_each_metrics_object_has_its_own_registry() -> None:
     assert value(b, "llmos_worker_restarts_total", model="x:1") is None
     text = a.render().decode()
     assert "# TYPE llmos_requests_total counter" in text and 'llmos_build_info{version="' in text
+
+
+def test_history_spreads_tokens_over_time_and_places_latencies() -> None:
+    clock = Clock()  # t = 100
+    m = Metrics(clock)
+    obs = m.start_request("smol:1", "a")
+    clock.t = 101.0
+    obs.output(10)  # 10 tokens in the step [100, 105)
+    clock.t = 106.0
+    obs.output(20)  # 20 tokens in the step [105, 110)
+    obs.finish("ok", completion_tokens=30, longest_choice_tokens=30)
+    clock.t = 110.0
+    points = m.summary(history_s=10, step_s=5)["history"]
+    assert isinstance(points, list) and [p["t"] for p in points] == [-5.0, 0.0]
+    first, second = points
+    assert first["tokens_per_s"] == 2.0 and first["requests_per_min"] == 0 and first["ttft_p50_s"] is None
+    assert second["tokens_per_s"] == 4.0 and second["requests_per_min"] == 12.0
+    assert second["ttft_p50_s"] == pytest.approx(1.0) and second["e2e_p50_s"] == pytest.approx(6.0)

@@ -28,7 +28,7 @@ from llmos import __version__
 from llmos.errors import LLMOSError
 from llmos.observability.collector import StateCollector, StateSources
 from llmos.observability.logging import annotate_request
-from llmos.observability.window import RecentRequests, Sample, summarize
+from llmos.observability.window import RecentRequests, Sample, TokenRate, history, summarize
 from llmos.resources.events import EventLog, ResourceEvent
 from llmos.scheduler.events import SchedulerEvent
 
@@ -151,6 +151,7 @@ class Metrics:
         self._state = StateCollector()
         r.register(self._state)
         self.recent = RecentRequests()
+        self.token_rate = TokenRate()
         self._totals: dict[str, _Totals] = {}
         self._lock = threading.Lock()
 
@@ -166,11 +167,15 @@ class Metrics:
         """The Prometheus text exposition of every metric (content type :data:`CONTENT_TYPE`)."""
         return generate_latest(self.registry)
 
-    def summary(self, window_s: float = 60.0) -> dict[str, object]:
-        """A JSON-ready picture for dashboards: totals since start, and the last ``window_s``
-        seconds' throughput and latency quantiles, overall and per model."""
+    def summary(
+        self, window_s: float = 60.0, history_s: float = 300.0, step_s: float = 5.0
+    ) -> dict[str, object]:
+        """A JSON-ready picture for dashboards: totals since start; the last ``window_s``
+        seconds' throughput and latency quantiles, overall and per model; and a ``history``
+        of the last ``history_s`` seconds in ``step_s`` steps (see :func:`history`)."""
         now = self.clock()
         recent = self.recent.since(now - window_s)
+        past = self.recent.since(now - history_s - step_s)
         with self._lock:
             totals = {m: _Totals(**vars(t)) for m, t in self._totals.items()}
         state = self._state.read()
@@ -200,6 +205,7 @@ class Metrics:
             "running": sum(s.running for s in state.stats),
             "queued": sum(s.queued for s in state.stats),
             "recent": summarize(recent, window_s),
+            "history": history(past, self.token_rate, now, history_s, step_s),
             "models": per_model,
         }
 
@@ -275,6 +281,7 @@ class RequestObservation:
         if new_tokens > 0:
             self._m.completion_tokens.labels(model=self.model, tenant=self.tenant).inc(new_tokens)
             self._m._record(self.model, completion_tokens=new_tokens)
+            self._m.token_rate.add(self._m.clock(), new_tokens)
 
     def finish(
         self,

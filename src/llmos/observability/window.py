@@ -82,3 +82,52 @@ def summarize(samples: list[Sample], window_s: float) -> dict[str, object]:
         "tpot_s": quantiles([s.tpot for s in ok if s.tpot is not None]).as_dict(),
         "e2e_s": quantiles([s.e2e for s in ok]).as_dict(),
     }
+
+
+class TokenRate:
+    """Completion tokens per whole second of the metrics clock, for the last ``keep_s`` seconds
+    (counted as they stream, so a long request's tokens spread over its life)."""
+
+    def __init__(self, keep_s: int = 900) -> None:
+        self._keep = keep_s
+        self._counts: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def add(self, now: float, tokens: int) -> None:
+        second = int(math.floor(now))
+        with self._lock:
+            self._counts[second] = self._counts.get(second, 0) + tokens
+            if len(self._counts) > self._keep:
+                for old in [s for s in self._counts if s < second - self._keep]:
+                    del self._counts[old]
+
+    def between(self, start: float, end: float) -> int:
+        with self._lock:
+            return sum(n for s, n in self._counts.items() if start <= s < end)
+
+
+def history(
+    samples: list[Sample], rate: TokenRate, now: float, span_s: float, step_s: float
+) -> list[dict[str, float | None]]:
+    """Points every ``step_s`` over the last ``span_s`` seconds: ``t`` (seconds relative to
+    ``now``, ≤ 0), tokens/s, requests/min ended, and the TTFT p50/p95 and end-to-end p50 of the
+    requests that ended in that step."""
+    out: list[dict[str, float | None]] = []
+    steps = max(1, int(span_s // step_s))
+    for i in range(steps, 0, -1):
+        end = now - (i - 1) * step_s
+        start = end - step_s
+        ended = [s for s in samples if start <= s.ended < end]
+        ok = [s for s in ended if s.status == "ok"]
+        ttft = quantiles([s.ttft for s in ok if s.ttft is not None])
+        out.append(
+            {
+                "t": end - now,
+                "tokens_per_s": rate.between(start, end) / step_s,
+                "requests_per_min": len(ended) * 60.0 / step_s,
+                "ttft_p50_s": ttft.p50,
+                "ttft_p95_s": ttft.p95,
+                "e2e_p50_s": quantiles([s.e2e for s in ok]).p50,
+            }
+        )
+    return out

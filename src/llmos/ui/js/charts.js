@@ -2,7 +2,7 @@
 const PALETTE = ["#3b5bdb", "#e8590c", "#2b8a3e", "#ae3ec9", "#c92a2a"];
 
 export class LineChart {
-  constructor(canvas, { series, unit = "", windowS = 300, format = (v) => v.toFixed(1) }) {
+  constructor(canvas, { series, unit = "", windowS = 300, format = null }) {
     this.canvas = canvas;
     this.series = series.map((name, i) => ({ name, color: PALETTE[i % PALETTE.length], points: [] }));
     this.unit = unit;
@@ -14,6 +14,14 @@ export class LineChart {
 
   destroy() {
     window.removeEventListener("resize", this.resize);
+  }
+
+  // Replace every series: points is [[t (ms), [one value (or null for a gap) per series]], ...].
+  set(points) {
+    this.series.forEach((s, i) => {
+      s.points = points.map(([t, values]) => [t, values[i] ?? null]);
+    });
+    this.draw();
   }
 
   // values: one number (or null for a gap) per series, at time t (ms).
@@ -46,6 +54,9 @@ export class LineChart {
     let max = 0;
     for (const s of this.series) for (const [, v] of s.points) if (v !== null && v > max) max = v;
     max = niceCeil(max || 1);
+    const step = max / 4;
+    const digits = step >= 1 ? 0 : step >= 0.1 ? 1 : step >= 0.01 ? 2 : 3;
+    const fmt = this.format || ((v) => v.toFixed(digits));
     const styles = getComputedStyle(c);
     const ink = styles.getPropertyValue("--chart-ink").trim() || "#666";
     const grid = styles.getPropertyValue("--chart-grid").trim() || "#e5e7eb";
@@ -61,7 +72,7 @@ export class LineChart {
       g.fillStyle = ink;
       g.textAlign = "right";
       g.textBaseline = "middle";
-      g.fillText(`${this.format((max * i) / 4)}${this.unit}`, pad.l - 6, y);
+      g.fillText(`${fmt((max * i) / 4)}${this.unit}`, pad.l - 6, y);
     }
     g.textAlign = "center";
     g.textBaseline = "top";
@@ -73,19 +84,26 @@ export class LineChart {
       g.strokeStyle = s.color;
       g.lineWidth = 2;
       g.beginPath();
-      let pen = false;
-      for (const [t, v] of s.points) {
-        if (v === null) {
-          pen = false;
-          continue;
-        }
-        const x = pad.l + (pw * (t - t0)) / (this.windowS * 1000);
-        const y = pad.t + ph - (ph * v) / max;
-        if (pen) g.lineTo(x, y);
-        else g.moveTo(x, y);
-        pen = true;
-      }
+      const xy = (t, v) => [pad.l + (pw * (t - t0)) / (this.windowS * 1000), pad.t + ph - (ph * v) / max];
+      const pts = s.points.filter(([t]) => t >= t0);
+      pts.forEach(([t, v], k) => {
+        if (v === null) return;
+        const [x, y] = xy(t, v);
+        const prev = k > 0 ? pts[k - 1][1] : null;
+        if (prev === null) g.moveTo(x, y);
+        else g.lineTo(x, y);
+      });
       g.stroke();
+      g.fillStyle = s.color;
+      pts.forEach(([t, v], k) => {
+        // A point with no neighbour would draw no line: show it as a dot.
+        const lonely = v !== null && (k === 0 || pts[k - 1][1] === null) && (k === pts.length - 1 || pts[k + 1][1] === null);
+        if (!lonely) return;
+        const [x, y] = xy(t, v);
+        g.beginPath();
+        g.arc(x, y, 3, 0, 2 * Math.PI);
+        g.fill();
+      });
       const lx = pad.l + i * 130;
       g.fillStyle = s.color;
       g.fillRect(lx, 7, 10, 10);

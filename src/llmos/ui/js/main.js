@@ -61,7 +61,9 @@ async function start() {
     ctx.who = await whoami();
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) {
-      showSignin(getKey() ? "That key was refused." : "");
+      const refused = Boolean(getKey());
+      setKey(""); // never keep a key the server refused
+      showSignin(refused ? "That key was refused." : "");
       return;
     }
     document.getElementById("view").replaceChildren(h("div", { class: "notice error" }, String(e.message || e)));

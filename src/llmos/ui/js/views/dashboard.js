@@ -45,16 +45,11 @@ export function render(root) {
     h("h1", {}, "Dashboard"),
     error,
     tiles,
-    h("div", { class: "two" }, card("Throughput", tputCanvas), card("Latency (last 60 s)", latCanvas)),
+    h("div", { class: "two" }, card("Throughput (last 5 min)", tputCanvas), card("Latency", latCanvas)),
     card("Resident models", residents),
   );
-  const tput = new LineChart(tputCanvas, { series: ["tokens/s", "requests/min"], format: (v) => v.toFixed(v < 10 ? 1 : 0) });
-  const lat = new LineChart(latCanvas, {
-    series: ["TTFT p50", "TTFT p95", "end-to-end p50"],
-    unit: " s",
-    format: (v) => v.toFixed(v < 1 ? 2 : 1),
-  });
-  let last = null;
+  const tput = new LineChart(tputCanvas, { series: ["tokens/s", "requests/min"] });
+  const lat = new LineChart(latCanvas, { series: ["TTFT p50", "TTFT p95", "end-to-end p50"], unit: " s" });
   let timer = null;
   let alive = true;
 
@@ -70,19 +65,18 @@ export function render(root) {
       const now = Date.now();
       const tokens = summary.totals.completion_tokens;
       const reqs = summary.totals.requests;
-      let tps = null;
-      let rpm = null;
-      if (last) {
-        const dt = (now - last.t) / 1000;
-        tps = Math.max(0, (tokens - last.tokens) / dt);
-        rpm = Math.max(0, ((reqs - last.reqs) / dt) * 60);
-      }
-      last = { t: now, tokens, reqs };
-      tput.push(now, [tps, rpm]);
+      const hist = summary.history.map((p) => [now + p.t * 1000, p]);
+      tput.set(hist.map(([t, p]) => [t, [p.tokens_per_s, p.requests_per_min]]));
+      lat.set(hist.map(([t, p]) => [t, [p.ttft_p50_s, p.ttft_p95_s, p.e2e_p50_s]]));
       const r = summary.recent;
-      lat.push(now, [r.ttft_s.p50, r.ttft_s.p95, r.e2e_s.p50]);
-      const tile = (label, value, testid) =>
-        h("div", { class: "tile", "data-testid": testid }, h("div", { class: "label" }, label), h("div", { class: "value" }, value));
+      const tile = (label, value, testid, sub = null) =>
+        h(
+          "div",
+          { class: "tile", "data-testid": testid },
+          h("div", { class: "label" }, label),
+          h("div", { class: "value" }, value),
+          sub ? h("div", { class: "sub" }, sub) : null,
+        );
       tiles.replaceChildren(
         tile("Resident models", count(ps.models.length), "tile-resident"),
         tile("Running", count(summary.running), "tile-running"),
@@ -90,7 +84,7 @@ export function render(root) {
         tile("Requests", count(reqs), "tile-requests"),
         tile("Tokens generated", count(tokens), "tile-tokens"),
         tile("TTFT p50 (60 s)", seconds(r.ttft_s.p50), "tile-ttft"),
-        res ? tile("Memory", `${bytes(res.used_bytes)} / ${bytes(res.budget.ram_bytes)}`, "tile-memory") : null,
+        res ? tile("Model memory", bytes(res.used_bytes), "tile-memory", `of ${bytes(res.budget.ram_bytes)} budget`) : null,
       );
       residents.replaceChildren(residentTable(ps.models));
     } catch (e) {

@@ -21,7 +21,7 @@ export function render(root, ctx) {
   );
   root.append(
     h("h1", {}, "Usage"),
-    ctx.who.is_admin ? null : h("p", { class: "muted" }, `Showing tenant ${ctx.who.tenant} only.`),
+    h("p", { class: "muted" }, ctx.who.is_admin ? "All tenants." : `Tenant ${ctx.who.tenant} only.`),
     picker,
     body,
   );
@@ -50,7 +50,7 @@ export function render(root, ctx) {
             { empty: "No usage recorded yet.", testid: "usage-table" },
           ),
           rows.length
-            ? h("p", { class: "muted" }, `Total: ${count(total.requests)} requests, ${count(total.p)} prompt and ${count(total.c)} completion tokens.`)
+            ? h("p", { class: "muted" }, `Total: ${count(total.requests)} request${total.requests === 1 ? "" : "s"}, ${count(total.p)} prompt and ${count(total.c)} completion tokens.`)
             : null,
         ),
       );

@@ -1,0 +1,200 @@
+"""The web console in a real browser: Playwright driving Debian's Chromium against a real
+``llmos serve`` (auth required, an admin key, the real SmolLM2 model on llama.cpp).
+
+Screenshots go to ``$LLMOS_TEST_ARTIFACTS/ui`` (default ``test-artifacts/ui``, gitignored).
+Without Chromium the test is skipped, except in CI (``CI=true``), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = Path("/usr/bin/chromium")
+MODEL = "smollm2:135m"
+ADMIN_KEY = "sk-llmos-console-test-admin-0123456789abcdef"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def artifacts() -> Path:
+    root = Path(os.environ.get("LLMOS_TEST_ARTIFACTS") or Path(__file__).parents[2] / "test-artifacts")
+    out = root / "ui"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+@dataclass
+class Server:
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def browser_path() -> Path:
+    if not CHROMIUM.exists():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI must have /usr/bin/chromium (.ci/chromium.sh installs it)")
+        pytest.skip("no /usr/bin/chromium (apt-get install chromium)")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, smollm2_gguf: Path) -> Iterator[Server]:
+    home = tmp_path_factory.mktemp("console") / "home"
+    port = _free_port()
+    env = {
+        **os.environ,
+        "LLMOS_HOME": str(home),
+        "LLMOS_AUTH": "required",
+        "LLMOS_ADMIN_KEY": ADMIN_KEY,
+        "LLMOS_N_SLOTS": "4",
+        "LLMOS_N_CTX": "4096",
+        "LLMOS_LOG_FORMAT": "json",
+    }
+    env.pop("LLMOS_DATABASE_URL", None)
+    log = home.parent / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llmos", "serve", "--port", str(port), "--no-default-model"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    srv = Server(f"http://127.0.0.1:{port}", proc, log)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start:\n{log.read_text(errors='replace')[-4000:]}")
+            try:
+                if httpx.get(srv.url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        r = httpx.post(
+            srv.url + "/api/import",
+            json={"path": str(smollm2_gguf), "model": MODEL, "stream": False},
+            headers=auth,
+            timeout=300,
+        )
+        assert r.status_code == 200, r.text
+        yield srv
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+def test_sign_in_chat_and_dashboard(server: Server, browser_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = artifacts()
+    problems: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(browser_path), headless=True, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1360, "height": 860})
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on(
+                "console",
+                lambda m: (
+                    problems.append(m.text)
+                    if m.type == "error" and "Failed to load resource" not in m.text
+                    else None
+                ),
+            )
+            page.set_default_timeout(60_000)
+            page.goto(server.url + "/")  # redirects to the console
+
+            # Auth is required: the console asks for a key first.
+            expect(page.get_by_test_id("signin-form")).to_be_visible()
+            page.get_by_test_id("signin-key").fill("sk-llmos-wrong-key-000000000000000000")
+            page.get_by_test_id("signin-submit").click()
+            expect(page.locator("#signin-error")).to_contain_text("refused")
+            page.screenshot(path=str(shots / "signin.png"))
+            page.get_by_test_id("signin-key").fill(ADMIN_KEY)
+            page.get_by_test_id("signin-submit").click()
+            expect(page.get_by_test_id("who")).to_contain_text("admin")
+            expect(page.get_by_test_id("signin-form")).to_be_hidden()
+
+            # The playground streams an answer from the real model.
+            page.goto(server.url + "/ui/#/playground")
+            expect(page.get_by_test_id("pg-model")).to_have_value(MODEL)
+            page.get_by_test_id("pg-system").fill("You are a concise assistant.")
+            page.get_by_test_id("pg-max-tokens").fill("48")
+            page.get_by_test_id("pg-temperature").evaluate(
+                "el => { el.value = '0'; el.dispatchEvent(new Event('input')); }"
+            )
+            page.get_by_test_id("pg-input").fill("What is the capital of France?")
+            page.get_by_test_id("pg-send").click()
+            answer = page.locator(".msg.assistant .text").last
+            expect(answer).to_have_text(re.compile(r"\S"), timeout=120_000)
+            expect(page.get_by_test_id("pg-status")).to_have_attribute("data-done", "true", timeout=120_000)
+            expect(page.get_by_test_id("pg-status")).to_contain_text("tokens")
+            assert len(answer.inner_text().strip()) > 0
+            page.screenshot(path=str(shots / "playground.png"))
+
+            # The dashboard shows the model resident, with live charts.
+            page.goto(server.url + "/ui/#/dashboard")
+            table = page.get_by_test_id("resident-models")
+            expect(table).to_contain_text(MODEL)
+            expect(table).to_contain_text("ready")
+            expect(page.get_by_test_id("tile-requests")).to_contain_text("1")
+            page.wait_for_timeout(4500)  # two more polls: the charts have points to draw
+            page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
+
+            for view, marker in (
+                ("models", "models-table"),
+                ("scheduler", None),
+                ("keys", None),
+                ("usage", None),
+            ):
+                page.goto(server.url + f"/ui/#/{view}")
+                if marker:
+                    expect(page.get_by_test_id(marker)).to_contain_text(MODEL)
+                else:
+                    expect(page.locator("#view h1")).to_be_visible()
+                page.wait_for_timeout(800)
+                page.screenshot(path=str(shots / f"{view}.png"), full_page=True)
+
+            # Signing out forgets the key.
+            page.get_by_test_id("signout").click()
+            expect(page.get_by_test_id("signin-form")).to_be_visible()
+            assert page.evaluate("sessionStorage.getItem('llmos.apiKey')") is None
+        finally:
+            browser.close()
+    assert not problems, problems
