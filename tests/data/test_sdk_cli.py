@@ -1,0 +1,146 @@
+"""The SDK's ``client.data`` and the ``llmos docs`` / ``llmos datasets`` commands against a real
+uvicorn server (fake engine, hashed-bag-of-words embedder, SQLite with sqlite-vec)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kernel.fakes import MemoryRegistry, inventory, manifest  # tests/ is on sys.path
+from llmos.cli.app import app
+from llmos.config import load_config
+from llmos.engine.fake import FakeEngine
+from llmos.kernel import build_kernel
+from llmos.sdk import AsyncClient, Client
+from llmos.sdk.errors import BadRequestError, NotFoundError
+from llmos.server import Lifecycle, create_app
+from llmos.server.runner import server_for
+from llmos.storage.db import Database, make_engine
+from llmos.storage.migrate import upgrade
+
+from .conftest import make_service
+from .fakes import HashEmbedder
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def live_url(tmp_path: Path, llmos_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    db = Database(make_engine(f"sqlite:///{tmp_path / 'server.db'}"))
+    upgrade(db.engine)
+    kernel = build_kernel(
+        load_config(home=tmp_path / "server-home", auth="off"),
+        registry=MemoryRegistry(tmp_path, [manifest("fake:1")]),
+        engine_factory=lambda backend: FakeEngine(),
+        inventory=inventory(),
+        database=db,
+        data=make_service(db, HashEmbedder(), tmp_path),
+    )
+    life = Lifecycle()
+    server = server_for(create_app(kernel, lifecycle=life), life, host="127.0.0.1", port=0, drain_timeout=1)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("server did not start")
+        time.sleep(0.01)
+    url = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("LLMOS_BASE_URL", url)
+    yield url
+    server.should_exit = True
+    thread.join(10)
+    sock.close()
+    db.dispose()
+
+
+def test_sdk_documents_search_versions_and_datasets(live_url: str, tmp_path: Path) -> None:
+    note = tmp_path / "note.md"
+    note.write_text("# Moon\n\nThe moon orbits the earth every 27 days.")
+    with Client(live_url) as client:
+        col = client.data.create_collection("space", chunk_tokens=64)
+        assert (col.name, col.embedding_model, col.dimensions) == ("space", "fake:embed", None)
+        doc = client.data.add_document("space", note, metadata={"kind": "fact"})
+        assert (doc.name, doc.version, doc.content_type, doc.metadata["kind"]) == ("note.md", 1, "md", "fact")
+        again = client.data.add_document("space", b"The moon is 384,400 km away.", name="note.md")
+        assert again.version == 2
+        hits = client.data.search("space", "how far is the moon")
+        assert hits[0].document == "note.md" and hits[0].version == 2
+        assert client.data.search(["space"], "moon", mode="keyword")[0].keyword_score
+        assert [d.version for d in client.data.list_documents("space", all_versions=True)] == [1, 2]
+        with pytest.raises(NotFoundError):
+            client.data.search("nowhere", "moon")
+        ds = client.data.upload_dataset("qa", b'{"prompt": "2+2=", "completion": "4"}\n')
+        assert (ds.format, ds.lines) == ("completion", 1)
+        with pytest.raises(BadRequestError, match="line 1"):
+            client.data.upload_dataset("bad", b'{"prompt": 1}\n')
+        assert [d.name for d in client.data.list_datasets()] == ["qa"]
+        assert [d.version for d in client.data.delete_documents("space", "note.md")] == [1, 2]
+
+
+@pytest.mark.anyio
+async def test_async_sdk(live_url: str) -> None:
+    async with AsyncClient(live_url) as client:
+        await client.data.create_collection("notes")
+        await client.data.add_document("notes", b"Async clients await their answers.", name="a.txt")
+        hits = await client.data.search("notes", "await answers")
+        assert hits[0].document == "a.txt"
+        assert [c.name for c in await client.data.list_collections()] == ["notes"]
+
+
+def test_cli_docs_add_folder_search_list_rm(live_url: str, tmp_path: Path) -> None:
+    folder = tmp_path / "kb"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "rockets.md").write_text("Rockets burn fuel to reach orbit.")
+    (folder / "sub" / "bread.txt").write_text("Bread needs flour, water and yeast.")
+    (folder / "page.html").write_text("<p>Tomatoes need sun.</p>")
+    (folder / "image.png").write_bytes(b"\x89PNG")  # not a document: skipped
+    (folder / ".hidden.md").write_text("skipped")
+    runner = CliRunner()
+    r = runner.invoke(app, ["docs", "add", "--collection", "kb", str(folder)])
+    assert r.exit_code == 0, r.output
+    assert "3 document(s)" in r.output
+    r = runner.invoke(app, ["docs", "search", "--collection", "kb", "how do rockets reach orbit"])
+    assert r.exit_code == 0, r.output
+    first = r.output.splitlines()[0]
+    assert first.startswith("1. rockets.md v1 #0") and "score" in first
+    r = runner.invoke(app, ["docs", "search", "-c", "kb", "--json", "flour"])
+    assert json.loads(r.output)[0]["document"] == "sub/bread.txt"
+    r = runner.invoke(app, ["docs", "list"])
+    assert "kb" in r.output and "3" in r.output
+    r = runner.invoke(app, ["docs", "list", "--collection", "kb"])
+    assert "sub/bread.txt" in r.output and "page.html" in r.output
+    r = runner.invoke(app, ["docs", "rm", "--collection", "kb", "page.html"])
+    assert r.exit_code == 0 and "removed page.html (1 version(s))" in r.output
+    r = runner.invoke(app, ["docs", "rm", "--collection", "kb", "page.html"])
+    assert r.exit_code == 3 and "no document named" in r.output
+    r = runner.invoke(app, ["docs", "search", "--collection", "missing", "x"])
+    assert r.exit_code == 3
+
+
+def test_cli_datasets(live_url: str, tmp_path: Path) -> None:
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n')
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": []}\n')
+    runner = CliRunner()
+    r = runner.invoke(app, ["datasets", "add", "greet", str(good)])
+    assert r.exit_code == 0 and "1 chat examples" in r.output, r.output
+    r = runner.invoke(app, ["datasets", "add", "broken", str(bad)])
+    assert r.exit_code == 2 and "line 1" in r.output
+    r = runner.invoke(app, ["datasets", "list"])
+    assert "greet" in r.output and "chat" in r.output
