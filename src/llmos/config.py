@@ -25,6 +25,7 @@ DEFAULT_PORT = 8470
 
 AuthMode = Literal["auto", "required", "off"]
 PolicyName = Literal["fcfs", "priority", "round_robin", "fair"]
+LogFormat = Literal["text", "json"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,10 @@ class Config:
     default_model: str = "smollm2:135m"
     log_level: str = "INFO"
     log_json: bool = False
+    log_format: LogFormat = "text"
+    """``json``: one JSON object per log line (``LLMOS_LOG_FORMAT``; ``LLMOS_LOG_JSON=1`` also)."""
+    metrics_require_admin: bool = False
+    """``/metrics`` answers only admin keys (when auth is on); open by default, like a scrape target."""
     keep_alive: str = "5m"
     memory_budget: int | None = None
     auth: AuthMode = "auto"
@@ -114,6 +119,8 @@ class Settings(BaseSettings):
     default_model: str = "smollm2:135m"
     log_level: str = "INFO"
     log_json: bool = False
+    log_format: LogFormat = "text"
+    metrics_require_admin: bool = False
     keep_alive: str = "5m"
     memory_budget: int | None = Field(default=None, ge=0)
     auth: AuthMode = "auto"
@@ -138,6 +145,16 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, v: Path) -> Path:
         return v.expanduser().absolute()
+
+    @field_validator("log_level", mode="after")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        level = v.strip().upper()
+        if level == "WARN":
+            level = "WARNING"
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("log_level must be one of debug, info, warning, error, critical")
+        return level
 
     @classmethod
     def settings_customise_sources(
@@ -164,7 +181,9 @@ class Settings(BaseSettings):
             port=self.port,
             default_model=self.default_model,
             log_level=self.log_level,
-            log_json=self.log_json,
+            log_json=self.log_json or self.log_format == "json",
+            log_format="json" if self.log_json else self.log_format,
+            metrics_require_admin=self.metrics_require_admin,
             keep_alive=self.keep_alive,
             memory_budget=self.memory_budget,
             auth=self.auth,

@@ -12,6 +12,7 @@ from llmos.cli.runtime import PullProgress, err_console
 from llmos.config import Config, load_config
 from llmos.errors import LLMOSError, ModelNotFound
 from llmos.kernel import Kernel, build_kernel
+from llmos.observability import configure_logging
 from llmos.server import Lifecycle, create_app
 from llmos.server.app import Startup
 from llmos.server.runner import server_for
@@ -54,10 +55,7 @@ def serve(
 ) -> None:
     """Run the llmos server: OpenAI-compatible API under /v1, admin API under /api."""
     config = load_config(host=host, port=port)
-    logging.basicConfig(
-        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations are routine; keep the start quiet
+    configure_logging(config.log_level, config.log_format)
     kernel = build_kernel(config)
     life = Lifecycle()
     startup = None if no_default_model else default_model_startup(config)
@@ -69,6 +67,7 @@ def serve(
     server = server_for(
         app, life, host=config.host, port=config.port, drain_timeout=drain_timeout, log_level=config.log_level
     )
+    configure_logging(config.log_level, config.log_format)  # uvicorn's Config installed its own handlers
     server.run()
 
 

@@ -11,6 +11,7 @@ from llmos.engine.base import Engine
 from llmos.kernel.kernel import Kernel
 from llmos.kernel.ports import EngineFactory, Registry, Scheduler, SchedulerFactory
 from llmos.kernel.residency import LoadedModel, ModelLoader
+from llmos.observability.metrics import Metrics, ObservedEventLog
 from llmos.resources.inventory import Inventory, take_inventory
 from llmos.resources.residency import ResidencyManager
 from llmos.storage.db import Database
@@ -28,6 +29,19 @@ def default_scheduler_factory(engine: Engine, config: Config, model: str) -> Sch
     from llmos.scheduler import ModelScheduler
 
     return ModelScheduler(engine, model=model, config=config.scheduler)
+
+
+def observed_scheduler_factory(metrics: Metrics) -> SchedulerFactory:
+    """The default scheduler, reporting queue waits, preemptions and rejections to ``metrics``."""
+
+    def factory(engine: Engine, config: Config, model: str) -> Scheduler:
+        from llmos.scheduler import ModelScheduler
+
+        return ModelScheduler(
+            engine, model=model, config=config.scheduler, on_event=metrics.scheduler_listener(model)
+        )
+
+    return factory
 
 
 def default_registry(config: Config) -> Registry:
@@ -49,12 +63,14 @@ def build_kernel(
     unload_drain_s: float = 0.0,
     load_extra: Mapping[str, Any] | None = None,
     database: Database | None = None,
+    metrics: Metrics | None = None,
 ) -> Kernel:
     """The kernel for ``config``; tests pass a fake engine factory (and may pass the rest)."""
+    metrics = metrics or Metrics(clock)
     loader = ModelLoader(
         config,
         engine_factory or default_engine_factory,
-        scheduler_factory or default_scheduler_factory,
+        scheduler_factory or observed_scheduler_factory(metrics),
         unload_drain_s=unload_drain_s,
         load_extra=load_extra,
     )
@@ -62,6 +78,7 @@ def build_kernel(
     residency: ResidencyManager[LoadedModel] = residency_from_config(
         config, machine, unload=loader.unload, measure=loader.measure
     )
+    residency.events = ObservedEventLog(metrics)  # count loads, evictions and expirations
     return Kernel(
         config,
         registry=registry if registry is not None else default_registry(config),
@@ -71,4 +88,5 @@ def build_kernel(
         database=database,
         clock=clock,
         wall_clock=wall_clock,
+        metrics=metrics,
     )

@@ -17,6 +17,7 @@ from llmos.engine.base import SeqOutput, TokenLogprob
 from llmos.errors import DeadlineExceeded, EngineGenerateError, LLMOSError
 from llmos.kernel.ports import GenerationHandle
 from llmos.kernel.types import ChoiceDelta, ChoiceResult, GenerationResult, Usage
+from llmos.observability.metrics import RequestObservation, status_of
 from llmos.types import FinishReason
 
 log = logging.getLogger(__name__)
@@ -48,14 +49,17 @@ class Generation:
         handles: Sequence[tuple[GenerationHandle, int]],
         prompt_tokens: Sequence[int],
         on_close: Callable[[], Awaitable[None]],
+        observer: RequestObservation | None = None,
     ) -> None:
-        """``handles``: each sequence's handle with the index of its prompt in ``prompt_tokens``."""
+        """``handles``: each sequence's handle with the index of its prompt in ``prompt_tokens``;
+        ``observer`` (metrics) hears of every output and of the end."""
         self.request_id = request_id
         self.model = model
         self.created = created
         self._choices = [_Choice(i, h, g) for i, (h, g) in enumerate(handles)]
         self._prompt_tokens = list(prompt_tokens)
         self._on_close = on_close
+        self._observer = observer
         self._queue: asyncio.Queue[tuple[int, SeqOutput | BaseException | object]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._close_task: asyncio.Future[None] | None = None
@@ -151,12 +155,15 @@ class Generation:
             self._queue.put_nowait((choice.index, _DONE))
 
     def _absorb(self, choice: _Choice, out: SeqOutput) -> ChoiceDelta | None:
+        before = choice.completion_tokens
         choice.text += out.text
         if out.completion_tokens:
             choice.completion_tokens = max(choice.completion_tokens, out.completion_tokens)
         else:
             choice.completion_tokens += len(out.token_ids)
         choice.cached_tokens = max(choice.cached_tokens, out.cached_tokens)
+        if self._observer is not None and (out.text or choice.completion_tokens > before):
+            self._observer.output(choice.completion_tokens - before)
         reason = out.finish_reason
         if reason == "error":
             raise EngineGenerateError(out.error or "generation failed in the engine")
@@ -203,4 +210,12 @@ class Generation:
                     await choice.handle.cancel()
                 except LLMOSError as exc:
                     log.debug("cancel of %s/%d failed: %s", self.request_id, choice.index, exc)
+        if self._observer is not None:
+            usage = self.usage
+            self._observer.finish(
+                status_of(self.error) if self.error else "ok" if self.finished else "cancelled",
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                longest_choice_tokens=max((c.completion_tokens for c in self._choices), default=0),
+            )
         await self._on_close()

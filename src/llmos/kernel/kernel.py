@@ -28,6 +28,8 @@ from llmos.kernel.ports import GenerationHandle, Registry
 from llmos.kernel.progress import stream_operation
 from llmos.kernel.residency import LoadedModel, ModelLoader
 from llmos.kernel.types import Embeddings, GenerationParams, PullEvent, RequestMeta, ResidentModel
+from llmos.observability.collector import StateSources
+from llmos.observability.metrics import Metrics, status_of
 from llmos.registry.manifest import Manifest
 from llmos.registry.names import parse_name
 from llmos.resources.budget import MemoryBudget
@@ -76,8 +78,18 @@ class Kernel:
         database: Database | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics or Metrics(clock)
+        """Prometheus metrics (``/metrics``); gauges are read from this kernel at scrape time."""
+        self.metrics.watch(
+            StateSources(
+                scheduler_stats=self.scheduler_stats,
+                residents=residency.snapshot,
+                memory=lambda: (residency.used("cpu"), residency.budget.ram_bytes),
+            )
+        )
         self.registry = registry
         self._database = database
         self.residency = residency
@@ -312,7 +324,12 @@ class Kernel:
         manifest = await self.resolve(model)
         embeddings.require_generative(model, manifest)
         key = self._key(model, manifest)
-        lease = await self._acquire(key, manifest, _keep_alive(meta.keep_alive))
+        observation = self.metrics.start_request(key, meta.tenant)
+        try:
+            lease = await self._acquire(key, manifest, _keep_alive(meta.keep_alive))
+        except BaseException as exc:
+            observation.finish(status_of(exc))
+            raise
         handles: list[tuple[GenerationHandle, int]] = []
         loaded = lease.handle
         try:
@@ -337,6 +354,7 @@ class Kernel:
                     req = GenerationRequest(request_id=seq_id, spec=spec, cls=cls)
                     handles.append((loaded.scheduler.submit(req), group))
         except BaseException as exc:
+            observation.finish(status_of(exc))
             for handle, _ in handles:
                 await handle.cancel()
             await self.residency.release(lease)
@@ -354,6 +372,7 @@ class Kernel:
             handles=handles,
             prompt_tokens=[len(p) for p in prompts],
             on_close=release,
+            observer=observation,
         )
         return generation
 
@@ -380,6 +399,7 @@ class Kernel:
         if not isinstance(error, EngineDeadError) or self._loaded_now(key) is not loaded:
             return
         log.error("model %s: %s; a fresh worker starts on the next request", key, error)
+        self.metrics.worker_replaced(key)
         with contextlib.suppress(ModelNotFound):
             await self.residency.unload(key, reason=f"engine died: {error}")
 

@@ -14,16 +14,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from llmos import __version__
 from llmos.errors import PayloadTooLarge
 from llmos.kernel.kernel import Kernel
+from llmos.observability.access import AccessLog
 from llmos.server.errors import domain_error_response, install_error_handlers
 from llmos.server.lifecycle import Lifecycle
 from llmos.server.routes import (
     admin,
     health,
     introspection,
+    metrics,
     openai_chat,
     openai_completions,
     openai_embeddings,
     openai_models,
+    ui,
 )
 from llmos.server.routes.deps import ServerState
 
@@ -122,7 +125,11 @@ def create_app(
         openai_embeddings,
         admin,
         introspection,
+        metrics,
+        ui,
     ):
         app.include_router(module.router)
+    # Inside RequestContext (added last, so outermost): the request id is set when it runs.
+    app.add_middleware(AccessLog, metrics=kernel.metrics, route_of=metrics.route_template(app))
     app.add_middleware(RequestContext, max_body_bytes=kernel.config.limits.max_body_bytes)
     return app
