@@ -53,6 +53,17 @@ def _import_ml() -> tuple[Any, Any]:
     return torch, sentence_transformers
 
 
+def _quiet_progress_bars() -> None:
+    """Library code prints no progress bars (a worker's stderr is the server's log)."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        disable: Any = hf_logging.disable_progress_bar
+        disable()
+    except (ImportError, AttributeError):
+        logger.debug("could not turn off transformers' progress bars", exc_info=True)
+
+
 def available() -> bool:
     """Whether the ``[ml]`` extra is installed (without importing it)."""
     import importlib.util
@@ -80,6 +91,7 @@ class SentenceTransformersEngine:
                 param="model_path",
             )
         torch, st = _import_ml()
+        _quiet_progress_bars()
         torch.set_num_threads(max(1, spec.n_threads or _cores()))
         try:
             # A local folder and local_files_only: the hub client never reaches the network.
@@ -89,7 +101,8 @@ class SentenceTransformersEngine:
         model.eval()
         tokenizer = model.tokenizer
         max_len = int(model.max_seq_length or getattr(tokenizer, "model_max_length", 512))
-        dim = int(model.get_sentence_embedding_dimension() or 0)
+        dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        dim = int(dimension() or 0)
         config = getattr(model[0], "auto_model", None)
         n_pos = int(getattr(getattr(config, "config", None), "max_position_embeddings", 0) or max_len)
         self._torch, self._model, self._tokenizer = torch, model, tokenizer

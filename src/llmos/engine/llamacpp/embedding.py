@@ -20,7 +20,6 @@ import llama_cpp
 import numpy as np
 
 from llmos.engine.base import LoadSpec
-from llmos.engine.llamacpp.batch import Batch
 from llmos.engine.llamacpp.model import LlamaModel, physical_cores
 from llmos.errors import EngineError, EngineGenerateError, InvalidRequest
 from llmos.types import TokenId
@@ -30,7 +29,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_EMBEDDING_CTX = 2048
 """Tokens per input (and per decode) of the embedding context, unless ``extra["embedding_ctx"]``."""
 MAX_SEQUENCES = 64
-"""Inputs decoded together in one ``llama_decode``."""
+"""Inputs decoded together in one ``llama_decode`` (a power of two: llama.cpp 0.3.36's mean
+pooling aborts on a context whose ``n_seq_max`` is odd)."""
 
 _POOLING = {"mean": 1, "cls": 2, "last": 3}
 
@@ -61,7 +61,7 @@ class EmbeddingContext:
             self.n_seq_max = model.shape.n_seq_max
             self._ctx = model.ctx
         self._memory: Any = llama_cpp.llama_get_memory(self._ctx)
-        self._batch: Batch | None = Batch(self.max_tokens)
+        self._batch: Any = llama_cpp.llama_batch_init(self.max_tokens, 0, 1)
 
     def embed(
         self, inputs: Sequence[str | Sequence[TokenId]], *, normalize: bool = True
@@ -114,11 +114,18 @@ class EmbeddingContext:
         if batch is None:
             raise EngineError("the embedding context is closed")
         llama_cpp.llama_memory_clear(self._memory, True)
-        batch.clear()
+        n = 0
         for sid, toks in enumerate(group):
-            batch.add_run(toks, 0, sid, logits_last=True)
+            for pos, tok in enumerate(toks):
+                batch.token[n] = tok
+                batch.pos[n] = pos
+                batch.n_seq_id[n] = 1
+                batch.seq_id[n][0] = sid
+                batch.logits[n] = 1  # pooling reads every token's hidden state
+                n += 1
+        batch.n_tokens = n
         try:
-            rc = int(llama_cpp.llama_decode(self._ctx, batch.raw))
+            rc = int(llama_cpp.llama_decode(self._ctx, batch))
             if rc != 0:
                 raise EngineGenerateError(f"embedding decode failed with code {rc}")
             rows = np.empty((len(group), self.n_embd), dtype=np.float64)
@@ -138,7 +145,7 @@ class EmbeddingContext:
 
     def close(self) -> None:
         if self._batch is not None:
-            self._batch.close()
+            llama_cpp.llama_batch_free(self._batch)
             self._batch = None
         if self._owned and self._ctx is not None:
             llama_cpp.llama_free(self._ctx)
@@ -171,12 +178,14 @@ def _new_context(model: LlamaModel, spec: LoadSpec, n_ctx: int, n_seq_max: int) 
             raise EngineError(f"llama.cpp could not create an embedding context (n_ctx={n_ctx})")
         return ctx
 
+    logger.info("embedding context: n_ctx=%d, %d sequences per decode", n_ctx, n_seq_max)
     if raw is not None:
         return create(_POOLING[str(raw)])
-    ctx = create(int(llama_cpp.LLAMA_POOLING_TYPE_UNSPECIFIED))
-    if llama_cpp.llama_pooling_type(ctx) == llama_cpp.LLAMA_POOLING_TYPE_NONE:
-        # A generative model: mean-pool its last hidden states.
+    arch = model.meta("general.architecture") or ""
+    if model.meta(f"{arch}.pooling_type") is not None:  # an embedding model: its own pooling
+        ctx = create(int(llama_cpp.LLAMA_POOLING_TYPE_UNSPECIFIED))
+        if llama_cpp.llama_pooling_type(ctx) != llama_cpp.LLAMA_POOLING_TYPE_NONE:
+            return ctx
         llama_cpp.llama_free(ctx)
-        ctx = create(int(llama_cpp.LLAMA_POOLING_TYPE_MEAN))
-    logger.info("embedding context: n_ctx=%d, %d sequences per decode", n_ctx, n_seq_max)
-    return ctx
+    # A generative model: mean-pool its last hidden states.
+    return create(int(llama_cpp.LLAMA_POOLING_TYPE_MEAN))
