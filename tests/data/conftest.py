@@ -76,7 +76,9 @@ def _drop_database(server_url: str, name: str) -> None:
     admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("pgvector", marks=[pytest.mark.postgres, pytest.mark.integration])])
+@pytest.fixture(
+    params=["sqlite", pytest.param("pgvector", marks=[pytest.mark.postgres, pytest.mark.integration])]
+)
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """A migrated, empty database: SQLite with sqlite-vec, or PostgreSQL with pgvector."""
     if request.param == "sqlite":

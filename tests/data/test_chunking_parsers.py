@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 
 import pytest
@@ -26,7 +27,7 @@ def test_chunks_respect_the_token_bound_overlap_and_cover_the_text() -> None:
     assert len(chunks) > 10
     assert all(c.token_count <= 64 and TOK.count(c.text) <= 64 for c in chunks)
     assert chunks[0].start == 0 and chunks[-1].end == len(text)
-    for a, b in zip(chunks, chunks[1:], strict=False):
+    for a, b in itertools.pairwise(chunks):
         assert b.start < a.end, "consecutive chunks overlap"
         assert b.start > a.start
         assert text[b.start : a.end].strip(), "the overlap holds text"

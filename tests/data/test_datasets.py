@@ -28,8 +28,13 @@ def _lines(*records: object) -> bytes:
     return "".join(json.dumps(r) + "\n" for r in records).encode()
 
 
-CHAT = {"messages": [{"role": "system", "content": "Be nice"}, {"role": "user", "content": "Hi"},
-                     {"role": "assistant", "content": "Hello!"}]}
+CHAT = {
+    "messages": [
+        {"role": "system", "content": "Be nice"},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+    ]
+}
 PAIR = {"prompt": "2+2=", "completion": "4"}
 
 
@@ -38,8 +43,12 @@ def test_both_forms_are_accepted_and_counted() -> None:
     assert (stats.format, stats.line_count, stats.token_count) == ("chat", 2, 2 * (2 + 1 + 2))
     stats = validate_jsonl(_lines(PAIR) + b"\n" + _lines(PAIR), TOK)
     assert (stats.format, stats.line_count) == ("completion", 2)
-    tool_call = {"messages": [{"role": "user", "content": "weather?"},
-                              {"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]}]}
+    tool_call = {
+        "messages": [
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]},
+        ]
+    }
     assert validate_jsonl(_lines(tool_call), TOK).line_count == 1
 
 
@@ -47,10 +56,18 @@ def test_both_forms_are_accepted_and_counted() -> None:
     ("records", "expected"),
     [
         ([CHAT, {"messages": []}], ['line 2: "messages" must be a non-empty list']),
-        ([CHAT, {"messages": [{"role": "robot", "content": "x"}]}], ["line 2: messages[0].role must be one of"]),
-        ([CHAT, {"messages": [{"role": "user", "content": "only a question"}]}], ["line 2: no assistant message"]),
-        ([CHAT, {"messages": [{"role": "user", "content": 3}, {"role": "assistant", "content": "x"}]}],
-         ["line 2: messages[0].content must be a string"]),
+        (
+            [CHAT, {"messages": [{"role": "robot", "content": "x"}]}],
+            ["line 2: messages[0].role must be one of"],
+        ),
+        (
+            [CHAT, {"messages": [{"role": "user", "content": "only a question"}]}],
+            ["line 2: no assistant message"],
+        ),
+        (
+            [CHAT, {"messages": [{"role": "user", "content": 3}, {"role": "assistant", "content": "x"}]}],
+            ["line 2: messages[0].content must be a string"],
+        ),
         ([PAIR, {"prompt": "x"}], ['line 2: "completion" must be a string']),
         ([PAIR, {"prompt": "x", "completion": " "}], ['line 2: "completion" is empty']),
         ([PAIR, CHAT], ["line 2: chat form, but the file started in completion form"]),

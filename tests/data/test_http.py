@@ -54,7 +54,11 @@ async def api(database: Database, tmp_path: Path) -> AsyncIterator[Api]:
     )
     admin = local_admin(config)
     keys = {}
-    for tenant, scopes in (("a", ["data", "inference"]), ("b", ["data", "inference"]), ("a-chat", ["inference"])):
+    for tenant, scopes in (
+        ("a", ["data", "inference"]),
+        ("b", ["data", "inference"]),
+        ("a-chat", ["inference"]),
+    ):
         owner = tenant.split("-")[0]
         kernel.security.ensure_tenant(owner)
         _, secret = kernel.security.create_key(admin, tenant=owner, name=tenant, scopes=scopes)
@@ -62,12 +66,16 @@ async def api(database: Database, tmp_path: Path) -> AsyncIterator[Api]:
     app = create_app(kernel)
     lifespan = app.router.lifespan_context(app)
     await lifespan.__aenter__()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test", timeout=60) as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test", timeout=60
+    ) as c:
         yield Api(kernel, c, keys)
     await lifespan.__aexit__(None, None, None)
 
 
-async def _upload(api: Api, who: str, collection: str, name: str, body: bytes, **params: Any) -> httpx.Response:
+async def _upload(
+    api: Api, who: str, collection: str, name: str, body: bytes, **params: Any
+) -> httpx.Response:
     return await api.client.post(
         f"/api/collections/{collection}/documents",
         params={"name": name, **params},
@@ -77,10 +85,14 @@ async def _upload(api: Api, who: str, collection: str, name: str, body: bytes, *
 
 
 async def test_documents_over_http(api: Api) -> None:
-    r = await api.client.post("/api/collections", json={"name": "kb", "chunk_tokens": 64}, headers=api.as_("a"))
+    r = await api.client.post(
+        "/api/collections", json={"name": "kb", "chunk_tokens": 64}, headers=api.as_("a")
+    )
     assert r.status_code == 201, r.text
     assert r.json()["embedding_model"] == "fake:embed"
-    r = await _upload(api, "a", "kb", "guide.md", b"# Setup\n\nInstall the widget with pip.", metadata='{"lang": "en"}')
+    r = await _upload(
+        api, "a", "kb", "guide.md", b"# Setup\n\nInstall the widget with pip.", metadata='{"lang": "en"}'
+    )
     assert r.status_code == 201, r.text
     doc = r.json()
     assert (doc["version"], doc["content_type"], doc["metadata"]["lang"]) == (1, "md", "en")
@@ -93,11 +105,19 @@ async def test_documents_over_http(api: Api) -> None:
     assert r.status_code == 200, r.text
     hits = r.json()["data"]
     assert hits[0]["document"] == "guide.md" and hits[0]["version"] == 2 and "uv" in hits[0]["text"]
-    listing = (await api.client.get("/api/collections/kb/documents?all_versions=true", headers=api.as_("a"))).json()
-    assert sorted((d["name"], d["version"]) for d in listing["data"]) == [("guide.md", 1), ("guide.md", 2), ("other.txt", 1)]
+    listing = (
+        await api.client.get("/api/collections/kb/documents?all_versions=true", headers=api.as_("a"))
+    ).json()
+    assert sorted((d["name"], d["version"]) for d in listing["data"]) == [
+        ("guide.md", 1),
+        ("guide.md", 2),
+        ("other.txt", 1),
+    ]
     cols = (await api.client.get("/api/collections", headers=api.as_("a"))).json()["data"]
     assert [(c["name"], c["documents"], c["dimensions"]) for c in cols] == [("kb", 2, 64)]
-    r = await api.client.delete("/api/collections/kb/documents", params={"name": "guide.md"}, headers=api.as_("a"))
+    r = await api.client.delete(
+        "/api/collections/kb/documents", params={"name": "guide.md"}, headers=api.as_("a")
+    )
     assert [d["version"] for d in r.json()["data"]] == [1, 2]
     r = await api.client.delete("/api/collections/kb", headers=api.as_("a"))
     assert r.json() == {"deleted": True}
@@ -123,22 +143,34 @@ async def test_a_tenant_never_sees_lists_searches_or_deletes_anothers_data(api: 
     # B searches its own "kb": never A's chunks, even for A's exact words.
     for mode in ("hybrid", "vector", "keyword"):
         r = await api.client.post(
-            "/api/collections/kb/search", json={"query": "launch code swordfish", "mode": mode}, headers=api.as_("b")
+            "/api/collections/kb/search",
+            json={"query": "launch code swordfish", "mode": mode},
+            headers=api.as_("b"),
         )
         assert r.status_code == 200
         assert all(h["document"] == "public.txt" for h in r.json()["data"]), mode
     r = await api.client.get("/api/collections/kb/documents", headers=api.as_("b"))
     assert [d["name"] for d in r.json()["data"]] == ["public.txt"]
     # A's document id is unknown to B: read, delete, and delete-by-name are 404s.
-    assert (await api.client.get(f"/api/collections/kb/documents/{doc_a['id']}", headers=api.as_("b"))).status_code == 404
-    assert (await api.client.delete(f"/api/collections/kb/documents/{doc_a['id']}", headers=api.as_("b"))).status_code == 404
-    r = await api.client.delete("/api/collections/kb/documents", params={"name": "secret.txt"}, headers=api.as_("b"))
+    assert (
+        await api.client.get(f"/api/collections/kb/documents/{doc_a['id']}", headers=api.as_("b"))
+    ).status_code == 404
+    assert (
+        await api.client.delete(f"/api/collections/kb/documents/{doc_a['id']}", headers=api.as_("b"))
+    ).status_code == 404
+    r = await api.client.delete(
+        "/api/collections/kb/documents", params={"name": "secret.txt"}, headers=api.as_("b")
+    )
     assert r.status_code == 404
     # B's chat over "kb" retrieves nothing of A's.
     r = await api.client.post(
         "/v1/chat/completions",
-        json={"model": "fake:1", "messages": [{"role": "user", "content": "launch code swordfish?"}],
-              "max_tokens": 4, "collections": ["kb"]},
+        json={
+            "model": "fake:1",
+            "messages": [{"role": "user", "content": "launch code swordfish?"}],
+            "max_tokens": 4,
+            "collections": ["kb"],
+        },
         headers=api.as_("b"),
     )
     assert r.status_code == 200, r.text
@@ -157,8 +189,12 @@ async def test_data_routes_need_a_key_with_the_data_scope(api: Api) -> None:
     assert r.status_code == 403 and "data" in r.json()["error"]["message"]
     r = await api.client.post(
         "/v1/chat/completions",
-        json={"model": "fake:1", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2,
-              "collections": ["kb"]},
+        json={
+            "model": "fake:1",
+            "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 2,
+            "collections": ["kb"],
+        },
         headers=api.as_("a-chat"),
     )
     assert r.status_code == 403
@@ -180,7 +216,10 @@ async def test_retrieval_augmented_chat_puts_chunks_in_the_prompt_and_cites_them
     monkeypatch.setattr(api.kernel, "chat", spy)
     body = {
         "model": "fake:1",
-        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "How many days of paid leave?"}],
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "How many days of paid leave?"},
+        ],
         "max_tokens": 4,
         "collections": ["handbook"],
         "retrieval": {"top_k": 1},
@@ -199,7 +238,11 @@ async def test_retrieval_augmented_chat_puts_chunks_in_the_prompt_and_cites_them
     # Streamed: the chunk that finishes the choice (and the usage chunk) carries the citations.
     body |= {"stream": True, "stream_options": {"include_usage": True}}
     async with api.client.stream("POST", "/v1/chat/completions", json=body, headers=api.as_("a")) as resp:
-        events = [json.loads(line[5:]) async for line in resp.aiter_lines() if line.startswith("data:") and "[DONE]" not in line]
+        events = [
+            json.loads(line[5:])
+            async for line in resp.aiter_lines()
+            if line.startswith("data:") and "[DONE]" not in line
+        ]
     finishing = [e for e in events if e["choices"] and e["choices"][0]["finish_reason"]]
     assert finishing and finishing[0]["citations"][0]["document"] == "leave.md"
     assert events[-1]["usage"] and events[-1]["citations"] == finishing[0]["citations"]
@@ -216,8 +259,13 @@ async def test_retrieval_augmented_chat_puts_chunks_in_the_prompt_and_cites_them
 
 
 async def test_datasets_over_http(api: Api) -> None:
-    chat = b'{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there!"}]}\n' * 3
-    r = await api.client.post("/api/datasets", params={"name": "greetings"}, content=chat, headers=api.as_("a"))
+    chat = (
+        b'{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there!"}]}\n'
+        * 3
+    )
+    r = await api.client.post(
+        "/api/datasets", params={"name": "greetings"}, content=chat, headers=api.as_("a")
+    )
     assert r.status_code == 201, r.text
     ds = r.json()
     assert (ds["format"], ds["lines"], ds["size"], ds["version"]) == ("chat", 3, len(chat), 1)

@@ -134,7 +134,9 @@ def test_cli_docs_add_folder_search_list_rm(live_url: str, tmp_path: Path) -> No
 
 def test_cli_datasets(live_url: str, tmp_path: Path) -> None:
     good = tmp_path / "good.jsonl"
-    good.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n')
+    good.write_text(
+        '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n'
+    )
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"messages": []}\n')
     runner = CliRunner()

@@ -41,7 +41,9 @@ def _counts(db: Database) -> tuple[int, int, int]:
         if db.engine.dialect.name == "sqlite":
             names = s.execute(text("SELECT name FROM sqlite_master WHERE sql LIKE '%USING vec0%'")).scalars()
         else:
-            names = s.execute(text("SELECT tablename FROM pg_tables WHERE tablename LIKE 'data_vectors_%'")).scalars()
+            names = s.execute(
+                text("SELECT tablename FROM pg_tables WHERE tablename LIKE 'data_vectors_%'")
+            ).scalars()
         for name in list(names):
             vectors += s.execute(text(f"SELECT count(*) FROM {name}")).scalar() or 0
         return docs, chunks, vectors
@@ -50,7 +52,9 @@ def _counts(db: Database) -> tuple[int, int, int]:
 async def _fill(service: DataService, tenant: str = "acme", collection: str = "kb") -> None:
     await service.create_collection(tenant, collection, chunk_tokens=32, chunk_overlap=4)
     for name, body in DOCS.items():
-        await service.add_document(tenant, collection, name, body.encode(), metadata={"team": name.split(".")[0]})
+        await service.add_document(
+            tenant, collection, name, body.encode(), metadata={"team": name.split(".")[0]}
+        )
 
 
 async def test_the_real_vector_index_is_used(service: DataService, database: Database) -> None:
@@ -61,7 +65,9 @@ async def test_the_real_vector_index_is_used(service: DataService, database: Dat
     assert docs == 3 and chunks >= 3 and vectors == chunks
     if kind == "pgvector":
         with database.session() as s:
-            indexes = s.execute(text("SELECT indexdef FROM pg_indexes WHERE tablename = 'data_vectors_64'")).scalars()
+            indexes = s.execute(
+                text("SELECT indexdef FROM pg_indexes WHERE tablename = 'data_vectors_64'")
+            ).scalars()
             assert any("hnsw" in d and "vector_cosine_ops" in d for d in indexes)
     else:
         with database.session() as s:
@@ -80,7 +86,9 @@ async def test_hybrid_search_ranks_the_matching_document_first(service: DataServ
     assert hybrid[0].chunk.document == "cooking.txt"
     assert hybrid[0].vector_score is not None and hybrid[0].keyword_score is not None
     # Keyword search stems ("knead" / "kneading") and ignores query syntax characters.
-    assert (await service.search("acme", ["kb"], 'kneading" OR (', mode="keyword"))[0].chunk.document == "cooking.txt"
+    assert (await service.search("acme", ["kb"], 'kneading" OR (', mode="keyword"))[
+        0
+    ].chunk.document == "cooking.txt"
 
 
 async def test_metadata_filters(service: DataService) -> None:

@@ -40,7 +40,14 @@ def list_() -> None:
         table.add_column(col)
     for d in items:
         table.add_row(
-            str(d.id), d.name, str(d.version), d.format, str(d.size), str(d.lines), str(d.tokens), d.digest[:12]
+            str(d.id),
+            d.name,
+            str(d.version),
+            d.format,
+            str(d.size),
+            str(d.lines),
+            str(d.tokens),
+            d.digest[:12],
         )
     out.print(table)
 

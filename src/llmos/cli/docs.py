@@ -1,9 +1,9 @@
 """``llmos docs``: collections of documents on the server, and searching them.
 
-    llmos docs add --collection handbook ./policies/          # every txt/md/html/pdf/json/jsonl
-    llmos docs search --collection handbook "paid leave"      # ranked hits with document names
-    llmos docs list [--collection handbook] [--all-versions]
-    llmos docs rm --collection handbook leave.md
+llmos docs add --collection handbook ./policies/          # every txt/md/html/pdf/json/jsonl
+llmos docs search --collection handbook "paid leave"      # ranked hits with document names
+llmos docs list [--collection handbook] [--all-versions]
+llmos docs rm --collection handbook leave.md
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from llmos.sdk.errors import NotFoundError
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
 
-SUFFIXES = frozenset({".txt", ".text", ".md", ".markdown", ".html", ".htm", ".pdf", ".json", ".jsonl", ".ndjson"})
+SUFFIXES = frozenset(
+    {".txt", ".text", ".md", ".markdown", ".html", ".htm", ".pdf", ".json", ".jsonl", ".ndjson"}
+)
 """What ``docs add`` picks up from a folder (a file named on the command line is always taken)."""
 
 docs_app = typer.Typer(help="Documents: upload, search, list and remove collections' documents.")
@@ -43,8 +45,10 @@ def collect_files(paths: list[Path]) -> list[tuple[Path, str]]:
             found.append((p, p.name))
         elif p.is_dir():
             for f in sorted(p.rglob("*")):
-                if f.is_file() and f.suffix.lower() in SUFFIXES and not any(
-                    part.startswith(".") for part in f.relative_to(p).parts
+                if (
+                    f.is_file()
+                    and f.suffix.lower() in SUFFIXES
+                    and not any(part.startswith(".") for part in f.relative_to(p).parts)
                 ):
                     found.append((f, f.relative_to(p).as_posix()))
         else:
@@ -63,8 +67,12 @@ def _ensure_collection(client: Client, name: str, embedding_model: str | None) -
 def add(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to upload")],
     collection: CollectionOpt,
-    metadata: Annotated[str | None, typer.Option(help='JSON object stored with each document, e.g. {"team":"hr"}')] = None,
-    content_type: Annotated[str | None, typer.Option(help="Force a format: txt, md, html, pdf, json, jsonl")] = None,
+    metadata: Annotated[
+        str | None, typer.Option(help='JSON object stored with each document, e.g. {"team":"hr"}')
+    ] = None,
+    content_type: Annotated[
+        str | None, typer.Option(help="Force a format: txt, md, html, pdf, json, jsonl")
+    ] = None,
     embedding_model: Annotated[
         str | None, typer.Option(help="Embedding model of a collection created here (default minilm:l6)")
     ] = None,
@@ -108,7 +116,9 @@ def add(
 
 def search(
     query: Annotated[str, typer.Argument(help="What to look for")],
-    collection: Annotated[list[str], typer.Option("--collection", "-c", help="Collection (repeat for several)")],
+    collection: Annotated[
+        list[str], typer.Option("--collection", "-c", help="Collection (repeat for several)")
+    ],
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=100)] = 5,
     mode: Annotated[str, typer.Option(help="hybrid, vector or keyword")] = "hybrid",
     as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON")] = False,
@@ -124,14 +134,18 @@ def search(
         out.print("no matches")
         return
     for rank, h in enumerate(hits, start=1):
-        where = f"{h.document} v{h.version} #{h.chunk}" + (f" [{h.collection}]" if len(collection) > 1 else "")
+        where = f"{h.document} v{h.version} #{h.chunk}" + (
+            f" [{h.collection}]" if len(collection) > 1 else ""
+        )
         out.print(f"[bold]{rank}. {escape(where)}[/]  score {h.score:.4f}")
         snippet = " ".join(h.text.split())
         out.print(f"   {escape(snippet[:300])}{'…' if len(snippet) > 300 else ''}")
 
 
 def list_(
-    collection: Annotated[str | None, typer.Option("--collection", "-c", help="List this collection's documents")] = None,
+    collection: Annotated[
+        str | None, typer.Option("--collection", "-c", help="List this collection's documents")
+    ] = None,
     all_versions: Annotated[bool, typer.Option("--all-versions", help="Older versions too")] = False,
 ) -> None:
     """List collections, or a collection's documents."""
@@ -141,7 +155,9 @@ def list_(
             for col in ("COLLECTION", "DOCUMENTS", "CHUNKS", "EMBEDDING MODEL", "DIM"):
                 table.add_column(col)
             for c in client.data.list_collections():
-                table.add_row(c.name, str(c.documents), str(c.chunks), c.embedding_model, str(c.dimensions or "-"))
+                table.add_row(
+                    c.name, str(c.documents), str(c.chunks), c.embedding_model, str(c.dimensions or "-")
+                )
             out.print(table)
             return
         docs = client.data.list_documents(collection, all_versions=all_versions)
@@ -150,7 +166,16 @@ def list_(
         table.add_column(col)
     for d in docs:
         version = f"{d.version}" + ("" if d.latest else " (old)")
-        table.add_row(str(d.id), d.name, version, d.content_type, str(d.size), str(d.chunks), str(d.tokens), str(d.created_at or "")[:19])
+        table.add_row(
+            str(d.id),
+            d.name,
+            version,
+            d.content_type,
+            str(d.size),
+            str(d.chunks),
+            str(d.tokens),
+            str(d.created_at or "")[:19],
+        )
     out.print(table)
 
 
@@ -166,7 +191,9 @@ def rm(
 
 
 def rm_version(
-    document_id: Annotated[int, typer.Argument(help="The version's id (see 'llmos docs list --all-versions')")],
+    document_id: Annotated[
+        int, typer.Argument(help="The version's id (see 'llmos docs list --all-versions')")
+    ],
     collection: CollectionOpt,
 ) -> None:
     """Remove one version of a document (the previous one becomes current)."""
@@ -179,7 +206,9 @@ def create(
     name: Annotated[str, typer.Argument(help="Collection name")],
     embedding_model: Annotated[str | None, typer.Option(help="Default minilm:l6")] = None,
     chunk_tokens: Annotated[int | None, typer.Option(help="Tokens per chunk (default 200)")] = None,
-    chunk_overlap: Annotated[int | None, typer.Option(help="Tokens shared by neighbouring chunks (default 30)")] = None,
+    chunk_overlap: Annotated[
+        int | None, typer.Option(help="Tokens shared by neighbouring chunks (default 30)")
+    ] = None,
 ) -> None:
     """Create an empty collection with its embedding model and chunking."""
     with require_server() as client:

@@ -101,7 +101,11 @@ def validate_jsonl(data: bytes, tokenizer: Tokenizer) -> DatasetStats:
             errors.append(f"line {number}: expected a JSON object, got {type(value).__name__}")
             continue
         kind: DatasetFormat | None = (
-            "chat" if "messages" in value else "completion" if "prompt" in value or "completion" in value else None
+            "chat"
+            if "messages" in value
+            else "completion"
+            if "prompt" in value or "completion" in value
+            else None
         )
         if kind is None:
             errors.append(f'line {number}: expected "messages" (chat form) or "prompt" and "completion"')

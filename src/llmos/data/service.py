@@ -117,7 +117,9 @@ class DataService:
             out.extend(vectors)
         dims = {len(v) for v in out}
         if len(dims) > 1 or 0 in dims:
-            raise InvalidRequest(f"embedding model {model!r} returned vectors of differing sizes {sorted(dims)}")
+            raise InvalidRequest(
+                f"embedding model {model!r} returned vectors of differing sizes {sorted(dims)}"
+            )
         if any(not math.isfinite(x) for v in out for x in v):
             raise InvalidRequest(f"embedding model {model!r} returned a non-finite value")
         return out
@@ -143,7 +145,9 @@ class DataService:
         col = await self.get_collection(tenant, collection)
         fmt = detect_format(name, content_type)
         text = await asyncio.to_thread(extract_text, data, name, fmt)
-        pieces = await asyncio.to_thread(chunk_text, text, self.tokenizer, col.chunk_tokens, col.chunk_overlap)
+        pieces = await asyncio.to_thread(
+            chunk_text, text, self.tokenizer, col.chunk_tokens, col.chunk_overlap
+        )
         if not pieces:
             raise InvalidRequest(f"{name} has no text to index (a scanned PDF needs OCR first)", param="file")
         vectors = await self._embed(col.embedding_model, [p.text for p in pieces], tenant)
@@ -156,7 +160,12 @@ class DataService:
             metadata={**(metadata or {}), "source": name, "format": fmt},
             chunks=tuple(
                 NewChunk(
-                    position=i, text=p.text, token_count=p.token_count, start=p.start, end=p.end, embedding=tuple(v)
+                    position=i,
+                    text=p.text,
+                    token_count=p.token_count,
+                    start=p.start,
+                    end=p.end,
+                    embedding=tuple(v),
                 )
                 for i, (p, v) in enumerate(zip(pieces, vectors, strict=True))
             ),
@@ -221,7 +230,9 @@ class DataService:
         keyword_scores: dict[int, float] = {}
         if mode in ("hybrid", "vector"):
             for group in _by_model(cols):
-                qv = np.asarray((await self._embed(group[0].embedding_model, [query], tenant))[0], dtype=np.float32)
+                qv = np.asarray(
+                    (await self._embed(group[0].embedding_model, [query], tenant))[0], dtype=np.float32
+                )
                 if len(qv) != group[0].dimensions:
                     raise InvalidRequest(
                         f"the query embedding has {len(qv)} dimensions; collection {group[0].name!r} has "
@@ -269,7 +280,9 @@ class DataService:
         kept = [h for h in hits if h[0] in chunks and chunks[h[0]].document_id in allowed]
         if len(kept) < top_k and len(hits) >= candidates:
             # The filter removed most of the index's candidates: rank the allowed documents exactly.
-            kept = await asyncio.to_thread(self.documents.exact_search, group, qv, candidates, sorted(allowed))
+            kept = await asyncio.to_thread(
+                self.documents.exact_search, group, qv, candidates, sorted(allowed)
+            )
         return kept
 
 

@@ -1,10 +1,10 @@
 """``client.data``: collections of documents, hybrid search and fine-tuning datasets.
 
-    client.data.create_collection("handbook")
-    client.data.add_document("handbook", "leave-policy.pdf")
-    for hit in client.data.search("handbook", "how many days of leave?"):
-        print(hit.document, hit.score, hit.text)
-    client.chat("smollm2:135m", [{"role": "user", "content": "..."}], collections=["handbook"])
+client.data.create_collection("handbook")
+client.data.add_document("handbook", "leave-policy.pdf")
+for hit in client.data.search("handbook", "how many days of leave?"):
+    print(hit.document, hit.score, hit.text)
+client.chat("smollm2:135m", [{"role": "user", "content": "..."}], collections=["handbook"])
 """
 
 from __future__ import annotations
@@ -277,7 +277,9 @@ class AsyncData:
     ) -> DocumentInfo:
         data, doc_name = _read(source, name)
         params = _doc_params(doc_name, content_type, metadata)
-        raw = await self._client._request("POST", f"{_col(collection)}/documents", params=params, content=data)
+        raw = await self._client._request(
+            "POST", f"{_col(collection)}/documents", params=params, content=data
+        )
         return DocumentInfo.from_json(raw)
 
     async def list_documents(
@@ -303,7 +305,9 @@ class AsyncData:
         filters: Mapping[str, Any] | None = None,
     ) -> list[SearchHit]:
         path, body = _search_body(collections, query, top_k, mode, filters)
-        return [SearchHit.from_json(h) for h in (await self._client._request("POST", path, json=body))["data"]]
+        return [
+            SearchHit.from_json(h) for h in (await self._client._request("POST", path, json=body))["data"]
+        ]
 
     async def upload_dataset(self, name: str, source: Source) -> DatasetInfo:
         data, _ = _read(source, name)
@@ -311,4 +315,6 @@ class AsyncData:
         return DatasetInfo.from_json(raw)
 
     async def list_datasets(self) -> list[DatasetInfo]:
-        return [DatasetInfo.from_json(d) for d in (await self._client._request("GET", "/api/datasets"))["data"]]
+        return [
+            DatasetInfo.from_json(d) for d in (await self._client._request("GET", "/api/datasets"))["data"]
+        ]

@@ -36,7 +36,15 @@ class DatasetStore:
         self._clock = clock
 
     def add(
-        self, tenant: str, name: str, *, format: str, digest: str, size: int, line_count: int, token_count: int
+        self,
+        tenant: str,
+        name: str,
+        *,
+        format: str,
+        digest: str,
+        size: int,
+        line_count: int,
+        token_count: int,
     ) -> Dataset:
         """Record a dataset as the next version of ``name``."""
         for _ in range(3):
@@ -68,7 +76,9 @@ class DatasetStore:
     def list(self, tenant: str) -> list[Dataset]:
         with self.db.session() as s:
             rows = s.scalars(
-                select(DatasetRow).where(DatasetRow.tenant == tenant).order_by(DatasetRow.name, DatasetRow.version)
+                select(DatasetRow)
+                .where(DatasetRow.tenant == tenant)
+                .order_by(DatasetRow.name, DatasetRow.version)
             )
             return [_dataset(r) for r in rows]
 

@@ -49,4 +49,6 @@ def keyword_search(s: Session, query: str, collection_ids: Sequence[int], k: int
         "WHERE c.tsv @@ q AND c.collection_id = ANY(:cids) AND d.latest "
         "ORDER BY rank DESC, c.id LIMIT :k"
     )
-    return [(int(i), float(r)) for i, r in s.execute(stmt, {"q": tsquery, "cids": list(collection_ids), "k": k})]
+    return [
+        (int(i), float(r)) for i, r in s.execute(stmt, {"q": tsquery, "cids": list(collection_ids), "k": k})
+    ]

@@ -163,7 +163,9 @@ class SqliteVecIndex:
     def _insert(self, s: Session, dim: int, rows: Sequence[Row]) -> None:
         if rows:
             s.execute(
-                text(f"INSERT INTO {table_name(dim)}(chunk_id, collection_id, embedding) VALUES (:i, :c, :e)"),
+                text(
+                    f"INSERT INTO {table_name(dim)}(chunk_id, collection_id, embedding) VALUES (:i, :c, :e)"
+                ),
                 [{"i": i, "c": c, "e": e} for i, c, e in rows],
             )
 
@@ -227,7 +229,9 @@ class PgVectorIndex:
             )
             s.execute(text(f"CREATE INDEX {name}_collection ON {name} (collection_id)"))
             if dim <= HNSW_MAX_DIM:
-                s.execute(text(f"CREATE INDEX {name}_hnsw ON {name} USING hnsw (embedding vector_cosine_ops)"))
+                s.execute(
+                    text(f"CREATE INDEX {name}_hnsw ON {name} USING hnsw (embedding vector_cosine_ops)")
+                )
             rows = _latest_rows(s, dim)
             self._insert(s, dim, rows)
             filled = {r[0] for r in rows}

@@ -52,7 +52,7 @@ def sqlite_module() -> Any:
     extensions, which pyenv's and some distributions' ``sqlite3`` are built without. sqlite-vec
     (vector search, see ``storage/data_vectors.py``) needs it."""
     try:
-        from pysqlite3 import dbapi2  # type: ignore[import-not-found,unused-ignore]
+        from pysqlite3 import dbapi2  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError:
         import sqlite3 as dbapi2
     return dbapi2
@@ -60,7 +60,7 @@ def sqlite_module() -> Any:
 
 def _load_sqlite_vec(dbapi_conn: Any) -> None:
     try:
-        import sqlite_vec
+        import sqlite_vec  # type: ignore[import-untyped,unused-ignore]
 
         dbapi_conn.enable_load_extension(True)
         try:

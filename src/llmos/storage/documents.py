@@ -140,7 +140,9 @@ class DocumentStore:
     def list_collections(self, tenant: str) -> list[Collection]:
         with self.db.session() as s:
             rows = list(
-                s.scalars(select(CollectionRow).where(CollectionRow.tenant == tenant).order_by(CollectionRow.name))
+                s.scalars(
+                    select(CollectionRow).where(CollectionRow.tenant == tenant).order_by(CollectionRow.name)
+                )
             )
             counts = self._counts(s, [r.id for r in rows])
             return [_collection(r, *counts.get(r.id, (0, 0))) for r in rows]
@@ -186,7 +188,9 @@ class DocumentStore:
         index = self._index(s)
         previous = s.scalars(
             select(DocumentRow).where(
-                DocumentRow.collection_id == col.id, DocumentRow.name == doc.name, DocumentRow.latest.is_(True)
+                DocumentRow.collection_id == col.id,
+                DocumentRow.name == doc.name,
+                DocumentRow.latest.is_(True),
             )
         ).first()
         top = s.scalar(
@@ -349,7 +353,9 @@ class DocumentStore:
         matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
         return exact_top_k(ids, matrix, query, k)
 
-    def keyword_search(self, collections: Sequence[Collection], query: str, k: int) -> list[tuple[int, float]]:
+    def keyword_search(
+        self, collections: Sequence[Collection], query: str, k: int
+    ) -> list[tuple[int, float]]:
         with self.db.session() as s:
             return keyword_search(s, query, [c.id for c in collections], k)
 

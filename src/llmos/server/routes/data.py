@@ -49,7 +49,9 @@ async def _body(request: Request, limit: int) -> bytes:
     async for part in request.stream():
         size += len(part)
         if size > limit:
-            raise PayloadTooLarge(f"the upload is over the {limit}-byte limit (LLMOS_MAX_BODY_BYTES)", param="body")
+            raise PayloadTooLarge(
+                f"the upload is over the {limit}-byte limit (LLMOS_MAX_BODY_BYTES)", param="body"
+            )
         parts.append(part)
     return b"".join(parts)
 
@@ -76,7 +78,9 @@ async def list_collections(kernel: KernelDep, principal: PrincipalDep) -> Collec
 
 
 @router.post("/collections", response_model=CollectionOut, status_code=201)
-async def create_collection(body: CollectionCreate, kernel: KernelDep, principal: PrincipalDep) -> CollectionOut:
+async def create_collection(
+    body: CollectionCreate, kernel: KernelDep, principal: PrincipalDep
+) -> CollectionOut:
     col = await kernel.data.create_collection(
         _tenant(principal),
         body.name,
@@ -184,7 +188,12 @@ async def search_collection(
 async def search(body: MultiSearchRequest, kernel: KernelDep, principal: PrincipalDep) -> SearchResponse:
     """Hybrid search over several collections at once (their rankings fused)."""
     hits = await kernel.data.search(
-        _tenant(principal), body.collections, body.query, top_k=body.top_k, mode=body.mode, filters=body.filters
+        _tenant(principal),
+        body.collections,
+        body.query,
+        top_k=body.top_k,
+        mode=body.mode,
+        filters=body.filters,
     )
     return SearchResponse(data=[SearchHitOut.of(h) for h in hits])
 
@@ -224,5 +233,3 @@ async def dataset_content(dataset_id: int, kernel: KernelDep, principal: Princip
 @router.delete("/datasets/{dataset_id}", response_model=DatasetOut)
 async def delete_dataset(dataset_id: int, kernel: KernelDep, principal: PrincipalDep) -> DatasetOut:
     return DatasetOut.of(await kernel.data.datasets.delete(_tenant(principal), dataset_id))
-
-
