@@ -56,7 +56,9 @@ async def test_a_chat_shows_up_in_every_metric(serve: AppFactory) -> None:
     assert (get(m, "llmos_memory_budget_bytes") or 0) > (get(m, "llmos_memory_used_bytes") or 0) > 0
     assert get(m, "llmos_http_requests_total", method="POST", route="/v1/chat/completions", status="200") == 1
     await s.client.get("/v1/models/fake:1")
+    assert (await s.client.get("/no/such/path/12345")).status_code == 404
     m = await scrape(s)
+    assert get(m, "llmos_http_requests_total", method="GET", route="unmatched", status="404") == 1
     assert (
         get(m, "llmos_http_requests_total", method="GET", route="/v1/models/{model:path}", status="200") == 1
     )

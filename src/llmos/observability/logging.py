@@ -30,6 +30,7 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) 
     "tenant",
     "model",
     "taskName",
+    "color_message",  # uvicorn's ANSI-coloured copy of the message
 }
 _HANDLER_NAME = "llmos"
 

@@ -94,7 +94,7 @@ class TokenRate:
         self._lock = threading.Lock()
 
     def add(self, now: float, tokens: int) -> None:
-        second = int(math.floor(now))
+        second = math.floor(now)
         with self._lock:
             self._counts[second] = self._counts.get(second, 0) + tokens
             if len(self._counts) > self._keep:
