@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -42,6 +43,8 @@ from llmos.resources.wiring import estimate_model
 from llmos.scheduler.request import GenerationRequest, RequestClass
 from llmos.scheduler.stats import SchedulerStats
 from llmos.storage.db import Database, open_database
+from llmos.storage.conversations import ConversationRepository
+from llmos.tasks import TaskRequest, TaskResult
 from llmos.types import ChatMessage
 
 log = logging.getLogger(__name__)
@@ -402,6 +405,17 @@ class Kernel:
         self.metrics.worker_replaced(key)
         with contextlib.suppress(ModelNotFound):
             await self.residency.unload(key, reason=f"engine died: {error}")
+
+    async def run_task(self, task: str, request: TaskRequest, meta: RequestMeta) -> TaskResult:
+        """Run a task pipeline (summarize, classify...) on the chat path; see :mod:`llmos.kernel.tasks`."""
+        from llmos.kernel.tasks import run_task
+
+        return await run_task(self, task, request, meta)
+
+    @functools.cached_property
+    def conversations(self) -> ConversationRepository:
+        """The dialogue service's conversations, per tenant, in the database."""
+        return ConversationRepository(self.database)
 
     def new_request_id(self) -> str:
         return uuid.uuid4().hex

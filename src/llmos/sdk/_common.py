@@ -139,6 +139,7 @@ def parse_chat(d: dict[str, Any]) -> Generation:
         model=str(d.get("model", "")),
         id=str(d.get("id", "")),
         choices=texts,
+        tool_calls=tuple((first.get("message") or {}).get("tool_calls") or ()),
     )
 
 

@@ -9,8 +9,10 @@ from typing import Any
 import httpx
 
 from llmos.sdk import _common as c
+from llmos.sdk.conversations import AsyncConversations
 from llmos.sdk.embeddings import AsyncEmbeddings
 from llmos.sdk.errors import APIConnectionError, NotFoundError
+from llmos.sdk.tasks import AsyncTasks
 from llmos.sdk.types import ChatMessage, Generation, Model, ModelDetail, Progress, RunningModel
 
 ProgressCallback = Callable[[Progress], None]
@@ -36,6 +38,8 @@ class AsyncClient:
             transport=transport,
         )
         self.models = AsyncModels(self)
+        self.tasks = AsyncTasks(self)
+        self.conversations = AsyncConversations(self)
         self.embeddings = AsyncEmbeddings(self)
 
     async def __aenter__(self) -> AsyncClient:

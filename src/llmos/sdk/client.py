@@ -9,8 +9,10 @@ from typing import Any
 import httpx
 
 from llmos.sdk import _common as c
+from llmos.sdk.conversations import Conversations
 from llmos.sdk.embeddings import Embeddings
 from llmos.sdk.errors import APIConnectionError, NotFoundError
+from llmos.sdk.tasks import Tasks
 from llmos.sdk.types import ChatMessage, Generation, Model, ModelDetail, Progress, RunningModel
 
 ProgressCallback = Callable[[Progress], None]
@@ -36,6 +38,8 @@ class Client:
             transport=transport,
         )
         self.models = Models(self)
+        self.tasks = Tasks(self)
+        self.conversations = Conversations(self)
         self.embeddings = Embeddings(self)
 
     def __enter__(self) -> Client:

@@ -101,10 +101,15 @@ class Generation:
     id: str = ""
     choices: tuple[str, ...] = ()
     """Every choice's text, when ``n > 1``."""
+    tool_calls: tuple[dict[str, Any], ...] = ()
+    """The first choice's tool calls (OpenAI's shape), when the model called tools."""
 
     def __str__(self) -> str:
         return self.text
 
     @property
     def message(self) -> ChatMessage:
+        """The assistant message to append to the history (with its tool calls, if any)."""
+        if self.tool_calls:
+            return {"role": "assistant", "content": self.text or None, "tool_calls": list(self.tool_calls)}
         return {"role": "assistant", "content": self.text}

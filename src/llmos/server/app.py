@@ -19,6 +19,7 @@ from llmos.server.errors import domain_error_response, install_error_handlers
 from llmos.server.lifecycle import Lifecycle
 from llmos.server.routes import (
     admin,
+    conversations,
     health,
     introspection,
     metrics,
@@ -26,6 +27,7 @@ from llmos.server.routes import (
     openai_completions,
     openai_embeddings,
     openai_models,
+    tasks,
     ui,
 )
 from llmos.server.routes.deps import ServerState
@@ -127,6 +129,8 @@ def create_app(
         introspection,
         metrics,
         ui,
+        tasks,
+        conversations,
     ):
         app.include_router(module.router)
     # Inside RequestContext (added last, so outermost): the request id is set when it runs.
