@@ -3,7 +3,7 @@ model, and (integration) a real registry holding SmolLM2's GGUF and, with [ml], 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -87,3 +87,58 @@ async def fake_app(tmp_path: Path) -> AsyncIterator[AppFactory]:
     for lifespan, client in reversed(stack):
         await client.aclose()
         await lifespan.__aexit__(None, None, None)
+
+
+# --- the real thing: registry, worker engines, uvicorn ------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def real_home(tmp_path_factory: pytest.TempPathFactory, smollm2_gguf: Path) -> Path:
+    """One LLMOS_HOME for the session: SmolLM2's GGUF imported as smollm2:135m, and minilm:l6
+    pulled from its package when the [ml] extra is installed."""
+    from llmos.engine.sentence_transformers_engine import available
+    from llmos.registry import open_registry
+
+    home = tmp_path_factory.mktemp("embeddings-home")
+    registry = open_registry(load_config(home=home))
+    registry.import_file(smollm2_gguf, "smollm2:135m")
+    if available():
+        registry.pull("minilm:l6")
+    return home
+
+
+@pytest.fixture(scope="module")
+def live_server(real_home: Path) -> Iterator[str]:
+    """A real uvicorn server on a free loopback port over a real kernel (worker processes)."""
+    import asyncio
+    import socket
+    import threading
+    import time
+
+    from llmos.server import Lifecycle
+    from llmos.server.runner import server_for
+
+    kernel = build_kernel(load_config(home=real_home, n_slots=4, n_ctx=4096))
+    life = Lifecycle()
+    server = server_for(
+        create_app(kernel, lifecycle=life),
+        life,
+        host="127.0.0.1",
+        port=0,
+        drain_timeout=1,
+        log_level="warning",
+    )
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(60)
+    sock.close()
