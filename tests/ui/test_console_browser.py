@@ -7,6 +7,7 @@ Without Chromium the test is skipped, except in CI (``CI=true``), where that is 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -191,10 +192,52 @@ def test_sign_in_chat_and_dashboard(server: Server, browser_path: Path) -> None:
                 page.wait_for_timeout(800)
                 page.screenshot(path=str(shots / f"{view}.png"), full_page=True)
 
-            # Signing out forgets the key.
+            # An admin creates a key for a user; the secret is shown once.
+            page.goto(server.url + "/ui/#/keys")
+            form = page.get_by_test_id("key-form")
+            form.locator("input[name=name]").fill("browser-user")
+            form.get_by_role("button", name="Create key").click()
+            user_key = page.get_by_test_id("new-key").inner_text().strip()
+            assert user_key.startswith("sk-llmos-")
+            expect(page.get_by_test_id("keys-table")).to_contain_text("browser-user")
+            page.screenshot(path=str(shots / "keys-created.png"), full_page=True)
+
+            # Signing out forgets the key; the user's key sees no admin pages.
             page.get_by_test_id("signout").click()
             expect(page.get_by_test_id("signin-form")).to_be_visible()
             assert page.evaluate("sessionStorage.getItem('llmos.apiKey')") is None
+            page.get_by_test_id("signin-key").fill(user_key)
+            page.get_by_test_id("signin-submit").click()
+            expect(page.get_by_test_id("who")).to_contain_text("local")
+            expect(page.get_by_test_id("who")).not_to_contain_text("admin")
+            page.goto(server.url + "/ui/#/keys")
+            expect(page.get_by_test_id("keys-admin-only")).to_be_visible()
+            page.goto(server.url + "/ui/#/playground")
+            expect(page.get_by_test_id("pg-model")).to_have_value(MODEL)
         finally:
             browser.close()
     assert not problems, problems
+
+
+def test_metrics_and_logs_of_the_real_server(server: Server) -> None:
+    """The real engine's request shows up in /metrics, and in the JSON log under its request id."""
+    auth = {"Authorization": f"Bearer {ADMIN_KEY}", "x-request-id": "console-metrics-check"}
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 8}
+    r = httpx.post(server.url + "/v1/chat/completions", json=body, headers=auth, timeout=300)
+    assert r.status_code == 200 and r.headers["x-request-id"] == "console-metrics-check"
+    metrics = httpx.get(server.url + "/metrics", timeout=30)  # no key needed, even with auth required
+    assert metrics.status_code == 200
+    text = metrics.text
+    for needle in (
+        f'llmos_requests_total{{model="{MODEL}",status="ok",tenant="local"}}',
+        f'llmos_time_to_first_token_seconds_count{{model="{MODEL}"}}',
+        f'llmos_queue_wait_seconds_count{{model="{MODEL}"}}',
+        f'llmos_model_resident{{device="cpu",model="{MODEL}",state="ready"}} 1.0',
+        f'llmos_model_memory_bytes{{kind="measured",model="{MODEL}"}}',
+    ):
+        assert needle in text, needle
+    lines = [json.loads(x) for x in server.log.read_text().splitlines() if x.startswith("{")]
+    mine = [x for x in lines if x.get("request_id") == "console-metrics-check"]
+    access = [x for x in mine if x["logger"] == "llmos.access"]
+    assert len(access) == 1 and access[0]["status"] == 200 and access[0]["tenant"] == "local"
+    assert access[0]["model"] == MODEL and ADMIN_KEY not in server.log.read_text()

@@ -44,6 +44,7 @@ export function render(root, ctx) {
           h("code", { class: "secret", "data-testid": "new-key" }, key.key),
         ),
       );
+      form.querySelector("input[name=name]").value = "";
       refresh();
     } catch (e) {
       status.replaceChildren(notice(`Could not create the key: ${e.message}`, "error"));
@@ -72,7 +73,13 @@ export function render(root, ctx) {
             { label: "Tenant", cell: (k) => k.tenant },
             { label: "Name", cell: (k) => k.name || "–" },
             { label: "Scopes", cell: (k) => (k.scopes || []).join(", ") },
-            { label: "Models", cell: (k) => (k.models && k.models.length ? k.models.join(", ") : "all") },
+            {
+              label: "Models",
+              cell: (k) => {
+                const models = (k.models || []).filter((m) => m !== "*");
+                return models.length ? models.join(", ") : "all";
+              },
+            },
             { label: "Created", cell: (k) => when(k.created_at) },
             { label: "Last used", cell: (k) => when(k.last_used_at) },
             {
