@@ -143,3 +143,12 @@ async def test_official_openai_client_decodes_base64(fake_app: AppFactory) -> No
     assert len(default.data) == 2 and len(default.data[0].embedding) == 32
     for a, b in zip(default.data, floats.data, strict=True):
         assert np.allclose(a.embedding, b.embedding, atol=1e-6)
+
+
+async def test_each_request_leaves_a_usage_row(fake_app: AppFactory) -> None:
+    s = await fake_app()
+    r = await s.client.post("/v1/embeddings", json={"model": EMBEDDING_MODEL, "input": ["hello", "world!"]})
+    assert r.status_code == 200
+    usage = await s.client.get("/api/usage", params={"group_by": "model"})
+    rows = [row for row in usage.json()["data"] if row.get("model") == EMBEDDING_MODEL]
+    assert rows and rows[0]["requests"] == 1 and rows[0]["prompt_tokens"] == 13

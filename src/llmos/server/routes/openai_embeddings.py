@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 
 from llmos.kernel.types import RequestMeta
 from llmos.server.auth import PrincipalDep
-from llmos.server.meta import request_id
+from llmos.server.meta import TENANT_HEADER, request_id
+from llmos.server.metering import admit, meter
 from llmos.server.routes.deps import KernelDep
 from llmos.server.schemas.common import ErrorResponse
 from llmos.server.schemas.embeddings import EmbeddingList, EmbeddingRequest
@@ -40,10 +41,18 @@ def encode_base64(vector: list[float]) -> str:
 async def create_embeddings(
     body: EmbeddingRequest, request: Request, kernel: KernelDep, principal: PrincipalDep
 ) -> Response:
-    principal.require("embeddings")
-    principal.require_model(body.model)
-    meta = RequestMeta(request_id=request_id(request), tenant=principal.tenant, keep_alive=body.keep_alive)
+    # Scope, model pattern and the tenant's limits; the metering middleware writes the usage row.
+    await admit(
+        request,
+        principal,
+        scope="embeddings",
+        model=body.model,
+        tenant=request.headers.get(TENANT_HEADER) or body.user,
+    )
+    caller = meter(request).principal or principal
+    meta = RequestMeta(request_id=request_id(request), tenant=caller.tenant, keep_alive=body.keep_alive)
     result = await kernel.embed(body.model, body.inputs(), meta, dimensions=body.dimensions)
+    meter(request).report(model=body.model, digest=result.digest, prompt_tokens=result.prompt_tokens)
     as_base64 = body.encoding_format == "base64"
     # Built as plain data: thousands of vectors need no second validation on the way out.
     payload = {
