@@ -4,6 +4,7 @@ and the official ``openai`` client."""
 from __future__ import annotations
 
 import base64
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -130,7 +131,14 @@ async def test_sdk_async_client(fake_app: AppFactory) -> None:
 
 async def test_official_openai_client_decodes_base64(fake_app: AppFactory) -> None:
     s = await fake_app()
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=s.app), base_url="http://test")
+    sent: list[dict[str, Any]] = []
+
+    async def capture(request: httpx.Request) -> None:
+        sent.append(json.loads(request.content))
+
+    http = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=s.app), base_url="http://test", event_hooks={"request": [capture]}
+    )
     client = openai.AsyncOpenAI(base_url="http://test/v1", api_key="unused", http_client=http)
     try:
         default = await client.embeddings.create(model=EMBEDDING_MODEL, input=["hello", "world!"])
@@ -139,6 +147,7 @@ async def test_official_openai_client_decodes_base64(fake_app: AppFactory) -> No
         )
     finally:
         await client.close()
+    assert sent[0]["encoding_format"] == "base64" and sent[1]["encoding_format"] == "float"
     assert default.usage.prompt_tokens == 13
     assert len(default.data) == 2 and len(default.data[0].embedding) == 32
     for a, b in zip(default.data, floats.data, strict=True):
