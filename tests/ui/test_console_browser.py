@@ -212,6 +212,8 @@ def test_sign_in_chat_and_dashboard(server: Server, browser_path: Path) -> None:
             expect(page.get_by_test_id("who")).not_to_contain_text("admin")
             page.goto(server.url + "/ui/#/keys")
             expect(page.get_by_test_id("keys-admin-only")).to_be_visible()
+            page.goto(server.url + "/ui/#/dashboard")
+            expect(page.get_by_test_id("resident-models")).to_contain_text(MODEL)
             page.goto(server.url + "/ui/#/playground")
             expect(page.get_by_test_id("pg-model")).to_have_value(MODEL)
         finally:

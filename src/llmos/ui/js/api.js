@@ -55,12 +55,13 @@ export const get = (path, opts) => request("GET", path, undefined, opts);
 export const post = (path, body, opts) => request("POST", path, body, opts);
 export const del = (path, opts) => request("DELETE", path, undefined, opts);
 
-// GET that answers null when the endpoint does not exist on this server (404/405).
+// GET that answers null when the endpoint does not exist on this server (404/405) or the key
+// may not read it (403): the view shows what it can.
 export async function optional(path) {
   try {
     return await get(path);
   } catch (e) {
-    if (e instanceof ApiError && (e.status === 404 || e.status === 405)) return null;
+    if (e instanceof ApiError && [403, 404, 405].includes(e.status)) return null;
     throw e;
   }
 }

@@ -57,7 +57,7 @@ export function render(root) {
     try {
       const [summary, ps, res] = await Promise.all([
         get("/api/metrics/summary"),
-        get("/api/ps"),
+        optional("/api/ps"),
         optional("/api/resources"),
       ]);
       if (!alive) return;
@@ -78,7 +78,7 @@ export function render(root) {
           sub ? h("div", { class: "sub" }, sub) : null,
         );
       tiles.replaceChildren(
-        tile("Resident models", count(ps.models.length), "tile-resident"),
+        ps ? tile("Resident models", count(ps.models.length), "tile-resident") : null,
         tile("Running", count(summary.running), "tile-running"),
         tile("Queued", count(summary.queued), "tile-queued"),
         tile("Requests", count(reqs), "tile-requests"),
@@ -86,7 +86,9 @@ export function render(root) {
         tile("TTFT p50 (60 s)", seconds(r.ttft_s.p50), "tile-ttft"),
         res ? tile("Model memory", bytes(res.used_bytes), "tile-memory", `of ${bytes(res.budget.ram_bytes)} budget`) : null,
       );
-      residents.replaceChildren(residentTable(ps.models));
+      residents.replaceChildren(
+        ps ? residentTable(ps.models) : notice("Your key may not list models (it lacks models:read).", "info"),
+      );
     } catch (e) {
       if (alive) error.replaceChildren(notice(`Could not refresh: ${e.message}`, "error"));
     }
