@@ -25,13 +25,13 @@ DEFAULT_INTENTS: Mapping[str, str] = {
     "other": "anything else",
 }
 DEFAULT_ENTITY_TYPES = ("title", "author", "genre", "person", "city", "number", "date", "product", "other")
-MAX_ENTITIES = 5
-MAX_RELATIONS = 3
+MAX_ENTITIES = 4
+MAX_RELATIONS = 2
 
 
 def nlu_schema(intents: Sequence[str], entity_types: Sequence[str]) -> dict[str, Any]:
     """The JSON Schema every NLU answer matches."""
-    span = {"type": "string", "minLength": 1, "maxLength": 40}
+    span = {"type": "string", "minLength": 1, "maxLength": 30}
     entity = {
         "type": "object",
         "properties": {"text": span, "type": {"type": "string", "enum": list(entity_types)}},
@@ -42,7 +42,7 @@ def nlu_schema(intents: Sequence[str], entity_types: Sequence[str]) -> dict[str,
         "type": "object",
         "properties": {
             "subject": span,
-            "relation": {"type": "string", "minLength": 1, "maxLength": 30},
+            "relation": {"type": "string", "minLength": 1, "maxLength": 20},
             "object": span,
         },
         "required": ["subject", "relation", "object"],
@@ -79,7 +79,8 @@ class Understanding:
     entities: tuple[Entity, ...]
     relations: tuple[Relation, ...]
     raw: dict[str, Any]
-    """The model's answer as it came (valid against :func:`nlu_schema`)."""
+    """The model's answer as it came (valid against :func:`nlu_schema`); ``entities`` keeps only
+    those that occur in the message, once each."""
 
     def first(self, entity_type: str) -> str | None:
         """The text of the first entity of ``entity_type``, if any."""
@@ -96,7 +97,7 @@ class NLU:
         *,
         intents: Mapping[str, str] = DEFAULT_INTENTS,
         entity_types: Sequence[str] = DEFAULT_ENTITY_TYPES,
-        max_tokens: int = 400,
+        max_tokens: int = 300,
     ) -> None:
         self.client = client
         self.model = model
@@ -117,9 +118,16 @@ class NLU:
         answer = json_chat(
             self.client, self.model, messages, self.schema, name="nlu", max_tokens=self.max_tokens
         )
+        # A small model may invent or repeat: keep the entities the message really contains, once.
+        said = text.casefold()
+        entities: list[Entity] = []
+        for e in answer["entities"]:
+            entity = Entity(" ".join(e["text"].split()), e["type"])
+            if entity.text and entity.text.casefold() in said and entity not in entities:
+                entities.append(entity)
+        relations = tuple(
+            dict.fromkeys(Relation(r["subject"], r["relation"], r["object"]) for r in answer["relations"])
+        )
         return Understanding(
-            intent=answer["intent"],
-            entities=tuple(Entity(e["text"].strip(), e["type"]) for e in answer["entities"]),
-            relations=tuple(Relation(r["subject"], r["relation"], r["object"]) for r in answer["relations"]),
-            raw=answer,
+            intent=answer["intent"], entities=tuple(entities), relations=relations, raw=answer
         )

@@ -1,0 +1,92 @@
+"""The services' control flow over a real server whose engine is the deterministic fake (no
+model: its lorem output is never JSON). The support flow must still ask for a title and quote
+the catalog's price — through its rule and keyword fallbacks — and memory must persist."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import llmos
+from kernel.fakes import fake_kernel  # tests/ is on sys.path (rootdir-based imports)
+from llmos.apps.catalog import load_catalog
+from llmos.apps.dialogue import Assistant
+from llmos.apps.nlu import NLU
+from llmos.apps.structured_chat import AppError
+from llmos.apps.support import SupportBot
+from llmos.config import load_config
+from llmos.sdk import NotFoundError
+from llmos.server import Lifecycle, create_app
+from llmos.server.runner import server_for
+
+MODEL = "fake:1"
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[llmos.Client]:
+    """A real uvicorn server on a free loopback port, over a fake-engine kernel."""
+    # The fake tokenizer spends a token per byte: give each sequence room for the schema hints.
+    config = load_config(home=tmp_path / "home", n_slots=2, n_ctx=16384)
+    kernel = fake_kernel(tmp_path, models=[MODEL], config=config)
+    life = Lifecycle()
+    server = server_for(create_app(kernel, lifecycle=life), life, host="127.0.0.1", port=0, drain_timeout=1)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("server did not start")
+        time.sleep(0.01)
+    with llmos.Client(f"http://127.0.0.1:{port}") as c:
+        yield c
+    server.should_exit = True
+    thread.join(10)
+    sock.close()
+
+
+def test_nlu_refuses_an_answer_that_is_not_json(client: llmos.Client) -> None:
+    with pytest.raises(AppError):
+        NLU(client, MODEL, max_tokens=20).parse("hello")
+
+
+def test_support_flow_falls_back_to_rules_and_quotes_the_catalog_price(client: llmos.Client) -> None:
+    catalog = load_catalog()
+    bot = SupportBot(client, MODEL, catalog)
+    bot.nlu.max_tokens = bot.recommender.max_tokens = 16
+    cid = bot.start()
+    first = bot.respond(cid, "I want to order a novel")
+    assert first.stage == "awaiting_title" and "Which one" in first.text
+    assert len(first.suggestions) == 2 and all(s.kind == "novel" for s in first.suggestions)
+    unknown = bot.respond(cid, "hmm, something else entirely")
+    assert unknown.stage == "awaiting_title" and "could not find" in unknown.text
+    second = bot.respond(cid, "Dracula")
+    assert second.stage == "awaiting_confirmation" and second.item is not None
+    assert second.item.title == "Dracula" and "8.75 EUR" in second.text
+    assert bot.respond(cid, "no thanks").stage == "idle"
+    price = bot.respond(cid, "I'd like to buy Moby-Dick")
+    assert price.item is not None and price.item.title == "Moby-Dick" and "11.50 EUR" in price.text
+    stored = client.conversations.get(cid)
+    assert stored.message_count == 1 + 2 * 5 and stored.metadata["support"]["item"] == price.item.id
+
+
+def test_assistant_keeps_memory_per_conversation(client: llmos.Client) -> None:
+    assistant = Assistant(client, MODEL, max_tokens=8, history_window=2)
+    a, b = assistant.start(), assistant.start()
+    assistant.ask(a, "hello", tool_choice="none")
+    assistant.ask(a, "again", tool_choice="none")
+    assistant.ask(b, "other", tool_choice="none")
+    roles = [m.role for m in client.conversations.get(a).messages]
+    assert roles == ["system", "user", "assistant", "user", "assistant"]
+    assert client.conversations.get(b).message_count == 3
+    assert {c.id for c in client.conversations.list()} >= {a, b}
+    with pytest.raises(NotFoundError):
+        assistant.ask("conv_missing", "hi")
