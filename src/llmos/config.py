@@ -50,6 +50,8 @@ class Paths:
 class Limits:
     max_body_bytes: int = 4 * 1024 * 1024
     max_messages: int = 512
+    max_prompts: int = 64
+    """Prompts in one ``/v1/completions`` request (each runs ``n`` sequences)."""
     max_tokens: int = 8192
     max_n: int = 8
     max_logprobs: int = 20

@@ -95,14 +95,18 @@ class Served:
     def auth(key: str) -> dict[str, str]:
         return {"authorization": f"Bearer {key}"}
 
-    async def chat(self, key: str | None, model: str = "fake:1", **body: Any) -> httpx.Response:
-        headers = self.auth(key) if key else {}
+    async def chat(
+        self, key: str | None, model: str = "fake:1", headers: dict[str, str] | None = None, **body: Any
+    ) -> httpx.Response:
+        headers = {**(self.auth(key) if key else {}), **(headers or {})}
         payload = {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, **body}
         return await self.client.post("/v1/chat/completions", json=payload, headers=headers)
 
     async def new_tenant(self, name: str, **body: Any) -> str:
         """Create tenant ``name`` (as admin) and a key for it; returns the key's secret."""
-        r = await self.client.post("/api/tenants", json={"name": name, **body}, headers=self.auth(self.admin_key))
+        r = await self.client.post(
+            "/api/tenants", json={"name": name, **body}, headers=self.auth(self.admin_key)
+        )
         assert r.status_code == 201, r.text
         r = await self.client.post("/api/keys", json={"tenant": name}, headers=self.auth(self.admin_key))
         assert r.status_code == 201, r.text

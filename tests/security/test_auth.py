@@ -109,7 +109,9 @@ async def test_scopes_and_model_patterns(secured: ServeFactory) -> None:
     # A default tenant key reads models but cannot change them.
     plain = await s.new_tenant("globex")
     assert (await s.client.get("/api/models", headers=s.auth(plain))).status_code == 200
-    assert (await s.client.post("/api/unload", json={"model": "fake:1"}, headers=s.auth(plain))).status_code == 403
+    assert (
+        await s.client.post("/api/unload", json={"model": "fake:1"}, headers=s.auth(plain))
+    ).status_code == 403
 
 
 async def test_a_key_cannot_grant_more_than_it_has(secured: ServeFactory) -> None:
@@ -130,7 +132,12 @@ async def test_tenant_header_only_for_anonymous_and_admins(secured: ServeFactory
     await s.chat(key)
     r = await s.client.post(
         "/v1/chat/completions",
-        json={"model": "fake:1", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "user": "globex"},
+        json={
+            "model": "fake:1",
+            "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 2,
+            "user": "globex",
+        },
         headers={**s.auth(key), "x-llmos-tenant": "globex"},
     )
     assert r.status_code == 200

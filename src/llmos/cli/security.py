@@ -277,8 +277,13 @@ def _limits(
         "budget_period": period,
     }
     out: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
-    aliases = {"rpm": "requests_per_minute", "tpm": "tokens_per_minute", "concurrency": "concurrent_requests",
-               "max-tokens": "max_tokens_per_request", "budget": "token_budget"}
+    aliases = {
+        "rpm": "requests_per_minute",
+        "tpm": "tokens_per_minute",
+        "concurrency": "concurrent_requests",
+        "max-tokens": "max_tokens_per_request",
+        "budget": "token_budget",
+    }
     for name in clear:
         field = aliases.get(name, name.replace("-", "_"))
         if field not in given:
@@ -288,8 +293,13 @@ def _limits(
 
 
 def _show_limits(limits: Mapping[str, Any]) -> str:
-    short = {"requests_per_minute": "rpm", "tokens_per_minute": "tpm", "concurrent_requests": "concurrency",
-             "max_tokens_per_request": "max-tokens", "token_budget": "budget"}
+    short = {
+        "requests_per_minute": "rpm",
+        "tokens_per_minute": "tpm",
+        "concurrent_requests": "concurrency",
+        "max_tokens_per_request": "max-tokens",
+        "token_budget": "budget",
+    }
     parts = [f"{short[k]}={v}" for k, v in limits.items() if k in short and v is not None]
     if limits.get("token_budget") is not None:
         parts[-1] += f"/{limits.get('budget_period', 'month')}"
@@ -304,7 +314,9 @@ keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.")
 
 def tenants_create(
     name: Annotated[str, typer.Argument(help="Tenant name: letters, digits, '.', '_', '-'")],
-    plan: Annotated[str | None, typer.Option(help="free, standard, pro or enterprise (sets the weight)")] = None,
+    plan: Annotated[
+        str | None, typer.Option(help="free, standard, pro or enterprise (sets the weight)")
+    ] = None,
     weight: Annotated[float | None, typer.Option(help="Fair-share weight (overrides the plan's)")] = None,
     rpm: Rpm = None,
     tpm: Tpm = None,
@@ -317,7 +329,9 @@ def tenants_create(
     t = backend_opener().tenants_create(
         name, plan, weight, _limits(rpm, tpm, concurrency, max_tokens, budget, budget_period)
     )
-    out.print(f"created tenant {escape(t.name)} (plan {t.plan}, weight {t.weight:g}; {_show_limits(t.limits)})")
+    out.print(
+        f"created tenant {escape(t.name)} (plan {t.plan}, weight {t.weight:g}; {_show_limits(t.limits)})"
+    )
 
 
 def tenants_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
@@ -343,7 +357,8 @@ def tenants_set_limits(
     budget: Budget = None,
     budget_period: Period = None,
     clear: Annotated[
-        list[str] | None, typer.Option("--clear", help="Remove a limit: rpm, tpm, concurrency, max-tokens, budget")
+        list[str] | None,
+        typer.Option("--clear", help="Remove a limit: rpm, tpm, concurrency, max-tokens, budget"),
     ] = None,
     plan: Annotated[str | None, typer.Option(help="A new plan (sets the weight)")] = None,
     weight: Annotated[float | None, typer.Option(help="A new fair-share weight")] = None,
@@ -351,7 +366,9 @@ def tenants_set_limits(
     """Change a tenant's limits (the ones given; others stay), plan or weight. Applies at once."""
     limits = _limits(rpm, tpm, concurrency, max_tokens, budget, budget_period, clear or ())
     if not limits and plan is None and weight is None:
-        raise InvalidRequest("nothing to change: give a limit (--rpm, --budget...), --clear, --plan or --weight")
+        raise InvalidRequest(
+            "nothing to change: give a limit (--rpm, --budget...), --clear, --plan or --weight"
+        )
     t = backend_opener().tenants_update(name, plan, weight, limits)
     out.print(f"tenant {escape(t.name)}: plan {t.plan}, weight {t.weight:g}; {_show_limits(t.limits)}")
 
@@ -364,9 +381,13 @@ def keys_create(
     admin: Annotated[bool, typer.Option("--admin", help="An admin key: every scope, every tenant")] = False,
     scopes: Annotated[
         list[str] | None,
-        typer.Option(help="Scopes (comma list): inference, embeddings, models:read, models:write, fine-tune, data"),
+        typer.Option(
+            help="Scopes (comma list): inference, embeddings, models:read, models:write, fine-tune, data"
+        ),
     ] = None,
-    models: Annotated[list[str] | None, typer.Option(help="Model name patterns (comma list), e.g. 'smollm2:*'")] = None,
+    models: Annotated[
+        list[str] | None, typer.Option(help="Model name patterns (comma list), e.g. 'smollm2:*'")
+    ] = None,
     expires: Annotated[str | None, typer.Option(help="Expiry: 30d, 12h, 1y or a date (2027-01-31)")] = None,
     name: Annotated[str, typer.Option(help="A label for the key")] = "",
     rpm: Rpm = None,
@@ -375,7 +396,9 @@ def keys_create(
     max_tokens: MaxTokens = None,
     budget: Budget = None,
     budget_period: Period = None,
-    local: Annotated[bool, typer.Option("--local", help="Write to the local database, not the server")] = False,
+    local: Annotated[
+        bool, typer.Option("--local", help="Write to the local database, not the server")
+    ] = False,
 ) -> None:
     """Create an API key and print it (this once: only its hash is kept)."""
     args = (
@@ -434,7 +457,9 @@ def keys_list(
     out.print(table)
 
 
-def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_…), from 'llmos keys list'")]) -> None:
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (key_…), from 'llmos keys list'")],
+) -> None:
     """Revoke a key: its next request is refused (401)."""
     k = backend_opener().keys_revoke(key_id)
     out.print(f"revoked {k.id} ({k.prefix}…) of tenant {escape(k.tenant)}")
@@ -444,7 +469,9 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_�
 
 
 def usage(
-    by: Annotated[str, typer.Option("--by", help="Group by: tenant, model, day, key (comma list)")] = "tenant",
+    by: Annotated[
+        str, typer.Option("--by", help="Group by: tenant, model, day, key (comma list)")
+    ] = "tenant",
     tenant: Annotated[str | None, typer.Option(help="Only this tenant")] = None,
     since: Annotated[str | None, typer.Option(help="From this day (YYYY-MM-DD, UTC)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,

@@ -14,6 +14,7 @@ from llmos.kernel.residency import LoadedModel, ModelLoader
 from llmos.observability.metrics import Metrics, ObservedEventLog
 from llmos.resources.inventory import Inventory, take_inventory
 from llmos.resources.residency import ResidencyManager
+from llmos.security.service import Security
 from llmos.storage.db import Database
 from llmos.resources.wiring import residency_from_config
 
@@ -44,6 +45,22 @@ def observed_scheduler_factory(metrics: Metrics) -> SchedulerFactory:
     return factory
 
 
+def sharing_tenant_weights(factory: SchedulerFactory, weights: dict[str, float]) -> SchedulerFactory:
+    """``factory``'s schedulers, their fair-share policy reading ``weights`` live: the security
+    service keeps it current, so a tenant's stored weight (its plan) applies to its next request."""
+
+    def make(engine: Engine, config: Config, model: str) -> Scheduler:
+        from llmos.scheduler.policies import FairPolicy
+
+        scheduler = factory(engine, config, model)
+        policy = getattr(scheduler, "policy", None)
+        if isinstance(policy, FairPolicy):
+            policy.weights = weights
+        return scheduler
+
+    return make
+
+
 def default_registry(config: Config) -> Registry:
     from llmos.registry import open_registry
 
@@ -64,13 +81,15 @@ def build_kernel(
     load_extra: Mapping[str, Any] | None = None,
     database: Database | None = None,
     metrics: Metrics | None = None,
+    security: Security | None = None,
 ) -> Kernel:
     """The kernel for ``config``; tests pass a fake engine factory (and may pass the rest)."""
     metrics = metrics or Metrics(clock)
+    security = security or Security(config, lambda: kernel.database, clock=wall_clock)
     loader = ModelLoader(
         config,
         engine_factory or default_engine_factory,
-        scheduler_factory or observed_scheduler_factory(metrics),
+        sharing_tenant_weights(scheduler_factory or observed_scheduler_factory(metrics), security.weights),
         unload_drain_s=unload_drain_s,
         load_extra=load_extra,
     )
@@ -79,7 +98,7 @@ def build_kernel(
         config, machine, unload=loader.unload, measure=loader.measure
     )
     residency.events = ObservedEventLog(metrics)  # count loads, evictions and expirations
-    return Kernel(
+    kernel = Kernel(
         config,
         registry=registry if registry is not None else default_registry(config),
         loader=loader,
@@ -89,4 +108,6 @@ def build_kernel(
         clock=clock,
         wall_clock=wall_clock,
         metrics=metrics,
+        security=security,
     )
+    return kernel

@@ -42,6 +42,7 @@ from llmos.resources.residency import Lease, LoadGrant, ResidencyManager, Reside
 from llmos.resources.wiring import estimate_model
 from llmos.scheduler.request import GenerationRequest, RequestClass
 from llmos.scheduler.stats import SchedulerStats
+from llmos.security.service import Security
 from llmos.storage.db import Database, open_database
 from llmos.storage.conversations import ConversationRepository
 from llmos.tasks import TaskRequest, TaskResult
@@ -82,6 +83,7 @@ class Kernel:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
+        security: Security | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics or Metrics(clock)
@@ -95,6 +97,8 @@ class Kernel:
         )
         self.registry = registry
         self._database = database
+        self.security = security or Security(config, lambda: self.database, clock=wall_clock)
+        """Tenants, keys, scopes, limits, usage and audit (:mod:`llmos.security`), on :attr:`database`."""
         self.residency = residency
         self.inventory = inventory
         self._loader = loader

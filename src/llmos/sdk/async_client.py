@@ -12,6 +12,7 @@ from llmos.sdk import _common as c
 from llmos.sdk.conversations import AsyncConversations
 from llmos.sdk.embeddings import AsyncEmbeddings
 from llmos.sdk.errors import APIConnectionError, NotFoundError
+from llmos.sdk.security import AsyncSecurity
 from llmos.sdk.tasks import AsyncTasks
 from llmos.sdk.types import ChatMessage, Generation, Model, ModelDetail, Progress, RunningModel
 
@@ -38,6 +39,7 @@ class AsyncClient:
             transport=transport,
         )
         self.models = AsyncModels(self)
+        self.security = AsyncSecurity(self)
         self.tasks = AsyncTasks(self)
         self.conversations = AsyncConversations(self)
         self.embeddings = AsyncEmbeddings(self)

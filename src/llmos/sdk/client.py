@@ -12,6 +12,7 @@ from llmos.sdk import _common as c
 from llmos.sdk.conversations import Conversations
 from llmos.sdk.embeddings import Embeddings
 from llmos.sdk.errors import APIConnectionError, NotFoundError
+from llmos.sdk.security import Security
 from llmos.sdk.tasks import Tasks
 from llmos.sdk.types import ChatMessage, Generation, Model, ModelDetail, Progress, RunningModel
 
@@ -38,6 +39,7 @@ class Client:
             transport=transport,
         )
         self.models = Models(self)
+        self.security = Security(self)
         self.tasks = Tasks(self)
         self.conversations = Conversations(self)
         self.embeddings = Embeddings(self)

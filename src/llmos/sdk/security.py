@@ -180,7 +180,11 @@ class _Calls:
 
     @staticmethod
     def tenants_create(
-        name: str, plan: str | None, weight: float | None, limits: Mapping[str, Any] | None, store_prompts: bool
+        name: str,
+        plan: str | None,
+        weight: float | None,
+        limits: Mapping[str, Any] | None,
+        store_prompts: bool,
     ) -> _Call[Tenant]:
         body = _clean({"name": name, "plan": plan, "weight": weight, "store_prompts": store_prompts})
         if limits is not None:
@@ -287,7 +291,9 @@ class Security:
         unless you are an admin)."""
         return self._run(_Calls.usage(group_by, tenant, model, since, until))
 
-    def audit(self, *, limit: int = 100, action: str | None = None, tenant: str | None = None) -> list[AuditEvent]:
+    def audit(
+        self, *, limit: int = 100, action: str | None = None, tenant: str | None = None
+    ) -> list[AuditEvent]:
         """The newest audit events first (admin)."""
         return self._run(_Calls.audit(limit, action, tenant))
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 KEY_MARK = "sk-llmos-"
 PREFIX_CHARS = 8
 """Secret characters kept in the display prefix (48 bits: enough to find the row, useless to guess)."""
-KEY_PATTERN = re.compile(r"sk-llmos-[A-Za-z0-9_\-]+")
-"""Anything that looks like an llmos key (what log redaction removes)."""
+KEY_PATTERN = re.compile(r"sk-llmos-[A-Za-z0-9_\-]{9,}")
+"""Anything longer than a display prefix that looks like an llmos key (what log redaction removes)."""
 
 
 @dataclass(frozen=True)

@@ -45,22 +45,24 @@ def redact_record(record: logging.LogRecord) -> None:
     """Redact ``record``'s message, arguments and traceback now, so nothing later sees a secret.
 
     String arguments are redacted in place (formatters such as uvicorn's access log unpack them);
-    if the formatted message would still carry a secret (inside a non-string argument), the
-    message is formatted now and its arguments dropped.
+    if the formatted message would still carry a secret (inside a non-string argument, or split
+    between the template and an argument), the message is formatted now and its arguments dropped.
     """
-    if isinstance(record.msg, str):
+    if record.args:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redact_value(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: _redact_value(v) for k, v in record.args.items()}
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: leave it for logging's own error report
+            message = ""
+        if _needs_redaction(message):
+            clean = redact(message)
+            if clean != message:
+                record.msg, record.args = clean, None
+    elif isinstance(record.msg, str):
         record.msg = _redact_value(record.msg)
-    if isinstance(record.args, tuple):
-        record.args = tuple(_redact_value(a) for a in record.args)
-    elif isinstance(record.args, dict):
-        record.args = {k: _redact_value(v) for k, v in record.args.items()}
-    try:
-        message = record.getMessage()
-    except Exception:  # a broken format string: leave it for logging's own error report
-        message = ""
-    if _needs_redaction(message) and redact(message) != message:
-        record.msg = redact(message)
-        record.args = None
     if record.exc_info and not record.exc_text:
         text = logging.Formatter().formatException(record.exc_info)
         record.exc_text = _redact_value(text)

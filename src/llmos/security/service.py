@@ -394,7 +394,9 @@ class Security:
         if principal.key_id is not None:
             subjects.append(Subject("key", principal.key_id, principal.key_limits))
         caps = [
-            (s, s.quota.max_tokens_per_request) for s in subjects if s.quota.max_tokens_per_request is not None
+            (s, s.quota.max_tokens_per_request)
+            for s in subjects
+            if s.quota.max_tokens_per_request is not None
         ]
         cap = min((c for _, c in caps), default=None)
         if cap is not None and max_tokens is not None and max_tokens > cap:
@@ -442,7 +444,8 @@ class Security:
         bad = [g for g in group_by if g not in USAGE_GROUPS]
         if bad:
             raise InvalidRequest(
-                f"cannot group usage by {', '.join(bad)}; expected {', '.join(USAGE_GROUPS)}", param="group_by"
+                f"cannot group usage by {', '.join(bad)}; expected {', '.join(USAGE_GROUPS)}",
+                param="group_by",
             )
         if not actor.is_admin:
             if tenant is not None and tenant != actor.tenant:

@@ -8,15 +8,19 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmos import __version__
 from llmos.errors import PayloadTooLarge
 from llmos.kernel.kernel import Kernel
 from llmos.observability.access import AccessLog
+from llmos.security.redact import install_redaction
+from llmos.server.auth import require_caller
+from llmos.server.bounds import bounded_receive
 from llmos.server.errors import domain_error_response, install_error_handlers
 from llmos.server.lifecycle import Lifecycle
+from llmos.server.metering import MeteringMiddleware
 from llmos.server.routes import (
     admin,
     conversations,
@@ -27,6 +31,7 @@ from llmos.server.routes import (
     openai_completions,
     openai_embeddings,
     openai_models,
+    security,
     tasks,
     ui,
 )
@@ -70,6 +75,12 @@ class RequestContext:
             )
             await domain_error_response(exc)(scope, receive, send_with_id)
             return
+        if not length.isdigit() and "chunked" in headers.get("transfer-encoding", "").lower():
+            try:
+                receive = await bounded_receive(receive, self.max_body_bytes)
+            except PayloadTooLarge as too_large:
+                await domain_error_response(too_large)(scope, receive, send_with_id)
+                return
         await self.app(scope, receive, send_with_id)
 
 
@@ -116,7 +127,12 @@ def create_app(
                     await task
             await kernel.shutdown(drain_timeout)
 
-    app = FastAPI(title="llmos", version=__version__, lifespan=lifespan)
+    install_redaction()  # no key or Authorization header reaches a log line
+    log.info("%s", kernel.security.describe())
+    # Every route needs a key where auth is on, except the public ones (llmos.server.auth).
+    app = FastAPI(
+        title="llmos", version=__version__, lifespan=lifespan, dependencies=[Depends(require_caller)]
+    )
     app.state.llmos = ServerState(kernel=kernel, lifecycle=life)
     install_error_handlers(app)
     for module in (
@@ -131,8 +147,10 @@ def create_app(
         ui,
         tasks,
         conversations,
+        security,
     ):
         app.include_router(module.router)
+    app.add_middleware(MeteringMiddleware, kernel=kernel)  # one usage row per metered request
     # Inside RequestContext (added last, so outermost): the request id is set when it runs.
     app.add_middleware(AccessLog, metrics=kernel.metrics, route_of=metrics.route_template(app))
     app.add_middleware(RequestContext, max_body_bytes=kernel.config.limits.max_body_bytes)

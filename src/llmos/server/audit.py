@@ -25,7 +25,9 @@ async def when_done(
     try:
         async for event in events:
             if event.done:
-                await record(kernel, principal, action, target, {"digest": event.digest} if event.digest else None)
+                await record(
+                    kernel, principal, action, target, {"digest": event.digest} if event.digest else None
+                )
             yield event
     finally:
         await events.aclose()

@@ -7,6 +7,7 @@ from starlette.requests import Request
 from llmos.errors import InvalidRequest
 from llmos.kernel.types import RequestMeta
 from llmos.scheduler.request import URGENCY_MAX, URGENCY_MIN, urgency_for_service_tier
+from llmos.security.principal import Principal
 from llmos.server.schemas.common import SamplingFields
 
 TENANT_HEADER = "x-llmos-tenant"
@@ -20,9 +21,15 @@ def request_id(request: Request) -> str:
 
 
 def request_meta(request: Request, body: SamplingFields, anonymous_tenant: str) -> RequestMeta:
-    """Tenant: ``X-LLMOS-Tenant``, else ``user``, else the anonymous tenant. Urgency:
+    """Tenant: an API key's own tenant; for anonymous callers (auth off) and admins,
+    ``X-LLMOS-Tenant``, else ``user``, else their tenant (the anonymous one). Urgency:
     ``X-LLMOS-Priority``, else ``priority``, else ``service_tier``. Deadline: ``X-LLMOS-Deadline-Ms``."""
-    tenant = request.headers.get(TENANT_HEADER) or body.user or anonymous_tenant
+    caller = getattr(request.state, "principal", None)
+    if isinstance(caller, Principal) and not (caller.is_anonymous or caller.is_admin):
+        tenant = caller.tenant
+    else:
+        fallback = caller.tenant if isinstance(caller, Principal) else anonymous_tenant
+        tenant = request.headers.get(TENANT_HEADER) or body.user or fallback
     urgency = urgency_for_service_tier(body.service_tier)
     if body.priority is not None:
         urgency = body.priority

@@ -40,8 +40,11 @@ _METERED_PREFIXES = ("/v1/", "/api/tasks/")
 
 
 class _Usage(Protocol):
-    prompt_tokens: int
-    completion_tokens: int
+    @property
+    def prompt_tokens(self) -> int: ...
+
+    @property
+    def completion_tokens(self) -> int: ...
 
 
 class HasUsage(Protocol):

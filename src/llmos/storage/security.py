@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy.exc
-from sqlalchemy import Select, case, func, select, update
+from sqlalchemy import case, func, select, update
 
 from llmos.errors import Conflict
 from llmos.security.types import (
@@ -106,7 +106,9 @@ class SecurityRepository:
             s.execute(
                 update(TenantRow)
                 .where(TenantRow.name == t.name)
-                .values(plan=t.plan, weight=t.weight, limits=t.limits.to_json(), store_prompts=t.store_prompts)
+                .values(
+                    plan=t.plan, weight=t.weight, limits=t.limits.to_json(), store_prompts=t.store_prompts
+                )
             )
 
     # ---- keys ----------------------------------------------------------------------------
@@ -203,10 +205,15 @@ class SecurityRepository:
         until: datetime | None = None,
     ) -> builtins.list[UsageSummary]:
         """Usage summed per group (``tenant``, ``model``, ``day``, ``key``), oldest day first."""
-        columns = {"tenant": UsageRow.tenant, "model": UsageRow.model, "day": UsageRow.day, "key": UsageRow.key_prefix}
+        columns = {
+            "tenant": UsageRow.tenant,
+            "model": UsageRow.model,
+            "day": UsageRow.day,
+            "key": UsageRow.key_prefix,
+        }
         keys = [columns[g] for g in group_by]
         errors = func.sum(case((UsageRow.status >= 400, 1), else_=0))
-        q: Select[Any] = select(
+        q = select(
             *keys,
             func.count(UsageRow.id),
             func.coalesce(func.sum(UsageRow.prompt_tokens), 0),
@@ -226,8 +233,9 @@ class SecurityRepository:
         out = []
         with self.db.session() as s:
             for row in s.execute(q):
-                values = dict(zip(group_by, row[: len(keys)], strict=True))
-                requests, prompt, completion, errs = row[len(keys) :]
+                cells: tuple[Any, ...] = tuple(row)
+                values = dict(zip(group_by, cells[: len(keys)], strict=True))
+                requests, prompt, completion, errs = cells[len(keys) :]
                 if not keys and not requests:
                     continue
                 out.append(

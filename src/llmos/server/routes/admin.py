@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from llmos.errors import LLMOSError
 from llmos.kernel.types import PullEvent, ResidentModel
 from llmos.registry.manifest import Manifest
+from llmos.server import audit
+from llmos.server.auth import PrincipalDep
 from llmos.server.errors import domain_error_body
 from llmos.server.routes.deps import KernelDep
 from llmos.server.schemas.admin import (
@@ -107,27 +109,39 @@ async def _progress_response(
 
 
 @router.post("/pull")
-async def pull(body: PullRequest, request: Request, kernel: KernelDep) -> Response:
-    return await _progress_response(request, kernel.pull(body.model), body.stream)
+async def pull(body: PullRequest, request: Request, kernel: KernelDep, principal: PrincipalDep) -> Response:
+    principal.require("models:write")
+    events = audit.when_done(kernel.pull(body.model), kernel, principal, "model.pull", body.model)
+    return await _progress_response(request, events, body.stream)
 
 
 @router.post("/import")
-async def import_model(body: ImportRequest, request: Request, kernel: KernelDep) -> Response:
-    return await _progress_response(request, kernel.import_file(Path(body.path), body.model), body.stream)
+async def import_model(
+    body: ImportRequest, request: Request, kernel: KernelDep, principal: PrincipalDep
+) -> Response:
+    principal.require("models:write")
+    events = kernel.import_file(Path(body.path), body.model)
+    audited = audit.when_done(events, kernel, principal, "model.import", body.model)
+    return await _progress_response(request, audited, body.stream)
 
 
 @router.get("/models", response_model=ModelListResponse)
-async def list_models(kernel: KernelDep) -> ModelListResponse:
+async def list_models(kernel: KernelDep, principal: PrincipalDep) -> ModelListResponse:
+    principal.require("models:read")
     return ModelListResponse(models=[model_info(m) for m in await kernel.list_models()])
 
 
 @router.post("/models/copy", response_model=ModelInfo)
-async def copy_model(body: CopyRequest, kernel: KernelDep) -> ModelInfo:
-    return model_info(await kernel.copy_model(body.source, body.destination))
+async def copy_model(body: CopyRequest, kernel: KernelDep, principal: PrincipalDep) -> ModelInfo:
+    principal.require("models:write")
+    copied = await kernel.copy_model(body.source, body.destination)
+    await audit.record(kernel, principal, "model.copy", body.destination, {"source": body.source})
+    return model_info(copied)
 
 
 @router.get("/models/{model:path}", response_model=ModelDetail)
-async def show_model(model: str, kernel: KernelDep) -> ModelDetail:
+async def show_model(model: str, kernel: KernelDep, principal: PrincipalDep) -> ModelDetail:
+    principal.require("models:read")
     details = await kernel.show_model(model)
     info = model_info(details.manifest)
     return ModelDetail(
@@ -138,21 +152,26 @@ async def show_model(model: str, kernel: KernelDep) -> ModelDetail:
 
 
 @router.delete("/models/{model:path}", response_model=DeleteResponse)
-async def delete_model(model: str, kernel: KernelDep) -> DeleteResponse:
+async def delete_model(model: str, kernel: KernelDep, principal: PrincipalDep) -> DeleteResponse:
+    principal.require("models:write")
     await kernel.delete_model(model)
+    await audit.record(kernel, principal, "model.delete", model)
     return DeleteResponse(model=model)
 
 
 @router.post("/load", response_model=RunningModel)
-async def load(body: LoadRequest, kernel: KernelDep) -> RunningModel:
+async def load(body: LoadRequest, kernel: KernelDep, principal: PrincipalDep) -> RunningModel:
+    principal.require("models:write")
     return running_model(await kernel.load(body.model, keep_alive=body.keep_alive, pin=body.pin))
 
 
 @router.post("/unload", response_model=UnloadResponse)
-async def unload(body: UnloadRequest, kernel: KernelDep) -> UnloadResponse:
+async def unload(body: UnloadRequest, kernel: KernelDep, principal: PrincipalDep) -> UnloadResponse:
+    principal.require("models:write")
     return UnloadResponse(model=body.model, unloaded=await kernel.unload(body.model))
 
 
 @router.get("/ps", response_model=PsResponse)
-async def ps(kernel: KernelDep) -> PsResponse:
+async def ps(kernel: KernelDep, principal: PrincipalDep) -> PsResponse:
+    principal.require("models:read")
     return PsResponse(models=[running_model(r) for r in kernel.ps()])

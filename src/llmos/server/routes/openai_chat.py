@@ -9,7 +9,10 @@ from fastapi.responses import JSONResponse
 
 from llmos.kernel.generation import Generation
 from llmos.server import convert
+from llmos.server.auth import PrincipalDep
+from llmos.server.bounds import check_count
 from llmos.server.meta import request_meta
+from llmos.server.metering import admit, digest_of, meter
 from llmos.server.routes.deps import KernelDep
 from llmos.server.schemas.chat import (
     AssistantMessage,
@@ -34,9 +37,14 @@ router = APIRouter(tags=["openai"])
     responses={400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
 )
 async def create_chat_completion(
-    body: ChatCompletionRequest, request: Request, kernel: KernelDep
+    body: ChatCompletionRequest, request: Request, kernel: KernelDep, principal: PrincipalDep
 ) -> Response:
     meta = request_meta(request, body, kernel.config.anonymous_tenant)
+    check_count("messages", len(body.messages), kernel.config.limits.max_messages)
+    requested = body.max_completion_tokens or body.max_tokens
+    grant = await admit(
+        request, principal, scope="inference", model=body.model, max_tokens=requested, tenant=meta.tenant
+    )
     plan = plan_chat(
         [m.to_domain() for m in body.messages],
         response_format=body.response_format,
@@ -47,10 +55,12 @@ async def create_chat_completion(
     params = convert.generation_params(
         body,
         logprobs=convert.chat_logprobs(body.logprobs, body.top_logprobs),
-        max_tokens=body.max_completion_tokens or body.max_tokens,
+        max_tokens=requested or grant.max_tokens,
         grammar=plan.grammar,
     )
     gen = await kernel.chat(body.model, plan.messages, params, meta)
+    meter(request).follow(gen)
+    meter(request).report(digest=digest_of(kernel, body.model))
     headers = convert.generation_headers(gen)
     chat_id = f"chatcmpl-{meta.request_id}"
     if body.stream:

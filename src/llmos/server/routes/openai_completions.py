@@ -9,7 +9,10 @@ from fastapi.responses import JSONResponse
 
 from llmos.kernel.generation import Generation
 from llmos.server import convert
+from llmos.server.auth import PrincipalDep
+from llmos.server.bounds import check_count
 from llmos.server.meta import request_meta
+from llmos.server.metering import admit, digest_of, meter
 from llmos.server.routes.deps import KernelDep
 from llmos.server.schemas.common import ErrorResponse
 from llmos.server.schemas.completions import Completion, CompletionChoice, CompletionRequest
@@ -24,11 +27,25 @@ router = APIRouter(tags=["openai"])
     response_model=Completion,
     responses={400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
 )
-async def create_completion(body: CompletionRequest, request: Request, kernel: KernelDep) -> Response:
+async def create_completion(
+    body: CompletionRequest, request: Request, kernel: KernelDep, principal: PrincipalDep
+) -> Response:
     meta = request_meta(request, body, kernel.config.anonymous_tenant)
-    params = convert.generation_params(body, logprobs=body.logprobs, max_tokens=body.max_tokens)
     prompts = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
+    check_count("prompt", len(prompts), kernel.config.limits.max_prompts)
+    grant = await admit(
+        request,
+        principal,
+        scope="inference",
+        model=body.model,
+        max_tokens=body.max_tokens,
+        tenant=meta.tenant,
+    )
+    max_tokens = body.max_tokens or grant.max_tokens
+    params = convert.generation_params(body, logprobs=body.logprobs, max_tokens=max_tokens)
     gen = await kernel.complete(body.model, prompts, params, meta)
+    meter(request).follow(gen)
+    meter(request).report(digest=digest_of(kernel, body.model))
     headers = convert.generation_headers(gen)
     cmpl_id = f"cmpl-{meta.request_id}"
     # Choice i answers prompt i // n (OpenAI's order).

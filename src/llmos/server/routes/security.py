@@ -91,7 +91,9 @@ def _usage(u: UsageSummary) -> UsageGroupOut:
 
 
 def _audit(e: AuditEvent) -> AuditOut:
-    return AuditOut(time=e.time, actor=e.actor, action=e.action, target=e.target, detail=e.detail, tenant=e.tenant)
+    return AuditOut(
+        time=e.time, actor=e.actor, action=e.action, target=e.target, detail=e.detail, tenant=e.tenant
+    )
 
 
 @router.get("/whoami", response_model=WhoAmI)
@@ -190,7 +192,9 @@ def revoke_key(key_id: str, principal: PrincipalDep, kernel: KernelDep) -> KeyOu
 def usage(
     principal: PrincipalDep,
     kernel: KernelDep,
-    group_by: Annotated[str, Query(max_length=64, description="tenant, model, day, key (comma list)")] = "tenant",
+    group_by: Annotated[
+        str, Query(max_length=64, description="tenant, model, day, key (comma list)")
+    ] = "tenant",
     tenant: Annotated[str | None, Query(max_length=64)] = None,
     model: Annotated[str | None, Query(max_length=330)] = None,
     since: Annotated[date | None, Query(description="first day (UTC), inclusive")] = None,

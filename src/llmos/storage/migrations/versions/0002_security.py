@@ -33,9 +33,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(40), primary_key=True),
         sa.Column("prefix", sa.String(40), nullable=False),
         sa.Column("hash", sa.String(64), nullable=False),
-        sa.Column(
-            "tenant", sa.String(64), sa.ForeignKey("tenants.name", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("tenant", sa.String(64), sa.ForeignKey("tenants.name", ondelete="CASCADE"), nullable=False),
         sa.Column("name", sa.String(200), nullable=False),
         sa.Column("scopes", sa.JSON(), nullable=False),
         sa.Column("models", sa.JSON(), nullable=False),
