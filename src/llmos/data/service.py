@@ -216,7 +216,9 @@ class DataService:
             raise InvalidRequest(f"top_k must be between 1 and {MAX_TOP_K}", param="top_k")
         if not collections or len(collections) > MAX_COLLECTIONS:
             raise InvalidRequest(f"name 1 to {MAX_COLLECTIONS} collections", param="collections")
-        cols = [await self.get_collection(tenant, c) for c in dict.fromkeys(collections)]
+        cols = await asyncio.to_thread(
+            self.documents.find_collections, tenant, list(dict.fromkeys(collections))
+        )
         store = self.documents
         candidates = max(top_k * 4, 20) if not filters else max(top_k * 10, 50)
         allowed: set[int] | None = None

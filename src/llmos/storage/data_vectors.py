@@ -21,7 +21,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,6 +37,9 @@ Vector = NDArray[np.float32]
 Row = tuple[int, int, bytes]
 """(chunk id, collection id, float32 embedding bytes)."""
 
+EF_SEARCH_MIN = 100
+"""HNSW candidate list per query (pgvector's default is 40); measured recall@10 ≥ 0.95 with it
+(bench/results/data_retrieval.md)."""
 HNSW_MAX_DIM = 2000
 """pgvector's HNSW limit for ``vector``; above it PostgreSQL scans exactly."""
 
@@ -198,6 +201,20 @@ class SqliteVecIndex:
         return hits[:k]
 
 
+def _binary_vectors(s: Session) -> bool:
+    """Whether vectors can travel in pgvector's binary format on this session's connection
+    (registering the adapters once per connection); text literals are the fallback."""
+    try:
+        from pgvector.psycopg import register_vector
+    except ImportError:
+        return False
+    pooled = s.connection().connection
+    if not pooled.info.get("pgvector_binary"):
+        register_vector(cast(Any, pooled.dbapi_connection))
+        pooled.info["pgvector_binary"] = True
+    return True
+
+
 def _vector_literal(data: bytes) -> str:
     return "[" + ",".join(repr(float(x)) for x in np.frombuffer(data, dtype=np.float32)) + "]"
 
@@ -239,14 +256,19 @@ class PgVectorIndex:
         return filled
 
     def _insert(self, s: Session, dim: int, rows: Sequence[Row]) -> None:
-        if rows:
-            s.execute(
-                text(
-                    f"INSERT INTO {table_name(dim)} (chunk_id, collection_id, embedding) "
-                    "VALUES (:i, :c, CAST(:e AS vector))"
-                ),
-                [{"i": i, "c": c, "e": _vector_literal(e)} for i, c, e in rows],
-            )
+        if not rows:
+            return
+        binary = _binary_vectors(s)
+        s.execute(
+            text(
+                f"INSERT INTO {table_name(dim)} (chunk_id, collection_id, embedding) "
+                "VALUES (:i, :c, CAST(:e AS vector))"
+            ),
+            [
+                {"i": i, "c": c, "e": np.frombuffer(e, dtype=np.float32) if binary else _vector_literal(e)}
+                for i, c, e in rows
+            ],
+        )
 
     def add(self, s: Session, dim: int, rows: Sequence[Row]) -> None:
         filled = self._ensure(s, dim)
@@ -263,7 +285,7 @@ class PgVectorIndex:
         self, s: Session, dim: int, query: Vector, collection_ids: Sequence[int], k: int
     ) -> list[tuple[int, float]]:
         self._ensure(s, dim)
-        s.execute(text(f"SET LOCAL hnsw.ef_search = {max(40, min(1000, 2 * int(k)))}"))
+        s.execute(text(f"SET LOCAL hnsw.ef_search = {max(EF_SEARCH_MIN, min(1000, 2 * int(k)))}"))
         if self.iterative:
             s.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
         literal = _vector_literal(query.astype(np.float32).tobytes())

@@ -132,6 +132,22 @@ class DocumentStore:
         )
         return {int(c): (int(n), int(k or 0)) for c, n, k in s.execute(q)}
 
+    def find_collections(self, tenant: str, names: Sequence[str]) -> list[Collection]:
+        """The named collections (without counts), in order. Raises NotFound for a missing one."""
+        with self.db.session() as s:
+            rows = {
+                r.name: r
+                for r in s.scalars(
+                    select(CollectionRow).where(
+                        CollectionRow.tenant == tenant, CollectionRow.name.in_(list(names))
+                    )
+                )
+            }
+        missing = [n for n in names if n not in rows]
+        if missing:
+            raise NotFound(f"collection {missing[0]!r} not found; create it first", param="collection")
+        return [_collection(rows[n]) for n in names]
+
     def get_collection(self, tenant: str, name: str) -> Collection:
         with self.db.session() as s:
             row = self._collection_row(s, tenant, name)
