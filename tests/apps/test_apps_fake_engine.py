@@ -90,3 +90,23 @@ def test_assistant_keeps_memory_per_conversation(client: llmos.Client) -> None:
     assert {c.id for c in client.conversations.list()} >= {a, b}
     with pytest.raises(NotFoundError):
         assistant.ask("conv_missing", "hi")
+
+
+def test_cli_apps_use_the_server(
+    client: llmos.Client, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from llmos.cli.app import app
+
+    monkeypatch.setenv("LLMOS_HOME", str(tmp_path / "cli-home"))
+    monkeypatch.setenv("LLMOS_BASE_URL", client.base_url)
+    monkeypatch.delenv("LLMOS_API_KEY", raising=False)
+    runner = CliRunner()
+    result = runner.invoke(app, ["apps", "support", "-m", MODEL, "--message", "I want to order a novel"])
+    assert result.exit_code == 0, result.output
+    assert "Which one would you like?" in result.output
+    result = runner.invoke(app, ["apps", "nlu", "-m", MODEL, "hello"])
+    assert result.exit_code == 12 and "nlu answer" in result.output
+    result = runner.invoke(app, ["apps", "chat", "-m", "missing:1", "--message", "hi"])
+    assert result.exit_code == 3, result.output
