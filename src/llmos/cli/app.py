@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from llmos import __version__
-from llmos.cli import apps, bench, models, run, runtime, security, serve
+from llmos.cli import apps, bench, datasets, docs, models, run, runtime, security, serve
 from llmos.cli.errors import handle_errors
 
 app = typer.Typer(
@@ -39,7 +39,7 @@ def root(
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
-for area in (models, serve, run, runtime, bench, apps, security):
+for area in (models, serve, run, runtime, bench, apps, security, docs, datasets):
     area.register(app)
 for command in app.registered_commands:
     if command.callback is not None:

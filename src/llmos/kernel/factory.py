@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from llmos.config import Config
+from llmos.data.service import DataService
 from llmos.engine.base import Engine
 from llmos.kernel.kernel import Kernel
 from llmos.kernel.ports import EngineFactory, Registry, Scheduler, SchedulerFactory
@@ -80,6 +81,7 @@ def build_kernel(
     unload_drain_s: float = 0.0,
     load_extra: Mapping[str, Any] | None = None,
     database: Database | None = None,
+    data: DataService | None = None,
     metrics: Metrics | None = None,
     security: Security | None = None,
 ) -> Kernel:
@@ -105,6 +107,7 @@ def build_kernel(
         residency=residency,
         inventory=machine,
         database=database,
+        data=data,
         clock=clock,
         wall_clock=wall_clock,
         metrics=metrics,

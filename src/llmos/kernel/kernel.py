@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from llmos.config import Config
+from llmos.data.service import DataService
 from llmos.engine.base import SamplingParams, SequenceSpec
 from llmos.errors import Conflict, EngineDeadError, InvalidRequest, LLMOSError, ModelNotFound
 from llmos.kernel import embeddings
@@ -80,6 +81,7 @@ class Kernel:
         residency: ResidencyManager[LoadedModel],
         inventory: Inventory,
         database: Database | None = None,
+        data: DataService | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
@@ -97,6 +99,7 @@ class Kernel:
         )
         self.registry = registry
         self._database = database
+        self._data = data
         self.security = security or Security(config, lambda: self.database, clock=wall_clock)
         """Tenants, keys, scopes, limits, usage and audit (:mod:`llmos.security`), on :attr:`database`."""
         self.residency = residency
@@ -113,6 +116,20 @@ class Kernel:
         if self._database is None:
             self._database = open_database(self.config)
         return self._database
+
+    @property
+    def data(self) -> DataService:
+        """Collections, documents, retrieval and datasets (on :attr:`database`), built on first use;
+        documents are embedded with :meth:`embed`."""
+        if self._data is None:
+            from llmos.data.wiring import build_data_service
+
+            async def embed(model: str, texts: list[str], tenant: str) -> list[list[float]]:
+                meta = RequestMeta(request_id=f"data-{uuid.uuid4().hex[:12]}", tenant=tenant)
+                return (await self.embed(model, texts, meta)).vectors
+
+            self._data = build_data_service(self.config, self.database, embed)
+        return self._data
 
     # ---- lifecycle -----------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import httpx
 
 from llmos.sdk import _common as c
 from llmos.sdk.conversations import AsyncConversations
+from llmos.sdk.data import AsyncData
 from llmos.sdk.embeddings import AsyncEmbeddings
 from llmos.sdk.errors import APIConnectionError, NotFoundError
 from llmos.sdk.security import AsyncSecurity
@@ -40,9 +41,10 @@ class AsyncClient:
         )
         self.models = AsyncModels(self)
         self.security = AsyncSecurity(self)
+        self.embeddings = AsyncEmbeddings(self)
+        self.data = AsyncData(self)
         self.tasks = AsyncTasks(self)
         self.conversations = AsyncConversations(self)
-        self.embeddings = AsyncEmbeddings(self)
 
     async def __aenter__(self) -> AsyncClient:
         return self

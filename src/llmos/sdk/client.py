@@ -10,6 +10,7 @@ import httpx
 
 from llmos.sdk import _common as c
 from llmos.sdk.conversations import Conversations
+from llmos.sdk.data import Data
 from llmos.sdk.embeddings import Embeddings
 from llmos.sdk.errors import APIConnectionError, NotFoundError
 from llmos.sdk.security import Security
@@ -40,9 +41,10 @@ class Client:
         )
         self.models = Models(self)
         self.security = Security(self)
+        self.embeddings = Embeddings(self)
+        self.data = Data(self)
         self.tasks = Tasks(self)
         self.conversations = Conversations(self)
-        self.embeddings = Embeddings(self)
 
     def __enter__(self) -> Client:
         return self

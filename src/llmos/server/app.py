@@ -24,6 +24,7 @@ from llmos.server.metering import MeteringMiddleware
 from llmos.server.routes import (
     admin,
     conversations,
+    data,
     health,
     introspection,
     metrics,
@@ -148,6 +149,7 @@ def create_app(
         tasks,
         conversations,
         security,
+        data,
     ):
         app.include_router(module.router)
     app.add_middleware(MeteringMiddleware, kernel=kernel)  # one usage row per metered request

@@ -13,6 +13,7 @@ from llmos.server.auth import PrincipalDep
 from llmos.server.bounds import check_count
 from llmos.server.meta import request_meta
 from llmos.server.metering import admit, digest_of, meter
+from llmos.server.rag import Retrieval, retrieve
 from llmos.server.routes.deps import KernelDep
 from llmos.server.schemas.chat import (
     AssistantMessage,
@@ -45,8 +46,9 @@ async def create_chat_completion(
     grant = await admit(
         request, principal, scope="inference", model=body.model, max_tokens=requested, tenant=meta.tenant
     )
+    rag = await retrieve(kernel, principal, body, [m.to_domain() for m in body.messages])
     plan = plan_chat(
-        [m.to_domain() for m in body.messages],
+        rag.messages,
         response_format=body.response_format,
         tools=body.tools,
         tool_choice=body.tool_choice,
@@ -65,7 +67,7 @@ async def create_chat_completion(
     chat_id = f"chatcmpl-{meta.request_id}"
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage
-        events = convert.sse_with_errors(_chunks(gen, plan, chat_id, body.model, include_usage))
+        events = convert.sse_with_errors(_chunks(gen, plan, chat_id, body.model, include_usage, rag))
         return CleanupStreamingResponse(
             events, on_close=gen.aclose, media_type="text/event-stream", headers=headers
         )
@@ -89,7 +91,7 @@ async def create_chat_completion(
     completion = ChatCompletion(
         id=chat_id, created=gen.created, model=body.model, choices=choices, usage=convert.usage(result.usage)
     )
-    return JSONResponse(completion.model_dump(mode="json"), headers=headers)
+    return JSONResponse(rag.add_to(completion.model_dump(mode="json")), headers=headers)
 
 
 def _message(answer: ParsedAnswer) -> AssistantMessage:
@@ -98,13 +100,17 @@ def _message(answer: ParsedAnswer) -> AssistantMessage:
 
 
 async def _chunks(
-    gen: Generation, plan: ChatPlan, chat_id: str, model: str, include_usage: bool
+    gen: Generation, plan: ChatPlan, chat_id: str, model: str, include_usage: bool, rag: Retrieval
 ) -> AsyncIterator[bytes]:
-    def chunk(choices: list[ChunkChoice]) -> bytes:
+    def chunk(choices: list[ChunkChoice], finishing: bool = False) -> bytes:
         c = ChatCompletionChunk(id=chat_id, created=gen.created, model=model, choices=choices)
         payload = c.model_dump(mode="json")
         if not include_usage:
             del payload["usage"]
+        if finishing:
+            rag.add_to(payload)
+        else:
+            del payload["citations"]
         return sse_event(payload)
 
     parsers = {index: plan.stream() for index in range(gen.n_choices)}
@@ -128,9 +134,9 @@ async def _chunks(
             reason: str = delta.finish_reason
             if parser is not None and parser.is_tool_answer and reason == "stop":
                 reason = "tool_calls"
-            yield chunk([ChunkChoice(index=delta.index, delta=Delta(), finish_reason=reason)])
+            yield chunk([ChunkChoice(index=delta.index, delta=Delta(), finish_reason=reason)], finishing=True)
     if include_usage:
         final = ChatCompletionChunk(
             id=chat_id, created=gen.created, model=model, choices=[], usage=convert.usage(gen.usage)
         )
-        yield sse_event(final.model_dump(mode="json"))
+        yield sse_event(rag.add_to(final.model_dump(mode="json")))
