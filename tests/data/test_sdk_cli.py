@@ -89,6 +89,9 @@ def test_sdk_documents_search_versions_and_datasets(live_url: str, tmp_path: Pat
         with pytest.raises(BadRequestError, match="line 1"):
             client.data.upload_dataset("bad", b'{"prompt": 1}\n')
         assert [d.name for d in client.data.list_datasets()] == ["qa"]
+        answer = client.data.ask("fake:1", "how far away is the moon?", ["space"], top_k=1, max_tokens=4)
+        assert answer.text and answer.completion_tokens == 4
+        assert [(c.document, c.version, c.chunk) for c in answer.citations] == [("note.md", 2, 0)]
         assert [d.version for d in client.data.delete_documents("space", "note.md")] == [1, 2]
 
 
@@ -120,6 +123,11 @@ def test_cli_docs_add_folder_search_list_rm(live_url: str, tmp_path: Path) -> No
     assert first.startswith("1. rockets.md v1 #0") and "score" in first
     r = runner.invoke(app, ["docs", "search", "-c", "kb", "--json", "flour"])
     assert json.loads(r.output)[0]["document"] == "sub/bread.txt"
+    r = runner.invoke(
+        app, ["docs", "ask", "-c", "kb", "-m", "fake:1", "--max-tokens", "5", "what do tomatoes need?"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "[1] page.html v1 #0" in r.output
     r = runner.invoke(app, ["docs", "list"])
     assert "kb" in r.output and "3" in r.output
     r = runner.invoke(app, ["docs", "list", "--collection", "kb"])

@@ -243,3 +243,26 @@ async def test_postgres_without_pgvector_falls_back_to_exact_search(
     hits = await service.search("acme", ["kb"], "how do rockets reach orbit", top_k=3)
     assert hits[0].chunk.document == "rockets.md"
     assert (await service.search("acme", ["kb"], "bread", mode="keyword"))[0].chunk.document == "cooking.txt"
+
+
+async def test_sqlite_without_the_extension_falls_back_to_exact_search_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sqlite3
+
+    from sqlalchemy import create_engine
+
+    from llmos.storage.migrate import upgrade
+
+    # An engine on the standard library's sqlite3, with no sqlite-vec loaded.
+    engine = create_engine(f"sqlite:///{tmp_path / 'plain.db'}", module=sqlite3)
+    db = Database(engine)
+    upgrade(engine)
+    service = make_service(db, HashEmbedder(), tmp_path)
+    with caplog.at_level("WARNING"):
+        await _fill(service)
+    assert service.documents.index_kind() == "exact"
+    assert any("sqlite-vec is not available" in r.message for r in caplog.records)
+    hits = await service.search("acme", ["kb"], "how do rockets reach orbit", top_k=3)
+    assert hits[0].chunk.document == "rockets.md" and hits[0].vector_score is not None
+    db.dispose()

@@ -142,6 +142,30 @@ def search(
         out.print(f"   {escape(snippet[:300])}{'…' if len(snippet) > 300 else ''}")
 
 
+def ask(
+    question: Annotated[str, typer.Argument(help="Your question")],
+    collection: Annotated[
+        list[str], typer.Option("--collection", "-c", help="Collection (repeat for several)")
+    ],
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Chat model (default: LLMOS_DEFAULT_MODEL)")
+    ] = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=20)] = 4,
+    max_tokens: Annotated[int, typer.Option(help="Longest answer")] = 512,
+) -> None:
+    """Answer a question from collections (retrieval-augmented chat), citing the passages used."""
+    from llmos.config import load_config
+
+    chat_model = model or load_config().default_model
+    with require_server() as client:
+        answer = client.data.ask(chat_model, question, collection, top_k=top_k, max_tokens=max_tokens)
+    out.print(escape(answer.text.strip()))
+    if answer.citations:
+        out.print()
+        for n, c in enumerate(answer.citations, start=1):
+            out.print(f"[{n}] {escape(c.document)} v{c.version} #{c.chunk}  score {c.score:.4f}")
+
+
 def list_(
     collection: Annotated[
         str | None, typer.Option("--collection", "-c", help="List this collection's documents")
@@ -229,6 +253,7 @@ def register(app: typer.Typer) -> None:
     for command, fn in (
         ("add", add),
         ("search", search),
+        ("ask", ask),
         ("list", list_),
         ("rm", rm),
         ("rm-version", rm_version),

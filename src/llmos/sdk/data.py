@@ -97,6 +97,65 @@ class DatasetInfo:
         return cls(**_pick(cls, d))
 
 
+@dataclass(frozen=True)
+class Citation:
+    document: str
+    document_id: int
+    chunk: int
+    score: float
+    collection: str = ""
+    version: int = 0
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Citation:
+        return cls(**_pick(cls, d))
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A retrieval-augmented chat answer: the reply and the passages it was given."""
+
+    text: str
+    citations: list[Citation]
+    finish_reason: str | None
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Answer:
+        choices = d.get("choices") or [{}]
+        usage = d.get("usage") or {}
+        return cls(
+            text=str((choices[0].get("message") or {}).get("content") or ""),
+            citations=[Citation.from_json(c) for c in d.get("citations") or []],
+            finish_reason=choices[0].get("finish_reason"),
+            model=str(d.get("model", "")),
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+        )
+
+
+def _ask_body(
+    model: str,
+    question: str | Sequence[Mapping[str, Any]],
+    collections: Sequence[str],
+    top_k: int,
+    params: Mapping[str, Any],
+) -> dict[str, Any]:
+    messages = (
+        [{"role": "user", "content": question}] if isinstance(question, str) else [dict(m) for m in question]
+    )
+    return {
+        "model": model,
+        "messages": messages,
+        "collections": list(collections),
+        "retrieval": {"top_k": top_k},
+        **params,
+        "stream": False,
+    }
+
+
 def _read(source: Source, name: str | None) -> tuple[bytes, str]:
     if isinstance(source, bytes):
         if not name:
@@ -221,6 +280,20 @@ class Data:
         path, body = _search_body(collections, query, top_k, mode, filters)
         return [SearchHit.from_json(h) for h in self._client._request("POST", path, json=body)["data"]]
 
+    def ask(
+        self,
+        model: str,
+        question: str | Sequence[Mapping[str, Any]],
+        collections: Sequence[str],
+        *,
+        top_k: int = 4,
+        **params: Any,
+    ) -> Answer:
+        """Chat with ``model`` over ``collections``: the best passages go into the prompt and come
+        back as ``citations`` (``params``: max_tokens, temperature, ...)."""
+        body = _ask_body(model, question, collections, top_k, params)
+        return Answer.from_json(self._client._request("POST", "/v1/chat/completions", json=body))
+
     # datasets
     def upload_dataset(self, name: str, source: Source) -> DatasetInfo:
         """Upload JSONL (chat or prompt/completion form); BadRequestError lists the bad lines."""
@@ -308,6 +381,18 @@ class AsyncData:
         return [
             SearchHit.from_json(h) for h in (await self._client._request("POST", path, json=body))["data"]
         ]
+
+    async def ask(
+        self,
+        model: str,
+        question: str | Sequence[Mapping[str, Any]],
+        collections: Sequence[str],
+        *,
+        top_k: int = 4,
+        **params: Any,
+    ) -> Answer:
+        body = _ask_body(model, question, collections, top_k, params)
+        return Answer.from_json(await self._client._request("POST", "/v1/chat/completions", json=body))
 
     async def upload_dataset(self, name: str, source: Source) -> DatasetInfo:
         data, _ = _read(source, name)
