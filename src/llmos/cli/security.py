@@ -439,21 +439,22 @@ def keys_list(
     if as_json:
         out.print_json(json.dumps([asdict(k) for k in keys]))
         return
+    named = any(k.name for k in keys)
+    cols = ["ID", "PREFIX", "TENANT", *(["NAME"] if named else []), "SCOPES", "MODELS", "EXPIRES", "STATUS"]
     table = Table(box=None, pad_edge=False)
-    for col in ("ID", "PREFIX", "TENANT", "NAME", "SCOPES", "MODELS", "EXPIRES", "STATUS"):
-        table.add_column(col)
-    for k in keys:
-        status = "revoked" if k.revoked_at else "active"
-        table.add_row(
-            k.id,
-            k.prefix,
-            escape(k.tenant),
-            escape(k.name),
-            ",".join(k.scopes),
-            escape(",".join(k.models)),
-            (k.expires_at or "-")[:19],
-            status,
+    for col in cols:
+        table.add_column(
+            col, no_wrap=col != "SCOPES", overflow="fold", min_width=12 if col == "SCOPES" else None
         )
+    for k in keys:
+        scopes = "admin (all)" if "admin" in k.scopes else ",".join(k.scopes)
+        cells = [k.id, k.prefix, escape(k.tenant), *([escape(k.name)] if named else []), scopes]
+        cells += [
+            escape(",".join(k.models)),
+            (k.expires_at or "-")[:10],
+            "revoked" if k.revoked_at else "active",
+        ]
+        table.add_row(*cells)
     out.print(table)
 
 
