@@ -62,6 +62,7 @@ class FakeOpenAI:
         return httpx.MockTransport(self.handle)
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0)  # a network round trip suspends the client, as a real one would
         body = json.loads(request.content)
         n = len(self.bodies)
         self.bodies.append(body)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import itertools
 import statistics
 from typing import Any
@@ -202,3 +203,26 @@ def test_urls_are_normalized_to_the_api_root() -> None:
     assert workload(url="https://h/openai/v1").url == "https://h/openai/v1"
     assert workload(requests=None).requests == 100
     assert "api_key" not in workload(api_key="sk-secret").describe()
+
+
+async def test_a_cancelled_run_keeps_the_finished_requests() -> None:
+    server = FakeOpenAI(FakeClock())
+    gen: LoadGenerator
+
+    def stop_after_two(record: Any) -> None:
+        if len(server.bodies) == 2:
+            task.cancel()
+
+    gen = LoadGenerator(
+        workload(requests=10),
+        transport=server.transport(),
+        clock=server.clock,
+        sleep=server.clock.sleep,
+        on_result=stop_after_two,
+    )
+    task = asyncio.ensure_future(gen.run())
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    partial = gen.result(interrupted=True)
+    assert partial.interrupted and [r.index for r in partial.records] == [0, 1]
+    assert all(r.ok for r in partial.records) and partial.duration_s > 0

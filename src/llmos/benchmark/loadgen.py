@@ -109,6 +109,8 @@ class BenchResult:
     """From the first request's start to the last one's end."""
     started_at: str
     """UTC wall-clock time of the start, ISO 8601."""
+    interrupted: bool = False
+    """Stopped early (Ctrl-C): the records are the requests that had finished."""
 
 
 class LoadGenerator:
@@ -129,13 +131,17 @@ class LoadGenerator:
         self._sleep = sleep
         self._on_result = on_result
         self._t0 = 0.0
+        self._started_at = ""
+        self._records: list[RequestRecord] = []
 
     async def run(self) -> BenchResult:
+        """Send the whole workload; when cancelled, :meth:`result` still has what finished."""
         w = self.workload
         cap = w.concurrency or 0
         limits = httpx.Limits(max_connections=cap or None, max_keepalive_connections=cap or None)
-        started_at = datetime.now(UTC).isoformat(timespec="seconds")
+        self._started_at = datetime.now(UTC).isoformat(timespec="seconds")
         records: list[RequestRecord] = []
+        self._records = records
         async with httpx.AsyncClient(
             base_url=w.url,
             transport=self._transport,
@@ -148,9 +154,19 @@ class LoadGenerator:
                 await self._closed_loop(http, records)
             else:
                 await self._poisson(http, records, w.rate)
+        return self.result()
+
+    def result(self, *, interrupted: bool = False) -> BenchResult:
+        """The requests finished so far, in index order."""
+        records = sorted(self._records, key=lambda r: r.index)
         end = max((r.start_s + (r.e2e_s or 0.0) for r in records), default=0.0)
-        records.sort(key=lambda r: r.index)
-        return BenchResult(workload=w, records=records, duration_s=end, started_at=started_at)
+        return BenchResult(
+            workload=self.workload,
+            records=records,
+            duration_s=end,
+            started_at=self._started_at,
+            interrupted=interrupted,
+        )
 
     def _elapsed(self) -> float:
         return self._clock() - self._t0

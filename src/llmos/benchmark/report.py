@@ -29,6 +29,7 @@ def document(result: BenchResult, summary: Summary, *, include_requests: bool = 
     doc: dict[str, Any] = {
         "schema": SCHEMA,
         "started_at": result.started_at,
+        "interrupted": result.interrupted,
         "client": {"python": platform.python_version(), "machine": platform.machine()},
         "workload": result.workload.describe(),
         "summary": summary.to_json(),
@@ -54,7 +55,8 @@ def summary_table(result: BenchResult, summary: Summary) -> Group:
     w = result.workload
     arrivals = f"closed loop x{w.concurrency}" if w.rate is None else f"Poisson {w.rate:g} req/s"
     mode = "stream" if w.stream else "no stream"
-    totals = Table(title=f"{w.model} @ {w.url}{w.path} ({arrivals}, {mode})", title_justify="left")
+    stopped = ", interrupted: finished requests only" if result.interrupted else ""
+    totals = Table(title=f"{w.model} @ {w.url}{w.path} ({arrivals}, {mode}{stopped})", title_justify="left")
     totals.add_column("metric")
     totals.add_column("value", justify="right")
     errors = ", ".join(f"{k}: {v}" for k, v in summary.errors.items()) or "none"

@@ -123,15 +123,26 @@ def bench(
     if summary.completed == 0:
         err_console.print("[red]no request succeeded[/red]")
         raise typer.Exit(1)
+    if result.interrupted:
+        raise typer.Exit(130)
 
 
 def endpoint_name(value: str) -> Endpoint:
     return "chat" if value == "chat" else "completions"
 
 
+async def _until_interrupted(gen: LoadGenerator) -> BenchResult:
+    """Ctrl-C cancels the run: report the requests that had finished, marked as interrupted."""
+    try:
+        return await gen.run()
+    except asyncio.CancelledError:
+        err_console.print("interrupted: reporting the requests that had finished")
+        return gen.result(interrupted=True)
+
+
 async def _run(workload: Workload, *, show: bool) -> BenchResult:
     if not show:
-        return await LoadGenerator(workload).run()
+        return await _until_interrupted(LoadGenerator(workload))
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -151,7 +162,7 @@ async def _run(workload: Workload, *, show: bool) -> BenchResult:
             done = min(time.monotonic() - started, total or 0.0) if by_time else sum(counts.values())
             bar.update(task, completed=done, status=f"{counts['ok']} ok, {counts['failed']} failed")
 
-        return await LoadGenerator(workload, on_result=on_result).run()
+        return await _until_interrupted(LoadGenerator(workload, on_result=on_result))
 
 
 def register(app: typer.Typer) -> None:
