@@ -266,3 +266,18 @@ async def test_sqlite_without_the_extension_falls_back_to_exact_search_with_a_wa
     hits = await service.search("acme", ["kb"], "how do rockets reach orbit", top_k=3)
     assert hits[0].chunk.document == "rockets.md" and hits[0].vector_score is not None
     db.dispose()
+
+
+async def test_the_migration_downgrades_and_upgrades_again(service: DataService, database: Database) -> None:
+    from sqlalchemy import inspect
+
+    from llmos.storage.migrate import downgrade, upgrade
+
+    await _fill(service)
+    downgrade(database.engine, "0002")
+    names = set(inspect(database.engine).get_table_names())
+    assert not {n for n in names if n.startswith("data_")}, names
+    upgrade(database.engine)
+    assert {"data_collections", "data_documents", "data_chunks", "data_datasets"} <= set(
+        inspect(database.engine).get_table_names()
+    )
