@@ -127,6 +127,14 @@ async def test_bad_uploads_get_openai_error_bodies(api: Api) -> None:
     await api.client.post("/api/collections", json={"name": "kb"}, headers=api.as_("a"))
     r = await _upload(api, "a", "kb", "x.bin", b"\x00", content_type="image/png")
     assert r.status_code == 400 and "unsupported content type" in r.json()["error"]["message"]
+    # A generic Content-Type (curl --data-binary sends a form type) leaves the format to the name.
+    r = await api.client.post(
+        "/api/collections/kb/documents",
+        params={"name": "page.html"},
+        content=b"<p>Hello <b>there</b></p>",
+        headers={**api.as_("a"), "content-type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 201 and r.json()["content_type"] == "html", r.text
     r = await _upload(api, "a", "kb", "x.txt", b"hello", metadata="[1]")
     assert r.status_code == 400 and r.json()["error"]["param"] == "metadata"
     r = await _upload(api, "a", "missing", "x.txt", b"hello")

@@ -43,6 +43,13 @@ _MIME = {
 }
 
 
+def known_format(content_type: str | None) -> str | None:
+    """The format a MIME type (or format name) stands for, or None when it names none of ours
+    (``curl --data-binary`` sends ``application/x-www-form-urlencoded`` for any file)."""
+    ct = (content_type or "").split(";")[0].strip().lower()
+    return ct if ct in FORMATS else _MIME.get(ct)
+
+
 def detect_format(name: str, content_type: str | None = None) -> str:
     """One of :data:`FORMATS`: ``content_type`` (a format or a MIME type) wins over the extension.
 

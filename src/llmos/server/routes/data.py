@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 
+from llmos.data.parsers import known_format
 from llmos.errors import InvalidRequest, PayloadTooLarge
 from llmos.security.principal import Principal
 from llmos.server.auth import PrincipalDep
@@ -122,9 +123,10 @@ async def add_document(
     tenant = _tenant(principal)
     meta = _metadata(metadata)
     data = await _body(request, kernel.config.limits.max_body_bytes)
-    header_type = request.headers.get("content-type")
-    if content_type is None and header_type and not header_type.startswith("application/octet-stream"):
-        content_type = header_type
+    if content_type is None:
+        # The body's Content-Type counts only when it names a format: curl and many clients
+        # send a generic one for any file, and the document's name then decides.
+        content_type = known_format(request.headers.get("content-type"))
     doc = await kernel.data.add_document(
         tenant, collection, name, data, content_type=content_type, metadata=meta
     )
