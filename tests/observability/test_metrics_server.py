@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -134,3 +136,21 @@ async def test_metrics_can_require_an_admin_key(serve: AppFactory, tmp_path) -> 
     assert ok.status_code == 200 and "llmos_build_info" in ok.text
     open_config = load_config(home=tmp_path / "open", auth="required", admin_key=ADMIN_KEY)
     assert (await (await serve(config=open_config)).client.get("/metrics")).status_code == 200
+
+
+async def test_a_preemption_by_an_urgent_request(serve: AppFactory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    config = load_config(home=tmp_path / "prio", n_slots=1, n_ctx=2048, scheduler_policy="priority")
+    s = await serve(config=config, step_cost_s=0.01)
+    low = {"model": "fake:1", "messages": MSG, "max_tokens": 300, "priority": 1}
+    running = asyncio.create_task(s.client.post("/v1/chat/completions", json=low))
+    for _ in range(2000):
+        loaded = s.kernel.loaded("fake:1")
+        if loaded is not None and loaded.scheduler.snapshot().running == 1:
+            break
+        await asyncio.sleep(0.005)
+    high = {"model": "fake:1", "messages": MSG, "max_tokens": 3, "priority": 9}
+    assert (await s.client.post("/v1/chat/completions", json=high)).status_code == 200
+    assert (await running).status_code == 200
+    m = await scrape(s)
+    assert get(m, "llmos_preemptions_total", model="fake:1", reason="policy") == 1
+    assert get(m, "llmos_queue_wait_seconds_count", model="fake:1") == 2

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from llmos.errors import EngineDeadError, RateLimited
+from llmos.observability.collector import StateSources
 from llmos.observability.metrics import Metrics, ObservedEventLog, status_of
 from llmos.resources.events import ResourceEvent
 from llmos.scheduler.events import SchedulerEvent
+from llmos.scheduler.stats import SchedulerStats
 
 
 class Clock:
@@ -134,3 +136,17 @@ def test_history_spreads_tokens_over_time_and_places_latencies() -> None:
     assert first["tokens_per_s"] == 2.0 and first["requests_per_min"] == 0 and first["ttft_p50_s"] is None
     assert second["tokens_per_s"] == 4.0 and second["requests_per_min"] == 12.0
     assert second["ttft_p50_s"] == pytest.approx(1.0) and second["e2e_p50_s"] == pytest.approx(6.0)
+
+
+def test_a_failing_source_never_fails_a_scrape() -> None:
+    m = Metrics(Clock())
+
+    def broken() -> list[SchedulerStats]:
+        raise RuntimeError("scheduler went away")
+
+    m.watch(StateSources(scheduler_stats=broken, residents=lambda: [], memory=lambda: (5, 10)))
+    text = m.render().decode()
+    assert "llmos_memory_used_bytes 5.0" in text and "llmos_memory_budget_bytes 10.0" in text
+    assert "llmos_running_sequences{" not in text
+    summary = m.summary()
+    assert summary["running"] == 0 and summary["models"] == []
