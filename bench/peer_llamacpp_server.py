@@ -176,6 +176,7 @@ def measure(
     for stream in modes:
         for c in args.concurrency:
             n = max(args.min_requests, args.rounds * c)
+            load = os.getloadavg()[0]
             result = run_benchmark(workload(server.url, stream=stream, concurrency=c, requests=n, args=args))
             s = summarize(result.records, result.duration_s)
             rows.append(
@@ -183,6 +184,7 @@ def measure(
                     "server": server.name,
                     "stream": stream,
                     "concurrency": c,
+                    "load_1min_at_start": round(load, 2),
                     "requests": s.requests,
                     "completed": s.completed,
                     "errors": s.errors,
