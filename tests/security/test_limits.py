@@ -142,3 +142,32 @@ async def test_plan_and_weight_reach_the_fair_share_scheduler(secured: ServeFact
     assert r.json()["weight"] == 0.5 and policy.weight("acme") == 0.5
     bad = await s.client.patch("/api/tenants/acme", json={"plan": "gold"}, headers=s.auth(s.admin_key))
     assert bad.status_code == 400
+
+
+async def test_key_limits_change_at_once_and_only_by_an_admin(secured: ServeFactory) -> None:
+    s = await secured()
+    key = await s.new_tenant("acme")
+    key_id = (await s.client.get("/api/keys", headers=s.auth(key))).json()["data"][0]["id"]
+    lift = await s.client.patch(
+        f"/api/keys/{key_id}", json={"limits": {"token_budget": 10**9}}, headers=s.auth(key)
+    )
+    assert lift.status_code == 403
+    r = await s.client.patch(
+        f"/api/keys/{key_id}",
+        json={"name": "ci", "limits": {"requests_per_minute": 1}},
+        headers=s.auth(s.admin_key),
+    )
+    assert (
+        r.status_code == 200 and r.json()["name"] == "ci" and r.json()["limits"]["requests_per_minute"] == 1
+    )
+    assert (await s.chat(key)).status_code == 200
+    assert (await s.chat(key)).status_code == 429
+    r = await s.client.patch(
+        f"/api/keys/{key_id}", json={"limits": {"requests_per_minute": None}}, headers=s.auth(s.admin_key)
+    )
+    assert r.json()["limits"]["requests_per_minute"] is None and r.json()["name"] == "ci"
+    assert (await s.chat(key)).status_code == 200
+    actions = [
+        e["action"] for e in (await s.client.get("/api/audit", headers=s.auth(s.admin_key))).json()["data"]
+    ]
+    assert actions[:2] == ["key.limits", "key.limits"]

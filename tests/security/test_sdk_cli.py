@@ -91,6 +91,8 @@ def test_cli_without_a_server_works_on_the_database(llmos_home: Path) -> None:
     keys = json.loads(llmos("keys", "list", "--json", "--tenant", "acme")[1])
     assert len(keys) == 1 and keys[0]["scopes"] == ["inference", "embeddings"] and keys[0]["key"] is None
     assert secret.strip() not in llmos("keys", "list")[1]
+    code, out, err = llmos("keys", "set-limits", keys[0]["id"], "--rpm", "7", "--budget", "500")
+    assert code == 0 and "rpm=7" in out and "budget=500/month" in out, err
     code, out, _ = llmos("keys", "revoke", keys[0]["id"])
     assert code == 0 and "revoked" in out
     assert llmos("usage", "--json")[1].strip() == "[]"

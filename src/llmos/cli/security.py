@@ -60,6 +60,7 @@ class Backend(Protocol):
     ) -> ApiKey: ...
     def keys_list(self, tenant: str | None) -> list[ApiKey]: ...
     def keys_revoke(self, key_id: str) -> ApiKey: ...
+    def keys_update(self, key_id: str, limits: Mapping[str, Any]) -> ApiKey: ...
     def usage(self, group_by: list[str], tenant: str | None, since: date | None) -> list[UsageRow]: ...
 
 
@@ -107,6 +108,9 @@ class RemoteSecurity:
 
     def keys_revoke(self, key_id: str) -> ApiKey:
         return self.s.keys.revoke(key_id)
+
+    def keys_update(self, key_id: str, limits: Mapping[str, Any]) -> ApiKey:
+        return self.s.keys.update(key_id, limits=limits)
 
     def usage(self, group_by: list[str], tenant: str | None, since: date | None) -> list[UsageRow]:
         return self.s.usage(group_by, tenant=tenant, since=since)
@@ -198,6 +202,9 @@ class LocalSecurity:
 
     def keys_revoke(self, key_id: str) -> ApiKey:
         return _key(self.security.revoke_key(self.actor, key_id))
+
+    def keys_update(self, key_id: str, limits: Mapping[str, Any]) -> ApiKey:
+        return _key(self.security.update_key(self.actor, key_id, limits=limits))
 
     def usage(self, group_by: list[str], tenant: str | None, since: date | None) -> list[UsageRow]:
         start = datetime.combine(since, datetime.min.time(), tzinfo=UTC) if since else None
@@ -466,6 +473,27 @@ def keys_revoke(
     out.print(f"revoked {k.id} ({k.prefix}…) of tenant {escape(k.tenant)}")
 
 
+def keys_set_limits(
+    key_id: Annotated[str, typer.Argument(help="The key's id (key_…)")],
+    rpm: Rpm = None,
+    tpm: Tpm = None,
+    concurrency: Concurrency = None,
+    max_tokens: MaxTokens = None,
+    budget: Budget = None,
+    budget_period: Period = None,
+    clear: Annotated[
+        list[str] | None,
+        typer.Option("--clear", help="Remove a limit: rpm, tpm, concurrency, max-tokens, budget"),
+    ] = None,
+) -> None:
+    """Change one key's limits (the tenant's apply as well). Applies at once."""
+    limits = _limits(rpm, tpm, concurrency, max_tokens, budget, budget_period, clear or ())
+    if not limits:
+        raise InvalidRequest("nothing to change: give a limit (--rpm, --budget...) or --clear")
+    k = backend_opener().keys_update(key_id, limits)
+    out.print(f"key {k.id} ({k.prefix}…): {_show_limits(k.limits)}")
+
+
 # ---- usage ---------------------------------------------------------------------------------
 
 
@@ -519,6 +547,7 @@ def register(app: typer.Typer) -> None:
     keys_app.command("create")(_wrapped(keys_create))
     keys_app.command("list")(_wrapped(keys_list))
     keys_app.command("revoke")(_wrapped(keys_revoke))
+    keys_app.command("set-limits")(_wrapped(keys_set_limits))
     app.add_typer(tenants_app, name="tenants")
     app.add_typer(keys_app, name="keys")
     app.command("usage")(usage)

@@ -236,6 +236,13 @@ class _Calls:
         return _Call("POST", "/api/keys", ApiKey.from_json, {"json": body})
 
     @staticmethod
+    def keys_update(key_id: str, name: str | None, limits: Mapping[str, Any] | None) -> _Call[ApiKey]:
+        body: dict[str, Any] = _clean({"name": name})
+        if limits is not None:
+            body["limits"] = dict(limits)  # a None value inside removes that limit
+        return _Call("PATCH", f"/api/keys/{key_id}", ApiKey.from_json, {"json": body})
+
+    @staticmethod
     def keys_revoke(key_id: str) -> _Call[ApiKey]:
         return _Call("DELETE", f"/api/keys/{key_id}", ApiKey.from_json)
 
@@ -356,6 +363,12 @@ class Keys:
         """A new key; its ``.key`` is the secret, shown this once."""
         return self._s._run(_Calls.keys_create(tenant, name, scopes, models, expires_in, limits, admin))
 
+    def update(
+        self, key_id: str, *, name: str | None = None, limits: Mapping[str, Any] | None = None
+    ) -> ApiKey:
+        """Rename a key or change its limits (admin; a limit set to None is removed)."""
+        return self._s._run(_Calls.keys_update(key_id, name, limits))
+
     def revoke(self, key_id: str) -> ApiKey:
         return self._s._run(_Calls.keys_revoke(key_id))
 
@@ -449,6 +462,11 @@ class AsyncKeys:
         admin: bool = False,
     ) -> ApiKey:
         return await self._s._run(_Calls.keys_create(tenant, name, scopes, models, expires_in, limits, admin))
+
+    async def update(
+        self, key_id: str, *, name: str | None = None, limits: Mapping[str, Any] | None = None
+    ) -> ApiKey:
+        return await self._s._run(_Calls.keys_update(key_id, name, limits))
 
     async def revoke(self, key_id: str) -> ApiKey:
         return await self._s._run(_Calls.keys_revoke(key_id))

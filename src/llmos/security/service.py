@@ -380,6 +380,30 @@ class Security:
             self.audit(actor, "key.revoke", key.id, {"prefix": key.prefix}, tenant=key.tenant)
         return self.get_key(actor, key_id)
 
+    def update_key(
+        self,
+        actor: Principal,
+        key_id: str,
+        *,
+        name: str | None = None,
+        limits: Mapping[str, Any] | None = None,
+    ) -> ApiKey:
+        """Rename a key or change its limits (merged; a None value removes a limit). Admin only:
+        a tenant cannot lift its own keys' limits. Applies to the key's next request."""
+        actor.require("admin")
+        key = self.get_key(actor, key_id)
+        quota = key.limits.updated(limits) if limits is not None else key.limits
+        self.store.update_key(key.id, name=(name if name is not None else key.name)[:200], limits=quota)
+        detail: dict[str, Any] = {}
+        if limits is not None:
+            detail["limits"] = dict(limits)
+        if name is not None:
+            detail["name"] = name
+        self.audit(
+            actor, "key.limits" if limits is not None else "key.update", key.id, detail, tenant=key.tenant
+        )
+        return self.get_key(actor, key_id)
+
     # ---- limits --------------------------------------------------------------------------
 
     def admit(self, principal: Principal, *, max_tokens: int | None = None) -> Grant:

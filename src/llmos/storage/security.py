@@ -157,6 +157,12 @@ class SecurityRepository:
                 .values(revoked_at=at)
             )
 
+    def update_key(self, key_id: str, *, name: str, limits: Quota) -> None:
+        with self.db.session() as s:
+            s.execute(
+                update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(name=name, limits=limits.to_json())
+            )
+
     def touch_key(self, key_id: str, at: datetime) -> None:
         with self.db.session() as s:
             s.execute(update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(last_used_at=at))

@@ -24,6 +24,7 @@ from llmos.server.schemas.security import (
     KeyCreated,
     KeyList,
     KeyOut,
+    KeyPatch,
     LimitsOut,
     TenantCreate,
     TenantList,
@@ -180,6 +181,13 @@ def create_key(body: KeyCreate, principal: PrincipalDep, kernel: KernelDep) -> K
 @router.get("/keys/{key_id}", response_model=KeyOut)
 def show_key(key_id: str, principal: PrincipalDep, kernel: KernelDep) -> KeyOut:
     return _key(kernel.security.get_key(principal, key_id))
+
+
+@router.patch("/keys/{key_id}", response_model=KeyOut)
+def update_key(key_id: str, body: KeyPatch, principal: PrincipalDep, kernel: KernelDep) -> KeyOut:
+    """Rename a key or change its limits (admin); limits merge, a ``null`` limit is removed."""
+    limits = body.limits.changes() if body.limits is not None else None
+    return _key(kernel.security.update_key(principal, key_id, name=body.name, limits=limits))
 
 
 @router.delete("/keys/{key_id}", response_model=KeyOut)

@@ -90,6 +90,13 @@ class KeyCreate(BaseModel):
     admin: bool = False
 
 
+class KeyPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=200)
+    limits: LimitsIn | None = None
+
+
 class KeyOut(BaseModel):
     id: str
     prefix: str
