@@ -154,3 +154,15 @@ async def test_a_preemption_by_an_urgent_request(serve: AppFactory, tmp_path) ->
     m = await scrape(s)
     assert get(m, "llmos_preemptions_total", model="fake:1", reason="policy") == 1
     assert get(m, "llmos_queue_wait_seconds_count", model="fake:1") == 2
+
+
+async def test_embeddings_are_counted(serve: AppFactory) -> None:
+    s = await serve()
+    r = await s.client.post("/v1/embeddings", json={"model": "fake:1", "input": ["one", "two words"]})
+    assert r.status_code == 200, r.text
+    m = await scrape(s)
+    assert get(m, "llmos_embedding_requests_total", model="fake:1", tenant="local", status="ok") == 1
+    tokens = r.json()["usage"]["prompt_tokens"]
+    assert get(m, "llmos_embedding_input_tokens_total", model="fake:1", tenant="local") == tokens
+    assert get(m, "llmos_embedding_latency_seconds_count", model="fake:1") == 1
+    assert get(m, "llmos_requests_total", model="fake:1", tenant="local", status="ok") is None

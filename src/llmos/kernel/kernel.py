@@ -293,12 +293,20 @@ class Kernel:
         checked = embeddings.check_inputs(inputs)
         manifest = await self.resolve(model)
         key = self._key(model, manifest)
-        lease = await self._acquire(key, manifest, _keep_alive(meta.keep_alive))
+        observation = self.metrics.start_embedding(key, meta.tenant)
+        try:
+            lease = await self._acquire(key, manifest, _keep_alive(meta.keep_alive))
+        except BaseException as exc:
+            observation.finish(status_of(exc))
+            raise
         error: BaseException | None = None
         try:
-            return await embeddings.embed_on(lease.handle, model, checked, dimensions=dimensions)
+            result = await embeddings.embed_on(lease.handle, model, checked, dimensions=dimensions)
+            observation.finish("ok", tokens=result.prompt_tokens)
+            return result
         except BaseException as exc:
             error = exc
+            observation.finish(status_of(exc))
             raise
         finally:
             await self.residency.release(lease)

@@ -95,6 +95,22 @@ class Metrics:
             buckets=E2E_BUCKETS,
             registry=r,
         )
+        self.embedding_requests = Counter(
+            "llmos_embedding_requests",
+            "Embedding requests finished, by model, tenant and status (ok or an error code)",
+            ["model", "tenant", "status"],
+            registry=r,
+        )
+        self.embedding_tokens = Counter(
+            "llmos_embedding_input_tokens", "Input tokens embedded", ["model", "tenant"], registry=r
+        )
+        self.embedding_latency = Histogram(
+            "llmos_embedding_latency_seconds",
+            "From the embedding request reaching the kernel (model load included) to its vectors",
+            ["model"],
+            buckets=E2E_BUCKETS,
+            registry=r,
+        )
         self.queue_wait = Histogram(
             "llmos_queue_wait_seconds",
             "Time a sequence waited in its model's scheduler queue before it first got a slot",
@@ -217,6 +233,11 @@ class Metrics:
         annotate_request(tenant=tenant, model=model)
         return RequestObservation(self, model, tenant, self.clock())
 
+    def start_embedding(self, model: str, tenant: str) -> EmbeddingObservation:
+        """Open the observation of one embedding request that starts now."""
+        annotate_request(tenant=tenant, model=model)
+        return EmbeddingObservation(self, model, tenant, self.clock())
+
     def scheduler_listener(self, model: str) -> Callable[[SchedulerEvent], None]:
         """An ``on_event`` callback for ``model``'s scheduler: queue waits, preemptions, rejections."""
         arrivals: dict[str, float] = {}
@@ -322,6 +343,27 @@ class RequestObservation:
                 completion_tokens=completion_tokens,
             )
         )
+
+
+class EmbeddingObservation:
+    """One embedding request; call :meth:`finish` once (later calls are ignored)."""
+
+    def __init__(self, metrics: Metrics, model: str, tenant: str, started: float) -> None:
+        self._m = metrics
+        self.model = model
+        self.tenant = tenant
+        self.started = started
+        self._done = False
+
+    def finish(self, status: str, *, tokens: int = 0) -> None:
+        if self._done:
+            return
+        self._done = True
+        m = self._m
+        m.embedding_latency.labels(model=self.model).observe(max(0.0, m.clock() - self.started))
+        m.embedding_requests.labels(model=self.model, tenant=self.tenant, status=status).inc()
+        if tokens:
+            m.embedding_tokens.labels(model=self.model, tenant=self.tenant).inc(tokens)
 
 
 class ObservedEventLog(EventLog):
