@@ -60,10 +60,15 @@ def serve(
     life = Lifecycle()
     startup = None if no_default_model else default_model_startup(config)
     app = create_app(kernel, startup=startup, lifecycle=life, drain_timeout=drain_timeout)
-    err_console.print(
+    banner = (
         f"llmos {__version__} serving on http://{config.host}:{config.port} "
-        f"(OpenAI API at /v1, admin at /api, docs at /docs); home {config.paths.home}"
+        f"(OpenAI API at /v1, admin at /api, console at /ui, metrics at /metrics, docs at /docs); "
+        f"home {config.paths.home}"
     )
+    if config.log_format == "json":
+        log.info("%s", banner)  # stderr stays one JSON object per line
+    else:
+        err_console.print(banner)
     server = server_for(
         app, life, host=config.host, port=config.port, drain_timeout=drain_timeout, log_level=config.log_level
     )
