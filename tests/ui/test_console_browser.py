@@ -122,7 +122,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, smollm2_gguf: Path) -> Iter
 
 
 @pytest.mark.timeout(1200)  # a real model on a shared 2-core machine
-def test_sign_in_chat_and_dashboard(server: Server, browser_path: Path) -> None:
+def test_sign_in_chat_and_dashboard(browser_path: Path, server: Server) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     shots = artifacts()
