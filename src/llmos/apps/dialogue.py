@@ -59,6 +59,7 @@ class Assistant:
         *,
         system: str = DEFAULT_SYSTEM,
         max_tokens: int = 200,
+        tool_max_tokens: int = 160,
         history_window: int = 20,
         temperature: float = 0.0,
     ) -> None:
@@ -67,6 +68,7 @@ class Assistant:
         self.tools = tools if tools is not None else default_tools()
         self.system = system
         self.max_tokens = max_tokens
+        self.tool_max_tokens = tool_max_tokens
         self.history_window = history_window
         self.temperature = temperature
 
@@ -108,13 +110,15 @@ class Assistant:
         self, history: Sequence[dict[str, Any]], new: Sequence[dict[str, Any]], choice: ToolChoice
     ) -> Any:
         messages = [*self._window(history), *new]
+        # A tool call's arguments must close within the budget, or the call is lost.
+        budget = self.max_tokens if choice == "none" else max(self.max_tokens, self.tool_max_tokens)
         return self.client.chat(
             self.model,
             messages,
             tools=self.tools.specs(),
             tool_choice=choice,
             parallel_tool_calls=False,
-            max_tokens=self.max_tokens,
+            max_tokens=budget,
             temperature=self.temperature,
         )
 

@@ -128,7 +128,7 @@ def calculator_tool() -> Tool:
         description="Evaluate an arithmetic expression, e.g. '(12.5 * 4) / 3' or 'sqrt(2) ^ 2'.",
         parameters={
             "type": "object",
-            "properties": {"expression": {"type": "string", "minLength": 1, "maxLength": 200}},
+            "properties": {"expression": {"type": "string", "minLength": 1, "maxLength": 100}},
             "required": ["expression"],
             "additionalProperties": False,
         },
