@@ -54,9 +54,7 @@ export class LineChart {
     let max = 0;
     for (const s of this.series) for (const [, v] of s.points) if (v !== null && v > max) max = v;
     max = niceCeil(max || 1);
-    const step = max / 4;
-    const digits = step >= 1 ? 0 : step >= 0.1 ? 1 : step >= 0.01 ? 2 : 3;
-    const fmt = this.format || ((v) => v.toFixed(digits));
+    const fmt = this.format || ((v) => String(Number(v.toFixed(3))));
     const styles = getComputedStyle(c);
     const ink = styles.getPropertyValue("--chart-ink").trim() || "#666";
     const grid = styles.getPropertyValue("--chart-grid").trim() || "#e5e7eb";

@@ -10,7 +10,8 @@ export function stateBadge(state) {
   return badge(state, kind);
 }
 
-export function residentTable(models, testid = "resident-models") {
+export function residentTable(models, testid = "resident-models", perModel = new Map()) {
+  const recent = (m) => (perModel.get(m.name) || {}).recent || null;
   return table(
     [
       { label: "Model", cell: (m) => h("strong", {}, m.name) },
@@ -24,6 +25,8 @@ export function residentTable(models, testid = "resident-models") {
       { label: "Running", num: true, cell: (m) => count(m.running) },
       { label: "Queued", num: true, cell: (m) => count(m.queued) },
       { label: "In flight", num: true, cell: (m) => count(m.in_flight) },
+      { label: "Tokens/s (60 s)", num: true, cell: (m) => (recent(m) ? recent(m).tokens_per_s.toFixed(1) : "–") },
+      { label: "TTFT p50 (60 s)", num: true, cell: (m) => seconds(recent(m) ? recent(m).ttft_s.p50 : null) },
       {
         label: "Keep-alive",
         cell: (m) =>
@@ -87,7 +90,7 @@ export function render(root) {
         res ? tile("Model memory", bytes(res.used_bytes), "tile-memory", `of ${bytes(res.budget.ram_bytes)} budget`) : null,
       );
       residents.replaceChildren(
-        ps ? residentTable(ps.models) : notice("Your key may not list models (it lacks models:read).", "info"),
+        ps ? residentTable(ps.models, "resident-models", new Map(summary.models.map((m) => [m.model, m]))) : notice("Your key may not list models (it lacks models:read).", "info"),
       );
     } catch (e) {
       if (alive) error.replaceChildren(notice(`Could not refresh: ${e.message}`, "error"));
