@@ -150,3 +150,13 @@ def test_a_failing_source_never_fails_a_scrape() -> None:
     assert "llmos_running_sequences{" not in text
     summary = m.summary()
     assert summary["running"] == 0 and summary["models"] == []
+
+
+def test_tenant_labels_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("llmos.observability.metrics.MAX_TENANT_LABELS", 2)
+    m = Metrics(Clock())
+    for tenant in ("a", "b", "c", "a"):
+        m.start_request("x:1", tenant).finish("ok")
+    assert value(m, "llmos_requests_total", model="x:1", tenant="a", status="ok") == 2
+    assert value(m, "llmos_requests_total", model="x:1", tenant="other", status="ok") == 1
+    assert value(m, "llmos_requests_total", model="x:1", tenant="c", status="ok") is None

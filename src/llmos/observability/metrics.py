@@ -33,6 +33,8 @@ from llmos.resources.events import EventLog, ResourceEvent
 from llmos.scheduler.events import SchedulerEvent
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+MAX_TENANT_LABELS = 500
+OTHER_TENANT = "other"
 
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 TPOT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -170,6 +172,7 @@ class Metrics:
         self.token_rate = TokenRate()
         self._totals: dict[str, _Totals] = {}
         self._lock = threading.Lock()
+        self._tenants: set[str] = set()
 
     # ---- sources read at scrape time ------------------------------------------------------
 
@@ -231,12 +234,23 @@ class Metrics:
         """Open the observation of one generation request that starts now (also tags the
         current request's log lines with its tenant and model)."""
         annotate_request(tenant=tenant, model=model)
-        return RequestObservation(self, model, tenant, self.clock())
+        return RequestObservation(self, model, self.tenant_label(tenant), self.clock())
 
     def start_embedding(self, model: str, tenant: str) -> EmbeddingObservation:
         """Open the observation of one embedding request that starts now."""
         annotate_request(tenant=tenant, model=model)
-        return EmbeddingObservation(self, model, tenant, self.clock())
+        return EmbeddingObservation(self, model, self.tenant_label(tenant), self.clock())
+
+    def tenant_label(self, tenant: str) -> str:
+        """``tenant``, or ``other`` once :data:`MAX_TENANT_LABELS` distinct tenants have been seen:
+        with auth off a caller names its own tenant, and every name would be a new series."""
+        with self._lock:
+            if tenant in self._tenants:
+                return tenant
+            if len(self._tenants) >= MAX_TENANT_LABELS:
+                return OTHER_TENANT
+            self._tenants.add(tenant)
+            return tenant
 
     def scheduler_listener(self, model: str) -> Callable[[SchedulerEvent], None]:
         """An ``on_event`` callback for ``model``'s scheduler: queue waits, preemptions, rejections."""
@@ -255,7 +269,7 @@ class Metrics:
                     self.preemptions.labels(model=model, reason=event.detail or "policy").inc()
                 elif event.kind == "reject":
                     self.rejections.labels(
-                        model=model, tenant=event.tenant, reason=event.detail or "rejected"
+                        model=model, tenant=self.tenant_label(event.tenant), reason=event.detail or "rejected"
                     ).inc()
                 else:  # finish, timeout, cancel, fail: a request still queued will never be admitted
                     if event.kind != "restore":
