@@ -123,3 +123,14 @@ async def test_another_tenants_conversation_is_404(app: FastAPI, http: httpx.Asy
     assert (await http.get("/api/conversations")).json()["data"] == []
     app.dependency_overrides[principal] = lambda: Principal("acme")
     assert (await http.get(f"/api/conversations/{conv['id']}")).json()["title"] == "secret"
+
+
+async def test_an_input_longer_than_the_context_is_cut_to_fit(http: httpx.AsyncClient) -> None:
+    """The fake model's context is 512 tokens a sequence (a token per byte): without fitting,
+    this prompt would be refused with a 400; cut to fit, it reaches generation (whose lorem
+    answer is then refused as not JSON)."""
+    text = "The delivery was late again. " * 200
+    r = await http.post("/api/tasks/sentiment", json={"text": text, "model": "fake:1"})
+    assert r.status_code == 500 and r.json()["error"]["code"] == "generation_failed"
+    r = await http.post("/api/tasks/sentiment", json={"text": text, "model": "fake:1", "max_tokens": 600})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "max_tokens"
