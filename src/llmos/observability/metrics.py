@@ -15,7 +15,6 @@ never share or collide in the global one.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -25,12 +24,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from llmos import __version__
-from llmos.errors import LLMOSError
 from llmos.observability.collector import StateCollector, StateSources
 from llmos.observability.logging import annotate_request
-from llmos.observability.window import RecentRequests, Sample, TokenRate, history, summarize
+from llmos.observability.observations import EmbeddingObservation, RequestObservation, status_of
+from llmos.observability.window import RecentRequests, TokenRate, history, summarize
 from llmos.resources.events import EventLog, ResourceEvent
 from llmos.scheduler.events import SchedulerEvent
+
+__all__ = ["EmbeddingObservation", "Metrics", "ObservedEventLog", "RequestObservation", "status_of"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 MAX_TENANT_LABELS = 500
@@ -289,95 +290,12 @@ class Metrics:
         self.http_requests.labels(method=method, route=route, status=str(status)).inc()
         self.http_latency.labels(method=method, route=route).observe(max(0.0, seconds))
 
-    def _record(self, model: str, **deltas: int) -> None:
+    def record_totals(self, model: str, **deltas: int) -> None:
+        """Add to ``model``'s running totals (the summary's ``totals``)."""
         with self._lock:
             t = self._totals.setdefault(model, _Totals())
             for key, value in deltas.items():
                 setattr(t, key, getattr(t, key) + value)
-
-
-class RequestObservation:
-    """One generation request, from the kernel to its end. Call :meth:`output` as tokens
-    stream and :meth:`finish` once (later calls are ignored)."""
-
-    def __init__(self, metrics: Metrics, model: str, tenant: str, started: float) -> None:
-        self._m = metrics
-        self.model = model
-        self.tenant = tenant
-        self.started = started
-        self.first_output_at: float | None = None
-        self._done = False
-
-    def output(self, new_tokens: int) -> None:
-        """New output arrived: ``new_tokens`` more completion tokens (the first call marks TTFT)."""
-        if self.first_output_at is None:
-            self.first_output_at = self._m.clock()
-            self._m.ttft.labels(model=self.model).observe(max(0.0, self.first_output_at - self.started))
-        if new_tokens > 0:
-            self._m.completion_tokens.labels(model=self.model, tenant=self.tenant).inc(new_tokens)
-            self._m._record(self.model, completion_tokens=new_tokens)
-            self._m.token_rate.add(self._m.clock(), new_tokens)
-
-    def finish(
-        self,
-        status: str,
-        *,
-        prompt_tokens: int = 0,
-        completion_tokens: int = 0,
-        longest_choice_tokens: int = 0,
-    ) -> None:
-        """The request ended with ``status`` (``ok``, ``cancelled`` or an error code). TPOT is
-        measured over the longest choice (``n`` choices decode side by side)."""
-        if self._done:
-            return
-        self._done = True
-        m = self._m
-        now = m.clock()
-        e2e = max(0.0, now - self.started)
-        tpot = None
-        if self.first_output_at is not None and longest_choice_tokens > 1:
-            tpot = max(0.0, now - self.first_output_at) / (longest_choice_tokens - 1)
-            m.tpot.labels(model=self.model).observe(tpot)
-        m.e2e.labels(model=self.model).observe(e2e)
-        m.requests.labels(model=self.model, tenant=self.tenant, status=status).inc()
-        if prompt_tokens:
-            m.prompt_tokens.labels(model=self.model, tenant=self.tenant).inc(prompt_tokens)
-        is_error = status not in ("ok", "cancelled")
-        m._record(self.model, requests=1, errors=int(is_error), prompt_tokens=prompt_tokens)
-        ttft = None if self.first_output_at is None else self.first_output_at - self.started
-        m.recent.add(
-            Sample(
-                ended=now,
-                model=self.model,
-                tenant=self.tenant,
-                status=status,
-                ttft=ttft,
-                tpot=tpot,
-                e2e=e2e,
-                completion_tokens=completion_tokens,
-            )
-        )
-
-
-class EmbeddingObservation:
-    """One embedding request; call :meth:`finish` once (later calls are ignored)."""
-
-    def __init__(self, metrics: Metrics, model: str, tenant: str, started: float) -> None:
-        self._m = metrics
-        self.model = model
-        self.tenant = tenant
-        self.started = started
-        self._done = False
-
-    def finish(self, status: str, *, tokens: int = 0) -> None:
-        if self._done:
-            return
-        self._done = True
-        m = self._m
-        m.embedding_latency.labels(model=self.model).observe(max(0.0, m.clock() - self.started))
-        m.embedding_requests.labels(model=self.model, tenant=self.tenant, status=status).inc()
-        if tokens:
-            m.embedding_tokens.labels(model=self.model, tenant=self.tenant).inc(tokens)
 
 
 class ObservedEventLog(EventLog):
@@ -390,13 +308,3 @@ class ObservedEventLog(EventLog):
     def record(self, event: ResourceEvent) -> None:
         super().record(event)
         self._metrics.residency_event(event)
-
-
-def status_of(error: BaseException | None) -> str:
-    """The ``status`` label of a request that ended with ``error``: ``ok`` for none, ``cancelled``
-    for a cancellation, else the llmos error code (``rate_limit_exceeded``, ``engine_dead``...)."""
-    if error is None:
-        return "ok"
-    if isinstance(error, asyncio.CancelledError):
-        return "cancelled"
-    return error.code if isinstance(error, LLMOSError) else "internal_error"
