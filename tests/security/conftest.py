@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from kernel.fakes import MemoryRegistry, inventory, manifest  # tests/ is on sys.path
 from llmos.config import load_config
@@ -56,7 +56,12 @@ class FakeClock:
 )
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """A migrated, empty database. On PostgreSQL each test gets its own schema, so tests of
-    other areas running at the same time on the same server never see these tables."""
+    other areas running at the same time on the same server never see these tables.
+
+    The search path is that schema *alone*: with ``public`` behind it, a migrated ``public``
+    (the storage tests migrate and wipe it, maybe in another process at that very moment)
+    made Alembic see ``public.alembic_version`` at head and skip the migration, so the test ran
+    on ``public``'s shared tables — another test's tenants, usage rows and wipes included."""
     if request.param == "sqlite":
         db = Database(make_engine(f"sqlite:///{tmp_path / 'llmos.db'}"))
         upgrade(db.engine)
@@ -70,9 +75,11 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     sep = "&" if "?" in POSTGRES_URL else "?"
-    db = Database(make_engine(f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema},public"))
+    db = Database(make_engine(f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"))
     try:
         upgrade(db.engine)
+        if "tenants" not in inspect(db.engine).get_table_names(schema=schema):
+            raise RuntimeError(f"the migration did not create the tables in schema {schema!r}")
         yield db
     finally:
         db.dispose()
