@@ -281,3 +281,24 @@ async def test_the_migration_downgrades_and_upgrades_again(service: DataService,
     assert {"data_collections", "data_documents", "data_chunks", "data_datasets"} <= set(
         inspect(database.engine).get_table_names()
     )
+
+
+async def test_concurrent_uploads_each_get_their_own_version(
+    service: DataService, database: Database
+) -> None:
+    import asyncio
+
+    await service.create_collection("acme", "kb", chunk_tokens=16, chunk_overlap=0)
+    bodies = [f"Revision {i} of the shared notes about topic {i}.".encode() for i in range(6)]
+    docs = await asyncio.gather(
+        *(service.add_document("acme", "kb", "notes.txt", b) for b in bodies),
+        *(service.add_document("acme", "kb", f"other{i}.txt", b) for i, b in enumerate(bodies)),
+    )
+    versions = sorted(d.version for d in docs if d.name == "notes.txt")
+    assert versions == [1, 2, 3, 4, 5, 6]
+    latest = await service.list_documents("acme", "kb", name="notes.txt")
+    assert [d.version for d in latest] == [6]
+    docs_n, chunks_n, vectors_n = _counts(database)
+    assert docs_n == 12
+    # Only the latest version of each name is in the vector index.
+    assert vectors_n == chunks_n - sum(d.chunk_count for d in docs if d.name == "notes.txt" and d.version < 6)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy.exc
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from llmos.data.types import ChunkHit, Collection, Document, NewDocument
@@ -86,7 +86,16 @@ class DocumentStore:
 
     def _collection_row(self, s: Session, tenant: str, name: str, *, lock: bool = False) -> CollectionRow:
         q = select(CollectionRow).where(CollectionRow.tenant == tenant, CollectionRow.name == name)
-        if lock:
+        if lock and s.get_bind().dialect.name == "sqlite":
+            # SQLite has no row locks, and its driver opens the transaction at the first write:
+            # writing first takes the database's write lock (waiting out other writers), so the
+            # reads that follow (latest version, next number) see every committed upload.
+            s.execute(
+                update(CollectionRow)
+                .where(CollectionRow.tenant == tenant, CollectionRow.name == name)
+                .values(name=CollectionRow.name)
+            )
+        elif lock:
             q = q.with_for_update()
         row = s.scalars(q).first()
         if row is None:
