@@ -4,8 +4,12 @@ Compared, in one run, with (a) llama-cpp-python's high-level ``Llama`` serving t
 one after another and (b) a bare ``llama_decode`` batch loop (greedy argmax, no machinery).
 Every request: a distinct short chat prompt, 128 new tokens, greedy, EOS ignored.
 Throughput = all output tokens / wall time from first admission to last token (prefill included).
+The engine and the bare loop run the same llama.cpp context settings (per-sequence KV streams,
+``kv_unified=false``; flash attention auto; same threads); ``Llama`` keeps its defaults and the
+same threads. Compare runs only at a 1-minute load average well below 1 (``load`` in the meta).
 
-    python bench/engine_throughput.py [--model PATH] [--out bench/results]
+    python bench/engine_throughput.py [--model PATH] [--out bench/results] [--threads N]
+        [--concurrency 1 4 16 32]
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
+import os
 import platform
 import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import llama_cpp
 import numpy as np
@@ -31,6 +37,8 @@ DEFAULT_MODEL = Path.home() / ".cache" / "llmos-tests" / "SmolLM2-135M-Instruct.
 CONCURRENCY = (1, 4, 16, 32)
 NEW_TOKENS = 128
 N_CTX = 8192
+CPU_S: dict[str, float] = {}
+"""Process CPU seconds of the last run (this process only: not the worker's)."""
 TOPICS = ["the sea", "a cat", "autumn", "the moon", "a city", "bread", "a river", "winter"]
 
 
@@ -44,13 +52,14 @@ def prompts(engine: Engine, n: int) -> list[tuple[int, ...]]:
 
 def run_engine(engine: Engine, batch: list[tuple[int, ...]]) -> float:
     params = SamplingParams(temperature=0.0, max_tokens=NEW_TOKENS, ignore_eos=True)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for i, p in enumerate(batch):
         engine.admit(SequenceSpec(f"s{i}", p, params))
     produced = 0
     while engine.sequences():
         produced += sum(len(o.token_ids) for o in engine.step().outputs)
     elapsed = time.perf_counter() - t0
+    CPU_S["last"] = time.process_time() - c0
     assert produced == NEW_TOKENS * len(batch), produced
     return produced / elapsed
 
@@ -58,7 +67,7 @@ def run_engine(engine: Engine, batch: list[tuple[int, ...]]) -> float:
 def run_high_level(model: Path, batch: list[tuple[int, ...]], threads: int) -> float:
     llm = llama_cpp.Llama(str(model), n_ctx=2048, n_threads=threads, n_batch=512, verbose=False)
     try:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         produced = 0
         for p in batch:
             llm.reset()
@@ -68,6 +77,7 @@ def run_high_level(model: Path, batch: list[tuple[int, ...]], threads: int) -> f
                 if n >= NEW_TOKENS:
                     break
             produced += n
+        CPU_S["last"] = time.process_time() - c0
         return produced / (time.perf_counter() - t0)
     finally:
         llm.close()
@@ -82,7 +92,7 @@ def run_bare(model: Path, batch: list[tuple[int, ...]], threads: int) -> float:
     cparams.n_ctx, cparams.n_batch, cparams.n_ubatch = N_CTX, 512, 512
     cparams.n_seq_max = max(len(batch), 1)
     cparams.n_threads = cparams.n_threads_batch = threads
-    cparams.kv_unified = True
+    cparams.kv_unified = False  # the engine's default: each sequence attends over its own stream
     cparams.no_perf = True
     ctx = llama_cpp.llama_init_from_model(m, cparams)
     n_vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(m))
@@ -93,7 +103,7 @@ def run_bare(model: Path, batch: list[tuple[int, ...]], threads: int) -> float:
             ptr = ctypes.cast(llama_cpp.llama_get_logits_ith(ctx, i), ctypes.POINTER(ctypes.c_float))
             return int(np.ctypeslib.as_array(ptr, shape=(n_vocab,)).argmax())
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         rows = [(t, j, s, j == len(p) - 1) for s, p in enumerate(batch) for j, t in enumerate(p)]
         last = [0] * len(batch)
         for start in range(0, len(rows), 512):  # prefill, packed into batches of 512
@@ -121,6 +131,7 @@ def run_bare(model: Path, batch: list[tuple[int, ...]], threads: int) -> float:
                 raise RuntimeError("decode failed")
             last = [argmax(s) for s in range(len(last))]
             produced += len(last)
+        CPU_S["last"] = time.process_time() - c0
         return produced / (time.perf_counter() - t0)
     finally:
         llama_cpp.llama_batch_free(b)
@@ -133,25 +144,32 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     ap.add_argument("--threads", type=int, default=physical_cores())
+    ap.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY))
     args = ap.parse_args()
     spec = LoadSpec(
-        model_path=args.model, n_ctx=N_CTX, n_slots=max(CONCURRENCY), n_batch=512, n_threads=args.threads
+        model_path=args.model, n_ctx=N_CTX, n_slots=max(args.concurrency), n_batch=512, n_threads=args.threads
     )
+    load_start = os.getloadavg()[0]
     local = LlamaCppEngine()
     local.load(spec)
     worker = WorkerEngine("llamacpp")
     worker.load(spec)
     rows = []
     try:
-        for n in CONCURRENCY:
+        for n in args.concurrency:
             batch = prompts(local, n)
-            row = {
-                "concurrency": n,
-                "high_level_sequential": run_high_level(args.model, batch, args.threads),
-                "bare_batch_loop": run_bare(args.model, batch, args.threads),
-                "llmos_in_process": run_engine(local, batch),
-                "llmos_worker": run_engine(worker, batch),
-            }
+            row: dict[str, Any] = {"concurrency": n}
+            cpu: dict[str, float] = {}
+            row["high_level_sequential"] = run_high_level(args.model, batch, args.threads)
+            cpu["high_level_sequential"] = NEW_TOKENS * n / CPU_S["last"]
+            row["bare_batch_loop"] = run_bare(args.model, batch, args.threads)
+            cpu["bare_batch_loop"] = NEW_TOKENS * n / CPU_S["last"]
+            row["llmos_in_process"] = run_engine(local, batch)
+            cpu["llmos_in_process"] = NEW_TOKENS * n / CPU_S["last"]
+            row["llmos_worker"] = run_engine(worker, batch)
+            # Output tokens per CPU-second of this process: with --threads 1 a load-robust
+            # measure of work (wall time under other processes' load is not).
+            row["tokens_per_cpu_s"] = cpu
             row["vs_high_level"] = row["llmos_in_process"] / row["high_level_sequential"]
             row["vs_bare"] = row["llmos_in_process"] / row["bare_batch_loop"]
             row["worker_vs_bare"] = row["llmos_worker"] / row["bare_batch_loop"]
@@ -169,6 +187,9 @@ def main() -> None:
         "machine": f"{platform.machine()} {physical_cores()} cpus",
         "llama_cpp_python": llama_cpp.__version__,
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_1min_start": round(load_start, 2),
+        "load_1min_end": round(os.getloadavg()[0], 2),
+        "kv_unified": False,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "engine_throughput.json").write_text(
@@ -178,7 +199,9 @@ def main() -> None:
         "# Engine throughput (aggregate output tokens/s, greedy, 128 new tokens per sequence)",
         "",
         f"Command: `{command}`  ",
-        f"Model: {meta['model']}, threads {args.threads}, {meta['machine']}, llama-cpp-python {meta['llama_cpp_python']}, {meta['time']}",
+        f"Model: {meta['model']}, threads {args.threads}, {meta['machine']}, llama-cpp-python {meta['llama_cpp_python']}, {meta['time']}  ",
+        f"KV: per-sequence streams (kv_unified=false) for llmos and (b); 1-minute load average "
+        f"{meta['load_1min_start']} at start, {meta['load_1min_end']} at end",
         "",
         "| sequences | (a) Llama sequential | (b) bare llama_decode loop | llmos in-process | llmos worker | in-process / (a) | in-process / (b) | worker / (b) |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -188,6 +211,18 @@ def main() -> None:
             f"| {r['concurrency']} | {r['high_level_sequential']:.0f} | {r['bare_batch_loop']:.0f} | {r['llmos_in_process']:.0f} | "
             f"{r['llmos_worker']:.0f} | {r['vs_high_level']:.2f}x | {r['vs_bare']:.0%} | {r['worker_vs_bare']:.0%} |"
         )
+    lines += [
+        "",
+        "Output tokens per CPU-second of the benchmark process (work, not wall time; the worker's CPU is "
+        "in another process):",
+        "",
+        "| sequences | (a) | (b) | llmos in-process | in-process / (a) | in-process / (b) |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        c = r["tokens_per_cpu_s"]
+        a, b, e = c["high_level_sequential"], c["bare_batch_loop"], c["llmos_in_process"]
+        lines.append(f"| {r['concurrency']} | {a:.0f} | {b:.0f} | {e:.0f} | {e / a:.2f}x | {e / b:.0%} |")
     (args.out / "engine_throughput.md").write_text("\n".join(lines) + "\n\n![plot](engine_throughput.png)\n")
     import matplotlib
 

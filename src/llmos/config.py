@@ -62,7 +62,7 @@ class Limits:
 @dataclass(frozen=True)
 class EngineConfig:
     n_ctx: int = 8192
-    """Total KV cells shared by all slots of one model."""
+    """Total KV cells of one model; each slot owns ``n_ctx / n_slots`` of them."""
     n_slots: int = 16
     """Sequences decoded together in one batch."""
     n_threads: int = 0

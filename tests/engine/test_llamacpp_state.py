@@ -10,7 +10,7 @@ import pytest
 
 from llmos.engine.base import SamplingParams, SequenceSpec
 from llmos.engine.llamacpp import LlamaCppEngine
-from llmos.errors import InvalidRequest, NotFound
+from llmos.errors import InvalidRequest, NotFound, PayloadTooLarge
 
 from .conftest import Run, assert_near_greedy, chat_prompt, collect, drive, generate
 
@@ -61,8 +61,11 @@ def test_next_chat_turn_reuses_the_whole_previous_conversation(make_engine: Make
     engine.abort("t2")
 
 
-def test_prefix_of_a_resident_sequence_is_reused(make_engine: MakeEngine) -> None:
-    engine = make_engine(extra={"prefix_cache_slots": 0})
+@pytest.mark.parametrize("unified", [False, True])
+def test_prefix_of_a_resident_sequence_is_reused(make_engine: MakeEngine, unified: bool) -> None:
+    """Per-slot streams copy a whole stream and trim it (llama.cpp aborts on a partial copy
+    across streams); a unified buffer shares the cells."""
+    engine = make_engine(extra={"prefix_cache_slots": 0, "kv_unified": unified})
     a = chat_prompt(engine, "What is the capital of France?", SYSTEM)
     b = chat_prompt(engine, "What is the capital of Spain?", SYSTEM)
     engine.admit(SequenceSpec("a", a, GREEDY))
@@ -117,7 +120,7 @@ def test_restore_without_state_recomputes(make_engine: MakeEngine) -> None:
 
 
 def test_full_kv_cache_preempts_then_fails_cleanly(make_engine: MakeEngine) -> None:
-    engine = make_engine(n_ctx=256, n_slots=4, extra={"prefix_cache_slots": 0})
+    engine = make_engine(n_ctx=256, n_slots=4, extra={"prefix_cache_slots": 0, "kv_unified": True})
     prompts = [
         chat_prompt(engine, q) for q in ("Say hi.", "Name a color.", "Who wrote Hamlet?", "List fruits.")
     ]
@@ -142,6 +145,52 @@ def test_full_kv_cache_preempts_then_fails_cleanly(make_engine: MakeEngine) -> N
     engine.admit(SequenceSpec("new", prompts[0], SamplingParams(temperature=0.0, max_tokens=5)))
     after = drive(engine)
     assert after["new"].finish == "length" and after["new"].completion_tokens == 5
+
+
+def test_per_slot_kv_ends_a_full_slot_with_length_and_keeps_others_running(make_engine: MakeEngine) -> None:
+    """Per-slot streams: each of 4 slots holds 256 / 4 = 64 cells; a sequence that fills its own
+    slot finishes with ``length`` without disturbing (or preempting) the others."""
+    engine = make_engine(n_ctx=256, n_slots=4)
+    shape = engine._m().shape
+    assert not shape.kv_unified and shape.n_ctx_seq == 64
+    long_prompt = chat_prompt(engine, "Say hi.")
+    engine.admit(
+        SequenceSpec("long", long_prompt, SamplingParams(temperature=0.0, max_tokens=400, ignore_eos=True))
+    )
+    short = SamplingParams(temperature=0.0, max_tokens=8, ignore_eos=True)
+    engine.admit(SequenceSpec("short", chat_prompt(engine, "Name a color."), short))
+    runs: dict[str, Run] = {}
+    preempted = []
+    for _ in range(200):
+        if not engine.sequences():
+            break
+        result = engine.step()
+        collect(result.outputs, runs)
+        preempted.extend(result.preempted)
+    assert preempted == []
+    assert runs["long"].finish == "length" and runs["long"].error is None
+    assert len(long_prompt) + runs["long"].completion_tokens == 64 + 1  # the last token is never fed
+    assert runs["short"].finish == "length" and runs["short"].completion_tokens == 8
+    assert not engine.can_admit(64)  # a prompt needs its own cells plus one
+    with pytest.raises(PayloadTooLarge):
+        engine.admit(SequenceSpec("big", tuple([1] * 64), GREEDY))
+
+
+def test_per_slot_preempt_before_a_pending_copy_lands_recomputes(make_engine: MakeEngine) -> None:
+    """A prefix copied across streams lands at the next decode: a snapshot taken before then has
+    no KV state, and its restore recomputes the prompt to the same greedy output."""
+    engine = make_engine(extra={"prefix_cache_slots": 0})
+    a = chat_prompt(engine, "What is the capital of France?", SYSTEM)
+    b = chat_prompt(engine, "What is the capital of Spain?", SYSTEM)
+    engine.admit(SequenceSpec("a", a, GREEDY))
+    engine.step()
+    assert engine.admit(SequenceSpec("b", b, GREEDY)).cached_tokens == _common(a, b)
+    snapshot = engine.preempt("b")
+    assert snapshot.state == b""
+    assert engine.restore(snapshot).cached_tokens == 0
+    runs = drive(engine)
+    alone = generate(make_engine(), "b", b, GREEDY)
+    assert runs["b"].tokens[:10] == alone.tokens[:10]
 
 
 def test_embeddings_are_pooled_normalized_and_batched(make_engine: MakeEngine) -> None:

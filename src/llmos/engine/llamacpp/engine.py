@@ -4,9 +4,14 @@ One ``step`` is one ``llama_decode`` over a batch holding, for every sequence in
 its next tokens (one for a decoding sequence, a chunk for one still reading its prompt);
 logits are requested only for the last token of each sequence that samples in this step.
 
-Slots are llama.cpp sequence ids ``0..n_slots-1``; ids ``n_slots..`` hold the KV of recently
-finished sequences as a small prefix cache (evicted first whenever room is needed). All
-sequences share ``n_ctx`` cells of one unified KV cache.
+Slots are llama.cpp sequence ids ``0..n_slots-1``. Two KV layouts (``LoadSpec.extra["kv_unified"]``):
+
+* per-slot streams (the default): each slot owns ``n_ctx / n_slots`` cells and attends over its
+  own cells only. A finished sequence leaves its KV in its slot as the prefix cache: a new
+  sequence takes the free slot whose leftover tokens share the longest prefix with its prompt,
+  or gets a running sequence's prefix copied across streams (a whole-stream copy, trimmed).
+* unified: all sequences share ``n_ctx`` cells of one buffer; ids ``n_slots..`` hold the KV of
+  recently finished sequences as a small prefix cache (evicted first whenever room is needed).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from llmos.engine.base import (
 )
 from llmos.engine.llamacpp.batch import Batch
 from llmos.engine.llamacpp.embedding import EmbeddingContext
-from llmos.engine.llamacpp.model import LlamaModel
+from llmos.engine.llamacpp.model import LlamaModel, kv_unified_option
 from llmos.engine.llamacpp.sampling import SamplerChain, logprobs_at, validate
 from llmos.engine.llamacpp.sequence import Sequence as Seq
 from llmos.engine.templates import ChatTemplate
@@ -80,13 +85,22 @@ class LlamaCppEngine:
         self._spec: LoadSpec | None = None
         self._last_error = ""
         self._embedder: EmbeddingContext | None = None
+        # Per-slot layout: tokens whose KV a free slot still holds (its last sequence's prefix).
+        self._residue: dict[int, list[TokenId]] = {}
+        # Slots on either side of a cross-stream copy that llama.cpp applies at the next decode.
+        self._pending_copy: set[int] = set()
+        self._keep_residue = True
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     def load(self, spec: LoadSpec) -> EngineInfo:
         if self._model is not None:
             raise Conflict("a model is already loaded; unload it first")
-        n_cache = 0 if spec.embedding else int(spec.extra.get("prefix_cache_slots", 4))
+        unified = kv_unified_option(spec)
+        n_cache = int(spec.extra.get("prefix_cache_slots", 4))
+        self._keep_residue = n_cache > 0
+        if spec.embedding or not unified:
+            n_cache = 0
         model = LlamaModel(spec, n_seq_max=spec.n_slots + n_cache)
         bos = int(llama_cpp.llama_vocab_bos(model.vocab))
         eos = int(llama_cpp.llama_vocab_eos(model.vocab))
@@ -131,6 +145,8 @@ class LlamaCppEngine:
             seq.sampler.close()
         self._seqs.clear()
         self._cache.clear()
+        self._residue.clear()
+        self._pending_copy.clear()
         if self._batch is not None:
             self._batch.close()
             self._batch = None
@@ -169,11 +185,18 @@ class LlamaCppEngine:
     def _cache_cells(self) -> int:
         return sum(len(t) for t in self._cache.values())
 
+    def _fits(self, n_tokens: int) -> bool:
+        """Whether a sequence of ``n_tokens`` cells fits beside the resident ones."""
+        m = self._m()
+        if m.shape.kv_unified:
+            return self._reserved() + n_tokens <= m.shape.n_ctx
+        return n_tokens <= m.shape.n_ctx_seq
+
     def can_admit(self, n_prompt_tokens: int) -> bool:
         m = self._m()
         if m.shape.embedding or not self._free_slots:
             return False
-        return self._reserved() + n_prompt_tokens + 1 <= m.shape.n_ctx
+        return self._fits(n_prompt_tokens + 1)
 
     def admit(self, spec: SequenceSpec) -> Admission:
         m = self._m()
@@ -184,12 +207,15 @@ class LlamaCppEngine:
         self._check_prompt(spec.prompt)
         if not self._free_slots:
             raise Overloaded("no free slot in this engine", retry_after=1.0)
-        if self._reserved() + len(spec.prompt) + 1 > m.shape.n_ctx:
+        if not self._fits(len(spec.prompt) + 1):
             raise Overloaded("not enough free KV cells for this prompt", retry_after=1.0)
         sampler = SamplerChain(spec.params, m.vocab, m.n_vocab)
-        slot = self._free_slots.pop(0)
-        self._make_room(len(spec.prompt) + 1)
-        cached = self._reuse_prefix(spec.prompt, slot)
+        if m.shape.kv_unified:
+            slot = self._free_slots.pop(0)
+            self._make_room(len(spec.prompt) + 1)
+            cached = self._reuse_prefix(spec.prompt, slot)
+        else:
+            slot, cached = self._reuse_prefix_per_slot(spec.prompt)
         self._order += 1
         seq = Seq(spec, slot, sampler, order=self._order, n_past=cached, cached_tokens=cached)
         self._seqs[spec.seq_id] = seq
@@ -199,9 +225,11 @@ class LlamaCppEngine:
         m = self._m()
         if not prompt:
             raise InvalidRequest("the prompt is empty", param="prompt")
-        if len(prompt) >= m.shape.n_ctx:
+        if len(prompt) >= m.shape.n_ctx_seq:
             raise PayloadTooLarge(
-                f"prompt of {len(prompt)} tokens does not fit the context ({m.shape.n_ctx})", param="prompt"
+                f"prompt of {len(prompt)} tokens does not fit the context of one sequence "
+                f"({m.shape.n_ctx_seq})",
+                param="prompt",
             )
         if min(prompt) < 0 or max(prompt) >= m.n_vocab:
             raise InvalidRequest("prompt holds a token id outside the vocabulary", param="prompt")
@@ -237,6 +265,39 @@ class LlamaCppEngine:
         if best_src in self._cache:
             self._cache.move_to_end(best_src)
         return best_n
+
+    def _reuse_prefix_per_slot(self, prompt: Sequence[TokenId]) -> tuple[int, int]:
+        """Pick a free slot for ``prompt`` and reuse the longest KV prefix found: the leftover of
+        a free slot in place, or a running sequence's cells copied into the least recently freed
+        slot. Returns (slot, reused tokens)."""
+        mem = self._m().memory
+        limit = len(prompt) - 1  # at least one token must be fed to get logits
+        best_slot, best_n = -1, 0
+        for slot in self._free_slots:
+            n = _common_prefix(prompt, self._residue.get(slot, ()), limit)
+            if n > best_n:
+                best_slot, best_n = slot, n
+        src, src_n = -1, 0
+        for s in self._seqs.values():
+            n = _common_prefix(prompt, s.tokens, min(limit, s.n_past))
+            if n > src_n:
+                src, src_n = s.slot, n
+        if best_n >= src_n and best_n > 0:
+            self._free_slots.remove(best_slot)
+            self._residue.pop(best_slot, None)
+            llama_cpp.llama_memory_seq_rm(mem, best_slot, best_n, -1)
+            return best_slot, best_n
+        slot = self._free_slots.pop(0)
+        self._residue.pop(slot, None)
+        llama_cpp.llama_memory_seq_rm(mem, slot, -1, -1)
+        if src_n <= 0:
+            return slot, 0
+        # Across streams llama.cpp copies only whole buffers (a partial range aborts the
+        # process): copy everything, then drop the cells past the shared prefix.
+        llama_cpp.llama_memory_seq_cp(mem, src, slot, -1, -1)
+        llama_cpp.llama_memory_seq_rm(mem, slot, src_n, -1)
+        self._pending_copy.update((src, slot))
+        return slot, src_n
 
     # --- stepping --------------------------------------------------------------------------------
 
@@ -278,12 +339,15 @@ class LlamaCppEngine:
         work = self._plan(plan)
         outputs: list[SeqOutput] = []
         preempted: list[SeqSnapshot] = []
+        if not m.shape.kv_unified:
+            work = self._within_slot(work, outputs)
         while work:
             batch.clear()
             for w in work:
                 w.index = batch.add_run(w.chunk, w.seq.n_past, w.seq.slot, logits_last=w.sample)
             rc = int(llama_cpp.llama_decode(m.ctx, batch.raw))
             if rc == 0:
+                self._pending_copy.clear()  # llama.cpp applies queued copies before a decode
                 break
             for w in work:  # whatever a failed decode left in the KV beyond n_past is not ours
                 llama_cpp.llama_memory_seq_rm(m.memory, w.seq.slot, w.seq.n_past, -1)
@@ -307,6 +371,27 @@ class LlamaCppEngine:
             elapsed_s=time.perf_counter() - t0,
             preempted=tuple(preempted),
         )
+
+    def _within_slot(self, work: list[_Work], outputs: list[SeqOutput]) -> list[_Work]:
+        """Per-slot layout: a sequence whose slot is full ends with ``length``."""
+        cap = self._m().shape.n_ctx_seq
+        kept = []
+        for w in work:
+            if w.seq.n_past + len(w.chunk) <= cap:
+                kept.append(w)
+                continue
+            seq = w.seq
+            out = SeqOutput(
+                seq_id=seq.seq_id,
+                text=seq.finish_text(),
+                finish_reason="length",
+                prompt_tokens=seq.n_prompt,
+                completion_tokens=seq.n_generated,
+                cached_tokens=seq.cached_tokens,
+            )
+            self._release(seq, keep_prefix=True)
+            outputs.append(out)
+        return kept
 
     def _shrink(
         self, work: list[_Work], preempted: list[SeqSnapshot], outputs: list[SeqOutput]
@@ -365,6 +450,18 @@ class LlamaCppEngine:
 
     def _release(self, seq: Seq, *, keep_prefix: bool) -> None:
         mem = self._m().memory
+        if not self._m().shape.kv_unified:
+            # The slot keeps its KV as the prefix cache until another sequence takes it.
+            if keep_prefix and self._keep_residue and seq.n_past > 0:
+                llama_cpp.llama_memory_seq_rm(mem, seq.slot, seq.n_past, -1)
+                self._residue[seq.slot] = seq.tokens[: seq.n_past]
+            else:
+                llama_cpp.llama_memory_seq_rm(mem, seq.slot, -1, -1)
+                self._residue.pop(seq.slot, None)
+            seq.sampler.close()
+            self._free_slots.append(seq.slot)
+            self._seqs.pop(seq.seq_id, None)
+            return
         if keep_prefix and seq.n_past > 0 and (self._free_cache_ids or self._cache):
             if not self._free_cache_ids:
                 self._evict_cache_entry()
@@ -390,7 +487,8 @@ class LlamaCppEngine:
         if seq is None:
             raise NotFound(f"no resident sequence {seq_id!r}", param="seq_id")
         state = b""
-        if seq.n_past > 0:
+        # A cross-stream copy not yet applied (no decode since): the buffer is not the KV yet.
+        if seq.n_past > 0 and seq.slot not in self._pending_copy:
             size = int(llama_cpp.llama_state_seq_get_size(m.ctx, seq.slot))
             buf = (ctypes.c_uint8 * size)()
             n = int(llama_cpp.llama_state_seq_get_data(m.ctx, buf, size, seq.slot))
@@ -418,16 +516,24 @@ class LlamaCppEngine:
             raise InvalidRequest("snapshot is inconsistent: KV tokens are not a prefix of its tokens")
         if not self._free_slots:
             raise Overloaded("no free slot in this engine", retry_after=1.0)
-        if self._reserved() + len(tokens) + 1 > m.shape.n_ctx:
+        if not self._fits(len(tokens) + 1):
+            if not m.shape.kv_unified:
+                raise PayloadTooLarge(
+                    f"the sequence ({len(tokens)} tokens) does not fit a slot ({m.shape.n_ctx_seq})"
+                )
             raise Overloaded("not enough free KV cells to restore this sequence", retry_after=1.0)
         validate(spec.params)
         sampler = SamplerChain(spec.params, m.vocab, m.n_vocab)
         sampler.accept_history(snapshot.generated)
-        slot = self._free_slots.pop(0)
+        # Writing a state into a slot that a queued copy reads from (or writes to) would race it.
+        ready = [s for s in self._free_slots if s not in self._pending_copy] or self._free_slots
+        slot = ready[0]
+        self._free_slots.remove(slot)
+        self._residue.pop(slot, None)
         self._make_room(len(tokens) + 1)
         llama_cpp.llama_memory_seq_rm(m.memory, slot, -1, -1)
         n_past = 0
-        if snapshot.state and snapshot.kv_tokens:
+        if snapshot.state and snapshot.kv_tokens and slot not in self._pending_copy:
             data = (ctypes.c_uint8 * len(snapshot.state)).from_buffer_copy(snapshot.state)
             if int(llama_cpp.llama_state_seq_set_data(m.ctx, data, len(snapshot.state), slot)) > 0:
                 n_past = len(snapshot.kv_tokens)
@@ -474,7 +580,7 @@ class LlamaCppEngine:
             slots_used=len(self._seqs),
             slots_total=self._info.n_slots,
             kv_used=sum(s.n_past for s in self._seqs.values()),
-            kv_total=self._info.n_ctx,
+            kv_total=self._m().shape.n_ctx,
             rss_bytes=_rss(),
             pid=os.getpid(),
         )

@@ -129,6 +129,11 @@ class Sequence:
             return TokenEvent(text + self._final_text(), "length")
         return TokenEvent(text, None)
 
+    def finish_text(self) -> str:
+        """The text still held back (partial UTF-8, a possible stop-string start), on a finish
+        decided outside :meth:`push` (the sequence's KV is full)."""
+        return self._final_text()
+
     def _final_text(self) -> str:
         tail, stopped = self.stop.feed(self._decoder.decode(b"", final=True))
         return tail if stopped else tail + self.stop.flush()
