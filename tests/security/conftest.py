@@ -129,14 +129,22 @@ async def secured(tmp_path: Path, database: Database) -> AsyncIterator[ServeFact
     """``await secured(auth="required", **settings)`` → a running app with an admin key."""
     stack: list[tuple[Any, httpx.AsyncClient]] = []
 
-    async def make(*, models: tuple[str, ...] = ("fake:1", "other:1"), **settings: Any) -> Served:
+    async def make(
+        *,
+        models: tuple[str, ...] = ("fake:1", "other:1"),
+        engine_sleep: Callable[[float], None] | None = None,
+        load_extra: dict[str, Any] | None = None,
+        **settings: Any,
+    ) -> Served:
+        """``engine_sleep`` and ``load_extra`` (e.g. ``step_cost_s``) let a test hold the fake
+        engines' steps, so requests stay running while it looks."""
         settings.setdefault("auth", "required")
         cfg = load_config(home=tmp_path / "home", n_slots=16, n_ctx=16 * 512, **settings)
         clock = FakeClock()
         security = Security(cfg, database, clock=clock)
 
         def engine_factory(backend: str) -> Engine:
-            return FakeEngine()
+            return FakeEngine(sleep=engine_sleep) if engine_sleep is not None else FakeEngine()
 
         kernel = build_kernel(
             cfg,
@@ -146,6 +154,7 @@ async def secured(tmp_path: Path, database: Database) -> AsyncIterator[ServeFact
             database=database,
             security=security,
             wall_clock=clock,
+            load_extra=load_extra or {},
         )
         _, admin_key = security.create_key(local_admin(cfg), admin=True, name="bootstrap")
         app = create_app(kernel, drain_timeout=1.0)

@@ -1,4 +1,9 @@
-"""The admin API under ``/api``: the same operations as the CLI."""
+"""The admin API under ``/api``: the same operations as the CLI.
+
+Reading (list, show, ps) needs ``models:read``; changing (pull, import, copy, delete, load,
+unload) ``models:write``. A key's model patterns apply too: a model it may not use is left out
+of lists and is a 404 by name; creating a name it may not use (pull, import, copy) is a 403.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from llmos.errors import LLMOSError
 from llmos.kernel.types import PullEvent, ResidentModel
 from llmos.registry.manifest import Manifest
 from llmos.server import audit
-from llmos.server.auth import PrincipalDep
+from llmos.server.auth import PrincipalDep, require_visible_model
 from llmos.server.errors import domain_error_body
 from llmos.server.routes.deps import KernelDep
 from llmos.server.schemas.admin import (
@@ -111,6 +116,7 @@ async def _progress_response(
 @router.post("/pull")
 async def pull(body: PullRequest, request: Request, kernel: KernelDep, principal: PrincipalDep) -> Response:
     principal.require("models:write")
+    principal.require_model(body.model)
     events = audit.when_done(kernel.pull(body.model), kernel, principal, "model.pull", body.model)
     return await _progress_response(request, events, body.stream)
 
@@ -120,6 +126,7 @@ async def import_model(
     body: ImportRequest, request: Request, kernel: KernelDep, principal: PrincipalDep
 ) -> Response:
     principal.require("models:write")
+    principal.require_model(body.model)
     events = kernel.import_file(Path(body.path), body.model)
     audited = audit.when_done(events, kernel, principal, "model.import", body.model)
     return await _progress_response(request, audited, body.stream)
@@ -128,12 +135,16 @@ async def import_model(
 @router.get("/models", response_model=ModelListResponse)
 async def list_models(kernel: KernelDep, principal: PrincipalDep) -> ModelListResponse:
     principal.require("models:read")
-    return ModelListResponse(models=[model_info(m) for m in await kernel.list_models()])
+    return ModelListResponse(
+        models=[model_info(m) for m in await kernel.list_models() if principal.allows_model(m.name)]
+    )
 
 
 @router.post("/models/copy", response_model=ModelInfo)
 async def copy_model(body: CopyRequest, kernel: KernelDep, principal: PrincipalDep) -> ModelInfo:
     principal.require("models:write")
+    require_visible_model(principal, body.source)
+    principal.require_model(body.destination)
     copied = await kernel.copy_model(body.source, body.destination)
     await audit.record(kernel, principal, "model.copy", body.destination, {"source": body.source})
     return model_info(copied)
@@ -142,6 +153,7 @@ async def copy_model(body: CopyRequest, kernel: KernelDep, principal: PrincipalD
 @router.get("/models/{model:path}", response_model=ModelDetail)
 async def show_model(model: str, kernel: KernelDep, principal: PrincipalDep) -> ModelDetail:
     principal.require("models:read")
+    require_visible_model(principal, model)
     details = await kernel.show_model(model)
     info = model_info(details.manifest)
     return ModelDetail(
@@ -154,6 +166,7 @@ async def show_model(model: str, kernel: KernelDep, principal: PrincipalDep) -> 
 @router.delete("/models/{model:path}", response_model=DeleteResponse)
 async def delete_model(model: str, kernel: KernelDep, principal: PrincipalDep) -> DeleteResponse:
     principal.require("models:write")
+    require_visible_model(principal, model)
     await kernel.delete_model(model)
     await audit.record(kernel, principal, "model.delete", model)
     return DeleteResponse(model=model)
@@ -162,16 +175,18 @@ async def delete_model(model: str, kernel: KernelDep, principal: PrincipalDep) -
 @router.post("/load", response_model=RunningModel)
 async def load(body: LoadRequest, kernel: KernelDep, principal: PrincipalDep) -> RunningModel:
     principal.require("models:write")
+    require_visible_model(principal, body.model)
     return running_model(await kernel.load(body.model, keep_alive=body.keep_alive, pin=body.pin))
 
 
 @router.post("/unload", response_model=UnloadResponse)
 async def unload(body: UnloadRequest, kernel: KernelDep, principal: PrincipalDep) -> UnloadResponse:
     principal.require("models:write")
+    require_visible_model(principal, body.model)
     return UnloadResponse(model=body.model, unloaded=await kernel.unload(body.model))
 
 
 @router.get("/ps", response_model=PsResponse)
 async def ps(kernel: KernelDep, principal: PrincipalDep) -> PsResponse:
     principal.require("models:read")
-    return PsResponse(models=[running_model(r) for r in kernel.ps()])
+    return PsResponse(models=[running_model(r) for r in kernel.ps() if principal.allows_model(r.name)])
