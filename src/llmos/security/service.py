@@ -20,7 +20,7 @@ from typing import Any
 from llmos.config import Config
 from llmos.errors import BudgetExhausted, Forbidden, InvalidRequest, NotFound, Unauthorized
 from llmos.security.keys import display_prefix, generate_key, hash_key, looks_like_key, matches, new_key_id
-from llmos.security.limiter import Admission, Limiter, Subject
+from llmos.security.limiter import Admission, BudgetView, Limiter, Subject
 from llmos.security.periods import period_end, period_start
 from llmos.security.principal import ALL_SCOPES, Principal, anonymous
 from llmos.security.types import (
@@ -76,11 +76,24 @@ class TenantWeights(dict[str, float]):
 class Grant:
     """An admitted request. ``max_tokens``: the tightest per-request cap, or None.
 
-    Call :meth:`finish` once the request ends (it frees the concurrency slot and charges tokens).
+    Call :meth:`finish` once the request ends and its usage is recorded (it frees the
+    concurrency slot and the budget reservation, and charges tokens).
     """
 
     admission: Admission
     max_tokens: int | None
+    completion_allowance: int = 0
+    """The most tokens one choice may generate, as reserved against a budget."""
+
+    @property
+    def reserved(self) -> int:
+        """Tokens reserved against a budget (0 when no budget applies)."""
+        return self.admission.reserved
+
+    def refine(self, prompt_tokens: int, choices: int) -> None:
+        """Narrow the budget reservation once the prompt is tokenized: its exact tokens plus
+        ``choices`` times the completion allowance."""
+        self.admission.reserve(prompt_tokens + max(1, choices) * self.completion_allowance)
 
     def finish(self, tokens: int) -> None:
         self.admission.finish(tokens)
@@ -406,12 +419,25 @@ class Security:
 
     # ---- limits --------------------------------------------------------------------------
 
-    def admit(self, principal: Principal, *, max_tokens: int | None = None) -> Grant:
+    def admit(
+        self,
+        principal: Principal,
+        *,
+        max_tokens: int | None = None,
+        estimate: Callable[[int], int] | None = None,
+        completion_allowance: int | None = None,
+    ) -> Grant:
         """Admit one request of ``principal`` against its tenant's and key's limits.
+
+        Under a token budget the request reserves ``estimate(allowance)`` tokens (an upper bound
+        of what it may use, given the most tokens one choice may generate: ``max_tokens``, else
+        the per-request cap, else ``completion_allowance``, else the server's ``max_tokens``) until
+        it ends; ``estimate`` is only called when a budget applies.
 
         Raises InvalidRequest when ``max_tokens`` is over a per-request cap, BudgetExhausted
         when a token budget is spent (retrying will not help before the period ends), and
-        RateLimited (with ``retry_after``) when over a rate or the concurrency limit.
+        RateLimited (with ``retry_after``) when over a rate or the concurrency limit, or while
+        running requests hold the rest of a budget.
         """
         t = self.tenant(principal.tenant)
         subjects = [Subject("tenant", principal.tenant, t.limits if t is not None else Quota())]
@@ -430,10 +456,12 @@ class Security:
                 param="max_tokens",
             )
         now = self.now()
+        budgets: dict[Subject, BudgetView] = {}
         for s in subjects:
             budget = s.quota.token_budget
             if budget is None:
                 continue
+            settled = self.limiter.settled(s)  # before the database: see BudgetView
             start = period_start(now, s.quota.budget_period)
             if s.kind == "tenant":
                 used = self.store.tokens_since(start, tenant=s.name)
@@ -446,7 +474,13 @@ class Security:
                     f"{s.quota.budget_period}); it renews at {end.isoformat()}",
                     retry_after=(end - now).total_seconds(),
                 )
-        return Grant(self.limiter.admit(subjects), max_tokens=cap)
+            budgets[s] = BudgetView(used=used, budget=budget, settled_before=settled)
+        allowance = max_tokens or cap or completion_allowance or self.config.limits.max_tokens
+        reserve = 0
+        if budgets:
+            reserve = estimate(allowance) if estimate is not None else allowance
+        admission = self.limiter.admit(subjects, budgets=budgets, reserve=reserve)
+        return Grant(admission, max_tokens=cap, completion_allowance=allowance)
 
     # ---- usage and audit -----------------------------------------------------------------
 

@@ -14,6 +14,7 @@ Routes call :func:`admit` (scope, model, limits) and report what they know throu
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -86,8 +87,17 @@ class Meter:
             self.completion_tokens = completion_tokens
 
     def follow(self, source: HasUsage) -> None:
-        """Read the tokens from ``source.usage`` when the response ends (a streamed Generation)."""
+        """Read the tokens from ``source.usage`` when the response ends (a streamed Generation).
+
+        Its prompt is tokenized by now, so a budget reservation narrows to the exact prompt."""
         self.source = source
+        if self.grant is not None and self.grant.reserved:
+            try:
+                prompt = int(source.usage.prompt_tokens)
+            except Exception:  # accounting must not fail the request; the wider reservation stays
+                log.debug("usage source failed", exc_info=True)
+                return
+            self.grant.refine(prompt, int(getattr(source, "n_choices", 1) or 1))
 
     def tokens(self) -> tuple[int, int]:
         if self.source is not None:
@@ -134,9 +144,38 @@ async def admit(
     if model:
         principal.require_model(model)
     security = kernel_of(request).security
-    grant = await asyncio.to_thread(security.admit, principal, max_tokens=max_tokens)
+    try:
+        raw = await request.body()  # already read (and kept) by the route's body parsing
+    except RuntimeError:
+        raw = b""
+    generates = scope != "embeddings"
+
+    def estimate(allowance: int) -> int:
+        return upper_bound(raw, allowance if generates else 0)
+
+    grant = await asyncio.to_thread(security.admit, principal, max_tokens=max_tokens, estimate=estimate)
     m.grant = grant
     return grant
+
+
+def upper_bound(body: bytes, allowance: int) -> int:
+    """The most tokens a request with JSON ``body`` may use, before its prompt is tokenized:
+    every prompt token stands for at least one byte of the body, and each sequence it runs
+    (``n`` per prompt) generates at most ``allowance`` tokens."""
+    if allowance <= 0:
+        return len(body)
+    try:
+        fields = json.loads(body) if body else {}
+    except ValueError:
+        fields = {}
+    if not isinstance(fields, dict):
+        fields = {}
+    n = fields.get("n")
+    choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
+    prompt = fields.get("prompt")
+    if isinstance(prompt, list) and prompt and not all(isinstance(t, int) for t in prompt):
+        choices *= len(prompt)  # several prompts, each with its n choices
+    return len(body) + choices * allowance
 
 
 def digest_of(kernel: Kernel, model: str) -> str:
@@ -186,8 +225,16 @@ class MeteringMiddleware:
 
     async def _finish(self, state: dict[str, Any], m: Meter, status: int, elapsed: float) -> None:
         prompt, completion = m.tokens()
-        if m.grant is not None:
-            m.grant.finish(prompt + completion)
+        try:
+            await self._record(state, m, status, elapsed, prompt, completion)
+        finally:
+            # Only now, with the tokens in the database, may the budget reservation go.
+            if m.grant is not None:
+                m.grant.finish(prompt + completion)
+
+    async def _record(
+        self, state: dict[str, Any], m: Meter, status: int, elapsed: float, prompt: int, completion: int
+    ) -> None:
         who = m.principal or state.get("principal")
         if m.operation is None or not isinstance(who, Principal):
             return
