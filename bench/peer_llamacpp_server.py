@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 import zipfile
 from collections.abc import Iterator
@@ -228,13 +229,17 @@ def markdown(doc: dict[str, Any]) -> str:
         f"Machine: {doc['machine']}; llama-cpp-python {doc['llama_cpp_python']}; {doc['started_at']}  ",
         f"Load average (1 min) at start {doc['load_start']:.2f}, at end {doc['load_end']:.2f}. {doc['note']}",
         "",
-        f"All servers: {doc['threads']} llama.cpp threads, chat endpoint, greedy, ~{doc['prompt_tokens']}-word seeded prompts, "
+        f"All servers: llama.cpp threads {doc['threads']}, chat endpoint, greedy, ~{doc['prompt_tokens']}-word seeded prompts, "
         f"exactly {doc['max_tokens']} output tokens (`ignore_eos` for llmos, `min_tokens` for llama-cpp-python),",
         "closed loop (each client sends its next request when the previous one ends), run one after the other.",
         "tokens/s = output tokens of *completed* requests / wall time; a stream cut short is a failed request",
         '(its tokens appear only under "delivered" in the JSON). Latencies: end-to-end, completed requests.',
-        f"`{LLAMACPP}` runs with its defaults (`interrupt_requests` on: a new request ends the running stream);",
-        f"`{LLAMACPP_QUEUED}` is the same server with streams queued instead (streaming only).",
+        f"`{LLAMACPP}` runs with its defaults (`interrupt_requests` on: a new request ends the running stream)"
+        + (
+            f"; `{LLAMACPP_QUEUED}` is the same server with streams queued instead (streaming only)."
+            if LLAMACPP_QUEUED in names
+            else "."
+        ),
         "",
         "## Output tokens/s (completed / sent requests)",
         "",
@@ -314,7 +319,8 @@ def plot(doc: dict[str, Any], path: Path) -> None:
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=7)
     title = f"SmolLM2-135M Q4_1, {doc['max_tokens']} output tokens, {doc['threads']} threads"
-    fig.suptitle(f"{title} — {doc['note']}" if doc["note"] else title, fontsize=10)
+    full = f"{title} — {doc['note']}" if doc["note"] else title
+    fig.suptitle(textwrap.fill(full, 170), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
