@@ -119,6 +119,10 @@ async def test_models_lists_show_only_what_a_key_may_use(secured: ServeFactory) 
     events = (await get("/api/resources/events", headers=headers)).json()["events"]
     assert events and {e["model"] for e in events} == {"fake:1"}
     assert [m["model"] for m in (await get("/api/scheduler", headers=headers)).json()["models"]] == ["fake:1"]
+    summary = (await get("/api/metrics/summary", headers=headers)).json()
+    assert [m["model"] for m in summary["models"]] == ["fake:1"]
+    admin_summary = (await get("/api/metrics/summary", headers=s.auth(s.admin_key))).json()
+    assert {m["model"] for m in admin_summary["models"]} == {"fake:1", "other:1"}
 
     every = [m["id"] for m in (await get("/v1/models", headers=s.auth(s.admin_key))).json()["data"]]
     assert every == ["fake:1", "other:1"]

@@ -35,8 +35,15 @@ async def summary(
     caller: PrincipalDep,
     window: Annotated[float, Query(gt=0, le=3600, description="seconds of recent requests")] = 60.0,
 ) -> dict[str, Any]:
-    """Totals since start, and the last ``window`` seconds' throughput and latency quantiles."""
-    return kernel.metrics.summary(window)
+    """Totals since start, and the last ``window`` seconds' throughput and latency quantiles.
+    Needs ``models:read``; the per-model rows list only the models the caller's key may use."""
+    caller.require("models:read")
+    view = kernel.metrics.summary(window)
+    if not caller.is_admin:
+        models = view.get("models")
+        if isinstance(models, list):
+            view["models"] = [m for m in models if caller.allows_model(str(m.get("model", "")))]
+    return view
 
 
 def route_template(app: Starlette) -> Callable[[Scope], str]:
