@@ -6,12 +6,13 @@ machine into ``~/.cache/llmos-tests`` (or ``LLMOS_TEST_CACHE``) and reused, neve
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,13 @@ def llmos_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
         closed = s.getsockname()[1]
     monkeypatch.setenv("LLMOS_BASE_URL", f"http://127.0.0.1:{closed}")
     yield home
+
+
+@pytest.fixture
+def serve_app() -> Iterator[Callable[..., str]]:
+    """Serve a FastAPI app with real uvicorn on a free loopback port (see ``live_server.served``);
+    returns its base URL. Stopped at teardown."""
+    from live_server import served
+
+    with contextlib.ExitStack() as stack:
+        yield lambda app, life, **kw: stack.enter_context(served(app, life, **kw))

@@ -4,11 +4,7 @@ the catalog's price — through its rule and keyword fallbacks — and memory mu
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,34 +19,20 @@ from llmos.apps.support import SupportBot
 from llmos.config import load_config
 from llmos.sdk import NotFoundError
 from llmos.server import Lifecycle, create_app
-from llmos.server.runner import server_for
 
 MODEL = "fake:1"
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> Iterator[llmos.Client]:
+def client(tmp_path: Path, serve_app: Callable[..., str]) -> Iterator[llmos.Client]:
     """A real uvicorn server on a free loopback port, over a fake-engine kernel."""
     # The fake tokenizer spends a token per byte: give each sequence room for the schema hints.
     config = load_config(home=tmp_path / "home", n_slots=2, n_ctx=16384)
     kernel = fake_kernel(tmp_path, models=[MODEL], config=config)
     life = Lifecycle()
-    server = server_for(create_app(kernel, lifecycle=life), life, host="127.0.0.1", port=0, drain_timeout=1)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("server did not start")
-        time.sleep(0.01)
-    with llmos.Client(f"http://127.0.0.1:{port}") as c:
+    url = serve_app(create_app(kernel, lifecycle=life), life)
+    with llmos.Client(url) as c:
         yield c
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
 
 
 def test_nlu_refuses_an_answer_that_is_not_json(client: llmos.Client) -> None:

@@ -3,14 +3,10 @@ whose sequences would end after 3 tokens unless ``ignore_eos`` reaches the engin
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +17,6 @@ from kernel.fakes import fake_kernel  # tests/ is on sys.path (rootdir-based imp
 from llmos.benchmark import Workload, run_benchmark, summarize
 from llmos.cli.app import app
 from llmos.server import Lifecycle, create_app
-from llmos.server.runner import server_for
 
 pytestmark = pytest.mark.integration
 
@@ -32,24 +27,11 @@ PROMPT_WORDS = 16
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> Iterator[str]:
+def url(tmp_path: Path, serve_app: Callable[..., str]) -> Iterator[str]:
     kernel = fake_kernel(tmp_path, models=[MODEL], step_cost_s=0.001, eos_after=EOS_AFTER)
     life = Lifecycle()
-    server = server_for(create_app(kernel, lifecycle=life), life, host="127.0.0.1", port=0, drain_timeout=1)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("server did not start")
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    url = serve_app(create_app(kernel, lifecycle=life), life)
+    yield url
 
 
 @pytest.mark.parametrize(

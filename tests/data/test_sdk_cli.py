@@ -3,12 +3,8 @@ uvicorn server (fake engine, hashed-bag-of-words embedder, SQLite with sqlite-ve
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
-import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +18,6 @@ from llmos.kernel import build_kernel
 from llmos.sdk import AsyncClient, Client
 from llmos.sdk.errors import BadRequestError, NotFoundError
 from llmos.server import Lifecycle, create_app
-from llmos.server.runner import server_for
 from llmos.storage.db import Database, make_engine
 from llmos.storage.migrate import upgrade
 
@@ -36,7 +31,9 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def live_url(tmp_path: Path, llmos_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def live_url(
+    tmp_path: Path, llmos_home: Path, monkeypatch: pytest.MonkeyPatch, serve_app: Callable[..., str]
+) -> Iterator[str]:
     db = Database(make_engine(f"sqlite:///{tmp_path / 'server.db'}"))
     upgrade(db.engine)
     kernel = build_kernel(
@@ -48,23 +45,9 @@ def live_url(tmp_path: Path, llmos_home: Path, monkeypatch: pytest.MonkeyPatch) 
         data=make_service(db, HashEmbedder(), tmp_path),
     )
     life = Lifecycle()
-    server = server_for(create_app(kernel, lifecycle=life), life, host="127.0.0.1", port=0, drain_timeout=1)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("server did not start")
-        time.sleep(0.01)
-    url = f"http://127.0.0.1:{port}"
+    url = serve_app(create_app(kernel, lifecycle=life), life)
     monkeypatch.setenv("LLMOS_BASE_URL", url)
     yield url
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
     db.dispose()
 
 

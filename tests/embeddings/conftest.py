@@ -110,35 +110,10 @@ def real_home(tmp_path_factory: pytest.TempPathFactory, smollm2_gguf: Path) -> P
 @pytest.fixture(scope="module")
 def live_server(real_home: Path) -> Iterator[str]:
     """A real uvicorn server on a free loopback port over a real kernel (worker processes)."""
-    import asyncio
-    import socket
-    import threading
-    import time
-
+    from live_server import served
     from llmos.server import Lifecycle
-    from llmos.server.runner import server_for
 
     kernel = build_kernel(load_config(home=real_home, n_slots=4, n_ctx=4096))
     life = Lifecycle()
-    server = server_for(
-        create_app(kernel, lifecycle=life),
-        life,
-        host="127.0.0.1",
-        port=0,
-        drain_timeout=1,
-        log_level="warning",
-    )
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(60)
-    sock.close()
+    with served(create_app(kernel, lifecycle=life), life, start_timeout=60, log_level="warning") as url:
+        yield url

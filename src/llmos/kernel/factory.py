@@ -15,9 +15,9 @@ from llmos.kernel.residency import LoadedModel, ModelLoader
 from llmos.observability.metrics import Metrics, ObservedEventLog
 from llmos.resources.inventory import Inventory, take_inventory
 from llmos.resources.residency import ResidencyManager
+from llmos.resources.wiring import residency_from_config
 from llmos.security.service import Security
 from llmos.storage.db import Database
-from llmos.resources.wiring import residency_from_config
 
 
 def default_engine_factory(backend: str) -> Engine:

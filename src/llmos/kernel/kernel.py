@@ -44,8 +44,8 @@ from llmos.resources.wiring import estimate_model
 from llmos.scheduler.request import GenerationRequest, RequestClass
 from llmos.scheduler.stats import SchedulerStats
 from llmos.security.service import Security
-from llmos.storage.db import Database, open_database
 from llmos.storage.conversations import ConversationRepository
+from llmos.storage.db import Database, open_database
 from llmos.tasks import TaskRequest, TaskResult
 from llmos.types import ChatMessage
 
