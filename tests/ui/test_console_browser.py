@@ -181,11 +181,13 @@ def test_sign_in_chat_and_dashboard(browser_path: Path, server: Server) -> None:
             page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
 
             # Under load the scheduler view shows running and queued requests (4 slots, 6 requests).
+            # Each runs 320 tokens, so the last two stay queued for seconds even on a quiet machine,
+            # several of the view's 2 s polls.
             with ThreadPoolExecutor(6) as pool:
                 body = {
                     "model": MODEL,
                     "messages": [{"role": "user", "content": "Count to fifty."}],
-                    "max_tokens": 24,
+                    "max_tokens": 320,
                     "ignore_eos": True,
                 }
                 auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
