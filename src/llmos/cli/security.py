@@ -264,6 +264,10 @@ Concurrency = Annotated[int | None, typer.Option("--concurrency", help="Concurre
 MaxTokens = Annotated[int | None, typer.Option("--max-tokens", help="Max tokens per request", min=1)]
 Budget = Annotated[int | None, typer.Option("--budget", help="Token budget per period", min=1)]
 Period = Annotated[str | None, typer.Option("--budget-period", help="day, week or month (default month)")]
+Clear = Annotated[
+    list[str] | None,
+    typer.Option("--clear", help="Remove a limit: rpm, tpm, concurrency, max-tokens, budget"),
+]
 
 
 def _limits(
@@ -363,10 +367,7 @@ def tenants_set_limits(
     max_tokens: MaxTokens = None,
     budget: Budget = None,
     budget_period: Period = None,
-    clear: Annotated[
-        list[str] | None,
-        typer.Option("--clear", help="Remove a limit: rpm, tpm, concurrency, max-tokens, budget"),
-    ] = None,
+    clear: Clear = None,
     plan: Annotated[str | None, typer.Option(help="A new plan (sets the weight)")] = None,
     weight: Annotated[float | None, typer.Option(help="A new fair-share weight")] = None,
 ) -> None:
@@ -481,10 +482,7 @@ def keys_set_limits(
     max_tokens: MaxTokens = None,
     budget: Budget = None,
     budget_period: Period = None,
-    clear: Annotated[
-        list[str] | None,
-        typer.Option("--clear", help="Remove a limit: rpm, tpm, concurrency, max-tokens, budget"),
-    ] = None,
+    clear: Clear = None,
 ) -> None:
     """Change one key's limits (the tenant's apply as well). Applies at once."""
     limits = _limits(rpm, tpm, concurrency, max_tokens, budget, budget_period, clear or ())

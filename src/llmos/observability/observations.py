@@ -24,6 +24,8 @@ class RequestObservation:
         self.started = started
         self.first_output_at: float | None = None
         self._done = False
+        # Resolved once: output() runs for every streamed token of every sequence.
+        self._completion_tokens = metrics.completion_tokens.labels(model=model, tenant=tenant)
 
     def output(self, new_tokens: int) -> None:
         """New output arrived: ``new_tokens`` more completion tokens (the first call marks TTFT)."""
@@ -31,7 +33,7 @@ class RequestObservation:
             self.first_output_at = self._m.clock()
             self._m.ttft.labels(model=self.model).observe(max(0.0, self.first_output_at - self.started))
         if new_tokens > 0:
-            self._m.completion_tokens.labels(model=self.model, tenant=self.tenant).inc(new_tokens)
+            self._completion_tokens.inc(new_tokens)
             self._m.record_totals(self.model, completion_tokens=new_tokens)
             self._m.token_rate.add(self._m.clock(), new_tokens)
 
