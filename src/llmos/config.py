@@ -26,6 +26,7 @@ DEFAULT_PORT = 8470
 AuthMode = Literal["auto", "required", "off"]
 PolicyName = Literal["fcfs", "priority", "round_robin", "fair"]
 LogFormat = Literal["text", "json"]
+CpuWeightsMode = Literal["auto", "native"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,12 @@ class Paths:
     @property
     def logs(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def derived(self) -> Path:
+        """Files the engine derives from blobs (CPU re-encodings of weights), named
+        ``sha256-<digest>.<variant>`` and deleted with their blob."""
+        return self.home / "derived"
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,9 @@ class EngineConfig:
     n_batch: int = 512
     """Per-step token budget: prefill chunks plus one token per decoding sequence."""
     backend: str = "llamacpp"
+    cpu_weights: CpuWeightsMode = "auto"
+    """``auto``: Q4_1/Q5_1 GGUF files run on the CPU from a one-time Q8_0 re-encoding, which
+    llama.cpp multiplies in batches (``LLMOS_CPU_WEIGHTS``); ``native``: as stored."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +147,7 @@ class Settings(BaseSettings):
     n_threads: int = Field(default=0, ge=0)
     n_batch: int = Field(default=512, ge=16)
     engine_backend: str = "llamacpp"
+    cpu_weights: CpuWeightsMode = "auto"
     scheduler_policy: PolicyName = "fcfs"
     max_queue: int = Field(default=256, ge=1)
     max_queue_per_tenant: int = Field(default=64, ge=1)
@@ -202,6 +213,7 @@ class Settings(BaseSettings):
                 n_threads=self.n_threads,
                 n_batch=self.n_batch,
                 backend=self.engine_backend,
+                cpu_weights=self.cpu_weights,
             ),
             scheduler=SchedulerConfig(
                 policy=self.scheduler_policy,

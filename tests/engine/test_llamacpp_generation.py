@@ -31,12 +31,19 @@ FRANCE = "What is the capital of France?"
 MakeEngine = Callable[..., LlamaCppEngine]
 
 
-def test_greedy_output_matches_llama_cpp_high_level_api(make_engine: MakeEngine, smollm2_gguf: Path) -> None:
-    # Same numerics as llama_cpp.Llama (which disables flash attention): token-identical output.
-    engine = make_engine(extra={"flash_attn": "off"})
+@pytest.mark.parametrize("cpu_weights", ["auto", "native"])
+def test_greedy_output_matches_llama_cpp_high_level_api(
+    make_engine: MakeEngine, smollm2_gguf: Path, cpu_weights: str
+) -> None:
+    # Same numerics as llama_cpp.Llama on the same weights file (Llama disables flash
+    # attention): token-identical output. ``auto`` maps the Q4_1 file as its Q8_0 re-encoding,
+    # ``native`` the file itself.
+    engine = make_engine(cpu_weights=cpu_weights, extra={"flash_attn": "off"})
+    weights = Path(engine.info.weights_path)
+    assert (weights == smollm2_gguf) == (cpu_weights == "native")
     prompt = chat_prompt(engine, FRANCE)
     ours = generate(engine, "a", prompt, SamplingParams(temperature=0.0, max_tokens=40))
-    llm = llama_cpp.Llama(str(smollm2_gguf), n_ctx=1024, verbose=False)
+    llm = llama_cpp.Llama(str(weights), n_ctx=1024, verbose=False)
     try:
         ref = llm.create_completion(list(prompt), max_tokens=40, temperature=0.0, repeat_penalty=1.0)
     finally:
@@ -45,9 +52,7 @@ def test_greedy_output_matches_llama_cpp_high_level_api(make_engine: MakeEngine,
     assert ours.finish == "length" and ours.completion_tokens == 40
 
 
-def test_batched_tokens_are_argmax_of_a_reference_forward_pass(
-    make_engine: MakeEngine, smollm2_gguf: Path
-) -> None:
+def test_batched_tokens_are_argmax_of_a_reference_forward_pass(make_engine: MakeEngine) -> None:
     """Eight sequences in one batch. llama.cpp is not bit-exact across batch shapes (kernels
     accumulate in another order), so greedy text can flip at near-ties. What must hold: every
     token a batched sequence produced is the argmax (up to a near-tie) of an independent
@@ -64,7 +69,7 @@ def test_batched_tokens_are_argmax_of_a_reference_forward_pass(
     assert {k: v.tokens for k, v in drive(again).items()} == {k: v.tokens for k, v in first.items()}
 
     for i, p in enumerate(prompts):
-        assert_near_greedy(smollm2_gguf, p, first[f"s{i}"].tokens)
+        assert_near_greedy(Path(engine.info.weights_path), p, first[f"s{i}"].tokens)
 
 
 def test_chunked_prefill_runs_beside_decoding_sequences(make_engine: MakeEngine) -> None:

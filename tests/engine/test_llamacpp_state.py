@@ -28,7 +28,7 @@ def _common(a: tuple[int, ...], b: tuple[int, ...]) -> int:
     return n
 
 
-def test_prefix_of_a_finished_sequence_is_reused(make_engine: MakeEngine, smollm2_gguf: Path) -> None:
+def test_prefix_of_a_finished_sequence_is_reused(make_engine: MakeEngine) -> None:
     """The reused KV was computed inside another batch shape, so greedy text may differ from a
     cold run at a near-tie (llama.cpp is not bit-exact across batch shapes); the output must
     still be the model's greedy continuation, token by token, of an independent forward pass."""
@@ -43,7 +43,7 @@ def test_prefix_of_a_finished_sequence_is_reused(make_engine: MakeEngine, smollm
     reused = drive(engine)["turn2"]
     assert reused.cached == shared
 
-    assert_near_greedy(smollm2_gguf, second, reused.tokens)
+    assert_near_greedy(Path(engine.info.weights_path), second, reused.tokens)
     fresh = make_engine(extra={"prefix_cache_slots": 0})
     alone = generate(fresh, "turn2", second, GREEDY)
     assert alone.cached == 0

@@ -103,3 +103,17 @@ def test_bad_digests_rejected(bad: str) -> None:
 
 def test_digest_accepts_prefix_and_case() -> None:
     assert check_digest("sha256:" + "AB" * 32) == "ab" * 32
+
+
+def test_delete_removes_what_was_derived_from_the_blob(tmp_path: Path) -> None:
+    derived = tmp_path / "derived"
+    s = store(tmp_path, derived=derived)
+    a = s.put_stream(io.BytesIO(b"alpha"))
+    b = s.put_stream(io.BytesIO(b"beta"))
+    derived.mkdir()
+    mine = derived / f"sha256-{a.digest}.q8_0.gguf"
+    theirs = derived / f"sha256-{b.digest}.q8_0.gguf"
+    mine.write_bytes(b"x")
+    theirs.write_bytes(b"y")
+    assert s.delete(a.digest)
+    assert not mine.exists() and theirs.exists() and s.exists(b.digest)

@@ -130,3 +130,55 @@ def test_truncated_header_raises(tmp_path: Path) -> None:
     cut.write_bytes(data[:300])
     with pytest.raises(InvalidModelFile, match="truncated"):
         read_gguf_header(cut)
+
+
+def write_q4_1_gguf(path: Path) -> Path:
+    """A "mostly Q4_1" file: one Q4_1 tensor (4 rows of 64 values: 160 bytes) beside an F32 one."""
+    w = GGUFWriter(str(path), "llama")
+    w.add_block_count(1)
+    w.add_embedding_length(64)
+    w.add_head_count(4)
+    w.add_file_type(3)  # LLAMA_FTYPE_MOSTLY_Q4_1
+    w.add_tensor("token_embd.weight", np.zeros((100, 64), dtype=np.float32))
+    w.add_tensor(
+        "blk.0.attn_q.weight", np.zeros((4, 2 * 20), dtype=np.uint8), raw_dtype=GGMLQuantizationType.Q4_1
+    )
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def test_a_q4_1_file_is_estimated_as_the_q8_0_encoding_the_cpu_engine_maps(tmp_path: Path) -> None:
+    path = write_q4_1_gguf(tmp_path / "q41.gguf")
+    header = read_gguf_header(path)
+    assert header.elements_by_type == {0: 6400, 3: 256}
+    assert header.bytes_by_type == {0: 25_600, 3: 160}
+    shape = read_shape(path)
+    assert shape.tensor_bytes == 25_600 + 160
+    assert shape.cpu_tensor_bytes == 25_600 + 8 * 34  # 8 blocks of 32 values as Q8_0
+    auto = estimate_memory(shape, EstimateParams(cpu_weights="auto"))
+    native = estimate_memory(shape, EstimateParams(cpu_weights="native"))
+    assert auto.weights - native.weights == 8 * 34 - 160
+    # Offloaded to a GPU the file is mapped as it is.
+    gpu = estimate_memory(shape, EstimateParams(device="cuda:0", gpu_layers=99))
+    assert gpu.weights == shape.tensor_bytes
+    # The engine config's choice reaches the estimate.
+    params = EstimateParams.from_engine_config(EngineConfig(cpu_weights="native"))
+    assert params.cpu_weights == "native"
+
+
+def test_other_file_types_keep_their_size(tmp_path: Path) -> None:
+    shape = read_shape(write_gguf(tmp_path / "m.gguf"))  # no general.file_type, Q8_0 + F32
+    assert shape.cpu_tensor_bytes == shape.tensor_bytes
+
+
+def test_a_shape_stored_before_cpu_bytes_existed_is_read_again_from_the_file(tmp_path: Path) -> None:
+    path = write_q4_1_gguf(tmp_path / "q41.gguf")
+    stale = ModelShape.from_metadata(read_shape(path).to_metadata())
+    assert stale is not None
+    old = stale.to_metadata()
+    del old["resource_shape"]["cpu_tensor_bytes"]
+    estimate = estimate_gguf(path, EstimateParams(), metadata=old)
+    assert estimate.weights == 25_600 + 8 * 34

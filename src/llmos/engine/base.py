@@ -41,6 +41,11 @@ class LoadSpec:
     embedding: bool = False
     chat_template: str | None = None
     """Overrides the template found in the model file."""
+    cpu_weights: str = "auto"
+    """``auto``: a backend may load a CPU-friendlier encoding of the weights (see
+    :mod:`llmos.engine.weights`); ``native``: the file as it is."""
+    derived_dir: Path | None = None
+    """Where a backend keeps weights it derives from ``model_path`` (None: a temp folder)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -58,6 +63,10 @@ class EngineInfo:
     chat_template: str | None
     embedding_dim: int
     backend: str
+    weights_path: str = ""
+    """The file the weights were mapped from (``model_path`` or a conversion of it)."""
+    weights: str = ""
+    """How they are encoded, e.g. ``q8_0 (converted from q4_1)``."""
 
 
 @dataclass(frozen=True)

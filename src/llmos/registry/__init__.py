@@ -25,7 +25,7 @@ def open_registry(config: Config) -> Registry:
 
     paths = config.paths
     paths.home.mkdir(parents=True, exist_ok=True)
-    blobs = BlobStore(paths.blobs, paths.tmp)
+    blobs = BlobStore(paths.blobs, paths.tmp, derived=paths.derived)
     blobs.clean_tmp()
     db = open_database(config)
     return Registry(

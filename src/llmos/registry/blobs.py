@@ -194,12 +194,17 @@ def _pid_alive(pid: int) -> bool:
 
 
 class BlobStore:
-    """Blobs by sha256 under ``root``; temp files under ``tmp`` (same filesystem)."""
+    """Blobs by sha256 under ``root``; temp files under ``tmp`` (same filesystem); files derived
+    from a blob (``<derived>/sha256-<digest>.<variant>``, e.g. the engine's CPU re-encoding of
+    weights) are deleted with it."""
 
-    def __init__(self, root: Path, tmp: Path, *, write_fn: WriteFn = _default_write) -> None:
+    def __init__(
+        self, root: Path, tmp: Path, *, write_fn: WriteFn = _default_write, derived: Path | None = None
+    ) -> None:
         self.root = root
         self.tmp = tmp
         self.write_fn = write_fn
+        self.derived = derived
 
     def path(self, digest: Digest) -> Path:
         return self.root / f"sha256-{check_digest(digest)}"
@@ -244,8 +249,14 @@ class BlobStore:
             return w.commit()
 
     def delete(self, digest: Digest) -> bool:
+        """Delete a blob and whatever was derived from it. Returns whether the blob existed."""
+        path = self.path(digest)
+        if self.derived is not None and self.derived.is_dir():
+            for p in self.derived.glob(f"{path.name}.*"):
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
         try:
-            self.path(digest).unlink()
+            path.unlink()
         except FileNotFoundError:
             return False
         return True

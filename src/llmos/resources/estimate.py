@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from llmos.config import EngineConfig
+from llmos.engine.weights import CpuWeights, conversion_target, converted_tensor_bytes
 from llmos.errors import InvalidModelFile
 from llmos.resources.gguf_header import ArrayInfo, GGUFHeader, read_gguf_header
 
@@ -88,6 +89,10 @@ class ModelShape:
     n_swa: int = 0
     """Sliding window, in tokens (0: none)."""
     n_ctx_train: int = 0
+    cpu_tensor_bytes: int = -1
+    """``tensor_bytes`` once the engine re-encodes the file for the CPU (``cpu_weights="auto"``,
+    see :mod:`llmos.engine.weights`); equal to ``tensor_bytes`` when it loads the file as it is,
+    -1 in shapes stored before this field existed."""
 
     def to_metadata(self) -> dict[str, Any]:
         return {SHAPE_METADATA_KEY: asdict(self)}
@@ -124,10 +129,13 @@ class EstimateParams:
     gpu_layers: int = 0
     """Layers offloaded to ``device`` when it is a GPU; ≥ n_layer + 1 offloads everything."""
     runtime_overhead: int = RUNTIME_OVERHEAD_BYTES
+    cpu_weights: CpuWeights = "auto"
+    """Whether the engine may load a CPU re-encoding of the weights (``EngineConfig.cpu_weights``)."""
 
     @classmethod
     def from_engine_config(cls, engine: EngineConfig, **overrides: Any) -> EstimateParams:
         """The parameters the engine will load with (``overrides``: KV types, placement...)."""
+        overrides.setdefault("cpu_weights", engine.cpu_weights)
         return cls(n_ctx=engine.n_ctx, n_slots=engine.n_slots, n_batch=engine.n_batch, **overrides)
 
 
@@ -251,7 +259,15 @@ def shape_from_header(header: GGUFHeader) -> ModelShape:
         kv_width_swa=sum(w for w, s in zip(widths, swa, strict=True) if s),
         n_swa=int(f.get(f"{arch}.attention.sliding_window", 0) or 0) if any(swa) else 0,
         n_ctx_train=_int(f, f"{arch}.context_length", 0),
+        cpu_tensor_bytes=_cpu_tensor_bytes(header),
     )
+
+
+def _cpu_tensor_bytes(header: GGUFHeader) -> int:
+    file_type = header.fields.get("general.file_type")
+    if not isinstance(file_type, int) or conversion_target(file_type, "auto") is None:
+        return header.tensor_bytes
+    return converted_tensor_bytes(header.elements_by_type, header.bytes_by_type)
 
 
 def read_shape(path: Path) -> ModelShape:
@@ -291,12 +307,15 @@ def estimate_memory(shape: ModelShape, params: EstimateParams) -> MemoryEstimate
     compute = 2 * outputs * row * 4 + params.n_batch * (4 * shape.n_embd + 2 * shape.n_ff) * 4
     vocab = VOCAB_BYTES_PER_TOKEN * shape.n_vocab + VOCAB_BYTES_PER_MERGE * shape.n_merges
     vram = 0
+    weights = shape.tensor_bytes
     if params.device != "cpu" and params.gpu_layers > 0:
         # llama.cpp offloads whole layers (plus the output layer as layer n_layer).
         share = min(1.0, params.gpu_layers / (shape.n_layer + 1))
         vram = int(share * (shape.tensor_bytes + kv)) + compute
+    elif params.cpu_weights == "auto" and shape.cpu_tensor_bytes >= 0:
+        weights = shape.cpu_tensor_bytes
     return MemoryEstimate(
-        weights=shape.tensor_bytes,
+        weights=weights,
         vocab=vocab,
         kv_cache=kv,
         compute=compute,
@@ -311,4 +330,6 @@ def estimate_gguf(
 ) -> MemoryEstimate:
     """Estimate from a stored shape in ``metadata`` (a Manifest's), else from the file's header."""
     shape = ModelShape.from_metadata(metadata) if metadata else None
-    return estimate_memory(shape or read_shape(path), params)
+    if shape is None or (shape.cpu_tensor_bytes < 0 and path.is_file()):
+        shape = read_shape(path)  # none stored, or stored before the CPU re-encoding was known
+    return estimate_memory(shape, params)

@@ -7,6 +7,7 @@ and reads nothing past the tensor infos. Little-endian GGUF v2/v3 only.
 
 from __future__ import annotations
 
+import math
 import mmap
 import struct
 from dataclasses import dataclass, field
@@ -53,6 +54,10 @@ class GGUFHeader:
     """Sum of every tensor's data size (what is mapped into memory)."""
     data_offset: int = 0
     file_size: int = 0
+    elements_by_type: dict[int, int] = field(default_factory=dict)
+    """Tensor elements per ggml type."""
+    bytes_by_type: dict[int, int] = field(default_factory=dict)
+    """Tensor data bytes per ggml type (types this gguf package knows)."""
 
 
 class _Cursor:
@@ -150,16 +155,21 @@ def _parse(cur: _Cursor, path: Path) -> GGUFHeader:
         fields[key] = cur.value(int(cur.unpack("<I")))
     total = 0
     exact = True
+    elements: dict[int, int] = {}
+    by_type: dict[int, int] = {}
     for _ in range(tensor_count):
         cur.skip_string()
         n_dims = int(cur.unpack("<I"))
         dims = tuple(int(cur.unpack("<Q")) for _ in range(n_dims))
-        nbytes = _tensor_nbytes(dims, int(cur.unpack("<I")))
+        ggml_type = int(cur.unpack("<I"))
+        nbytes = _tensor_nbytes(dims, ggml_type)
         cur.unpack("<Q")  # offset within the data section
+        elements[ggml_type] = elements.get(ggml_type, 0) + math.prod(dims)
         if nbytes is None:
             exact = False
         else:
             total += nbytes
+            by_type[ggml_type] = by_type.get(ggml_type, 0) + nbytes
     alignment = fields.get("general.alignment", 32)
     if not isinstance(alignment, int) or alignment <= 0:
         alignment = 32
@@ -173,4 +183,6 @@ def _parse(cur: _Cursor, path: Path) -> GGUFHeader:
         tensor_bytes=total,
         data_offset=data_offset,
         file_size=cur.size,
+        elements_by_type=elements,
+        bytes_by_type=by_type,
     )

@@ -45,6 +45,8 @@ from llmos.engine.llamacpp.embedding import EmbeddingContext
 from llmos.engine.llamacpp.model import LlamaModel, kv_unified_option
 from llmos.engine.llamacpp.sampling import SamplerChain, logprobs_at, validate
 from llmos.engine.llamacpp.sequence import Sequence as Seq
+from llmos.engine.llamacpp.shared_prefill import DEFAULT_MIN_TOKENS as DEFAULT_SHARE_MIN
+from llmos.engine.llamacpp.shared_prefill import common_prefix, group_shared_prefixes
 from llmos.engine.templates import ChatTemplate
 from llmos.errors import (
     Conflict,
@@ -90,6 +92,9 @@ class LlamaCppEngine:
         # Slots on either side of a cross-stream copy that llama.cpp applies at the next decode.
         self._pending_copy: set[int] = set()
         self._keep_residue = True
+        self._share_min = DEFAULT_SHARE_MIN
+        self.shared_prefill_tokens = 0
+        """Prompt tokens followers did not compute, thanks to shared prefill (a counter)."""
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -98,6 +103,11 @@ class LlamaCppEngine:
             raise Conflict("a model is already loaded; unload it first")
         unified = kv_unified_option(spec)
         n_cache = int(spec.extra.get("prefix_cache_slots", 4))
+        self._share_min = int(spec.extra.get("shared_prefill_min", DEFAULT_SHARE_MIN))
+        if self._share_min < 0:
+            raise InvalidRequest(
+                "shared_prefill_min must be >= 0 (0 turns it off)", param="shared_prefill_min"
+            )
         self._keep_residue = n_cache > 0
         if spec.embedding or not unified:
             n_cache = 0
@@ -125,8 +135,16 @@ class LlamaCppEngine:
             chat_template=template,
             embedding_dim=model.n_embd,
             backend=BACKEND,
+            weights_path=str(model.weights.path),
+            weights=model.weights.description,
         )
-        logger.info("loaded %s (n_ctx=%d, slots=%d)", spec.model_path, spec.n_ctx, spec.n_slots)
+        logger.info(
+            "loaded %s, weights %s (n_ctx=%d, slots=%d)",
+            spec.model_path,
+            model.weights.description,
+            spec.n_ctx,
+            spec.n_slots,
+        )
         return self._info
 
     @property
@@ -139,6 +157,11 @@ class LlamaCppEngine:
         if self._model is None:
             raise EngineError("no model loaded")
         return self._model
+
+    def _b(self) -> Batch:
+        if self._batch is None:
+            raise EngineError("no model loaded")
+        return self._batch
 
     def unload(self) -> None:
         for seq in list(self._seqs.values()):
@@ -254,7 +277,7 @@ class LlamaCppEngine:
         ]
         candidates += [(cid, toks, len(toks)) for cid, toks in self._cache.items()]
         for src, toks, n_kv in candidates:
-            n = _common_prefix(prompt, toks, min(limit, n_kv))
+            n = common_prefix(prompt, toks, min(limit, n_kv))
             if n > best_n:
                 best_src, best_n = src, n
         mem = self._m().memory
@@ -274,12 +297,12 @@ class LlamaCppEngine:
         limit = len(prompt) - 1  # at least one token must be fed to get logits
         best_slot, best_n = -1, 0
         for slot in self._free_slots:
-            n = _common_prefix(prompt, self._residue.get(slot, ()), limit)
+            n = common_prefix(prompt, self._residue.get(slot, ()), limit)
             if n > best_n:
                 best_slot, best_n = slot, n
         src, src_n = -1, 0
         for s in self._seqs.values():
-            n = _common_prefix(prompt, s.tokens, min(limit, s.n_past))
+            n = common_prefix(prompt, s.tokens, min(limit, s.n_past))
             if n > src_n:
                 src, src_n = s.slot, n
         if best_n >= src_n and best_n > 0:
@@ -292,12 +315,22 @@ class LlamaCppEngine:
         llama_cpp.llama_memory_seq_rm(mem, slot, -1, -1)
         if src_n <= 0:
             return slot, 0
-        # Across streams llama.cpp copies only whole buffers (a partial range aborts the
-        # process): copy everything, then drop the cells past the shared prefix.
-        llama_cpp.llama_memory_seq_cp(mem, src, slot, -1, -1)
-        llama_cpp.llama_memory_seq_rm(mem, slot, src_n, -1)
-        self._pending_copy.update((src, slot))
+        self._copy_prefix(src, slot, src_n)
         return slot, src_n
+
+    def _copy_prefix(self, src: int, dst: int, n: int) -> None:
+        """Make the first ``n`` cells of ``dst`` a copy of those of ``src`` (``dst`` is emptied)."""
+        mem = self._m().memory
+        llama_cpp.llama_memory_seq_rm(mem, dst, -1, -1)
+        if self._m().shape.kv_unified:
+            llama_cpp.llama_memory_seq_cp(mem, src, dst, 0, n)
+            return
+        # Across streams llama.cpp copies only whole buffers (a partial range aborts the
+        # process): copy everything, then drop the cells past the shared prefix. The copy is
+        # applied at the next decode.
+        llama_cpp.llama_memory_seq_cp(mem, src, dst, -1, -1)
+        llama_cpp.llama_memory_seq_rm(mem, dst, n, -1)
+        self._pending_copy.update((src, dst))
 
     # --- stepping --------------------------------------------------------------------------------
 
@@ -341,6 +374,7 @@ class LlamaCppEngine:
         preempted: list[SeqSnapshot] = []
         if not m.shape.kv_unified:
             work = self._within_slot(work, outputs)
+        shared = self._prefill_shared(work)
         while work:
             batch.clear()
             for w in work:
@@ -359,7 +393,7 @@ class LlamaCppEngine:
             for w in work:
                 outputs.append(self._finish_error(w.seq, self._last_error))
             work = []
-        n_tokens = sum(len(w.chunk) for w in work)
+        n_tokens = shared + sum(len(w.chunk) for w in work)
         for w in work:
             seq = w.seq
             seq.n_past += len(w.chunk)
@@ -371,6 +405,43 @@ class LlamaCppEngine:
             elapsed_s=time.perf_counter() - t0,
             preempted=tuple(preempted),
         )
+
+    def _prefill_shared(self, work: list[_Work]) -> int:
+        """Feed the common start of fresh prompts in this step once, in a decode of its own,
+        and copy it to the other sequences that share it (``shared_prefill.py``); their works
+        keep what is left. Returns the tokens fed (0 when nothing is shared or the decode fails:
+        the step then feeds every chunk whole)."""
+        if self._share_min <= 0:
+            return 0
+        fresh = [(i, w.chunk) for i, w in enumerate(work) if w.seq.n_past == 0]
+        groups = group_shared_prefixes(fresh, self._share_min) if len(fresh) > 1 else []
+        if not groups:
+            return 0
+        m, batch = self._m(), self._b()
+        batch.clear()
+        for g in groups:
+            donor = work[g.donor]
+            batch.add_run(donor.chunk[: g.run], 0, donor.seq.slot, logits_last=False)
+        rc = int(llama_cpp.llama_decode(m.ctx, batch.raw))
+        if rc != 0:
+            for g in groups:
+                llama_cpp.llama_memory_seq_rm(m.memory, work[g.donor].seq.slot, 0, -1)
+            logger.debug("shared prefill decode returned %d; prefilling each prompt whole", rc)
+            return 0
+        self._pending_copy.clear()  # llama.cpp applied queued copies before that decode
+        fed = 0
+        for g in groups:
+            donor = work[g.donor]
+            donor.chunk = donor.chunk[g.run :]
+            donor.seq.n_past = g.run
+            fed += g.run
+            for i, n in g.followers:
+                follower = work[i]
+                self._copy_prefix(donor.seq.slot, follower.seq.slot, n)
+                follower.chunk = follower.chunk[n:]
+                follower.seq.n_past = n
+                self.shared_prefill_tokens += n
+        return fed
 
     def _within_slot(self, work: list[_Work], outputs: list[SeqOutput]) -> list[_Work]:
         """Per-slot layout: a sequence whose slot is full ends with ``length``."""
@@ -596,15 +667,6 @@ class LlamaCppEngine:
                 raise EngineError("no model loaded")
             self._embedder = EmbeddingContext(self._m(), self._spec)
         return self._embedder.embed(inputs, normalize=normalize)
-
-
-def _common_prefix(a: Sequence[TokenId], b: Sequence[TokenId], limit: int) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if n >= limit or x != y:
-            break
-        n += 1
-    return n
 
 
 def _rss() -> int:

@@ -18,6 +18,7 @@ from typing import Any
 import llama_cpp
 
 from llmos.engine.base import LoadSpec
+from llmos.engine.llamacpp.weights import WeightsChoice, choose_weights
 from llmos.errors import EngineError, InvalidModelFile, InvalidRequest
 from llmos.types import TokenId
 
@@ -95,7 +96,15 @@ class LlamaModel:
         _init_backend()
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = int(spec.extra.get("n_gpu_layers", 0))
-        model = llama_cpp.llama_model_load_from_file(str(path).encode(), mparams)
+        self.weights = choose_weights(
+            path, spec.cpu_weights, gpu_layers=mparams.n_gpu_layers, derived_dir=spec.derived_dir
+        )
+        model = llama_cpp.llama_model_load_from_file(str(self.weights.path).encode(), mparams)
+        if not model and self.weights.path != path:
+            logger.warning("cannot load the converted %s; deleting it, loading %s", self.weights.path, path)
+            self.weights.path.unlink(missing_ok=True)
+            self.weights = WeightsChoice(path=path, source=path, file_type=self.weights.file_type)
+            model = llama_cpp.llama_model_load_from_file(str(path).encode(), mparams)
         if not model:
             raise InvalidModelFile(f"llama.cpp could not load {path.name} (not a valid GGUF model?)")
         self._model: Any = model

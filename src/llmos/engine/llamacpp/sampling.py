@@ -11,7 +11,7 @@ import llama_cpp
 import numpy as np
 
 from llmos.engine.base import SamplingParams, TokenLogprob
-from llmos.errors import InvalidRequest
+from llmos.errors import EngineError, InvalidRequest
 from llmos.types import TokenId
 
 LLAMA_DEFAULT_SEED = 0xFFFFFFFF
@@ -42,6 +42,17 @@ class SamplerChain:
     def __init__(self, params: SamplingParams, vocab: Any, n_vocab: int) -> None:
         validate(params)
         self.params = params
+        self._n_vocab = n_vocab
+        self.greedy_only = (
+            params.temperature == 0.0
+            and not params.grammar
+            and params.repeat_penalty == 1.0
+            and params.presence_penalty == 0.0
+            and params.frequency_penalty == 0.0
+        )
+        """Plain argmax: sampled from the logits row directly (llama.cpp's greedy sampler first
+        copies the whole vocabulary into a candidate array for every token; the pick is the same,
+        the first highest logit)."""
         chain: Any = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         self._chain = chain
         self._grammar: Any = None
@@ -79,6 +90,8 @@ class SamplerChain:
 
     def sample(self, ctx: Any, index: int) -> TokenId:
         """Sample from the logits row ``index`` of the last decode, and accept the token."""
+        if self.greedy_only:
+            return int(logits_row(ctx, index, self._n_vocab).argmax())
         return int(llama_cpp.llama_sampler_sample(self._chain, ctx, index))
 
     def accept_history(self, tokens: Iterable[TokenId]) -> None:
@@ -96,8 +109,7 @@ def logprobs_at(
     ctx: Any, index: int, n_vocab: int, chosen: TokenId, top: int, text_of: Callable[[TokenId], str]
 ) -> TokenLogprob:
     """Log-softmax of the raw logits row ``index`` (before sampling transforms)."""
-    ptr = llama_cpp.llama_get_logits_ith(ctx, index)
-    row = np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(n_vocab,))
+    row = logits_row(ctx, index, n_vocab)
     m = float(row.max())
     logz = m + float(np.log(np.exp(row - m).sum()))
     alternatives: tuple[tuple[str, float], ...] = ()
@@ -108,3 +120,12 @@ def logprobs_at(
     return TokenLogprob(
         token=text_of(chosen), token_id=chosen, logprob=float(row[chosen]) - logz, top=alternatives
     )
+
+
+def logits_row(ctx: Any, index: int, n_vocab: int) -> np.ndarray[Any, np.dtype[np.float32]]:
+    """The logits of batch position ``index`` of the last decode, as a view (no copy).
+    Raises EngineError when the last decode holds no logits there."""
+    ptr = llama_cpp.llama_get_logits_ith(ctx, index)
+    if not ptr:
+        raise EngineError(f"the last decode has no logits at batch position {index}")
+    return np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(n_vocab,))

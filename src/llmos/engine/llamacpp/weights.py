@@ -1,0 +1,176 @@
+"""The weights file a CPU load actually maps: the model file itself, or its Q8_0 re-encoding.
+
+:mod:`llmos.engine.weights` decides *whether* (Q4_1 / Q5_1 files, ``cpu_weights="auto"``, no
+GPU layers); this module converts with llama.cpp's own quantizer (``llama_model_quantize``,
+requantizing) once per model file and keeps the result in a derived-weights folder
+(``LoadSpec.derived_dir``, under ``LLMOS_HOME`` when the kernel loads):
+
+- named after the source: ``sha256-<digest>.q8_0.gguf`` for a content-addressed blob (the
+  registry deletes it with its blob), else ``<stem>-<hash of path, size, mtime>.q8_0.gguf``;
+- written to a temp file in that folder and renamed only once llama.cpp reports success, so a
+  crash mid-conversion leaves no half-written file under the final name (temps of dead
+  processes are swept before the next conversion);
+- a cached file that llama.cpp then cannot load is deleted and the source is loaded instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import logging
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import llama_cpp
+
+from llmos.engine.weights import FILE_TYPE_NAMES, conversion_target, parse_mode
+from llmos.errors import EngineError
+
+logger = logging.getLogger(__name__)
+
+_BLOB_NAME = re.compile(r"^sha256-[0-9a-f]{64}$")
+_TEMP = re.compile(r"^\.tmp-(\d+)-")
+
+
+@dataclass(frozen=True)
+class WeightsChoice:
+    """Which file to map, and why."""
+
+    path: Path
+    source: Path
+    file_type: int | None
+    """The source's ``general.file_type`` (None when the header has none)."""
+    converted_to: int | None = None
+    """The file type of ``path`` when it is a conversion of ``source``."""
+    seconds: float = 0.0
+    """Time spent converting now (0 when the cached conversion was used or none was needed)."""
+
+    @property
+    def description(self) -> str:
+        src = FILE_TYPE_NAMES.get(self.file_type or -1, f"type {self.file_type}")
+        if self.converted_to is None:
+            return f"{src} (as stored)"
+        return f"{FILE_TYPE_NAMES.get(self.converted_to, self.converted_to)} (converted from {src})"
+
+
+def file_type(path: Path) -> int | None:
+    """``general.file_type`` of a GGUF, read by llama.cpp with only its vocabulary loaded
+    (None when missing or unreadable: llama.cpp's full load then reports the real problem)."""
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
+    if not model:
+        return None
+    try:
+        buf = ctypes.create_string_buffer(32)
+        if llama_cpp.llama_model_meta_val_str(model, b"general.file_type", buf, len(buf)) < 0:
+            return None
+        try:
+            return int(buf.value.decode())
+        except ValueError:
+            return None
+    finally:
+        llama_cpp.llama_model_free(model)
+
+
+def derived_name(source: Path, target: int) -> str:
+    suffix = f".{FILE_TYPE_NAMES.get(target, f'ftype{target}')}.gguf"
+    if _BLOB_NAME.match(source.name):
+        return source.name + suffix
+    st = source.stat()
+    key = hashlib.sha256(f"{source.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    return f"{source.stem}-{key}{suffix}"
+
+
+def default_derived_dir() -> Path:
+    """Where conversions go when the caller names no folder (engines used outside the kernel)."""
+    return Path(tempfile.gettempdir()) / f"llmos-derived-{os.getuid()}"
+
+
+def choose_weights(
+    source: Path, mode: object = "auto", *, gpu_layers: int = 0, derived_dir: Path | None = None
+) -> WeightsChoice:
+    """The file to load for ``source`` under ``mode`` (see module docstring). Raises
+    InvalidRequest for an unknown mode, EngineError when a needed conversion fails."""
+    cpu_weights = parse_mode(mode)
+    ftype = file_type(source)
+    target = conversion_target(ftype, cpu_weights, gpu_layers=gpu_layers)
+    if target is None:
+        return WeightsChoice(path=source, source=source, file_type=ftype)
+    folder = derived_dir or default_derived_dir()
+    dest = folder / derived_name(source, target)
+    if dest.is_file():
+        return WeightsChoice(path=dest, source=source, file_type=ftype, converted_to=target)
+    t0 = time.perf_counter()
+    convert(source, dest, target)
+    took = time.perf_counter() - t0
+    logger.info(
+        "converted %s (%s) to %s for batched CPU kernels in %.1f s: %s",
+        source.name,
+        FILE_TYPE_NAMES.get(ftype or -1, ftype),
+        FILE_TYPE_NAMES.get(target, target),
+        took,
+        dest,
+    )
+    return WeightsChoice(path=dest, source=source, file_type=ftype, converted_to=target, seconds=took)
+
+
+def convert(source: Path, dest: Path, target: int) -> None:
+    """Re-encode ``source`` as file type ``target`` into ``dest``, atomically. Raises EngineError."""
+    folder = dest.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    sweep_temps(folder)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{os.getpid()}-", suffix=".gguf", dir=folder)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype = target
+        params.allow_requantize = True
+        params.nthread = max(1, len(os.sched_getaffinity(0)))
+        rc = llama_cpp.llama_model_quantize(str(source).encode(), str(tmp).encode(), ctypes.byref(params))
+        if rc != 0:
+            raise EngineError(
+                f"could not convert {source.name} to {FILE_TYPE_NAMES.get(target, target)} "
+                f"(llama_model_quantize returned {rc}); set LLMOS_CPU_WEIGHTS=native to load it as it is"
+            )
+        with tmp.open("rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except OSError as exc:
+        raise EngineError(
+            f"could not write the converted weights of {source.name} to {folder}: {exc.strerror or exc}; "
+            "free disk space there or set LLMOS_CPU_WEIGHTS=native"
+        ) from exc
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def sweep_temps(folder: Path) -> int:
+    """Delete temp files of conversions whose process is gone. Returns how many."""
+    removed = 0
+    for p in folder.iterdir():
+        m = _TEMP.match(p.name)
+        if m and not _alive(int(m.group(1))):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+                removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
