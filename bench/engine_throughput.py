@@ -1,8 +1,16 @@
 """Aggregate output tokens/s of the llama.cpp engine at 1, 4, 16, 32 concurrent sequences.
 
 Compared, in one run, with (a) llama-cpp-python's high-level ``Llama`` serving the same requests
-one after another and (b) a bare ``llama_decode`` batch loop (greedy argmax, no machinery).
-Every request: a distinct short chat prompt, 128 new tokens, greedy, EOS ignored.
+one after another from the model file and (b) a bare ``llama_decode`` batch loop (greedy argmax,
+no machinery) over the weights llmos maps. With ``cpu_weights="auto"`` (the default) llmos maps
+a Q4_1 file as its one-time Q8_0 re-encoding (``llmos.engine.weights``), so two more columns
+keep the comparison honest: (a') ``Llama`` sequential on that re-encoding, and llmos with
+``cpu_weights="native"`` (the Q4_1 file as it is).
+Every request: a distinct short chat prompt (the model's default system prompt, then one user
+line; no run repeats another run's prompts), 128 new tokens, greedy, EOS ignored. Every variant
+starts cold each run: ``Llama`` and the llmos engines are loaded for the run (not timed), and
+each reuses prefixes only within it — ``Llama`` the system prompt it still holds from the
+previous request, llmos its shared prefill of prompts read together.
 Throughput = all output tokens / wall time from first admission to last token (prefill included).
 The engine and the bare loop run the same llama.cpp context settings (per-sequence KV streams,
 ``kv_unified=false``; flash attention auto; same threads); ``Llama`` keeps its defaults and the
@@ -22,6 +30,8 @@ import platform
 import shlex
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +52,29 @@ CPU_S: dict[str, float] = {}
 TOPICS = ["the sea", "a cat", "autumn", "the moon", "a city", "bread", "a river", "winter"]
 
 
-def prompts(engine: Engine, n: int) -> list[tuple[int, ...]]:
+def prompts(engine: Engine, n: int, run: int = 0) -> list[tuple[int, ...]]:
+    """``n`` distinct chat prompts (the model's default system prompt, then one user line);
+    ``run`` makes them distinct from every other run's, so no variant finds a whole prompt
+    cached from an earlier run."""
     out = []
     for i in range(n):
-        msg = f"Write a short story number {i} about {TOPICS[i % len(TOPICS)]}."
+        msg = f"Write a short story number {run}.{i} about {TOPICS[i % len(TOPICS)]}."
         out.append(tuple(engine.tokenize(engine.render_chat([{"role": "user", "content": msg}]))))
     return out
+
+
+def run_fresh(make: Callable[[], Engine], spec: LoadSpec, batch: list[tuple[int, ...]]) -> float:
+    """Run on an engine loaded for this run only (loading is not timed): every variant starts
+    cold and reuses prefixes only within the run, as (a) does."""
+    engine = make()
+    engine.load(spec)
+    try:
+        return run_engine(engine, batch)
+    finally:
+        if isinstance(engine, WorkerEngine):
+            engine.close()
+        else:
+            engine.unload()
 
 
 def run_engine(engine: Engine, batch: list[tuple[int, ...]]) -> float:
@@ -70,7 +97,8 @@ def run_high_level(model: Path, batch: list[tuple[int, ...]], threads: int) -> f
         t0, c0 = time.perf_counter(), time.process_time()
         produced = 0
         for p in batch:
-            llm.reset()
+            # No reset: like a server on Llama, it reuses the longest prefix it still holds
+            # from the previous request (here the system prompt).
             n = 0
             for _tok in llm.generate(list(p), temp=0.0, repeat_penalty=1.0, reset=True):
                 n += 1
@@ -139,6 +167,16 @@ def run_bare(model: Path, batch: list[tuple[int, ...]], threads: int) -> float:
         llama_cpp.llama_model_free(m)
 
 
+VARIANTS: list[tuple[str, str]] = [
+    ("high_level_sequential", "(a) Llama sequential, model file"),
+    ("high_level_same_weights", "(a') Llama sequential, llmos's weights"),
+    ("bare_batch_loop", "(b) bare llama_decode loop, llmos's weights"),
+    ("llmos_in_process", "llmos in-process"),
+    ("llmos_worker", "llmos worker"),
+    ("llmos_native", "llmos in-process, cpu_weights=native"),
+]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
@@ -151,26 +189,29 @@ def main() -> None:
         model_path=args.model, n_ctx=N_CTX, n_slots=max(args.concurrency), n_batch=512, n_threads=args.threads
     )
     load_start = os.getloadavg()[0]
-    local = LlamaCppEngine()
-    local.load(spec)
-    worker = WorkerEngine("llamacpp")
-    worker.load(spec)
+    local = LlamaCppEngine()  # the tokenizer, and the weights llmos maps
+    info = local.load(spec)
+    weights = Path(info.weights_path)
+    native_spec = replace(spec, cpu_weights="native")
     rows = []
+    counter = 0
     try:
         for n in args.concurrency:
-            batch = prompts(local, n)
             row: dict[str, Any] = {"concurrency": n}
             cpu: dict[str, float] = {}
             samples: dict[str, list[float]] = {}
             runs = {
                 "high_level_sequential": lambda b: run_high_level(args.model, b, args.threads),
-                "bare_batch_loop": lambda b: run_bare(args.model, b, args.threads),
-                "llmos_in_process": lambda b: run_engine(local, b),
-                "llmos_worker": lambda b: run_engine(worker, b),
+                "high_level_same_weights": lambda b: run_high_level(weights, b, args.threads),
+                "bare_batch_loop": lambda b: run_bare(weights, b, args.threads),
+                "llmos_in_process": lambda b: run_fresh(LlamaCppEngine, spec, b),
+                "llmos_worker": lambda b: run_fresh(lambda: WorkerEngine("llamacpp"), spec, b),
+                "llmos_native": lambda b: run_fresh(LlamaCppEngine, native_spec, b),
             }
             for _ in range(args.repeat):  # interleaved, so that a burst of load hits every variant
                 for key, run in runs.items():
-                    samples.setdefault(key, []).append(run(batch))
+                    counter += 1
+                    samples.setdefault(key, []).append(run(prompts(local, n, counter)))
                     if key != "llmos_worker":
                         cpu[key] = max(cpu.get(key, 0.0), NEW_TOKENS * n / CPU_S["last"])
             for key, values in samples.items():
@@ -180,17 +221,20 @@ def main() -> None:
             # measure of work (wall time under other processes' load is not).
             row["tokens_per_cpu_s"] = cpu
             row["vs_high_level"] = row["llmos_in_process"] / row["high_level_sequential"]
+            row["vs_high_level_same_weights"] = row["llmos_in_process"] / row["high_level_same_weights"]
             row["vs_bare"] = row["llmos_in_process"] / row["bare_batch_loop"]
+            row["worker_vs_high_level"] = row["llmos_worker"] / row["high_level_sequential"]
             row["worker_vs_bare"] = row["llmos_worker"] / row["bare_batch_loop"]
+            row["native_vs_high_level"] = row["llmos_native"] / row["high_level_sequential"]
             rows.append(row)
             print(json.dumps(row), flush=True)
     finally:
-        worker.close()
         local.unload()
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *sys.argv[1:]])
     meta = {
         "command": command,
         "model": args.model.name,
+        "weights": info.weights,
         "new_tokens": NEW_TOKENS,
         "threads": args.threads,
         "machine": f"{platform.machine()} {physical_cores()} cpus",
@@ -205,49 +249,64 @@ def main() -> None:
     (args.out / "engine_throughput.json").write_text(
         json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n"
     )
+    write_report(args.out, meta, rows)
+    plot(args.out, meta, rows)
+
+
+def write_report(out: Path, meta: dict[str, Any], rows: list[dict[str, Any]]) -> None:
     lines = [
         "# Engine throughput (aggregate output tokens/s, greedy, 128 new tokens per sequence)",
         "",
-        f"Command: `{command}`  ",
-        f"Model: {meta['model']}, threads {args.threads}, {meta['machine']}, llama-cpp-python {meta['llama_cpp_python']}, {meta['time']}  ",
-        f"KV: per-sequence streams (kv_unified=false) for llmos and (b); 1-minute load average "
-        f"{meta['load_1min_start']} at start, {meta['load_1min_end']} at end; best of {args.repeat} "
+        f"Command: `{meta['command']}`  ",
+        f"Model: {meta['model']}; llmos maps its weights as {meta['weights']}; threads {meta['threads']}, "
+        f"{meta['machine']}, llama-cpp-python {meta['llama_cpp_python']}, {meta['time']}  ",
+        "KV: per-sequence streams (kv_unified=false) for llmos and (b); 1-minute load average "
+        f"{meta['load_1min_start']} at start, {meta['load_1min_end']} at end; best of {meta['repeat']} "
         "interleaved run(s) per cell",
         "",
-        "| sequences | (a) Llama sequential | (b) bare llama_decode loop | llmos in-process | llmos worker | in-process / (a) | in-process / (b) | worker / (b) |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| sequences | " + " | ".join(label for _, label in VARIANTS) + " |",
+        "| ---: | " + " | ".join("---:" for _ in VARIANTS) + " |",
+    ]
+    for r in rows:
+        lines.append(f"| {r['concurrency']} | " + " | ".join(f"{r[k]:.0f}" for k, _ in VARIANTS) + " |")
+    lines += [
+        "",
+        "| sequences | in-process / (a) | worker / (a) | in-process / (a') | in-process / (b) | worker / (b) | native / (a) |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         lines.append(
-            f"| {r['concurrency']} | {r['high_level_sequential']:.0f} | {r['bare_batch_loop']:.0f} | {r['llmos_in_process']:.0f} | "
-            f"{r['llmos_worker']:.0f} | {r['vs_high_level']:.2f}x | {r['vs_bare']:.0%} | {r['worker_vs_bare']:.0%} |"
+            f"| {r['concurrency']} | {r['vs_high_level']:.2f}x | {r['worker_vs_high_level']:.2f}x | "
+            f"{r['vs_high_level_same_weights']:.2f}x | {r['vs_bare']:.0%} | {r['worker_vs_bare']:.0%} | "
+            f"{r['native_vs_high_level']:.2f}x |"
         )
     lines += [
         "",
         "Output tokens per CPU-second of the benchmark process (work, not wall time; the worker's CPU is "
         "in another process):",
         "",
-        "| sequences | (a) | (b) | llmos in-process | in-process / (a) | in-process / (b) |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| sequences | (a) | (a') | (b) | llmos in-process | native | in-process / (a) | in-process / (b) |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         c = r["tokens_per_cpu_s"]
-        a, b, e = c["high_level_sequential"], c["bare_batch_loop"], c["llmos_in_process"]
-        lines.append(f"| {r['concurrency']} | {a:.0f} | {b:.0f} | {e:.0f} | {e / a:.2f}x | {e / b:.0%} |")
-    (args.out / "engine_throughput.md").write_text("\n".join(lines) + "\n\n![plot](engine_throughput.png)\n")
+        a, a2, b = c["high_level_sequential"], c["high_level_same_weights"], c["bare_batch_loop"]
+        e, nat = c["llmos_in_process"], c["llmos_native"]
+        lines.append(
+            f"| {r['concurrency']} | {a:.0f} | {a2:.0f} | {b:.0f} | {e:.0f} | {nat:.0f} | {e / a:.2f}x | {e / b:.0%} |"
+        )
+    (out / "engine_throughput.md").write_text("\n".join(lines) + "\n\n![plot](engine_throughput.png)\n")
+
+
+def plot(out: Path, meta: dict[str, Any], rows: list[dict[str, Any]]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
     xs = [r["concurrency"] for r in rows]
-    for key, label in [
-        ("high_level_sequential", "(a) Llama, sequential"),
-        ("bare_batch_loop", "(b) bare llama_decode loop"),
-        ("llmos_in_process", "llmos engine (in-process)"),
-        ("llmos_worker", "llmos engine (worker process)"),
-    ]:
+    for key, label in VARIANTS:
         ax.plot(xs, [r[key] for r in rows], marker="o", label=label)
     ax.set_xscale("log", base=2)
     ax.set_xticks(xs, [str(x) for x in xs])
@@ -255,9 +314,9 @@ def main() -> None:
     ax.set_ylabel("aggregate output tokens/s")
     ax.set_title(f"{meta['model']} on {meta['machine']}")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(args.out / "engine_throughput.png", dpi=120)
+    fig.savefig(out / "engine_throughput.png", dpi=120)
 
 
 if __name__ == "__main__":
