@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import IO, BinaryIO
 
 from llmos.errors import IntegrityError, InvalidRequest, NotFound, StorageFull
+from llmos.procs import pid_alive
 from llmos.registry.progress import ProgressFn, report
 from llmos.types import Digest
 
@@ -181,18 +182,6 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class BlobStore:
     """Blobs by sha256 under ``root``; temp files under ``tmp`` (same filesystem); files derived
     from a blob (``<derived>/sha256-<digest>.<variant>``, e.g. the engine's CPU re-encoding of
@@ -268,7 +257,7 @@ class BlobStore:
         removed = 0
         for p in self.tmp.iterdir():
             m = _TEMP.match(p.name)
-            if m and not _pid_alive(int(m.group(1) or m.group(2))):
+            if m and not pid_alive(int(m.group(1) or m.group(2))):
                 if p.is_dir():
                     shutil.rmtree(p, ignore_errors=True)
                 else:

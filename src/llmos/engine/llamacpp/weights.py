@@ -30,6 +30,7 @@ import llama_cpp
 
 from llmos.engine.weights import FILE_TYPE_NAMES, conversion_target, parse_mode
 from llmos.errors import EngineError
+from llmos.procs import pid_alive
 
 logger = logging.getLogger(__name__)
 
@@ -157,20 +158,8 @@ def sweep_temps(folder: Path) -> int:
     removed = 0
     for p in folder.iterdir():
         m = _TEMP.match(p.name)
-        if m and not _alive(int(m.group(1))):
+        if m and not pid_alive(int(m.group(1))):
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
                 removed += 1
     return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
