@@ -4,11 +4,12 @@ format whose matrix products llama.cpp computes in batches.
 llama.cpp's CPU backend has batched matrix kernels (llamafile's tinyBLAS, the repacked
 Q4_0 / IQ4_NL / Q4_K layouts) for some weight types only. For the legacy "_1" types (Q4_1, Q5_1)
 a batch of 16 sequences still runs one vector dot product per weight row per sequence, so
-batching saves memory traffic but almost no arithmetic: on a 2-core AVX2 machine 16 batched
-sequences of SmolLM2-135M decode at ~137 tok/s from its Q4_1 file and ~254 tok/s from the same
-weights re-encoded as Q8_0 (``bench/results/engine_throughput.md``). Q8_0 keeps a 255-level
-scale per block of 32 weights where Q4_1 has 16 levels, so the re-encoding moves the model far
-less than its own 4-bit quantization did (``bench/results/cpu_weights_fidelity.md``).
+batching saves memory traffic but almost no arithmetic: on a 2-core AVX2 machine the engine
+decodes 16 sequences of SmolLM2-135M at ~163 tok/s from its Q4_1 file and ~240 tok/s from the
+same weights re-encoded as Q8_0 (``bench/results/engine_throughput.md``). Q8_0 keeps a 255-level
+scale per block of 32 weights where Q4_1 has 16 levels; the re-encoding moves next-token
+distributions about as much as llama.cpp's own batch-shape noise does, not token-identically
+(``bench/results/cpu_weights_fidelity.md``).
 
 This module is the policy, free of llama.cpp (the header reader and the memory estimator use
 it); ``llamacpp/weights.py`` does the conversion and caches its result.
