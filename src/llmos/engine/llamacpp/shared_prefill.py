@@ -6,8 +6,9 @@ before the user's words. Prefix reuse (``engine.py``) finds KV that is already r
 nothing for prompts that arrive together, so each would compute the same tokens again. Instead,
 one of them (the *donor*) feeds the common run in a first, small decode; every other one
 (a *follower*) then gets a copy of those cells and feeds only the rest of its chunk in the step's
-main decode. With greedy sampling the output is identical to prefilling each prompt alone
-(tested): the copied cells hold the very same keys and values.
+main decode. With per-slot KV streams and greedy sampling the output is identical to prefilling
+each prompt alone (tested): the copied cells hold the very same keys and values. In one unified
+KV buffer the cells lie elsewhere and a near-tie may flip, as across any two batch shapes.
 
 This module only groups; the engine does the decoding and copying.
 """
