@@ -210,3 +210,18 @@ def test_blob_store_never_exposes_partial_blob(tmp_path: Path) -> None:
         assert store.digests() == []  # verified but not yet published
         blob = w.commit()
     assert store.digests() == [blob.digest]
+
+
+def test_rm_deletes_the_weights_derived_from_the_blob(llmos_home: Path, tmp_path: Path) -> None:
+    from llmos.config import load_config
+    from llmos.registry import open_registry
+
+    config = load_config()
+    reg = open_registry(config)
+    m = reg.import_file(write_gguf(tmp_path / "a.gguf"), "tiny:1")
+    derived = config.paths.derived
+    derived.mkdir(parents=True)
+    converted = derived / f"{reg.blob_path(m.digest).name}.q8_0.gguf"  # as the engine names it
+    converted.write_bytes(b"GGUF re-encoded")
+    reg.remove("tiny:1")
+    assert not converted.exists() and not reg.blobs.exists(m.digest)

@@ -32,6 +32,7 @@ class RealServer:
     url: str
     proc: subprocess.Popen[bytes]
     log: Path
+    home: Path
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
@@ -70,7 +71,7 @@ def start_server(home: Path, *, drain_s: float = 10, default_model: bool = False
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    server = RealServer(f"http://127.0.0.1:{port}", proc, log)
+    server = RealServer(f"http://127.0.0.1:{port}", proc, log, home)
     try:
         _wait_ready(server.url, proc, "/health")
     except Exception:
@@ -167,7 +168,10 @@ def test_openai_errors(oai: openai.OpenAI) -> None:
 def test_sdk_against_the_real_server(server: RealServer) -> None:
     with llmos.Client(base_url=server.url) as client:
         model = client.load_model(MODEL)
-        assert MODEL in [m.name for m in client.ps()]
+        [resident] = [m for m in client.ps() if m.name == MODEL]
+        # The Q4_1 file runs from its Q8_0 re-encoding, kept beside the blob it came from.
+        assert resident.weights == "q8_0 (converted from q4_1)"
+        assert len(list((server.home / "derived").glob("sha256-*.q8_0.gguf"))) == 1
         text = model.generate_text("Hello", max_tokens=6, temperature=0)
         assert text
         deltas = list(

@@ -120,6 +120,9 @@ def ps() -> None:
         wait = f"{_secs(qm.get('predicted_wait_mmc_s'))}/{_secs(qm.get('observed_wait_mean_s'))}"
         table.add_row(m.name, m.digest[:12], state, memory, str(m.running), str(m.queued), wait, until)
     out_console.print(table)
+    for m in models:
+        if m.weights:
+            out_console.print(f"{m.name}: weights {m.weights}")
     budget = resources.get("budget", {}).get("ram_bytes")
     out_console.print(f"memory: {_size(resources.get('used_bytes'))} of {_size(budget)} budget")
     inv = resources.get("inventory", {})

@@ -235,6 +235,7 @@ class Kernel:
                     expires_at=info.expires_at,
                     running=running,
                     queued=queued,
+                    weights=model.info.weights if model else "",
                 )
             )
         return out

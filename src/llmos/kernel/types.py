@@ -124,6 +124,8 @@ class ResidentModel:
     expires_at: float | None
     running: int = 0
     queued: int = 0
+    weights: str = ""
+    """How the engine holds the weights, e.g. ``q8_0 (converted from q4_1)`` ("" if unknown)."""
 
 
 @dataclass(frozen=True)

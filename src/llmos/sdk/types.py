@@ -68,6 +68,7 @@ class RunningModel:
     pinned: bool = False
     keep_alive: float | None = None
     expires_at: float | None = None
+    weights: str = ""
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> RunningModel:

@@ -74,6 +74,7 @@ def running_model(r: ResidentModel) -> RunningModel:
         pinned=r.pinned,
         keep_alive=None if math.isinf(r.keep_alive) else r.keep_alive,
         expires_at=r.expires_at,
+        weights=r.weights,
     )
 
 

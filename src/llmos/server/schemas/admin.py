@@ -84,6 +84,8 @@ class RunningModel(BaseModel):
     keep_alive: float | None
     """Seconds; null means forever."""
     expires_at: float | None
+    weights: str = ""
+    """How the engine holds the weights, e.g. ``q8_0 (converted from q4_1)``."""
 
 
 class PsResponse(BaseModel):
