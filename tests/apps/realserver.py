@@ -41,7 +41,7 @@ def start_real_server(home: Path, gguf: Path) -> RealServer:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    server = RealServer(f"http://127.0.0.1:{port}", proc, log)
+    server = RealServer(f"http://127.0.0.1:{port}", proc, log, home)
     try:
         _wait_ready(server.url, proc, "/health")
         r = httpx.post(
