@@ -27,6 +27,8 @@ AuthMode = Literal["auto", "required", "off"]
 PolicyName = Literal["fcfs", "priority", "round_robin", "fair"]
 LogFormat = Literal["text", "json"]
 CpuWeightsMode = Literal["auto", "native"]
+"""``auto``: Q4_1/Q5_1 GGUF files run on the CPU from a Q8_0 re-encoding (``llmos.engine.weights``);
+``native``: every file as stored."""
 
 
 @dataclass(frozen=True)

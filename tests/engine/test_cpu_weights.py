@@ -102,16 +102,27 @@ def test_temps_of_dead_conversions_are_swept(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_a_q4_1_model_runs_from_a_cached_q8_0_conversion(smollm2_gguf: Path, tmp_path: Path) -> None:
+def test_a_q4_1_model_runs_from_a_cached_q8_0_conversion(
+    smollm2_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    converted: list[Path] = []
+    real_convert = llw.convert
+
+    def counting(source: Path, dest: Path, target: int) -> None:
+        converted.append(dest)
+        real_convert(source, dest, target)
+
+    monkeypatch.setattr(llw, "convert", counting)
     first = llw.choose_weights(smollm2_gguf, "auto", derived_dir=tmp_path)
     assert first.file_type == FTYPE_MOSTLY_Q4_1 and first.converted_to == FTYPE_MOSTLY_Q8_0
     assert first.path.parent == tmp_path and first.path.name.endswith(".q8_0.gguf")
-    assert first.seconds > 0 and first.description == "q8_0 (converted from q4_1)"
+    assert converted == [first.path] and first.description == "q8_0 (converted from q4_1)"
     assert llw.file_type(first.path) == FTYPE_MOSTLY_Q8_0
     assert [p.name for p in tmp_path.iterdir()] == [first.path.name]  # no temp left behind
     mtime = first.path.stat().st_mtime_ns
     again = llw.choose_weights(smollm2_gguf, "auto", derived_dir=tmp_path)
-    assert again.path == first.path and again.seconds == 0 and first.path.stat().st_mtime_ns == mtime
+    assert again.path == first.path and converted == [first.path]  # the cached file, not converted again
+    assert first.path.stat().st_mtime_ns == mtime
     native = llw.choose_weights(smollm2_gguf, "native", derived_dir=tmp_path)
     assert native.path == smollm2_gguf and native.converted_to is None
     assert native.description == "q4_1 (as stored)"

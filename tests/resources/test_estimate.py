@@ -9,13 +9,16 @@ import pytest
 from gguf import GGMLQuantizationType, GGUFWriter
 
 from llmos.config import EngineConfig
+from llmos.engine.gguf_header import read_gguf_header
 from llmos.errors import InvalidModelFile
 from llmos.resources import EstimateParams, ModelShape, estimate_gguf, estimate_memory, read_shape
 from llmos.resources.estimate import RUNTIME_OVERHEAD_BYTES, kv_cells
-from llmos.resources.gguf_header import read_gguf_header
 
 
-def write_gguf(path: Path, arch: str = "llama", *, swa: int = 0, key_length: int | None = None) -> Path:
+def write_gguf(
+    path: Path, arch: str = "llama", *, swa: int = 0, key_length: int | None = None, q4_1: bool = False
+) -> Path:
+    """A tiny GGUF; with ``q4_1`` a "mostly Q4_1" file whose attn_q is Q4_1 (160 bytes) instead of Q8_0."""
     w = GGUFWriter(str(path), arch)
     w.add_block_count(6)
     w.add_context_length(4096)
@@ -32,8 +35,13 @@ def write_gguf(path: Path, arch: str = "llama", *, swa: int = 0, key_length: int
     w.add_token_list([f"t{i}" for i in range(100)])
     w.add_token_merges([f"t{i} t{i + 1}" for i in range(40)])
     w.add_tensor("token_embd.weight", np.zeros((100, 64), dtype=np.float32))  # 25,600 bytes
-    q8 = np.zeros((4, 2 * 34), dtype=np.uint8)  # 4 rows of 64 q8_0 values: 272 bytes
-    w.add_tensor("blk.0.attn_q.weight", q8, raw_dtype=GGMLQuantizationType.Q8_0)
+    if q4_1:
+        w.add_file_type(3)  # LLAMA_FTYPE_MOSTLY_Q4_1
+        q41 = np.zeros((4, 2 * 20), dtype=np.uint8)  # 4 rows of 64 q4_1 values: 160 bytes
+        w.add_tensor("blk.0.attn_q.weight", q41, raw_dtype=GGMLQuantizationType.Q4_1)
+    else:
+        q8 = np.zeros((4, 2 * 34), dtype=np.uint8)  # 4 rows of 64 q8_0 values: 272 bytes
+        w.add_tensor("blk.0.attn_q.weight", q8, raw_dtype=GGMLQuantizationType.Q8_0)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -132,26 +140,8 @@ def test_truncated_header_raises(tmp_path: Path) -> None:
         read_gguf_header(cut)
 
 
-def write_q4_1_gguf(path: Path) -> Path:
-    """A "mostly Q4_1" file: one Q4_1 tensor (4 rows of 64 values: 160 bytes) beside an F32 one."""
-    w = GGUFWriter(str(path), "llama")
-    w.add_block_count(1)
-    w.add_embedding_length(64)
-    w.add_head_count(4)
-    w.add_file_type(3)  # LLAMA_FTYPE_MOSTLY_Q4_1
-    w.add_tensor("token_embd.weight", np.zeros((100, 64), dtype=np.float32))
-    w.add_tensor(
-        "blk.0.attn_q.weight", np.zeros((4, 2 * 20), dtype=np.uint8), raw_dtype=GGMLQuantizationType.Q4_1
-    )
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return path
-
-
 def test_a_q4_1_file_is_estimated_as_the_q8_0_encoding_the_cpu_engine_maps(tmp_path: Path) -> None:
-    path = write_q4_1_gguf(tmp_path / "q41.gguf")
+    path = write_gguf(tmp_path / "q41.gguf", q4_1=True)
     header = read_gguf_header(path)
     assert header.elements_by_type == {0: 6400, 3: 256}
     assert header.bytes_by_type == {0: 25_600, 3: 160}
@@ -171,14 +161,5 @@ def test_a_q4_1_file_is_estimated_as_the_q8_0_encoding_the_cpu_engine_maps(tmp_p
 
 def test_other_file_types_keep_their_size(tmp_path: Path) -> None:
     shape = read_shape(write_gguf(tmp_path / "m.gguf"))  # no general.file_type, Q8_0 + F32
-    assert shape.cpu_tensor_bytes == shape.tensor_bytes
-
-
-def test_a_shape_stored_before_cpu_bytes_existed_is_read_again_from_the_file(tmp_path: Path) -> None:
-    path = write_q4_1_gguf(tmp_path / "q41.gguf")
-    stale = ModelShape.from_metadata(read_shape(path).to_metadata())
-    assert stale is not None
-    old = stale.to_metadata()
-    del old["resource_shape"]["cpu_tensor_bytes"]
-    estimate = estimate_gguf(path, EstimateParams(), metadata=old)
-    assert estimate.weights == 25_600 + 8 * 34
+    assert shape.cpu_tensor_bytes == 0
+    assert estimate_memory(shape, EstimateParams(cpu_weights="auto")).weights == shape.tensor_bytes

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from llmos.config import CpuWeightsMode
 from llmos.types import ChatMessage, FinishReason, SeqId, TokenId
 
 
@@ -41,7 +42,7 @@ class LoadSpec:
     embedding: bool = False
     chat_template: str | None = None
     """Overrides the template found in the model file."""
-    cpu_weights: str = "auto"
+    cpu_weights: CpuWeightsMode = "auto"
     """``auto``: a backend may load a CPU-friendlier encoding of the weights (see
     :mod:`llmos.engine.weights`); ``native``: the file as it is."""
     derived_dir: Path | None = None

@@ -18,15 +18,12 @@ it); ``llamacpp/weights.py`` does the conversion and caches its result.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import cast, get_args
 
+from llmos.config import CpuWeightsMode
 from llmos.errors import InvalidRequest
 
-CpuWeights = Literal["auto", "native"]
-"""``auto``: re-encode file types listed in :data:`CONVERT_FILE_TYPES` when running on the CPU;
-``native``: load every file as it is."""
-
-CPU_WEIGHT_MODES: tuple[str, ...] = ("auto", "native")
+CPU_WEIGHT_MODES: tuple[str, ...] = get_args(CpuWeightsMode)
 
 # llama.cpp's ``llama_ftype`` (a whole file's type, ``general.file_type``) ...
 FTYPE_MOSTLY_Q4_1 = 3
@@ -54,19 +51,17 @@ FILE_TYPE_NAMES: dict[int, str] = {
 }
 
 
-def parse_mode(raw: object) -> CpuWeights:
+def parse_mode(raw: object) -> CpuWeightsMode:
     """``auto`` or ``native`` (case-insensitive). Raises InvalidRequest naming the choices."""
     value = str(raw).strip().lower()
-    if value == "auto":
-        return "auto"
-    if value == "native":
-        return "native"
-    raise InvalidRequest(
-        f"cpu_weights must be one of {', '.join(CPU_WEIGHT_MODES)}, not {raw!r}", param="cpu_weights"
-    )
+    if value not in CPU_WEIGHT_MODES:
+        raise InvalidRequest(
+            f"cpu_weights must be one of {', '.join(CPU_WEIGHT_MODES)}, not {raw!r}", param="cpu_weights"
+        )
+    return cast(CpuWeightsMode, value)
 
 
-def conversion_target(file_type: int | None, mode: CpuWeights, *, gpu_layers: int = 0) -> int | None:
+def conversion_target(file_type: int | None, mode: CpuWeightsMode, *, gpu_layers: int = 0) -> int | None:
     """The file type to load instead of ``file_type`` on the CPU, or None to load it as it is."""
     if mode != "auto" or gpu_layers > 0 or file_type is None:
         return None

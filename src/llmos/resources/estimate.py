@@ -26,10 +26,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from llmos.config import EngineConfig
-from llmos.engine.weights import CpuWeights, conversion_target, converted_tensor_bytes
+from llmos.config import CpuWeightsMode, EngineConfig
+from llmos.engine.gguf_header import ArrayInfo, GGUFHeader, read_gguf_header
+from llmos.engine.weights import conversion_target, converted_tensor_bytes
 from llmos.errors import InvalidModelFile
-from llmos.resources.gguf_header import ArrayInfo, GGUFHeader, read_gguf_header
 
 MiB = 1024 * 1024
 
@@ -89,10 +89,9 @@ class ModelShape:
     n_swa: int = 0
     """Sliding window, in tokens (0: none)."""
     n_ctx_train: int = 0
-    cpu_tensor_bytes: int = -1
+    cpu_tensor_bytes: int = 0
     """``tensor_bytes`` once the engine re-encodes the file for the CPU (``cpu_weights="auto"``,
-    see :mod:`llmos.engine.weights`); equal to ``tensor_bytes`` when it loads the file as it is,
-    -1 in shapes stored before this field existed."""
+    see :mod:`llmos.engine.weights`); 0 when it maps the file as it is."""
 
     def to_metadata(self) -> dict[str, Any]:
         return {SHAPE_METADATA_KEY: asdict(self)}
@@ -129,7 +128,7 @@ class EstimateParams:
     gpu_layers: int = 0
     """Layers offloaded to ``device`` when it is a GPU; ≥ n_layer + 1 offloads everything."""
     runtime_overhead: int = RUNTIME_OVERHEAD_BYTES
-    cpu_weights: CpuWeights = "auto"
+    cpu_weights: CpuWeightsMode = "auto"
     """Whether the engine may load a CPU re-encoding of the weights (``EngineConfig.cpu_weights``)."""
 
     @classmethod
@@ -266,7 +265,7 @@ def shape_from_header(header: GGUFHeader) -> ModelShape:
 def _cpu_tensor_bytes(header: GGUFHeader) -> int:
     file_type = header.fields.get("general.file_type")
     if not isinstance(file_type, int) or conversion_target(file_type, "auto") is None:
-        return header.tensor_bytes
+        return 0
     return converted_tensor_bytes(header.elements_by_type, header.bytes_by_type)
 
 
@@ -312,7 +311,7 @@ def estimate_memory(shape: ModelShape, params: EstimateParams) -> MemoryEstimate
         # llama.cpp offloads whole layers (plus the output layer as layer n_layer).
         share = min(1.0, params.gpu_layers / (shape.n_layer + 1))
         vram = int(share * (shape.tensor_bytes + kv)) + compute
-    elif params.cpu_weights == "auto" and shape.cpu_tensor_bytes >= 0:
+    elif params.cpu_weights == "auto" and shape.cpu_tensor_bytes:
         weights = shape.cpu_tensor_bytes
     return MemoryEstimate(
         weights=weights,
@@ -330,6 +329,4 @@ def estimate_gguf(
 ) -> MemoryEstimate:
     """Estimate from a stored shape in ``metadata`` (a Manifest's), else from the file's header."""
     shape = ModelShape.from_metadata(metadata) if metadata else None
-    if shape is None or (shape.cpu_tensor_bytes < 0 and path.is_file()):
-        shape = read_shape(path)  # none stored, or stored before the CPU re-encoding was known
-    return estimate_memory(shape, params)
+    return estimate_memory(shape or read_shape(path), params)

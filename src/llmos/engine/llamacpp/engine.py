@@ -280,12 +280,8 @@ class LlamaCppEngine:
             n = common_prefix(prompt, toks, min(limit, n_kv))
             if n > best_n:
                 best_src, best_n = src, n
-        mem = self._m().memory
-        llama_cpp.llama_memory_seq_rm(mem, slot, -1, -1)
-        if best_n <= 0:
-            return 0
-        llama_cpp.llama_memory_seq_cp(mem, best_src, slot, 0, best_n)
-        if best_src in self._cache:
+        self._copy_prefix(best_src, slot, best_n)
+        if best_n > 0 and best_src in self._cache:
             self._cache.move_to_end(best_src)
         return best_n
 
@@ -312,16 +308,15 @@ class LlamaCppEngine:
             return best_slot, best_n
         slot = self._free_slots.pop(0)
         self._residue.pop(slot, None)
-        llama_cpp.llama_memory_seq_rm(mem, slot, -1, -1)
-        if src_n <= 0:
-            return slot, 0
         self._copy_prefix(src, slot, src_n)
         return slot, src_n
 
     def _copy_prefix(self, src: int, dst: int, n: int) -> None:
-        """Make the first ``n`` cells of ``dst`` a copy of those of ``src`` (``dst`` is emptied)."""
+        """Empty ``dst``, then make its first ``n`` cells a copy of those of ``src`` (none if n <= 0)."""
         mem = self._m().memory
         llama_cpp.llama_memory_seq_rm(mem, dst, -1, -1)
+        if n <= 0:
+            return
         if self._m().shape.kv_unified:
             llama_cpp.llama_memory_seq_cp(mem, src, dst, 0, n)
             return

@@ -103,7 +103,7 @@ class LlamaModel:
         if not model and self.weights.path != path:
             logger.warning("cannot load the converted %s; deleting it, loading %s", self.weights.path, path)
             self.weights.path.unlink(missing_ok=True)
-            self.weights = WeightsChoice(path=path, source=path, file_type=self.weights.file_type)
+            self.weights = WeightsChoice(path=path, file_type=self.weights.file_type)
             model = llama_cpp.llama_model_load_from_file(str(path).encode(), mparams)
         if not model:
             raise InvalidModelFile(f"llama.cpp could not load {path.name} (not a valid GGUF model?)")

@@ -28,8 +28,9 @@ from pathlib import Path
 
 import llama_cpp
 
+from llmos.engine.gguf_header import read_gguf_header
 from llmos.engine.weights import FILE_TYPE_NAMES, conversion_target, parse_mode
-from llmos.errors import EngineError
+from llmos.errors import EngineError, InvalidModelFile
 from llmos.procs import pid_alive
 
 logger = logging.getLogger(__name__)
@@ -43,13 +44,10 @@ class WeightsChoice:
     """Which file to map, and why."""
 
     path: Path
-    source: Path
     file_type: int | None
-    """The source's ``general.file_type`` (None when the header has none)."""
+    """The model file's ``general.file_type`` (None when the header has none)."""
     converted_to: int | None = None
-    """The file type of ``path`` when it is a conversion of ``source``."""
-    seconds: float = 0.0
-    """Time spent converting now (0 when the cached conversion was used or none was needed)."""
+    """The file type of ``path`` when it is a conversion of the model file."""
 
     @property
     def description(self) -> str:
@@ -60,23 +58,13 @@ class WeightsChoice:
 
 
 def file_type(path: Path) -> int | None:
-    """``general.file_type`` of a GGUF, read by llama.cpp with only its vocabulary loaded
-    (None when missing or unreadable: llama.cpp's full load then reports the real problem)."""
-    params = llama_cpp.llama_model_default_params()
-    params.vocab_only = True
-    model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
-    if not model:
-        return None
+    """``general.file_type`` from the GGUF header (None when missing or unreadable: llama.cpp's
+    load then reports the real problem)."""
     try:
-        buf = ctypes.create_string_buffer(32)
-        if llama_cpp.llama_model_meta_val_str(model, b"general.file_type", buf, len(buf)) < 0:
-            return None
-        try:
-            return int(buf.value.decode())
-        except ValueError:
-            return None
-    finally:
-        llama_cpp.llama_model_free(model)
+        value = read_gguf_header(path).fields.get("general.file_type")
+    except InvalidModelFile:
+        return None
+    return value if isinstance(value, int) else None
 
 
 def derived_name(source: Path, target: int) -> str:
@@ -102,23 +90,20 @@ def choose_weights(
     ftype = file_type(source)
     target = conversion_target(ftype, cpu_weights, gpu_layers=gpu_layers)
     if target is None:
-        return WeightsChoice(path=source, source=source, file_type=ftype)
-    folder = derived_dir or default_derived_dir()
-    dest = folder / derived_name(source, target)
-    if dest.is_file():
-        return WeightsChoice(path=dest, source=source, file_type=ftype, converted_to=target)
-    t0 = time.perf_counter()
-    convert(source, dest, target)
-    took = time.perf_counter() - t0
-    logger.info(
-        "converted %s (%s) to %s for batched CPU kernels in %.1f s: %s",
-        source.name,
-        FILE_TYPE_NAMES.get(ftype or -1, ftype),
-        FILE_TYPE_NAMES.get(target, target),
-        took,
-        dest,
-    )
-    return WeightsChoice(path=dest, source=source, file_type=ftype, converted_to=target, seconds=took)
+        return WeightsChoice(path=source, file_type=ftype)
+    dest = (derived_dir or default_derived_dir()) / derived_name(source, target)
+    if not dest.is_file():
+        t0 = time.perf_counter()
+        convert(source, dest, target)
+        logger.info(
+            "converted %s (%s) to %s for batched CPU kernels in %.1f s: %s",
+            source.name,
+            FILE_TYPE_NAMES.get(ftype or -1, ftype),
+            FILE_TYPE_NAMES.get(target, target),
+            time.perf_counter() - t0,
+            dest,
+        )
+    return WeightsChoice(path=dest, file_type=ftype, converted_to=target)
 
 
 def convert(source: Path, dest: Path, target: int) -> None:

@@ -1,8 +1,9 @@
 """A fast reader of a GGUF file's header: its metadata and the size of its tensors.
 
 ``gguf.GGUFReader`` decodes every array (a 262k-token vocabulary takes seconds); the resource
-manager needs only scalars, array lengths and tensor sizes, so this reader skips array bodies
-and reads nothing past the tensor infos. Little-endian GGUF v2/v3 only.
+manager's estimates and the engine's choice of weights encoding need only scalars, array lengths
+and tensor sizes, so this reader skips array bodies and reads nothing past the tensor infos.
+Little-endian GGUF v2/v3 only.
 """
 
 from __future__ import annotations
