@@ -133,6 +133,13 @@ class Metrics:
             ["model", "tenant", "reason"],
             registry=r,
         )
+        self.limit_rejections = Counter(
+            "llmos_limit_rejections",
+            "Requests refused by their tenant's or key's limits before reaching a model (reason: the "
+            "error code: rate_limit_exceeded, insufficient_quota when a token budget is spent)",
+            ["tenant", "reason"],
+            registry=r,
+        )
         self.residency_events = Counter(
             "llmos_residency_events",
             "Residency decisions: load, evict, expire, unload, reject, load_failed",
@@ -277,6 +284,10 @@ class Metrics:
                         arrivals.pop(event.request_id, None)
 
         return on_event
+
+    def limit_rejected(self, tenant: str, reason: str) -> None:
+        """The security service refused a request of ``tenant`` with error code ``reason``."""
+        self.limit_rejections.labels(tenant=self.tenant_label(tenant), reason=reason).inc()
 
     def residency_event(self, event: ResourceEvent) -> None:
         self.residency_events.labels(model=event.model, kind=event.kind).inc()
