@@ -3,13 +3,14 @@
 # runs it in CI with a temporary LLMOS_HOME on a loopback port).
 #
 #   llmos-entrypoint [serve] [llmos serve options]   the server (the default command)
-#   llmos-entrypoint llmos keys create --admin        any other command runs as given
+#   llmos-entrypoint llmos keys create --admin        any other command runs as given, after 1-2
 #
-# Before serving it:
+# Before any command it
 #  1. reads secrets from files: for LLMOS_ADMIN_KEY, LLMOS_API_KEY, LLMOS_DATABASE_URL and
 #     LLMOS_DATABASE_PASSWORD, a variable NAME_FILE names a file holding NAME's value (Docker and
 #     Kubernetes secrets); setting both NAME and NAME_FILE is an error;
 #  2. puts LLMOS_DATABASE_PASSWORD into LLMOS_DATABASE_URL (which then holds no secret itself);
+# and before serving it
 #  3. checks that LLMOS_HOME is writable, waits for the database (LLMOS_DATABASE_WAIT seconds,
 #     default 60) and migrates it to the newest schema;
 #  4. execs `llmos serve` on LLMOS_HOST (default 0.0.0.0 here): the server pulls the default model
@@ -48,13 +49,6 @@ for secret in LLMOS_ADMIN_KEY LLMOS_API_KEY LLMOS_DATABASE_URL LLMOS_DATABASE_PA
   file_env "${secret}"
 done
 
-if [ "$#" -eq 0 ] || [ "$1" = "serve" ] || [ "${1#-}" != "$1" ]; then
-  if [ "${1:-}" = "serve" ]; then shift; fi
-else
-  exec "$@"
-fi
-
-export LLMOS_HOST="${LLMOS_HOST:-0.0.0.0}"
 PYTHON="${LLMOS_PYTHON:-python3}"
 
 if [ -n "${LLMOS_DATABASE_PASSWORD:-}" ]; then
@@ -72,6 +66,14 @@ print(url.set(password=os.environ["LLMOS_DATABASE_PASSWORD"]).render_as_string(h
   export LLMOS_DATABASE_URL
 fi
 unset LLMOS_DATABASE_PASSWORD
+
+if [ "$#" -eq 0 ] || [ "$1" = "serve" ] || [ "${1#-}" != "$1" ]; then
+  if [ "${1:-}" = "serve" ]; then shift; fi
+else
+  exec "$@" # another command (llmos keys create --admin...) with the same secrets and database
+fi
+
+export LLMOS_HOST="${LLMOS_HOST:-0.0.0.0}"
 
 home="${LLMOS_HOME:-${HOME}/.llmos}"
 mkdir -p -- "${home}" 2>/dev/null || true
