@@ -59,7 +59,10 @@ def live(tmp_path: Path, serve_app: Callable[..., str]) -> Iterator[Live]:
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
     with httpx.Client(base_url=url, timeout=30) as c:
         for name, limits in (("acme", {}), ("thrifty", {"token_budget": 1, "budget_period": "day"})):
-            assert c.post("/api/tenants", json={"name": name, "limits": limits}, headers=admin).status_code == 201
+            assert (
+                c.post("/api/tenants", json={"name": name, "limits": limits}, headers=admin).status_code
+                == 201
+            )
             key = c.post("/api/keys", json={"tenant": name}, headers=admin).json()["key"]
             chat = {"model": "fake:1", "messages": MSG, "max_tokens": 4}
             headers = {"Authorization": f"Bearer {key}"}
@@ -222,7 +225,9 @@ def test_a_real_prometheus_scrapes_llmos_and_answers_the_dashboard(live: Live, t
                     except httpx.HTTPError:
                         pass
                     time.sleep(0.2)
-                pytest.fail(f"timed out waiting for {what}: {(tmp_path / 'prometheus.log').read_text()[-2000:]}")
+                pytest.fail(
+                    f"timed out waiting for {what}: {(tmp_path / 'prometheus.log').read_text()[-2000:]}"
+                )
 
             until(lambda: c.get(f"http://127.0.0.1:{port}/-/ready").status_code == 200, "prometheus ready")
 
