@@ -4,8 +4,9 @@ Counters and histograms are observed where the event happens: the kernel opens a
 :class:`RequestObservation` per generation request (TTFT, TPOT, end-to-end latency, tokens,
 the request's final status); each model scheduler reports queue waits and preemptions through
 :meth:`Metrics.scheduler_listener`; the residency manager's event log reports loads, evictions
-and expirations (:class:`ObservedEventLog`); the kernel reports replaced workers; the access log
-reports HTTP requests. Gauges (queue depth, running sequences, the queueing model, resident
+and expirations (:class:`ObservedEventLog`); the kernel reports replaced workers; the server's
+admission check reports the requests a tenant's or key's limits refuse (:meth:`Metrics.limit_rejected`);
+the access log reports HTTP requests. Gauges (queue depth, running sequences, the queueing model, resident
 memory) are read from the scheduler and residency snapshots at scrape time
 (:mod:`llmos.observability.collector`). ``docs/observability.md`` lists every metric.
 
