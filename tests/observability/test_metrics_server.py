@@ -145,7 +145,7 @@ async def test_a_preemption_by_an_urgent_request(serve: AppFactory, tmp_path) ->
     running = asyncio.create_task(s.client.post("/v1/chat/completions", json=low))
     for _ in range(2000):
         loaded = s.kernel.loaded("fake:1")
-        if loaded is not None and loaded.scheduler.snapshot().running == 1:
+        if loaded is not None and loaded.core.running == 1:
             break
         await asyncio.sleep(0.005)
     high = {"model": "fake:1", "messages": MSG, "max_tokens": 3, "priority": 9}

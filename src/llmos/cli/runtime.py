@@ -121,8 +121,11 @@ def ps() -> None:
         table.add_row(m.name, m.digest[:12], state, memory, str(m.running), str(m.queued), wait, until)
     out_console.print(table)
     for m in models:
-        if m.weights:
-            out_console.print(f"{m.name}: weights {m.weights}")
+        about = ([f"engine core pid {m.pid}"] if m.pid else []) + (
+            [f"weights {m.weights}"] if m.weights else []
+        )
+        if about:
+            out_console.print(f"{m.name}: {'; '.join(about)}")
     budget = resources.get("budget", {}).get("ram_bytes")
     out_console.print(f"memory: {_size(resources.get('used_bytes'))} of {_size(budget)} budget")
     inv = resources.get("inventory", {})

@@ -126,6 +126,8 @@ class ResidentModel:
     queued: int = 0
     weights: str = ""
     """How the engine holds the weights, e.g. ``q8_0 (converted from q4_1)`` ("" if unknown)."""
+    pid: int = 0
+    """The process of the model's engine core (0 while it loads)."""
 
 
 @dataclass(frozen=True)

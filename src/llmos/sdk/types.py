@@ -69,6 +69,7 @@ class RunningModel:
     keep_alive: float | None = None
     expires_at: float | None = None
     weights: str = ""
+    pid: int = 0
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> RunningModel:

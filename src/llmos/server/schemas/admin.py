@@ -86,6 +86,8 @@ class RunningModel(BaseModel):
     expires_at: float | None
     weights: str = ""
     """How the engine holds the weights, e.g. ``q8_0 (converted from q4_1)``."""
+    pid: int = 0
+    """The process of the model's engine core (its scheduler and engine); 0 while it loads."""
 
 
 class PsResponse(BaseModel):
