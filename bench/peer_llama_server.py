@@ -29,6 +29,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -76,7 +77,7 @@ class Contender:
 CONTENDERS = (
     Contender(PEER),
     Contender("llmos", {"LLMOS_CPU_WEIGHTS": "auto"}),
-    Contender("llmos native", {"LLMOS_CPU_WEIGHTS": "native"}),
+    Contender("llmos-native", {"LLMOS_CPU_WEIGHTS": "native"}),
 )
 
 
@@ -107,6 +108,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     for name in positive:
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be at least 1")
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", args.label):
+        ap.error("--label must be letters, digits, '.', '_' and '-' only (it names the plot file)")
     if args.warmup < 0:
         ap.error("--warmup must not be negative")
     if any(c < 1 for c in args.concurrency):

@@ -52,7 +52,13 @@ def test_defaults_are_the_issues_run(peer: ModuleType) -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [["--rounds", "0"], ["--concurrency", "4", "0"], ["--per-client", "0"], ["--warmup", "-1"]],
+    [
+        ["--rounds", "0"],
+        ["--concurrency", "4", "0"],
+        ["--per-client", "0"],
+        ["--warmup", "-1"],
+        ["--label", "../x"],
+    ],
 )
 def test_bad_arguments_are_refused(
     peer: ModuleType, argv: list[str], capsys: pytest.CaptureFixture[str]
@@ -74,12 +80,12 @@ def test_llmos_src_must_hold_the_package(
 
 def test_rounds_rotate_the_server_order(peer: ModuleType) -> None:
     names = [[c.key for c in peer.round_order(peer.CONTENDERS, r)] for r in range(4)]
-    assert names[0] == ["llama-server", "llmos", "llmos native"]
-    assert names[1] == ["llmos", "llmos native", "llama-server"]
-    assert names[2] == ["llmos native", "llama-server", "llmos"]
+    assert names[0] == ["llama-server", "llmos", "llmos-native"]
+    assert names[1] == ["llmos", "llmos-native", "llama-server"]
+    assert names[2] == ["llmos-native", "llama-server", "llmos"]
     assert names[3] == names[0]
     weights = {c.key: c.env.get("LLMOS_CPU_WEIGHTS") for c in peer.CONTENDERS}
-    assert weights == {"llama-server": None, "llmos": "auto", "llmos native": "native"}
+    assert weights == {"llama-server": None, "llmos": "auto", "llmos-native": "native"}
 
 
 # -- figures ---------------------------------------------------------------------------------
