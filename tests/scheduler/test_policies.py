@@ -146,3 +146,14 @@ def test_priority_pause_gap_and_its_aging() -> None:
     late_prio = [running[0], Item("prio", urgency=8, arrival=40.0, seqno=5)]
     assert ids(p.runnable(late_prio, now=40.0)) == ["flex", "prio"]
     assert ids(PriorityPolicy(pause_gap=None).runnable(running, now=0.0)) == ["flex", "default", "prio"]
+
+
+def test_priority_an_aged_request_never_pauses_its_own_class() -> None:
+    p = PriorityPolicy(aging_seconds=10, pause_gap=4)
+    # flex-0 waited 100 s (effective urgency 12): the fresh flex requests still run beside it.
+    running = items(("flex-0", "x", 2, 0.0), ("flex-1", "x", 2, 100.0), ("flex-2", "x", 2, 100.0))
+    assert ids(p.runnable(running, now=100.0)) == ["flex-0", "flex-1", "flex-2"]
+    # Beside priority work they sit out until they have aged to within the gap (20 s here).
+    with_prio = [*running[1:], Item("prio", urgency=8, arrival=100.0, seqno=5)]
+    assert ids(p.runnable(with_prio, now=100.0)) == ["prio"]
+    assert ids(p.runnable(with_prio, now=120.5)) == ["flex-1", "flex-2", "prio"]

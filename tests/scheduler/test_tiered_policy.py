@@ -117,10 +117,12 @@ def test_the_victim_is_least_urgent_and_most_served_and_only_for_more_urgent_wor
 def test_pausing_follows_the_priority_policy() -> None:
     running = items(("flex", "x", FLEX, 0.0), ("default", "x", DEFAULT, 0.0), ("prio", "x", PRIORITY, 0.0))
     late = [running[0], Item("prio", urgency=PRIORITY, arrival=40.0, seqno=5)]
-    for now, group in ((0.0, running), (0.0, running[:2]), (40.0, late)):
+    aged = [Item("old", urgency=FLEX, arrival=0.0, seqno=0), Item("new", urgency=FLEX, arrival=90.0, seqno=1)]
+    for now, group in ((0.0, running), (0.0, running[:2]), (40.0, late), (90.0, aged)):
         expected = PriorityPolicy(aging_seconds=10, pause_gap=4).runnable(group, now)
         assert TieredPolicy(aging_seconds=10, pause_gap=4).runnable(group, now) == expected
     assert ids(TieredPolicy().runnable(running, 0.0)) == ["default", "prio"]
+    assert ids(TieredPolicy().runnable(aged, 90.0)) == ["old", "new"]  # one class never pauses itself
     assert ids(TieredPolicy(pause_gap=None).runnable(running, 0.0)) == ["flex", "default", "prio"]
 
 

@@ -17,9 +17,10 @@ It keeps both promises a client can ask for, in this order:
 Preemption and pausing follow :class:`PriorityPolicy`'s rules on effective urgency: a running
 request is preempted only for a candidate of strictly higher urgency that also has the higher
 effective urgency (among the least urgent running requests, the one whose tenant has been served
-most, then the latest arrival); a running request trailing the most urgent by ``pause_gap``
-levels sits out the engine steps, keeping its slot. Requests of one urgency never preempt or
-pause each other.
+most, then the latest arrival); a running request whose effective urgency trails the highest
+urgency running by ``pause_gap`` levels sits out the engine steps, keeping its slot, until it
+has aged back within the gap. Requests of one urgency never preempt or pause each other,
+however long one of them has waited.
 """
 
 from __future__ import annotations
