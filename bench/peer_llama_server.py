@@ -57,7 +57,17 @@ from peer_report import (
     plot,
     ratios,
 )
-from peer_servers import MODEL_NAME, Server, fetch_model, free_port, llmos_server, start, stop, wait_ready
+from peer_servers import (
+    MODEL_NAME,
+    Server,
+    chat_workload,
+    fetch_model,
+    free_port,
+    llmos_server,
+    start,
+    stop,
+    wait_ready,
+)
 
 CONCURRENCY = (1, 4, 16, 32)
 THREADS = 2
@@ -164,17 +174,14 @@ def llama_server(binary: Path, model: Path, workdir: Path, threads: int) -> Iter
 
 
 def workload(url: str, concurrency: int, requests: int, args: argparse.Namespace, seed: int) -> Workload:
-    return Workload(
-        url=url,
-        model=MODEL_NAME,
-        endpoint="chat",
+    return chat_workload(
+        url,
         stream=True,
         concurrency=concurrency,
         requests=requests,
-        prompt_tokens=args.prompt_words,
+        prompt_words=args.prompt_words,
         max_tokens=args.max_tokens,
         seed=seed,
-        timeout_s=900,
     )
 
 

@@ -36,6 +36,7 @@ from peer_servers import (
     DEFAULT_MODEL,
     MODEL_NAME,
     Server,
+    chat_workload,
     fetch_model,
     free_port,
     llmos_server,
@@ -71,33 +72,28 @@ def llamacpp_server(model: Path, workdir: Path, threads: int, *, interrupt: bool
         stop(server)
 
 
-def workload(
-    url: str, *, stream: bool, concurrency: int, requests: int, args: argparse.Namespace
-) -> Workload:
-    return Workload(
-        url=url,
-        model=MODEL_NAME,
-        endpoint="chat",
+def workload(url: str, stream: bool, concurrency: int, requests: int, args: argparse.Namespace) -> Workload:
+    return chat_workload(
+        url,
         stream=stream,
         concurrency=concurrency,
         requests=requests,
-        prompt_tokens=args.prompt_tokens,
+        prompt_words=args.prompt_tokens,
         max_tokens=args.max_tokens,
         seed=args.seed,
-        timeout_s=900,
     )
 
 
 def measure(
     server: Server, args: argparse.Namespace, modes: tuple[bool, ...] = (True, False)
 ) -> list[dict[str, Any]]:
-    run_benchmark(workload(server.url, stream=False, concurrency=1, requests=2, args=args))  # warm-up
+    run_benchmark(workload(server.url, False, 1, 2, args))  # warm-up
     rows = []
     for stream in modes:
         for c in args.concurrency:
             n = max(args.min_requests, args.rounds * c)
             load = os.getloadavg()[0]
-            result = run_benchmark(workload(server.url, stream=stream, concurrency=c, requests=n, args=args))
+            result = run_benchmark(workload(server.url, stream, c, n, args))
             s = summarize(result.records, result.duration_s)
             rows.append(
                 {

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import statistics
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from llmos.benchmark import RequestRecord, summarize
 from llmos.benchmark.plot import pyplot
+from peer_servers import md_table
 
 PEER = "llama-server"
 
@@ -192,18 +193,26 @@ def _mark(v: bool | None) -> str:
 def run_markdown(label: str, run: Mapping[str, Any]) -> list[str]:
     servers: list[str] = [s["key"] for s in run["servers"]]
     others = [s for s in servers if s != PEER]
-    med = run["medians"]
-    rat = run["ratios"]
     concs: list[int] = run["settings"]["concurrency"]
 
     def m(server: str, c: int) -> Mapping[str, Any]:
-        return med.get(server, {}).get(str(c)) or {}
+        return run["medians"].get(server, {}).get(str(c)) or {}
 
-    def r(server: str, c: int) -> Mapping[str, Any]:
-        return rat.get(server, {}).get(str(c)) or {}
+    def vs_peer(server: str, c: int, key: str) -> str:
+        return (
+            "" if server == PEER else f" ({_x((run['ratios'].get(server, {}).get(str(c)) or {}).get(key))})"
+        )
+
+    def by_concurrency(cell: Callable[[str, int], str], columns: Sequence[str] = servers) -> list[str]:
+        head = ["concurrent streams", *columns]
+        return md_table(head, [[str(c), *(cell(s, c) for s in columns)] for c in concs])
+
+    def cpu(column: str, c: int) -> str:
+        server, kind = column.rsplit(" ", 1)
+        return _num(m(server, c).get("cpu_s_per_1k_tokens", {}).get(kind), "{:.2f}")
 
     st = run["settings"]
-    out = [
+    return [
         f"## Run `{label}` — {run['started_at']}",
         "",
         f"Command: `{run['command']}`  ",
@@ -219,69 +228,45 @@ def run_markdown(label: str, run: Mapping[str, Any]) -> list[str]:
         + ", ".join(f"{c}: {n}" for c, n in st["requests"].items())
         + ". Figures are medians over rounds; streams cut short are summed.",
         "",
-        "| servers | started as |",
-        "| --- | --- |",
-        *(f"| {s['key']} | `{s['command']}` |" for s in run["servers"]),
+        *md_table(
+            ["server", "started as"], [[s["key"], f"`{s['command']}`"] for s in run["servers"]], left=2
+        ),
         "",
         "### Aggregate output tokens/s (ratio to llama-server)",
         "",
-        "| concurrent streams | " + " | ".join(servers) + " |",
-        "| ---: | " + " | ".join("---:" for _ in servers) + " |",
-    ]
-    for c in concs:
-        cells = [
-            _num(m(s, c).get("tok_s")) + ("" if s == PEER else f" ({_x(r(s, c).get('tok_s'))})")
-            for s in servers
-        ]
-        out.append(f"| {c} | " + " | ".join(cells) + " |")
-    out += [
+        *by_concurrency(lambda s, c: _num(m(s, c).get("tok_s")) + vs_peer(s, c, "tok_s")),
         "",
         "### Time to first token p50 / p90 (TTFT p50 ratio to llama-server)",
         "",
-        "| concurrent streams | " + " | ".join(servers) + " |",
-        "| ---: | " + " | ".join("---:" for _ in servers) + " |",
-    ]
-    for c in concs:
-        cells = []
-        for s in servers:
-            cell = f"{_secs(m(s, c).get('ttft_p50_ms'))} / {_secs(m(s, c).get('ttft_p90_ms'))}"
-            cells.append(cell + ("" if s == PEER else f" ({_x(r(s, c).get('ttft_p50'))})"))
-        out.append(f"| {c} | " + " | ".join(cells) + " |")
-    out += [
+        *by_concurrency(
+            lambda s, c: (
+                f"{_secs(m(s, c).get('ttft_p50_ms'))} / {_secs(m(s, c).get('ttft_p90_ms'))}"
+                + vs_peer(s, c, "ttft_p50")
+            )
+        ),
         "",
         "### Streams cut short (of streams sent, all rounds)",
         "",
-        "| concurrent streams | " + " | ".join(servers) + " |",
-        "| ---: | " + " | ".join("---:" for _ in servers) + " |",
-    ]
-    for c in concs:
-        cells = [f"{m(s, c).get('cut_short', '-')} / {m(s, c).get('requests', '-')}" for s in servers]
-        out.append(f"| {c} | " + " | ".join(cells) + " |")
-    cols = [(s, "server") for s in servers] + [(s, "engine") for s in others]
-    out += [
+        *by_concurrency(lambda s, c: f"{m(s, c).get('cut_short', '-')} / {m(s, c).get('requests', '-')}"),
         "",
         "### CPU seconds per 1,000 streamed tokens",
         "",
         "`server`: the process started (llama-server; `llmos serve`); `engine`: llmos's engine "
         "process(es), its children. The load generator's own CPU is in the JSON (`client`).",
         "",
-        "| concurrent streams | " + " | ".join(f"{s} {k}" for s, k in cols) + " |",
-        "| ---: | " + " | ".join("---:" for _ in cols) + " |",
-    ]
-    for c in concs:
-        cells = [_num(m(s, c).get("cpu_s_per_1k_tokens", {}).get(k), "{:.2f}") for s, k in cols]
-        out.append(f"| {c} | " + " | ".join(cells) + " |")
-    out += [
+        *by_concurrency(cpu, [f"{s} server" for s in servers] + [f"{s} engine" for s in others]),
         "",
         "### Issue 15, point 5",
         "",
-        "| goal | " + " | ".join(others) + " |",
-        "| --- | " + " | ".join("---" for _ in others) + " |",
+        *md_table(
+            ["goal", *others],
+            [[text, *(_mark(run["goals"][s][key]) for s in others)] for key, text in GOALS],
+            left=len(others) + 1,
+        ),
+        "",
+        f"![plot]({run['plot']})",
+        "",
     ]
-    for key, text in GOALS:
-        out.append(f"| {text} | " + " | ".join(_mark(run["goals"][s][key]) for s in others) + " |")
-    out += ["", f"![plot]({run['plot']})", ""]
-    return out
 
 
 def comparison_markdown(runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -298,12 +283,7 @@ def comparison_markdown(runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
             f"server CPU s/1k ({lab})",
             f"engine CPU s/1k ({lab})",
         ]
-    out = [
-        "## Runs compared",
-        "",
-        "| " + " | ".join(head) + " |",
-        "| ---: | --- | " + " | ".join("---:" for _ in head[2:]) + " |",
-    ]
+    rows = []
     for c in concs:
         for s in servers:
             cells = [str(c), s]
@@ -313,8 +293,8 @@ def comparison_markdown(runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
                 cpu = m.get("cpu_s_per_1k_tokens", {})
                 cells += [_num(m.get("tok_s")), _x(r.get("tok_s")), _num(cpu.get("server"), "{:.2f}")]
                 cells.append(_num(cpu.get("engine"), "{:.2f}"))
-            out.append("| " + " | ".join(cells) + " |")
-    return [*out, ""]
+            rows.append(cells)
+    return ["## Runs compared", "", *md_table(head, rows), ""]
 
 
 def markdown(doc: Mapping[str, Any]) -> str:

@@ -1,5 +1,6 @@
 """What the peer benchmarks share: the test model, free ports, starting and stopping a server
-process, and an llmos server with the model imported and loaded.
+process, an llmos server with the model imported and loaded, the load they send, and Markdown
+tables.
 
 Used by ``peer_llamacpp_server.py`` (llama-cpp-python's server) and ``peer_llama_server.py``
 (llama.cpp's ``llama-server``).
@@ -14,11 +15,13 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from llmos.benchmark import Workload
 
 MODEL_NAME = "smollm2:135m"
 CACHE = Path(os.environ.get("LLMOS_TEST_CACHE", Path.home() / ".cache" / "llmos-tests"))
@@ -121,3 +124,28 @@ def llmos_server(
         yield server
     finally:
         stop(server)
+
+
+def chat_workload(
+    url: str, *, stream: bool, concurrency: int, requests: int, prompt_words: int, max_tokens: int, seed: int
+) -> Workload:
+    """The peers' load: chat completions of exactly ``max_tokens`` tokens (``ignore_eos`` and
+    ``min_tokens``), greedy, seeded prompts of about ``prompt_words`` words, a closed loop."""
+    return Workload(
+        url=url,
+        model=MODEL_NAME,
+        endpoint="chat",
+        stream=stream,
+        concurrency=concurrency,
+        requests=requests,
+        prompt_tokens=prompt_words,
+        max_tokens=max_tokens,
+        seed=seed,
+        timeout_s=900,
+    )
+
+
+def md_table(head: Sequence[str], rows: Sequence[Sequence[str]], *, left: int = 0) -> list[str]:
+    """A Markdown table's lines; the first ``left`` columns align left, the others right."""
+    rule = ["---"] * left + ["---:"] * (len(head) - left)
+    return ["| " + " | ".join(cells) + " |" for cells in (head, rule, *rows)]

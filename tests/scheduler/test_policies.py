@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
 from llmos.config import SchedulerConfig
@@ -11,23 +9,7 @@ from llmos.errors import InvalidRequest
 from llmos.scheduler import make_policy, urgency_for_service_tier
 from llmos.scheduler.policies import FairPolicy, FcfsPolicy, PriorityPolicy, RoundRobinPolicy
 
-
-@dataclass(frozen=True)
-class Item:
-    request_id: str
-    tenant: str = "t"
-    urgency: int = 5
-    arrival: float = 0.0
-    seqno: int = 0
-    cost_hint: int = 10
-
-
-def items(*specs: tuple[str, str, int, float]) -> list[Item]:
-    return [Item(rid, tenant, urg, arr, i) for i, (rid, tenant, urg, arr) in enumerate(specs)]
-
-
-def ids(xs: list[Item]) -> list[str]:
-    return [x.request_id for x in xs]
+from .items import Item, ids, items
 
 
 def test_service_tier_mapping() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import pytest
 
@@ -15,26 +14,9 @@ from llmos.scheduler import POLICY_NAMES, ModelScheduler, RequestHandle, make_po
 from llmos.scheduler.policies import FairPolicy, PriorityPolicy, TieredPolicy
 
 from .factories import Recorder, VirtualClock, make_engine, make_request, make_scheduler
+from .items import Item, ids, items
 
 FLEX, DEFAULT, PRIORITY = 2, 5, 8
-
-
-@dataclass(frozen=True)
-class Item:
-    request_id: str
-    tenant: str = "t"
-    urgency: int = DEFAULT
-    arrival: float = 0.0
-    seqno: int = 0
-    cost_hint: int = 10
-
-
-def items(*specs: tuple[str, str, int, float]) -> list[Item]:
-    return [Item(rid, tenant, urg, arr, i) for i, (rid, tenant, urg, arr) in enumerate(specs)]
-
-
-def ids(xs: list[Item]) -> list[str]:
-    return [x.request_id for x in xs]
 
 
 def text_of(outs: list[object]) -> str:
