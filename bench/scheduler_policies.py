@@ -5,16 +5,17 @@ in a process of its own, as the server runs them) through its client (no HTTP), 
 clients, and writes JSON results and PNG plots under ``bench/results/``:
 
 * ``priority``: median end-to-end latency of ``priority`` requests (urgency 8) on an idle model
-  vs. a model saturated by ``flex`` clients (urgency 2), under the ``priority`` and ``fcfs``
-  policies. Target: saturated/idle ≤ 1.5 under ``priority``.
+  vs. a model saturated by ``flex`` clients (urgency 2), under the ``tiered`` (default),
+  ``priority`` and ``fcfs`` policies. Target: saturated/idle ≤ 1.5 under ``tiered`` and ``priority``.
 * ``fairness``: tenant A runs 10× as many concurrent closed-loop clients as tenant B (10× the
-  request rate); B's share of generated tokens under ``fair`` (target ≥ 45 %) and ``fcfs``.
+  request rate); B's share of generated tokens under ``tiered``, ``fair`` (target ≥ 45 %) and
+  ``fcfs``.
 * ``queue``: Poisson arrivals at 0.2 … 0.95 of measured capacity; the queue model's predicted
   mean wait (M/M/c, M/G/1) beside the observed mean and p95.
 
 Usage (from the repository root)::
 
-    .venv/bin/python bench/scheduler_policies.py                   # everything (~8 minutes)
+    .venv/bin/python bench/scheduler_policies.py                   # everything (~12 minutes)
     .venv/bin/python bench/scheduler_policies.py --only fairness   # one experiment
     .venv/bin/python bench/scheduler_policies.py --quick           # a smoke run, seconds
 
@@ -47,6 +48,8 @@ from llmos.scheduler import GenerationRequest, RequestClass
 DEFAULT_MODEL = Path.home() / ".cache" / "llmos-tests" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 RESULTS = Path(__file__).parent / "results"
 FLEX, PRIORITY = 2, 8
+PRIORITY_POLICIES = ("tiered", "priority", "fcfs")
+FAIRNESS_POLICIES = ("tiered", "fair", "fcfs")
 
 
 @dataclass
@@ -135,7 +138,7 @@ async def bench_priority(b: Bench) -> dict[str, Any]:
     probes = 4 if b.quick else 12
     flex_clients = 8 if b.quick else 16
     out: dict[str, Any] = {"probes": probes, "flex_clients": flex_clients}
-    for policy in ("priority", "fcfs"):
+    for policy in PRIORITY_POLICIES:
         sched = await b.scheduler(policy)
         await b.request(sched, "warmup", PRIORITY)  # first decode allocates buffers: not a latency
         idle = [(await b.request(sched, "probe", PRIORITY)).latency for _ in range(probes)]
@@ -175,7 +178,7 @@ async def bench_fairness(b: Bench) -> dict[str, Any]:
     a_clients, b_clients = (20, 2) if b.quick else (40, 4)
     seconds = 8.0 if b.quick else 40.0
     out: dict[str, Any] = {"a_clients": a_clients, "b_clients": b_clients, "seconds": seconds}
-    for policy in ("fair", "fcfs"):
+    for policy in FAIRNESS_POLICIES:
         # Queues large enough that admission control does not equalise the tenants by itself.
         sched = await b.scheduler(policy, max_queue=256, max_queue_per_tenant=256)
         sink: list[Done] = []
@@ -256,8 +259,8 @@ def plot(results: dict[str, Any], out: Path) -> list[Path]:
     made: list[Path] = []
     if "priority" in results:
         r = results["priority"]
-        fig, ax = plt.subplots(figsize=(6, 4))
-        pols = ["priority", "fcfs"]
+        fig, ax = plt.subplots(figsize=(7, 4))
+        pols = [p for p in PRIORITY_POLICIES if p in r]
         xs = range(len(pols))
         ax.bar([x - 0.2 for x in xs], [r[p]["idle_median_s"] for p in pols], 0.4, label="idle")
         ax.bar(
@@ -273,7 +276,9 @@ def plot(results: dict[str, Any], out: Path) -> list[Path]:
     if "fairness" in results:
         r = results["fairness"]
         fig, ax = plt.subplots(figsize=(6, 4))
-        for p, style in (("fair", "-"), ("fcfs", "--")):
+        for p, style in zip(FAIRNESS_POLICIES, ("-", "-.", "--"), strict=True):
+            if p not in r:
+                continue
             ser = r[p]["series"]
             ax.plot(
                 [s[0] for s in ser], [s[2] / max(1, s[1] + s[2]) for s in ser], style, label=f"{p}: B share"

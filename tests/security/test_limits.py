@@ -127,8 +127,11 @@ async def test_key_budget_and_changed_limits_apply_at_once(secured: ServeFactory
     assert (await s.chat(key)).status_code == 200
 
 
-async def test_plan_and_weight_reach_the_fair_share_scheduler(secured: ServeFactory) -> None:
-    s = await secured(scheduler_policy="fair")
+@pytest.mark.parametrize("settings", [{"scheduler_policy": "fair"}, {}], ids=["fair", "default"])
+async def test_plan_and_weight_reach_the_fair_share_scheduler(
+    secured: ServeFactory, settings: dict[str, str]
+) -> None:
+    s = await secured(**settings)
     key = await s.new_tenant("acme", plan="pro")
     assert (await s.chat(key)).status_code == 200
     loaded = s.kernel.loaded("fake:1")
