@@ -121,9 +121,11 @@ def ps() -> None:
         table.add_row(m.name, m.digest[:12], state, memory, str(m.running), str(m.queued), wait, until)
     out_console.print(table)
     for m in models:
-        about = ([f"engine core pid {m.pid}"] if m.pid else []) + (
-            [f"weights {m.weights}"] if m.weights else []
-        )
+        about = [f"engine core pid {m.pid}"] if m.pid else []
+        if m.restarts:
+            about.append(f"{m.restarts} core(s) died, the last: {m.last_death}")
+        if m.weights:
+            about.append(f"weights {m.weights}")
         if about:
             out_console.print(f"{m.name}: {'; '.join(about)}")
     budget = resources.get("budget", {}).get("ram_bytes")

@@ -115,6 +115,8 @@ class Kernel:
         self._started = False
         self._estimates: dict[str, MemoryEstimate] = {}
         self._background: set[asyncio.Future[None]] = set()
+        self._deaths: dict[str, tuple[int, str]] = {}
+        """Per model: how many of its engine cores died, and why the last one did."""
         loader.on_dead = self._core_died
         self.security.weights.watch(self._weights_changed)
 
@@ -241,6 +243,8 @@ class Kernel:
                     queued=core.queued if core else 0,
                     weights=model.info.weights if model else "",
                     pid=(core.pid or 0) if core else 0,
+                    restarts=self._deaths.get(info.model, (0, ""))[0],
+                    last_death=self._deaths.get(info.model, (0, ""))[1],
                 )
             )
         return out
@@ -455,6 +459,7 @@ class Kernel:
         """A core died (its requests have failed already): unload it now, on its own task."""
         log.error("model %s: %s; a fresh engine core starts on the next request", loaded.key, why)
         self.metrics.worker_replaced(loaded.key)
+        self._deaths[loaded.key] = (self._deaths.get(loaded.key, (0, ""))[0] + 1, why)
         task = asyncio.ensure_future(self._unload_dead(loaded, why))
         self._background.add(task)
         task.add_done_callback(self._background.discard)

@@ -70,6 +70,8 @@ class RunningModel:
     expires_at: float | None = None
     weights: str = ""
     pid: int = 0
+    restarts: int = 0
+    last_death: str = ""
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> RunningModel:

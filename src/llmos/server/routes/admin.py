@@ -76,6 +76,8 @@ def running_model(r: ResidentModel) -> RunningModel:
         expires_at=r.expires_at,
         weights=r.weights,
         pid=r.pid,
+        restarts=r.restarts,
+        last_death=r.last_death,
     )
 
 

@@ -88,6 +88,10 @@ class RunningModel(BaseModel):
     """How the engine holds the weights, e.g. ``q8_0 (converted from q4_1)``."""
     pid: int = 0
     """The process of the model's engine core (its scheduler and engine); 0 while it loads."""
+    restarts: int = 0
+    """Engine cores of this model that died (and were replaced) since the server started."""
+    last_death: str = ""
+    """Why the last one died."""
 
 
 class PsResponse(BaseModel):
