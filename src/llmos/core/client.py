@@ -147,11 +147,11 @@ class CoreClient:
         self._reader.start()
         try:
             info = await self._ready
-        except BaseException:
+        except BaseException:  # loading failed, or the caller gave up: the core must not linger
             self._closing = True
             self._outbox.put(Shutdown())
             self._outbox.put(None)
-            await asyncio.shield(asyncio.to_thread(self._join, STOP_TIMEOUT_S))
+            await asyncio.shield(asyncio.to_thread(self._join, 0.0))
             raise
         self._info = info
         return info
@@ -198,13 +198,14 @@ class CoreClient:
         self._fail_all(EngineDeadError(f"the engine core of {self.model} was closed"))
 
     def _join(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the core to end (then end it), and for the threads."""
         reader = self._reader
-        if reader is not None:
+        if reader is not None and timeout > 0:
             reader.join(timeout)
         self.host.stop(timeout)
-        writer = self._writer
-        if writer is not None:
-            writer.join(timeout)
+        for thread in (reader, self._writer):
+            if thread is not None:
+                thread.join(STOP_TIMEOUT_S)
 
     # -- requests ----------------------------------------------------------------------------
 

@@ -129,7 +129,8 @@ class ProcessHost:
             return
         proc.join(timeout)
         if proc.is_alive():
-            logger.warning("engine core pid %s did not stop in %.0f s; killing it", proc.pid, timeout)
+            if timeout > 0:
+                logger.warning("engine core pid %s did not stop in %.0f s; killing it", proc.pid, timeout)
             proc.kill()
             proc.join(5.0)
 
