@@ -9,9 +9,9 @@ rendering + tokenizing a chat prompt in the core's frontend thread vs in the ser
   thread while the core's loop decodes 16 sequences — wall µs per call seen by the caller, and
   the caller's CPU µs per call.
 
-    python bench/core_messages.py [--model PATH] [--calls 200]
+    python bench/core_messages.py [--model PATH] [--calls 200] [--out bench/results/core_messages.json]
 
-Prints one JSON object; ``docs/engine.md`` quotes a run of it.
+Writes (and prints) one JSON object; ``docs/engine.md`` quotes a run of it.
 """
 
 from __future__ import annotations
@@ -19,9 +19,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import pickle
+import shlex
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -102,6 +105,8 @@ def serialization(n: int) -> dict[str, Any]:
 
 
 def server_side_tokenizer(model: Path, calls: int) -> dict[str, Any]:
+    logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # as the engine does
+    llama_cpp.llama_backend_init()
     params = llama_cpp.llama_model_default_params()
     params.vocab_only = True
     t0 = time.perf_counter()
@@ -162,15 +167,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     ap.add_argument("--calls", type=int, default=200)
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "core_messages.json")
     args = ap.parse_args()
     result = {
+        "command": shlex.join(["python", "bench/core_messages.py", *sys.argv[1:]]),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cpus": os.cpu_count(),
         "load_1min_start": os.getloadavg()[0],
         "serialization": serialization(5000),
         "render_tokenize_in_server_process": server_side_tokenizer(args.model, args.calls),
         "render_tokenize_via_core_frontend": asyncio.run(core_frontend(args.model, args.calls)),
         "load_1min_end": os.getloadavg()[0],
     }
-    print(json.dumps(result, indent=2))
+    text = json.dumps(result, indent=2)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":
