@@ -51,9 +51,8 @@ async def test_streams_through_the_core_match_the_engine(harness: Harness) -> No
 
 async def test_admission_answers_at_once_from_counts_and_requests_sent_since(harness: Harness) -> None:
     gate = Gate()
-    spec = fake_spec(
-        n_slots=1, step_cost_s=0.001, scheduler=SchedulerConfig(max_queue=3, max_queue_per_tenant=2)
-    )
+    config = SchedulerConfig(policy="fcfs", max_queue=3, max_queue_per_tenant=2)
+    spec = fake_spec(n_slots=1, step_cost_s=0.001, scheduler=config)
     client = await harness.client(spec, sleep=gate.sleep)
     a1 = client.submit(request("a1", tenant="A", max_tokens=50))
     a2 = client.submit(request("a2", tenant="A"))
@@ -72,7 +71,8 @@ async def test_admission_answers_at_once_from_counts_and_requests_sent_since(har
     gate.step()
     await until(lambda: client.running == 1)
     assert client.queued == 2 and a1.queue_position is None and a1.estimated_start == 0.0
-    assert a2.queue_position == 0  # the core's own word now
+    gate.step()  # by the end of a second step the core has taken every add and placed it
+    await until(lambda: a2.queue_position == 0)  # the core's own word now
     client.submit(request("c1", tenant="C"))  # one left the queue: room again
     gate.open()
     assert (await client.stats()).rejected == 2
