@@ -222,13 +222,7 @@ class CoreClient:
         info = self.info
         spec = request.spec
         tenant = request.cls.tenant
-        if not spec.prompt:
-            raise InvalidRequest("the prompt is empty", param="prompt")
-        if len(spec.prompt) + 1 > info.n_ctx:
-            raise InvalidRequest(
-                f"the prompt has {len(spec.prompt)} tokens; this model's context holds {info.n_ctx}",
-                param="prompt",
-            )
+        request.check_fits(info.n_ctx)
         if request.request_id in self._streams:
             raise Conflict(f"request {request.request_id!r} is already in flight", param="request_id")
         counts = self._counts

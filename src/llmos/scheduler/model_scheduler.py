@@ -47,7 +47,6 @@ from llmos.errors import (
     EngineDeadError,
     EngineError,
     EngineGenerateError,
-    InvalidRequest,
     LLMOSError,
     Overloaded,
 )
@@ -132,13 +131,7 @@ class ModelScheduler:
         spec = request.spec
         if self.dead is not None:
             raise EngineDeadError(self.dead)
-        if not spec.prompt:
-            raise InvalidRequest("the prompt is empty", param="prompt")
-        if len(spec.prompt) + 1 > self.n_ctx:
-            raise InvalidRequest(
-                f"the prompt has {len(spec.prompt)} tokens; this model's context holds {self.n_ctx}",
-                param="prompt",
-            )
+        request.check_fits(self.n_ctx)
         if request.request_id in self._tickets or spec.seq_id in self._by_seq:
             raise Conflict(f"request {request.request_id!r} is already in flight", param="request_id")
         if not self._accepting:
