@@ -18,7 +18,9 @@ process tree before and after the cell. Medians over rounds; ratios to llama-ser
     python bench/peer_llama_server.py --label after --llmos-src /path/to/checkout/src
 
 Writes ``bench/results/peer_llama_server.{md,json}`` (each label is one run in them: an "after"
-run is stored beside the "before" baseline, never over it) and ``peer_llama_server_<label>.png``.
+run is stored beside the "before" baseline, never over it) and ``peer_llama_server_<label>.png``,
+after every round. ``--render`` only rewrites the Markdown from the JSON (after merging two
+branches' runs into one JSON, say).
 Run it at normal priority; the results record the machine's load before and after.
 """
 
@@ -113,6 +115,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--sdist", type=Path, default=None, help="a llama-cpp-python sdist (default: pip download)"
     )
     ap.add_argument("--note", default="", help="a line saying under which conditions this ran")
+    ap.add_argument(
+        "--render",
+        action="store_true",
+        help="only rewrite the Markdown from the JSON (e.g. after merging runs)",
+    )
     args = ap.parse_args(argv)
     positive = ("rounds", "per_client", "min_requests", "max_tokens", "prompt_words", "threads")
     for name in positive:
@@ -293,6 +300,10 @@ def write_results(out: Path, label: str, run: dict[str, Any]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.render:
+        path = args.out / f"{STEM}.json"
+        (args.out / f"{STEM}.md").write_text(markdown(json.loads(path.read_text())))
+        return
     model = args.model or fetch_model()
     binary = ensure_llama_server(sdist=args.sdist)
     contenders = [c for c in CONTENDERS if args.only is None or c.key in args.only or c.key == PEER]
