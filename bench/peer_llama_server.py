@@ -18,7 +18,9 @@ process tree before and after the cell. Medians over rounds; ratios to llama-ser
     python bench/peer_llama_server.py --label after --llmos-src /path/to/checkout/src
 
 Writes ``bench/results/peer_llama_server.{md,json}`` (each label is one run in them: an "after"
-run is stored beside the "before" baseline, never over it) and ``peer_llama_server_<label>.png``.
+run is stored beside the "before" baseline, never over it) and ``peer_llama_server_<label>.png``,
+after every round. ``--render`` only rewrites the Markdown from the JSON (after merging two
+branches' runs into one JSON, say).
 Run it at normal priority; the results record the machine's load before and after.
 """
 
@@ -113,6 +115,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--sdist", type=Path, default=None, help="a llama-cpp-python sdist (default: pip download)"
     )
     ap.add_argument("--note", default="", help="a line saying under which conditions this ran")
+    ap.add_argument(
+        "--render",
+        action="store_true",
+        help="only rewrite the Markdown from the JSON (e.g. after merging runs)",
+    )
     args = ap.parse_args(argv)
     positive = ("rounds", "per_client", "min_requests", "max_tokens", "prompt_words", "threads")
     for name in positive:
@@ -280,30 +287,32 @@ def contender_commands(
     return out
 
 
+def write_results(out: Path, label: str, run: dict[str, Any]) -> None:
+    """Store ``run`` under ``label`` in the results (beside other labels' runs) and redraw."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{STEM}.json"
+    existing = json.loads(path.read_text()) if path.exists() else None
+    doc = merge_run(existing, label, run)
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    (out / f"{STEM}.md").write_text(markdown(doc))
+    plot(label, run, out / run["plot"])
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.render:
+        path = args.out / f"{STEM}.json"
+        (args.out / f"{STEM}.md").write_text(markdown(json.loads(path.read_text())))
+        return
     model = args.model or fetch_model()
     binary = ensure_llama_server(sdist=args.sdist)
     contenders = [c for c in CONTENDERS if args.only is None or c.key in args.only or c.key == PEER]
-    uptime_before = _run(["uptime"])
-    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    cells: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="llmos-peer-") as tmp:
-        work = Path(tmp)
-        for r in range(args.rounds):
-            for contender in round_order(contenders, r):
-                with serve(contender, binary, model, work, args) as server:
-                    cells += measure(server, args, r)
-    med = medians(cells)
-    rat = ratios(med)
     argv_list = list(sys.argv[1:] if argv is None else argv)
-    run = {
+    run: dict[str, Any] = {
         "command": shlex.join(["python", "bench/peer_llama_server.py", *argv_list]),
-        "started_at": started,
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine(),
-        "uptime_before": uptime_before,
-        "uptime_after": _run(["uptime"]),
+        "uptime_before": _run(["uptime"]),
         "note": args.note,
         "versions": (
             f"llmos {llmos_code(args.llmos_src)}; llama-cpp-python {version('llama-cpp-python')} "
@@ -323,20 +332,29 @@ def main(argv: Sequence[str] | None = None) -> None:
             "seed": args.seed,
         },
         "servers": contender_commands(binary, args, contenders),
-        "cells": cells,
-        "medians": med,
-        "ratios": rat,
-        "goals": goals(med, rat),
         "plot": f"{STEM}_{args.label}.png",
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{STEM}.json"
-    existing = json.loads(path.read_text()) if path.exists() else None
-    doc = merge_run(existing, args.label, run)
-    path.write_text(json.dumps(doc, indent=2) + "\n")
-    (args.out / f"{STEM}.md").write_text(markdown(doc))
-    plot(args.label, run, args.out / run["plot"])
-    print(f"written to {args.out}/{STEM}.{{json,md}} and {run['plot']}")
+    cells: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="llmos-peer-") as tmp:
+        work = Path(tmp)
+        for r in range(args.rounds):
+            for contender in round_order(contenders, r):
+                with serve(contender, binary, model, work, args) as server:
+                    cells += measure(server, args, r)
+            # Written after every round: an interrupted run keeps the rounds it finished.
+            med = medians(cells)
+            rat = ratios(med)
+            run.update(
+                rounds_done=r + 1,
+                finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                uptime_after=_run(["uptime"]),
+                cells=cells,
+                medians=med,
+                ratios=rat,
+                goals=goals(med, rat),
+            )
+            write_results(args.out, args.label, run)
+            print(f"round {r} written to {args.out}/{STEM}.{{json,md}} and {run['plot']}", flush=True)
 
 
 if __name__ == "__main__":

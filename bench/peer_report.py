@@ -223,7 +223,8 @@ def run_markdown(label: str, run: Mapping[str, Any]) -> list[str]:
         f"Both servers: the same GGUF (`{st['model']}`), {st['threads']} threads, 16 slots, n_ctx 8192, "
         f"streaming chat, ~{st['prompt_words']}-word seeded prompts, {st['max_tokens']} output tokens "
         "with `ignore_eos`, greedy, closed loop; "
-        f"{st['rounds']} interleaved rounds (server order rotated each round, each server restarted "
+        f"{run.get('rounds_done', st['rounds'])} of {st['rounds']} interleaved rounds done (server "
+        "order rotated each round, each server restarted "
         f"each round, {st['warmup']} warm-up requests after each start); requests per cell: "
         + ", ".join(f"{c}: {n}" for c, n in st["requests"].items())
         + ". Figures are medians over rounds; streams cut short are summed.",
