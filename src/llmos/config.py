@@ -24,7 +24,10 @@ DEFAULT_PORT = 8470
 """llmos listens on 127.0.0.1:8470 by default: clear of 8000/8080 (dev servers), 11434 (Ollama)."""
 
 AuthMode = Literal["auto", "required", "off"]
-PolicyName = Literal["fcfs", "priority", "round_robin", "fair"]
+PolicyName = Literal["tiered", "fcfs", "priority", "round_robin", "fair"]
+"""``tiered`` (the default): urgency tiers with aging, weighted fair share between tenants within a
+tier; ``fcfs``: submission order; ``priority``: urgency with aging; ``round_robin``: tenants in
+turn; ``fair``: weighted fair share (VTC) only."""
 LogFormat = Literal["text", "json"]
 CpuWeightsMode = Literal["auto", "native"]
 """``auto``: Q4_1/Q5_1 GGUF files run on the CPU from a Q8_0 re-encoding (``llmos.engine.weights``);
@@ -86,10 +89,12 @@ class EngineConfig:
 
 @dataclass(frozen=True)
 class SchedulerConfig:
-    policy: PolicyName = "fcfs"
+    policy: PolicyName = "tiered"
     max_queue: int = 256
     max_queue_per_tenant: int = 64
     aging_seconds: float = 10.0
+    """Queue time worth one urgency level (``tiered``, ``priority``): a ``flex`` request behind
+    sustained ``priority`` work gets a slot after about 6 of these."""
     tenant_weights: dict[str, float] = field(default_factory=dict)
 
 
@@ -150,7 +155,8 @@ class Settings(BaseSettings):
     n_batch: int = Field(default=512, ge=16)
     engine_backend: str = "llamacpp"
     cpu_weights: CpuWeightsMode = "auto"
-    scheduler_policy: PolicyName = "fcfs"
+    scheduler_policy: PolicyName = "tiered"
+    scheduler_aging_seconds: float = Field(default=10.0, gt=0)
     max_queue: int = Field(default=256, ge=1)
     max_queue_per_tenant: int = Field(default=64, ge=1)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
@@ -219,6 +225,7 @@ class Settings(BaseSettings):
             ),
             scheduler=SchedulerConfig(
                 policy=self.scheduler_policy,
+                aging_seconds=self.scheduler_aging_seconds,
                 max_queue=self.max_queue,
                 max_queue_per_tenant=self.max_queue_per_tenant,
             ),

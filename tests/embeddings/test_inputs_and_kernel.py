@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +15,7 @@ from llmos.config import load_config
 from llmos.engine.fake import FakeEngine
 from llmos.errors import InvalidRequest
 from llmos.kernel import embeddings
-from llmos.kernel.locked_engine import LockedEngine
+from llmos.kernel.factory import thread_hosts
 from llmos.kernel.residency import ModelLoader
 from llmos.kernel.types import RequestMeta
 
@@ -49,12 +48,11 @@ def test_inputs_keep_their_kind() -> None:
 
 def test_backend_follows_the_manifest_format(tmp_path: Path) -> None:
     st = replace(manifest("m:1"), format="sentence-transformers")
-    real = ModelLoader(load_config(home=tmp_path), lambda b: FakeEngine(), lambda *a: None)  # type: ignore[arg-type,return-value]
+    hosts = thread_hosts(lambda b: FakeEngine())
+    real = ModelLoader(load_config(home=tmp_path), hosts)
     assert real.backend_for(manifest("g:1")) == "llamacpp"
     assert real.backend_for(st) == "sentence_transformers"
-    fake = ModelLoader(
-        load_config(home=tmp_path, engine_backend="fake"), lambda b: FakeEngine(), lambda *a: None
-    )  # type: ignore[arg-type,return-value]
+    fake = ModelLoader(load_config(home=tmp_path, engine_backend="fake"), hosts)
     assert fake.backend_for(st) == "fake"
 
 
@@ -129,20 +127,3 @@ async def test_an_embedding_model_refuses_to_chat(tmp_path: Path) -> None:
         assert len((await kernel.embed(CHAT_MODEL, ["hi"], META)).vectors[0]) == 32
     finally:
         await kernel.shutdown()
-
-
-def test_exclusive_keeps_other_callers_out_until_released() -> None:
-    engine = LockedEngine(FakeEngine())
-    done = threading.Event()
-
-    def other() -> None:
-        engine.sequences()
-        done.set()
-
-    with engine.exclusive() as inner:
-        thread = threading.Thread(target=other)
-        thread.start()
-        assert inner.sequences() == []
-        assert not done.wait(0.2)  # blocked while the engine is held
-    assert done.wait(10)
-    thread.join()

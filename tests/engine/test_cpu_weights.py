@@ -27,6 +27,7 @@ from llmos.engine.weights import (
     parse_mode,
 )
 from llmos.errors import EngineError, InvalidRequest
+from llmos.kernel.factory import process_hosts
 from llmos.kernel.residency import ModelLoader
 
 FTYPE_MOSTLY_Q4_0 = 2
@@ -70,7 +71,7 @@ def test_config_reads_cpu_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
 
 def test_the_kernel_keeps_conversions_under_llmos_home(tmp_path: Path) -> None:
     config = load_config(home=tmp_path, cpu_weights="native")
-    loader = ModelLoader(config, lambda b: None, lambda *a: None)  # type: ignore[arg-type,return-value]
+    loader = ModelLoader(config, process_hosts)
     spec = loader.load_spec(manifest("m:1"), tmp_path / "model.gguf", 2)
     assert spec.derived_dir == tmp_path / "derived" == config.paths.derived
     assert spec.cpu_weights == "native"

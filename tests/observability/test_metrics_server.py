@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -80,8 +81,8 @@ async def test_summary_for_the_console(serve: AppFactory) -> None:
     assert (await s.client.get("/api/metrics/summary", params={"window": 0})).status_code in (400, 422)
 
 
-async def test_failures_and_cancellations_are_labelled(serve: AppFactory) -> None:
-    s = await serve(config=load_config(n_slots=16, n_ctx=2048), step_cost_s=0.01)
+async def test_failures_and_cancellations_are_labelled(serve: AppFactory, tmp_path: Path) -> None:
+    s = await serve(config=load_config(home=tmp_path / "h", n_slots=16, n_ctx=2048), step_cost_s=0.01)
     long = [{"role": "user", "content": "word " * 400}]  # longer than one slot's 128 tokens
     r = await s.client.post("/v1/chat/completions", json={"model": "fake:1", "messages": long})
     assert r.status_code == 400
@@ -145,7 +146,7 @@ async def test_a_preemption_by_an_urgent_request(serve: AppFactory, tmp_path) ->
     running = asyncio.create_task(s.client.post("/v1/chat/completions", json=low))
     for _ in range(2000):
         loaded = s.kernel.loaded("fake:1")
-        if loaded is not None and loaded.scheduler.snapshot().running == 1:
+        if loaded is not None and loaded.core.running == 1:
             break
         await asyncio.sleep(0.005)
     high = {"model": "fake:1", "messages": MSG, "max_tokens": 3, "priority": 9}

@@ -1,18 +1,18 @@
-"""Factories for scheduler tests: a virtual clock the fake engine spends, engines, requests."""
+"""Factories for scheduler tests: a virtual clock the fake engine spends, engines, requests, and a
+driver that steps a scheduler and keeps what it delivered."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
-import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from llmos.config import SchedulerConfig
-from llmos.engine.base import LoadSpec, SamplingParams, SequenceSpec
+from llmos.engine.base import LoadSpec, SamplingParams, SeqOutput, SequenceSpec
 from llmos.engine.fake import FakeEngine
+from llmos.errors import LLMOSError
 from llmos.scheduler import GenerationRequest, ModelScheduler, RequestClass, SchedulerEvent
 
 
@@ -109,10 +109,46 @@ def make_scheduler(
     )
 
 
-async def wait_for(cond: Callable[[], bool], within_s: float = 5.0) -> None:
-    """Poll a condition (real time) until true; fail after ``within_s``."""
-    until = time.monotonic() + within_s
-    while not cond():
-        if time.monotonic() > until:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.002)
+class Driver:
+    """Steps a scheduler and keeps every delivery, by request."""
+
+    def __init__(self, scheduler: ModelScheduler) -> None:
+        self.s = scheduler
+        self.items: dict[str, list[SeqOutput | LLMOSError]] = {}
+
+    def add(self, request: GenerationRequest) -> str:
+        self.s.add(request)
+        return request.request_id
+
+    def step(self) -> None:
+        for rid, item in self.s.step():
+            self.items.setdefault(rid, []).append(item)
+
+    def done(self, rid: str) -> bool:
+        items = self.items.get(rid)
+        if not items:
+            return False
+        last = items[-1]
+        return isinstance(last, LLMOSError) or last.finish_reason is not None
+
+    def drive(self, until: Callable[[], bool], max_iters: int = 10_000) -> int:
+        for i in range(max_iters):
+            if until():
+                return i
+            self.step()
+        raise AssertionError("condition not reached")
+
+    def outputs(self, rid: str) -> list[SeqOutput]:
+        """The request's outputs; raises the error that ended it, if one did."""
+        out: list[SeqOutput] = []
+        for item in self.items.get(rid, []):
+            if isinstance(item, LLMOSError):
+                raise item
+            out.append(item)
+        return out
+
+    def text(self, rid: str) -> str:
+        return "".join(o.text for o in self.outputs(rid))
+
+    def finish(self, rid: str) -> str | None:
+        return self.outputs(rid)[-1].finish_reason

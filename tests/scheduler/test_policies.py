@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
 from llmos.config import SchedulerConfig
@@ -11,23 +9,7 @@ from llmos.errors import InvalidRequest
 from llmos.scheduler import make_policy, urgency_for_service_tier
 from llmos.scheduler.policies import FairPolicy, FcfsPolicy, PriorityPolicy, RoundRobinPolicy
 
-
-@dataclass(frozen=True)
-class Item:
-    request_id: str
-    tenant: str = "t"
-    urgency: int = 5
-    arrival: float = 0.0
-    seqno: int = 0
-    cost_hint: int = 10
-
-
-def items(*specs: tuple[str, str, int, float]) -> list[Item]:
-    return [Item(rid, tenant, urg, arr, i) for i, (rid, tenant, urg, arr) in enumerate(specs)]
-
-
-def ids(xs: list[Item]) -> list[str]:
-    return [x.request_id for x in xs]
+from .items import Item, ids, items
 
 
 def test_service_tier_mapping() -> None:
@@ -146,3 +128,14 @@ def test_priority_pause_gap_and_its_aging() -> None:
     late_prio = [running[0], Item("prio", urgency=8, arrival=40.0, seqno=5)]
     assert ids(p.runnable(late_prio, now=40.0)) == ["flex", "prio"]
     assert ids(PriorityPolicy(pause_gap=None).runnable(running, now=0.0)) == ["flex", "default", "prio"]
+
+
+def test_priority_an_aged_request_never_pauses_its_own_class() -> None:
+    p = PriorityPolicy(aging_seconds=10, pause_gap=4)
+    # flex-0 waited 100 s (effective urgency 12): the fresh flex requests still run beside it.
+    running = items(("flex-0", "x", 2, 0.0), ("flex-1", "x", 2, 100.0), ("flex-2", "x", 2, 100.0))
+    assert ids(p.runnable(running, now=100.0)) == ["flex-0", "flex-1", "flex-2"]
+    # Beside priority work they sit out until they have aged to within the gap (20 s here).
+    with_prio = [*running[1:], Item("prio", urgency=8, arrival=100.0, seqno=5)]
+    assert ids(p.runnable(with_prio, now=100.0)) == ["prio"]
+    assert ids(p.runnable(with_prio, now=120.5)) == ["flex-1", "flex-2", "prio"]

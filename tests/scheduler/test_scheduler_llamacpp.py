@@ -1,8 +1,7 @@
-"""The scheduler over the real llama.cpp engine on SmolLM2-135M: batching, preemption, cancel."""
+"""The scheduler over the real llama.cpp engine on SmolLM2-135M: batching, preemption, abort."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +9,9 @@ import pytest
 
 from llmos.config import SchedulerConfig
 from llmos.engine.base import LoadSpec, SamplingParams, SequenceSpec
-from llmos.scheduler import GenerationRequest, ModelScheduler, RequestClass, SchedulerEvent
+from llmos.scheduler import GenerationRequest, ModelScheduler, RequestClass
+
+from .factories import Driver, Recorder
 
 pytestmark = pytest.mark.integration
 
@@ -38,63 +39,49 @@ def request(
     )
 
 
-async def solo(engine: object, question: str) -> str:
-    s = ModelScheduler(engine, config=SchedulerConfig())  # type: ignore[arg-type]
-    s.start()
-    try:
-        return "".join(o.text for o in await s.submit(request(engine, "solo", question)).collect())
-    finally:
-        await s.stop(drain_timeout=0)
+def driver(engine: object, policy: str = "fcfs", recorder: Recorder | None = None) -> Driver:
+    config = SchedulerConfig(policy=policy)  # type: ignore[arg-type]
+    return Driver(ModelScheduler(engine, config=config, on_event=recorder))  # type: ignore[arg-type]
+
+
+def solo(engine: object, question: str) -> str:
+    d = driver(engine)
+    d.add(request(engine, "solo", question))
+    d.drive(lambda: d.done("solo"))
+    return d.text("solo")
 
 
 def test_batched_requests_match_solo_runs(engine: object) -> None:
-    async def main() -> None:
-        expected = [await solo(engine, q) for q in QUESTIONS]
-        s = ModelScheduler(engine, config=SchedulerConfig())  # type: ignore[arg-type]
-        s.start()
-        try:
-            handles = [s.submit(request(engine, f"r{i}", q)) for i, q in enumerate(QUESTIONS)]
-            got = await asyncio.wait_for(asyncio.gather(*(h.collect() for h in handles)), timeout=120)
-        finally:
-            await s.stop(drain_timeout=0)
-        assert ["".join(o.text for o in outs) for outs in got] == expected
-        assert all(outs[-1].completion_tokens == 24 for outs in got)
-
-    asyncio.run(main())
+    expected = [solo(engine, q) for q in QUESTIONS]
+    d = driver(engine)
+    ids = [d.add(request(engine, f"r{i}", q)) for i, q in enumerate(QUESTIONS)]
+    d.drive(lambda: all(d.done(r) for r in ids))
+    assert [d.text(r) for r in ids] == expected
+    assert all(d.outputs(r)[-1].completion_tokens == 24 for r in ids)
 
 
 def test_preempted_request_resumes_identically_on_llamacpp(engine: object) -> None:
-    async def main() -> None:
-        expected = await solo(engine, QUESTIONS[0])
-        events: list[SchedulerEvent] = []
-        s = ModelScheduler(engine, config=SchedulerConfig(policy="priority"), on_event=events.append)  # type: ignore[arg-type]
-        low = s.submit(request(engine, "low", QUESTIONS[0], urgency=2))
-        mid = s.submit(request(engine, "mid", QUESTIONS[1], urgency=5))
-        for _ in range(6):
-            s.step_once()
-        high = s.submit(request(engine, "high", QUESTIONS[2], urgency=8, max_tokens=8))
-        for _ in range(2000):
-            if low.done and mid.done and high.done:
-                break
-            s.step_once()
-        assert [e.request_id for e in events if e.kind == "preempt"] == ["low"]
-        assert [e.request_id for e in events if e.kind == "restore"] == ["low"]
-        assert "".join(o.text for o in await low.collect()) == expected
-        await s.stop(drain_timeout=0)
-
-    asyncio.run(main())
+    expected = solo(engine, QUESTIONS[0])
+    rec = Recorder()
+    d = driver(engine, "priority", rec)
+    d.add(request(engine, "low", QUESTIONS[0], urgency=2))
+    d.add(request(engine, "mid", QUESTIONS[1], urgency=5))
+    for _ in range(6):
+        d.step()
+    d.add(request(engine, "high", QUESTIONS[2], urgency=8, max_tokens=8))
+    d.drive(lambda: all(d.done(r) for r in ("low", "mid", "high")), max_iters=2000)
+    assert rec.ids("preempt") == ["low"]
+    assert rec.ids("restore") == ["low"]
+    assert d.text("low") == expected
 
 
-def test_cancel_frees_the_llamacpp_slot(engine: object) -> None:
-    async def main() -> None:
-        s = ModelScheduler(engine, config=SchedulerConfig())  # type: ignore[arg-type]
-        h = s.submit(request(engine, "gone", QUESTIONS[3], max_tokens=500))
-        for _ in range(4):
-            s.step_once()
-        assert [q.seq_id for q in engine.sequences()] == ["gone"]  # type: ignore[attr-defined]
-        await h.cancel()
-        s.step_once()
-        assert engine.sequences() == []  # type: ignore[attr-defined]
-        await s.stop(drain_timeout=0)
-
-    asyncio.run(main())
+def test_abort_frees_the_llamacpp_slot(engine: object) -> None:
+    d = driver(engine)
+    d.add(request(engine, "gone", QUESTIONS[3], max_tokens=500))
+    for _ in range(4):
+        d.step()
+    assert [q.seq_id for q in engine.sequences()] == ["gone"]  # type: ignore[attr-defined]
+    d.s.abort("gone")
+    d.step()
+    assert engine.sequences() == []  # type: ignore[attr-defined]
+    assert d.finish("gone") == "abort"

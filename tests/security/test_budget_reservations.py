@@ -112,7 +112,7 @@ async def test_over_http_a_running_request_holds_the_rest_of_the_budget(secured:
     running = asyncio.create_task(s.chat(key, max_tokens=245))  # its prompt + 245 holds the rest
     try:
         for _ in range(2000):
-            if s.security.limiter.reserved("tenant", "acme") and s.kernel.scheduler_stats():
+            if s.security.limiter.reserved("tenant", "acme") and s.kernel.ps():
                 break
             gate.step()
             await asyncio.sleep(0.005)

@@ -30,6 +30,13 @@ class Gate:
     def step(self) -> None:
         self._permits.release()
 
+    async def pump(self) -> None:
+        """Let one step through every few milliseconds (until cancelled): the engine cores answer
+        stats between steps, so a view of the scheduler waits for one."""
+        while True:
+            self.step()
+            await asyncio.sleep(0.005)
+
     def open(self) -> None:
         self._open.set()
         for _ in range(64):
@@ -40,9 +47,10 @@ async def _until_seen(s: Served, gate: Gate, want: dict[str, int]) -> None:
     """Let the engine step, one step at a time, until the schedulers hold ``want`` requests by tenant."""
     for _ in range(2000):
         seen: dict[str, int] = {}
-        for st in s.kernel.scheduler_stats():
-            for r in st.requests:
-                seen[r.tenant] = seen.get(r.tenant, 0) + 1
+        for resident in s.kernel.ps():
+            loaded = s.kernel.loaded(resident.name)
+            for t in loaded.core.counts.tenants if loaded is not None else ():
+                seen[t.tenant] = seen.get(t.tenant, 0) + t.queued + t.running
         if all(seen.get(t, 0) >= n for t, n in want.items()):
             return
         gate.step()
@@ -66,8 +74,10 @@ async def test_scheduler_shows_a_tenant_only_its_own_requests(secured: ServeFact
         asyncio.create_task(s.chat(globex, max_tokens=200)),
         asyncio.create_task(s.chat(globex, max_tokens=200)),
     ]
+    pump: asyncio.Task[None] | None = None
     try:
         await _until_seen(s, gate, {"acme": 1, "globex": 2})
+        pump = asyncio.create_task(gate.pump())
         get = s.client.get
         for key, own, count in ((acme, "acme", 1), (globex, "globex", 2)):
             reqs = (await get("/api/scheduler/requests", headers=s.auth(key))).json()["models"]
@@ -87,6 +97,8 @@ async def test_scheduler_shows_a_tenant_only_its_own_requests(secured: ServeFact
         admin_reqs = (await get("/api/scheduler/requests", headers=s.auth(s.admin_key))).json()
         assert len(admin_reqs["models"][0]["requests"]) == 3
     finally:
+        if pump is not None:
+            pump.cancel()
         gate.open()
         done = await asyncio.gather(*sent)
     assert [r.status_code for r in done] == [200] * 3

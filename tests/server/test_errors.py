@@ -89,7 +89,7 @@ async def test_tenant_over_its_queue_share_gets_429_with_retry_after(serve: Serv
     async def until(predicate) -> None:  # type: ignore[no-untyped-def]
         for _ in range(1000):
             loaded = s.kernel.loaded("fake:1")
-            if loaded is not None and predicate(loaded.scheduler.snapshot()):
+            if loaded is not None and predicate(loaded.core):
                 return
             await asyncio.sleep(0.005)
         raise AssertionError("scheduler never reached the expected state")
@@ -97,11 +97,11 @@ async def test_tenant_over_its_queue_share_gets_429_with_retry_after(serve: Serv
     first = asyncio.create_task(
         s.client.post("/v1/chat/completions", json=body, headers={"x-llmos-tenant": "a"})
     )
-    await until(lambda snap: snap.running == 1)
+    await until(lambda core: core.running == 1)
     second = asyncio.create_task(
         s.client.post("/v1/chat/completions", json=body, headers={"x-llmos-tenant": "a"})
     )
-    await until(lambda snap: snap.queued == 1)
+    await until(lambda core: core.queued == 1)
     r = await s.client.post("/v1/chat/completions", json=body, headers={"x-llmos-tenant": "a"})
     err = _assert_error(r, 429, code="rate_limit_exceeded")
     assert err["type"] == "rate_limit_error"

@@ -22,7 +22,7 @@ async def test_scheduler_stats_and_queued_requests(serve: ServeFactory, tmp_path
     )
     for _ in range(1000):
         loaded = s.kernel.loaded("fake:1")
-        if loaded is not None and loaded.scheduler.snapshot().running == 1:
+        if loaded is not None and loaded.core.running == 1:
             break
         await asyncio.sleep(0.005)
     waiting = asyncio.create_task(

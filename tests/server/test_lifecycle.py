@@ -43,7 +43,7 @@ async def test_shutdown_drains_short_requests_and_aborts_long_ones(serve: ServeF
     b = asyncio.create_task(s.client.post("/v1/chat/completions", json=long))
     for _ in range(1000):
         loaded = s.kernel.loaded("fake:1")
-        if loaded is not None and loaded.scheduler.snapshot().running == 2:
+        if loaded is not None and loaded.core.running == 2:
             break
         await asyncio.sleep(0.005)
     started = time.monotonic()

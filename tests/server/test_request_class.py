@@ -17,9 +17,9 @@ pytestmark = pytest.mark.anyio
 MSG = [{"role": "user", "content": "hi"}]
 
 
-def _tenants(s) -> dict[str, int]:  # type: ignore[no-untyped-def]
+async def _tenants(s) -> dict[str, int]:  # type: ignore[no-untyped-def]
     loaded = s.kernel.loaded("fake:1")
-    return {t.tenant: t.output_tokens for t in loaded.scheduler.snapshot().tenants}
+    return {t.tenant: t.output_tokens for t in (await loaded.core.stats()).tenants}
 
 
 async def test_tenant_from_header_then_user_then_anonymous(serve: ServeFactory) -> None:
@@ -30,7 +30,7 @@ async def test_tenant_from_header_then_user_then_anonymous(serve: ServeFactory) 
         "/v1/chat/completions", json={**body, "user": "alice"}, headers={"x-llmos-tenant": "bob"}
     )
     await s.client.post("/v1/chat/completions", json=body)
-    tenants = _tenants(s)
+    tenants = await _tenants(s)
     assert tenants["alice"] == 3 and tenants["bob"] == 3 and tenants["local"] == 3
 
 
@@ -41,7 +41,7 @@ async def test_deadline_passing_in_the_queue_is_504(serve: ServeFactory, tmp_pat
     )
     for _ in range(1000):
         loaded = s.kernel.loaded("fake:1")
-        if loaded is not None and loaded.scheduler.snapshot().running == 1:
+        if loaded is not None and loaded.core.running == 1:
             break
         await asyncio.sleep(0.005)
     r = await s.client.post(

@@ -63,7 +63,7 @@ async def test_client_disconnect_aborts_generation_within_one_step(serve: ServeF
         "state": {},
     }
     task = asyncio.create_task(s.app(scope, receive, send))
-    running = lambda: loaded.scheduler.snapshot().running  # noqa: E731
+    running = lambda: loaded.core.running  # noqa: E731
     await _wait_for(lambda: running() == 1 and len(engine.plans) > 5)
     if stream:
         await _wait_for(lambda: sum(1 for m in sent if m["type"] == "http.response.body") > 3)
@@ -71,9 +71,9 @@ async def test_client_disconnect_aborts_generation_within_one_step(serve: ServeF
     gone.set()
     await _wait_for(lambda: running() == 0, limit_s=5)
     assert len(engine.plans) - steps_at_disconnect <= 2, "the slot is freed within one engine step"
-    assert loaded.engine.sequences() == []
+    assert await loaded.core.sequences() == []
     await asyncio.wait_for(task, 5)
-    assert loaded.scheduler.snapshot().cancelled >= 1
+    assert (await loaded.core.stats()).cancelled >= 1
 
 
 async def test_sixteen_concurrent_streaming_chats_are_batched(serve: ServeFactory) -> None:

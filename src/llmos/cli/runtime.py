@@ -121,8 +121,13 @@ def ps() -> None:
         table.add_row(m.name, m.digest[:12], state, memory, str(m.running), str(m.queued), wait, until)
     out_console.print(table)
     for m in models:
+        about = [f"engine core pid {m.pid}"] if m.pid else []
+        if m.restarts:
+            about.append(f"{m.restarts} core(s) died, the last: {m.last_death}")
         if m.weights:
-            out_console.print(f"{m.name}: weights {m.weights}")
+            about.append(f"weights {m.weights}")
+        if about:
+            out_console.print(f"{m.name}: {'; '.join(about)}")
     budget = resources.get("budget", {}).get("ram_bytes")
     out_console.print(f"memory: {_size(resources.get('used_bytes'))} of {_size(budget)} budget")
     inv = resources.get("inventory", {})

@@ -1,1 +1,1 @@
-"""Inference engines: one protocol (``base``), a llama.cpp backend, a deterministic fake, worker processes."""
+"""Inference engines: one protocol (``base``), a llama.cpp backend, a deterministic fake, backends by name."""

@@ -7,8 +7,13 @@ The caller drives it step by step: ``step(plan)`` runs exactly one forward pass
 prefill chunks and one decode token each, and returns what each produced.
 
 Implementations: ``llamacpp`` (GGUF via llama.cpp's low-level API), ``fake`` (deterministic,
-for tests of everything above the engine). ``worker.WorkerEngine`` runs any of them in its own
-OS process behind this same protocol.
+for tests of everything above the engine), ``sentence_transformers`` (embeddings); by name in
+:mod:`llmos.engine.backends`. Each loaded model's engine runs inside an engine core
+(:mod:`llmos.core`), stepped by its scheduler in one loop.
+
+Threads: one caller at a time, except that ``render_chat`` and ``tokenize`` may be called from one
+other thread while the rest runs (the core's frontend thread renders and tokenizes prompts while
+its loop decodes); ``unload`` never runs beside them.
 
 Errors: a request-level failure raises :class:`llmos.errors.EngineGenerateError` (or reports
 ``finish_reason="error"`` for the one sequence); a dead backend raises
@@ -203,7 +208,8 @@ class EngineHealth:
 
 @runtime_checkable
 class Engine(Protocol):
-    """One loaded model, stepped by its caller. Not thread-safe: one caller at a time."""
+    """One loaded model, stepped by its caller. One caller at a time, except ``render_chat`` and
+    ``tokenize``, which one other thread may call beside the rest (see the module docstring)."""
 
     def load(self, spec: LoadSpec) -> EngineInfo:
         """Load the model; raises InvalidModelFile or EngineError."""

@@ -1,22 +1,17 @@
 """Embeddings in the kernel: checking a request's inputs and running them on a resident model.
 
 An embeddings request bypasses the generation scheduler (it holds no slot and streams nothing),
-but never runs while the scheduler steps the same engine: every engine call goes through the
-model's :class:`~llmos.kernel.locked_engine.LockedEngine`. Inputs are tokenized in one hold of
-the engine (no step in between, one lock wait instead of one per input), then embedded in
-chunks of one engine call each, so a large request lets generation steps run between chunks.
+but never runs while the engine steps: the model's engine core embeds between two steps. Inputs
+are tokenized in one call (on the core's frontend thread), then embedded in chunks of one call
+each, so a large request lets generation steps run between chunks.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 from collections.abc import Iterator, Sequence
 from typing import Union
 
-from llmos.engine.base import Engine
 from llmos.errors import InvalidRequest
-from llmos.kernel.locked_engine import LockedEngine
 from llmos.kernel.residency import LoadedModel
 from llmos.kernel.types import Embeddings
 from llmos.registry.manifest import Manifest
@@ -76,18 +71,11 @@ def require_generative(name: str, manifest: Manifest) -> None:
         )
 
 
-def _hold(engine: Engine) -> contextlib.AbstractContextManager[Engine]:
-    if isinstance(engine, LockedEngine):
-        return engine.exclusive()
-    return contextlib.nullcontext(engine)
-
-
-def _tokenize_all(engine: Engine, inputs: list[str] | list[list[int]]) -> list[list[int]]:
-    with _hold(engine) as held:
-        return [
-            held.tokenize(x, add_special=True, parse_special=False) if isinstance(x, str) else x
-            for x in inputs
-        ]
+async def _tokenize_all(loaded: LoadedModel, inputs: list[str] | list[list[int]]) -> list[list[int]]:
+    texts = [x for x in inputs if isinstance(x, str)]
+    if not texts:
+        return [x for x in inputs if not isinstance(x, str)]
+    return await loaded.core.tokenize(texts, add_special=True, parse_special=False)
 
 
 def _chunks(token_lists: list[list[int]]) -> Iterator[list[list[int]]]:
@@ -118,7 +106,7 @@ async def embed_on(
             f"dimensions (dimensions={dimensions} was asked)",
             param="dimensions",
         )
-    token_lists = await loaded.call(lambda: _tokenize_all(loaded.engine, inputs))
+    token_lists = await _tokenize_all(loaded, inputs)
     for i, toks in enumerate(token_lists):
         if not toks:
             raise InvalidRequest(f"input[{i}] has no tokens; cannot embed it", param="input")
@@ -136,5 +124,5 @@ async def embed_on(
         )
     vectors: list[list[float]] = []
     for chunk in _chunks(token_lists):
-        vectors.extend(await loaded.call(functools.partial(loaded.engine.embed, chunk, normalize=True)))
+        vectors.extend(await loaded.core.embed(chunk, normalize=True))
     return Embeddings(model=name, digest=loaded.manifest.digest, vectors=vectors, prompt_tokens=total)

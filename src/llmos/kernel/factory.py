@@ -7,11 +7,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from llmos.config import Config
+from llmos.core import CoreHost, ProcessHost, ThreadHost
 from llmos.data.service import DataService
-from llmos.engine.base import Engine
 from llmos.kernel.kernel import Kernel
-from llmos.kernel.ports import EngineFactory, Registry, Scheduler, SchedulerFactory
-from llmos.kernel.residency import LoadedModel, ModelLoader
+from llmos.kernel.ports import EngineFactory, Registry
+from llmos.kernel.residency import HostFactory, LoadedModel, ModelLoader
 from llmos.observability.metrics import Metrics, ObservedEventLog
 from llmos.resources.inventory import Inventory, take_inventory
 from llmos.resources.residency import ResidencyManager
@@ -20,46 +20,15 @@ from llmos.security.service import Security
 from llmos.storage.db import Database
 
 
-def default_engine_factory(backend: str) -> Engine:
-    """Each model in its own worker process, running ``backend`` (``llamacpp``, ``fake``)."""
-    from llmos.engine.worker import WorkerEngine
-
-    return WorkerEngine(backend)
+def process_hosts(backend: str) -> CoreHost:
+    """Each model's engine core in a process of its own (the server's default)."""
+    return ProcessHost()
 
 
-def default_scheduler_factory(engine: Engine, config: Config, model: str) -> Scheduler:
-    from llmos.scheduler import ModelScheduler
-
-    return ModelScheduler(engine, model=model, config=config.scheduler)
-
-
-def observed_scheduler_factory(metrics: Metrics) -> SchedulerFactory:
-    """The default scheduler, reporting queue waits, preemptions and rejections to ``metrics``."""
-
-    def factory(engine: Engine, config: Config, model: str) -> Scheduler:
-        from llmos.scheduler import ModelScheduler
-
-        return ModelScheduler(
-            engine, model=model, config=config.scheduler, on_event=metrics.scheduler_listener(model)
-        )
-
-    return factory
-
-
-def sharing_tenant_weights(factory: SchedulerFactory, weights: dict[str, float]) -> SchedulerFactory:
-    """``factory``'s schedulers, their fair-share policy reading ``weights`` live: the security
-    service keeps it current, so a tenant's stored weight (its plan) applies to its next request."""
-
-    def make(engine: Engine, config: Config, model: str) -> Scheduler:
-        from llmos.scheduler.policies import FairPolicy
-
-        scheduler = factory(engine, config, model)
-        policy = getattr(scheduler, "policy", None)
-        if isinstance(policy, FairPolicy):
-            policy.weights = weights
-        return scheduler
-
-    return make
+def thread_hosts(engine_factory: EngineFactory, clock: Callable[[], float] = time.monotonic) -> HostFactory:
+    """Each model's engine core on a thread of this process, over engines from ``engine_factory``
+    (tests: the fake engine, which they can reach and kill)."""
+    return lambda backend: ThreadHost(engine_factory, clock=clock)
 
 
 def default_registry(config: Config) -> Registry:
@@ -74,7 +43,7 @@ def build_kernel(
     *,
     registry: Registry | None = None,
     engine_factory: EngineFactory | None = None,
-    scheduler_factory: SchedulerFactory | None = None,
+    host_factory: HostFactory | None = None,
     inventory: Inventory | None = None,
     clock: Callable[[], float] = time.monotonic,
     wall_clock: Callable[[], float] = time.time,
@@ -85,15 +54,20 @@ def build_kernel(
     metrics: Metrics | None = None,
     security: Security | None = None,
 ) -> Kernel:
-    """The kernel for ``config``; tests pass a fake engine factory (and may pass the rest)."""
+    """The kernel for ``config``. Engine cores run in processes of their own, unless
+    ``engine_factory`` is given (cores on threads over its engines: tests) or ``host_factory``."""
     metrics = metrics or Metrics(clock)
     security = security or Security(config, lambda: kernel.database, clock=wall_clock)
+    if host_factory is None:
+        host_factory = process_hosts if engine_factory is None else thread_hosts(engine_factory)
     loader = ModelLoader(
         config,
-        engine_factory or default_engine_factory,
-        sharing_tenant_weights(scheduler_factory or observed_scheduler_factory(metrics), security.weights),
+        host_factory,
         unload_drain_s=unload_drain_s,
         load_extra=load_extra,
+        clock=clock,
+        on_event=metrics.scheduler_listener,
+        tenant_weights=lambda: security.weights,
     )
     machine = inventory or take_inventory()
     residency: ResidencyManager[LoadedModel] = residency_from_config(

@@ -1,18 +1,20 @@
 """A running request: its sequences (``n`` choices, or several prompts) merged into one stream.
 
-Iterating a :class:`Generation` yields :class:`ChoiceDelta` values as the scheduler produces
-them; :meth:`Generation.aclose` cancels every unfinished sequence (freeing its engine slot at
-the next step) and releases the model. Closing is idempotent and always safe to call.
+Iterating a :class:`Generation` yields :class:`ChoiceDelta` values as the engine core produces
+them: it reads every sequence's stream directly, waking once per core step (the streams share one
+:class:`~llmos.core.stream.Signal`), with no task or queue per sequence.
+:meth:`Generation.aclose` cancels every unfinished sequence (freeing its engine slot at the next
+step) and releases the model. Closing is idempotent and always safe to call.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from llmos.core.stream import Signal
 from llmos.engine.base import SeqOutput, TokenLogprob
 from llmos.errors import DeadlineExceeded, EngineGenerateError, LLMOSError
 from llmos.kernel.ports import GenerationHandle
@@ -32,9 +34,6 @@ class _Choice:
     completion_tokens: int = 0
     cached_tokens: int = 0
     finish_reason: FinishReason | None = None
-
-
-_DONE = object()
 
 
 class Generation:
@@ -60,8 +59,9 @@ class Generation:
         self._prompt_tokens = list(prompt_tokens)
         self._on_close = on_close
         self._observer = observer
-        self._queue: asyncio.Queue[tuple[int, SeqOutput | BaseException | object]] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._signal = Signal()
+        for c in self._choices:
+            c.handle.attach(self._signal)
         self._close_task: asyncio.Future[None] | None = None
         self.error: BaseException | None = None
         """The error that ended the generation, if one did (the kernel reacts to a dead engine)."""
@@ -114,45 +114,28 @@ class Generation:
         if self._started:
             raise RuntimeError("a Generation can be iterated only once")
         self._started = True
-        loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._pump(c), name=f"llmos-gen-{self.request_id}-{c.index}")
-            for c in self._choices
-        ]
-        pending = len(self._choices)
+        open_choices = list(self._choices)
         try:
-            while pending:
-                index, item = await self._queue.get()
-                if item is _DONE:
-                    pending -= 1
-                    continue
-                if isinstance(item, BaseException):
-                    self.error = item
-                    raise item
-                if not isinstance(item, SeqOutput):  # pragma: no cover - only the three kinds are queued
-                    continue
-                try:
-                    delta = self._absorb(self._choices[index], item)
-                except LLMOSError as exc:
-                    self.error = exc
-                    raise
-                if delta is not None:
-                    yield delta
+            while open_choices:
+                took = False
+                for choice in open_choices:
+                    for item in choice.handle.take():
+                        took = True
+                        if isinstance(item, BaseException):
+                            self.error = item
+                            raise item
+                        try:
+                            delta = self._absorb(choice, item)
+                        except LLMOSError as exc:
+                            self.error = exc
+                            raise
+                        if delta is not None:
+                            yield delta
+                open_choices = [c for c in open_choices if c.finish_reason is None]
+                if open_choices and not took:
+                    await self._signal.wait()
         finally:
             await self.aclose()
-
-    async def _pump(self, choice: _Choice) -> None:
-        try:
-            async for out in choice.handle:
-                await self._queue.put((choice.index, out))
-                if out.finish_reason is not None:
-                    break
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:
-            await self._queue.put((choice.index, exc))
-        finally:
-            self._queue.put_nowait((choice.index, _DONE))
 
     def _absorb(self, choice: _Choice, out: SeqOutput) -> ChoiceDelta | None:
         before = choice.completion_tokens
@@ -199,17 +182,9 @@ class Generation:
         await asyncio.shield(self._close_task)
 
     async def _close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
         for choice in self._choices:
             if choice.finish_reason is None:
-                try:
-                    await choice.handle.cancel()
-                except LLMOSError as exc:
-                    log.debug("cancel of %s/%d failed: %s", self.request_id, choice.index, exc)
+                choice.handle.cancel_now()
         if self._observer is not None:
             usage = self.usage
             self._observer.finish(

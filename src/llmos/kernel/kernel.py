@@ -1,9 +1,10 @@
 """The kernel: the one object the server (and tests, and ``llmos run`` in-process) hold.
 
 It resolves model names through the registry, asks the residency manager to make a model
-resident, renders and tokenizes prompts through the model's engine, translates OpenAI's
-parameters into the engine's, and submits one scheduler request per sequence. Every domain
-operation a route or the CLI calls lives here; none of them knows about HTTP.
+resident (an engine core per model, :mod:`llmos.core`), has the core render and tokenize prompts
+(on its frontend thread, never behind a decode step), translates OpenAI's parameters into the
+engine's, and submits one request per sequence to the core. Every domain operation a route or
+the CLI calls lives here; none of them knows about HTTP.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,9 @@ from llmos.tasks import TaskRequest, TaskResult
 from llmos.types import ChatMessage
 
 log = logging.getLogger(__name__)
+
+STATS_WAIT_S = 1.0
+"""How long a view of the schedulers waits for a core busy in a long step before showing its last state."""
 
 
 @dataclass(frozen=True)
@@ -90,9 +94,10 @@ class Kernel:
         self.config = config
         self.metrics = metrics or Metrics(clock)
         """Prometheus metrics (``/metrics``); gauges are read from this kernel at scrape time."""
+        self._stats: list[SchedulerStats] = []
         self.metrics.watch(
             StateSources(
-                scheduler_stats=self.scheduler_stats,
+                scheduler_stats=lambda: self._stats,
                 residents=residency.snapshot,
                 memory=lambda: (residency.used("cpu"), residency.budget.ram_bytes),
             )
@@ -109,6 +114,11 @@ class Kernel:
         self._wall = wall_clock
         self._started = False
         self._estimates: dict[str, MemoryEstimate] = {}
+        self._background: set[asyncio.Future[None]] = set()
+        self._deaths: dict[str, tuple[int, str]] = {}
+        """Per model: how many of its engine cores died, and why the last one did."""
+        loader.on_dead = self._core_died
+        self.security.weights.watch(self._weights_changed)
 
     @property
     def database(self) -> Database:
@@ -143,7 +153,7 @@ class Kernel:
         residents = [r.model for r in self.residency.snapshot() if r.state == "ready"]
         loaded = [self._loaded_now(key) for key in residents]
         await asyncio.gather(
-            *(m.scheduler.stop(drain_timeout) for m in loaded if m is not None), return_exceptions=True
+            *(m.core.drain(drain_timeout) for m in loaded if m is not None), return_exceptions=True
         )
         await self.residency.shutdown()
         self._started = False
@@ -216,16 +226,12 @@ class Kernel:
         out = []
         for info in self.residency.snapshot():
             model = self._loaded_now(info.model)
-            running = queued = 0
-            if model is not None:
-                snap = _safe_snapshot(model)
-                running = int(getattr(snap, "running", 0) or 0)
-                queued = int(getattr(snap, "queued", 0) or 0)
+            core = model.core if model is not None else None
             out.append(
                 ResidentModel(
                     name=info.model,
                     digest=model.manifest.digest if model else "",
-                    state=info.state,
+                    state="dead" if core is not None and core.dead else info.state,
                     size_bytes=model.manifest.size if model else 0,
                     estimated_bytes=info.estimated_bytes,
                     measured_bytes=info.measured_bytes,
@@ -233,9 +239,12 @@ class Kernel:
                     pinned=info.pinned,
                     keep_alive=info.keep_alive,
                     expires_at=info.expires_at,
-                    running=running,
-                    queued=queued,
+                    running=core.running if core else 0,
+                    queued=core.queued if core else 0,
                     weights=model.info.weights if model else "",
+                    pid=(core.pid or 0) if core else 0,
+                    restarts=self._deaths.get(info.model, (0, ""))[0],
+                    last_death=self._deaths.get(info.model, (0, ""))[1],
                 )
             )
         return out
@@ -248,14 +257,23 @@ class Kernel:
         else:
             self.residency.unpin(key)
 
-    def scheduler_stats(self) -> list[SchedulerStats]:
-        """Each resident model's scheduler: queues, tenants, requests and the live queueing model."""
-        out = []
-        for model in list(self._loader.loaded.values()):
-            snap = _safe_snapshot(model)
-            if isinstance(snap, SchedulerStats):
-                out.append(snap)
-        return out
+    async def scheduler_stats(self, wait_s: float = STATS_WAIT_S) -> list[SchedulerStats]:
+        """Each resident model's scheduler: queues, tenants, requests and the live queueing model.
+
+        Every core answers between two steps; one whose step takes longer than ``wait_s`` (a
+        long prefill on a big model) is shown as of its last answer. The metrics' gauges read
+        what this returned last."""
+        models = [m for m in list(self._loader.loaded.values()) if m.core.alive]
+
+        async def ask(model: LoadedModel) -> SchedulerStats | None:
+            try:
+                return await asyncio.wait_for(model.core.stats(), wait_s)
+            except (TimeoutError, LLMOSError):
+                return model.core.last_stats
+
+        answers = await asyncio.gather(*(ask(m) for m in models))
+        self._stats = [a for a in answers if a is not None]
+        return list(self._stats)
 
     def resources(self) -> ResourcesView:
         """The machine, the memory budget, the resident models and recent residency events."""
@@ -323,11 +341,7 @@ class Kernel:
             raise InvalidRequest("messages must not be empty", param="messages")
 
         async def render(m: LoadedModel) -> list[list[int]]:
-            def run() -> list[int]:
-                text = m.engine.render_chat(list(messages))
-                return m.engine.tokenize(text, add_special=False, parse_special=True)
-
-            return [await m.call(run)]
+            return [await m.core.render_prompt(messages)]
 
         return await self._generate(model, render, params, meta)
 
@@ -339,10 +353,7 @@ class Kernel:
             raise InvalidRequest("prompt must not be empty", param="prompt")
 
         async def render(m: LoadedModel) -> list[list[int]]:
-            def run() -> list[list[int]]:
-                return [m.engine.tokenize(p, add_special=True, parse_special=False) for p in prompts]
-
-            return await m.call(run)
+            return await m.core.tokenize(prompts, add_special=True, parse_special=False)
 
         return await self._generate(model, render, params, meta)
 
@@ -385,11 +396,11 @@ class Kernel:
                     seq_id = f"{meta.request_id}-{group}-{choice}"
                     spec = SequenceSpec(seq_id=seq_id, prompt=tuple(tokens), params=sp)
                     req = GenerationRequest(request_id=seq_id, spec=spec, cls=cls)
-                    handles.append((loaded.scheduler.submit(req), group))
+                    handles.append((loaded.core.submit(req), group))
         except BaseException as exc:
             observation.finish(status_of(exc))
             for handle, _ in handles:
-                await handle.cancel()
+                handle.cancel_now()
             await self.residency.release(lease)
             await self._drop_if_dead(key, loaded, exc)
             raise
@@ -411,11 +422,19 @@ class Kernel:
 
     async def _acquire(self, key: str, manifest: Manifest, keep_alive: float | None) -> Lease[LoadedModel]:
         """Hold the model resident for one request; a name re-pointed to a new version since
-        it loaded is reloaded (once the old version's running requests end)."""
+        it loaded is reloaded (once the old version's running requests end), and so is a model
+        whose engine core died."""
         for _ in range(3):
             lease = await self.residency.acquire(
                 key, self._estimate(manifest), self._load_fn(key, manifest), keep_alive=keep_alive
             )
+            dead = lease.handle.core.dead
+            if dead is not None:
+                await self.residency.release(lease)
+                with contextlib.suppress(ModelNotFound):
+                    if not await self.residency.unload(key, reason=f"engine died: {dead}"):
+                        raise EngineDeadError(f"{dead}; a fresh engine core starts shortly, retry")
+                continue
             if lease.handle.manifest.digest == manifest.digest:
                 return lease
             await self.residency.release(lease)
@@ -428,13 +447,33 @@ class Kernel:
         raise Conflict(f"{key!r} keeps changing version; retry", param="model")
 
     async def _drop_if_dead(self, key: str, loaded: LoadedModel, error: BaseException | None) -> None:
-        """After a dead worker: unload the model (once idle) so the next request starts a fresh one."""
+        """After a request saw its engine die: unload the model (once idle) so the next request
+        starts a fresh core (the core's death usually got here first, see :meth:`_core_died`)."""
         if not isinstance(error, EngineDeadError) or self._loaded_now(key) is not loaded:
             return
-        log.error("model %s: %s; a fresh worker starts on the next request", key, error)
-        self.metrics.worker_replaced(key)
+        if loaded.core.dead is None:  # the engine died, but its core has not told us yet
+            return
+        await self._unload_dead(loaded, loaded.core.dead)
+
+    def _core_died(self, loaded: LoadedModel, why: str) -> None:
+        """A core died (its requests have failed already): unload it now, on its own task."""
+        log.error("model %s: %s; a fresh engine core starts on the next request", loaded.key, why)
+        self.metrics.worker_replaced(loaded.key)
+        self._deaths[loaded.key] = (self._deaths.get(loaded.key, (0, ""))[0] + 1, why)
+        task = asyncio.ensure_future(self._unload_dead(loaded, why))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _unload_dead(self, loaded: LoadedModel, why: str) -> None:
+        if self._loaded_now(loaded.key) is not loaded:
+            return
         with contextlib.suppress(ModelNotFound):
-            await self.residency.unload(key, reason=f"engine died: {error}")
+            await self.residency.unload(loaded.key, reason=f"engine died: {why}")
+
+    def _weights_changed(self, weights: Mapping[str, float]) -> None:
+        """A tenant's fair-share weight changed: every core's policy gets the new weights."""
+        for model in list(self._loader.loaded.values()):
+            model.core.set_tenant_weights(weights)
 
     async def run_task(self, task: str, request: TaskRequest, meta: RequestMeta) -> TaskResult:
         """Run a task pipeline (summarize, classify...) on the chat path; see :mod:`llmos.kernel.tasks`."""
@@ -512,10 +551,3 @@ def _keep_alive(value: str | float | None) -> float | None:
 
 def _with_max_tokens(sp: SamplingParams, n: int) -> SamplingParams:
     return replace(sp, max_tokens=max(1, n))
-
-
-def _safe_snapshot(model: LoadedModel) -> Any:
-    try:
-        return model.scheduler.snapshot()
-    except Exception:  # a snapshot is for display; never fail ps over it
-        return None

@@ -1,27 +1,38 @@
 """The shapes the kernel needs from its collaborators, stated structurally.
 
-The real ones are :class:`llmos.scheduler.ModelScheduler` and the registry service; the
-kernel depends on these protocols so that each side can be built and tested on its own.
+The real ones are :class:`llmos.core.RequestStream` (one submitted sequence of an engine core)
+and the registry service; the kernel depends on these protocols so that each side can be built
+and tested on its own.
 """
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 from llmos.config import Config
-from llmos.engine.base import Engine, SeqOutput
+from llmos.core.stream import Item, Signal
+from llmos.engine.base import Engine
 from llmos.registry.manifest import Manifest
 
 
 class GenerationHandle(Protocol):
-    """One submitted sequence: iterate its outputs until one carries a finish reason."""
+    """One submitted sequence: its outputs as they arrive (the last one carries a finish reason,
+    or is the error that ended it), read without waiting; a signal to wait on between reads."""
 
-    def __aiter__(self) -> AsyncIterator[SeqOutput]: ...
+    def attach(self, signal: Signal) -> None:
+        """Notify ``signal`` whenever new output arrives."""
+        ...
 
-    async def cancel(self) -> None: ...
+    def take(self) -> list[Item]:
+        """The outputs that arrived since the last call (never waits)."""
+        ...
+
+    def cancel_now(self) -> None:
+        """Abort the sequence unless it has ended (non-blocking)."""
+        ...
 
     @property
     def queue_position(self) -> int | None: ...
@@ -30,16 +41,6 @@ class GenerationHandle(Protocol):
     def estimated_start(self) -> float | None:
         """Seconds from now until it is expected to hold a slot; 0 while running; None when done."""
         ...
-
-
-class Scheduler(Protocol):
-    def submit(self, request: Any) -> GenerationHandle: ...
-
-    def start(self) -> None: ...
-
-    async def stop(self, drain_timeout: float) -> None: ...
-
-    def snapshot(self) -> Any: ...
 
 
 class Registry(Protocol):
@@ -63,7 +64,5 @@ class Registry(Protocol):
 
 
 EngineFactory = Callable[[str], Engine]
-"""Backend name (``llamacpp``, ``fake``) → an unloaded engine."""
-SchedulerFactory = Callable[[Engine, Config, str], Scheduler]
-"""(engine, config, model name) → a scheduler for that engine, not yet started."""
+"""Backend name (``llamacpp``, ``fake``) → an unloaded engine (run by an in-process core)."""
 RegistryFactory = Callable[[Config], Registry]

@@ -1,75 +1,75 @@
-"""Making a registered model resident: a worker engine and its scheduler, per model.
+"""Making a registered model resident: one engine core per model.
 
 The residency *decisions* (budget, eviction, keep-alive, one load at a time per model) belong
 to :class:`llmos.resources.ResidencyManager`; this module supplies what it manages — a
-:class:`LoadedModel` — and the two callables it is given: how to load one (an engine from the
-engine factory, loaded off the event loop, then a started scheduler) and how to unload one
-(stop its scheduler, aborting what runs, then unload the engine).
+:class:`LoadedModel` — and the two callables it is given: how to load one (start an engine core
+on a host, which loads the engine and runs its scheduler) and how to unload one (drain it,
+aborting what still runs, then stop the core).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from llmos.config import Config
-from llmos.engine.base import Engine, EngineInfo, LoadSpec
-from llmos.kernel.locked_engine import LockedEngine
-from llmos.kernel.ports import EngineFactory, Scheduler, SchedulerFactory
+from llmos.core import CoreClient, CoreHost, CoreSpec
+from llmos.engine.base import EngineInfo, LoadSpec
 from llmos.registry.manifest import Manifest
 from llmos.resources.residency import LoadGrant
+from llmos.scheduler.events import SchedulerEvent
 
 log = logging.getLogger(__name__)
-
-R = TypeVar("R")
 
 FORMAT_BACKENDS: dict[str, str] = {"sentence-transformers": "sentence_transformers"}
 """Manifest format → the engine backend that loads it (GGUF: ``config.engine.backend``)."""
 
+HostFactory = Callable[[str], CoreHost]
+"""Backend name → where a new engine core running it will live (a process, a thread)."""
+
 
 @dataclass
 class LoadedModel:
-    """One resident model: the engine holding it and the scheduler stepping that engine."""
+    """One resident model: the client of the engine core that holds it."""
 
     key: str
     manifest: Manifest
-    engine: Engine
+    core: CoreClient
     info: EngineInfo
-    scheduler: Scheduler
-    thread: ThreadPoolExecutor = field(repr=False, default_factory=lambda: ThreadPoolExecutor(1))
-    """One long-lived thread for the kernel's engine calls (a worker engine dies with the
-    thread that started it, so it must not be a pool thread that may go away)."""
-
-    async def call(self, fn: Callable[[], R]) -> R:
-        """Run a blocking engine call on the model's own thread."""
-        return await asyncio.get_running_loop().run_in_executor(self.thread, fn)
 
 
 class ModelLoader:
-    """Builds and tears down :class:`LoadedModel` values for the residency manager."""
+    """Builds and tears down :class:`LoadedModel` values for the residency manager.
+
+    ``on_event(model)`` gives each core's scheduler-event listener (metrics); ``on_dead`` hears
+    of a core that died (the kernel unloads it so the next request starts a fresh one);
+    ``tenant_weights`` gives the fair-share weights a new core starts with.
+    """
 
     def __init__(
         self,
         config: Config,
-        engine_factory: EngineFactory,
-        scheduler_factory: SchedulerFactory,
+        host_factory: HostFactory,
         *,
         backend: str | None = None,
         unload_drain_s: float = 0.0,
         load_extra: Mapping[str, Any] | None = None,
+        clock: Callable[[], float] | None = None,
+        on_event: Callable[[str], Callable[[SchedulerEvent], None] | None] | None = None,
+        tenant_weights: Callable[[], Mapping[str, float]] | None = None,
     ) -> None:
         self._config = config
-        self._engine_factory = engine_factory
-        self._scheduler_factory = scheduler_factory
+        self._host_factory = host_factory
         self._backend = backend or config.engine.backend
         self._unload_drain_s = unload_drain_s
         self._load_extra = dict(load_extra or {})
+        self._clock = clock
+        self._on_event = on_event
+        self._tenant_weights = tenant_weights
+        self.on_dead: Callable[[LoadedModel, str], None] | None = None
         self.loaded: dict[str, LoadedModel] = {}
         """Every model this loader has loaded and not yet unloaded, by residency key."""
 
@@ -99,42 +99,46 @@ class ModelLoader:
             return self._backend
         return FORMAT_BACKENDS.get(manifest.format, self._backend)
 
-    async def load(self, key: str, manifest: Manifest, model_path: Path, grant: LoadGrant) -> LoadedModel:
-        """Start an engine for ``manifest`` and a scheduler over it. Raises what the engine raises."""
-        engine: Engine = LockedEngine(self._engine_factory(self.backend_for(manifest)))
-        spec = self.load_spec(manifest, model_path, grant.n_threads)
-        log.info("loading %s (%s) with %d threads", key, manifest.short_digest, spec.n_threads)
-        thread = ThreadPoolExecutor(1, thread_name_prefix=f"llmos-model-{manifest.short_digest}")
-        loop = asyncio.get_running_loop()
-        try:
-            info = await loop.run_in_executor(thread, engine.load, spec)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await loop.run_in_executor(thread, engine.unload)
-            thread.shutdown(wait=False)
-            raise
-        scheduler = self._scheduler_factory(engine, self._config, key)
-        scheduler.start()
-        model = LoadedModel(
-            key=key, manifest=manifest, engine=engine, info=info, scheduler=scheduler, thread=thread
+    def core_spec(self, key: str, manifest: Manifest, model_path: Path, n_threads: int) -> CoreSpec:
+        return CoreSpec(
+            backend=self.backend_for(manifest),
+            load=self.load_spec(manifest, model_path, n_threads),
+            model=key,
+            scheduler=self._config.scheduler,
+            tenant_weights=dict(self._tenant_weights()) if self._tenant_weights else {},
         )
+
+    async def load(self, key: str, manifest: Manifest, model_path: Path, grant: LoadGrant) -> LoadedModel:
+        """Start an engine core for ``manifest`` (it loads the model). Raises what loading raises."""
+        spec = self.core_spec(key, manifest, model_path, grant.n_threads)
+        log.info("loading %s (%s) with %d threads", key, manifest.short_digest, spec.load.n_threads)
+        model: LoadedModel | None = None
+
+        def died(why: str) -> None:
+            if model is not None and self.on_dead is not None:
+                self.on_dead(model, why)
+
+        extra: dict[str, Any] = {} if self._clock is None else {"clock": self._clock}
+        core = CoreClient(
+            self._host_factory(spec.backend),
+            spec,
+            on_event=self._on_event(key) if self._on_event else None,
+            on_dead=died,
+            **extra,
+        )
+        info = await core.start()
+        model = LoadedModel(key=key, manifest=manifest, core=core, info=info)
         self.loaded[key] = model
         return model
 
     async def unload(self, key: str, model: LoadedModel) -> None:
-        """Stop the model's scheduler (aborting what still runs) and unload its engine."""
+        """Drain the model's core (aborting what still runs), unload its engine and stop it."""
         log.info("unloading %s", key)
         if self.loaded.get(key) is model:
             del self.loaded[key]
-        try:
-            await model.scheduler.stop(self._unload_drain_s)
-        finally:
-            try:
-                await model.call(model.engine.unload)
-            finally:
-                model.thread.shutdown(wait=False)
+        await model.core.close(self._unload_drain_s)
 
     @staticmethod
     async def measure(model: LoadedModel) -> int | None:
-        health = await model.call(model.engine.health)
+        health = await model.core.health()
         return health.rss_bytes or None

@@ -50,19 +50,12 @@ async def run_task(kernel: Kernel, task: str, request: TaskRequest, meta: Reques
 
     async def measure(call: GenerateCall) -> PromptSize | None:
         # Counting needs the model's tokenizer and chat template: make it resident (the
-        # generation that follows needs that anyway), then render and tokenize on its thread.
+        # generation that follows needs that anyway), then have its core render and tokenize.
         await kernel.load(call.model, keep_alive=meta.keep_alive)
         loaded = kernel.loaded(call.model)
         if loaded is None:  # evicted in between: send the input as it is
             return None
-        messages = _plan(call).messages
-        engine = loaded.engine
-
-        def count() -> int:
-            text = engine.render_chat(list(messages))
-            return len(engine.tokenize(text, add_special=False, parse_special=True))
-
-        n_prompt = await loaded.call(count)
+        n_prompt = len(await loaded.core.render_prompt(_plan(call).messages))
         per_sequence = max(1, loaded.info.n_ctx // max(1, loaded.info.n_slots))
         return PromptSize(prompt_tokens=n_prompt, context_tokens=per_sequence)
 

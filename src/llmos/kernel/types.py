@@ -126,6 +126,12 @@ class ResidentModel:
     queued: int = 0
     weights: str = ""
     """How the engine holds the weights, e.g. ``q8_0 (converted from q4_1)`` ("" if unknown)."""
+    pid: int = 0
+    """The process of the model's engine core (0 while it loads)."""
+    restarts: int = 0
+    """Engine cores of this model that died (and were replaced) since the server started."""
+    last_death: str = ""
+    """Why the last one died ("" if none did)."""
 
 
 @dataclass(frozen=True)

@@ -1,37 +1,43 @@
-"""One scheduler per loaded model: queue, admission, slots, preemption, deadlines, the step loop.
+"""One scheduler per loaded model: queue, slots, preemption, deadlines, and one engine step at a time.
 
-The step loop runs in a dedicated thread (the engine is blocking and not thread-safe; only this
-thread touches it). Each iteration is *reap → admit → plan → step → deliver*:
+The scheduler is a plain synchronous object that lives inside the model's engine core
+(:mod:`llmos.core`), beside the engine it steps: no thread, no lock, no event loop. The core's
+loop is *receive messages → schedule → step → emit*; this class is the middle of it:
 
-1. **reap**: cancelled requests and passed deadlines leave the queue or their slot (``abort``);
-2. **admit**: while the policy's next pick fits (``can_admit``), it gets a slot (``admit``, or
-   ``restore`` for a preempted one); when it does not fit and the policy names a victim among
-   the running requests, the victim is preempted (``preempt``: snapshot, slot freed) and requeued;
-3. **plan**: of the running requests the policy lets run this step (it may pause some: they
-   keep their slot), decoding sequences get one token each, prefilling ones chunks of the rest
-   of the per-step budget (``n_batch``);
-4. **step**: one ``engine.step(plan)``, outside the lock so submits and cancels never wait on it;
-5. **deliver**: outputs go to each consumer's event loop with ``call_soon_threadsafe``.
+* :meth:`ModelScheduler.add` queues a request and :meth:`ModelScheduler.abort` marks one for
+  removal (both take effect at the next step, never in the middle of one);
+* :meth:`ModelScheduler.step` is one iteration, returning what each request produced:
 
-With nothing to do the thread sleeps on a condition variable; ``submit``, ``cancel`` and
-``wake`` notify it; a pending deadline bounds the sleep. Callers that drive the loop themselves
-(tests, benchmarks) skip :meth:`start` and call :meth:`step_once`.
+  1. **reap**: aborted requests and passed deadlines leave the queue or their slot (``abort``);
+  2. **admit**: while the policy's next pick fits (``can_admit``), it gets a slot (``admit``, or
+     ``restore`` for a preempted one); when it does not fit and the policy names a victim among
+     the running requests, the victim is preempted (``preempt``: a state snapshot, slot freed)
+     and requeued, to be restored later without recomputing anything;
+  3. **plan**: of the running requests the policy lets run this step (it may pause some: they
+     keep their slot), decoding sequences get one token each, prefilling ones chunks of the
+     rest of the per-step budget (``n_batch``);
+  4. **step**: one ``engine.step(plan)``;
+  5. **absorb**: prefill progress, tokens served per tenant (for fair share), finished requests
+     (the queueing model learns their service time), and the outputs to hand back.
 
-Engine failures: ``EngineDeadError`` from a step fails every running and preempted request with
-that error (queued ones stay, to run on a restarted engine, or fail at admission if it is still
-dead); any other error from a step fails the requests in that step with ``EngineGenerateError``.
+Every policy (:mod:`llmos.scheduler.policies`), aging, preemption by state snapshot, deadlines,
+cancellation, the queueing model (:mod:`llmos.scheduler.queue_model`) and the stats snapshot
+live here. Admission bounds (429/503) are decided where requests arrive, from the counts this
+scheduler publishes (:meth:`ModelScheduler.counts`; see :mod:`llmos.core.client`).
+
+Engine failures: ``EngineDeadError`` from any engine call fails every request, queued ones too,
+and marks the scheduler dead (:attr:`ModelScheduler.dead`): the core hosting it reports that and
+exits. Any other error from a step fails the requests planned in that step with
+``EngineGenerateError``; the others go on.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import heapq
 import itertools
 import logging
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from llmos.config import SchedulerConfig
 from llmos.engine.base import Engine, SeqOutput, SeqSnapshot, StepPlan, StepResult
@@ -41,32 +47,39 @@ from llmos.errors import (
     EngineDeadError,
     EngineError,
     EngineGenerateError,
-    InvalidRequest,
     LLMOSError,
     Overloaded,
-    RateLimited,
 )
-from llmos.scheduler.admission import AdmissionControl
 from llmos.scheduler.events import EventKind, SchedulerEvent
-from llmos.scheduler.handle import RequestHandle
 from llmos.scheduler.policies import Policy, make_policy
 from llmos.scheduler.queue_model import QueueModel
 from llmos.scheduler.request import GenerationRequest
-from llmos.scheduler.stats import RequestState, SchedulerStats, TenantStats
+from llmos.scheduler.stats import (
+    QueuePosition,
+    RequestState,
+    SchedulerCounts,
+    SchedulerStats,
+    TenantCounts,
+    TenantStats,
+)
 from llmos.scheduler.step_planner import plan_tokens
 from llmos.scheduler.ticket import Ticket
-from llmos.types import SeqId, TenantId
+from llmos.types import FinishReason, SeqId, TenantId
 
 logger = logging.getLogger(__name__)
 
-MAX_IDLE_WAIT_S = 5.0
+Delivery = tuple[str, SeqOutput | LLMOSError]
+"""What one step hands back for one request: ``(request_id, output)``, or the error that ended it.
+An output with a ``finish_reason`` and an error are both the request's last delivery."""
+
+_COUNTERS = ("submitted", "completed", "preemptions", "timeouts", "cancelled", "failed")
 
 
 class ModelScheduler:
     """Schedules every request and every engine step of one loaded model. See the module docstring.
 
-    ``clock`` is a monotonic clock in seconds (deadlines and arrivals are on it); ``on_event`` is
-    called under the scheduler's lock for each :class:`SchedulerEvent` and must return quickly.
+    ``clock`` is a monotonic clock in seconds (deadlines and arrivals are on it); ``on_event``
+    hears of each :class:`SchedulerEvent` as it happens and must return quickly.
     """
 
     def __init__(
@@ -91,10 +104,6 @@ class ModelScheduler:
         self.n_batch = info.n_batch
         self.n_ctx = info.n_ctx
         self.queue_model = QueueModel(info.n_slots, clock=clock, default_service_s=default_service_s)
-        self.admission = AdmissionControl(
-            self.config.max_queue, self.config.max_queue_per_tenant, self.queue_model
-        )
-        self._cv = threading.Condition(threading.Lock())
         self._tickets: dict[str, Ticket] = {}
         self._by_seq: dict[SeqId, Ticket] = {}
         self._waiting: list[Ticket] = []
@@ -102,181 +111,140 @@ class ModelScheduler:
         self._seqnos = itertools.count()
         self._accepting = True
         self._abort_all = False
-        self._kicked = False
-        self._stop_thread = False
-        self._thread: threading.Thread | None = None
+        self._out: list[Delivery] = []
         self._tenant_tokens: dict[TenantId, list[int]] = {}
-        self.counts = {
-            k: 0
-            for k in ("submitted", "completed", "preemptions", "timeouts", "cancelled", "failed", "rejected")
-        }
+        self.tenant_weights: dict[TenantId, float] = dict(self.config.tenant_weights)
+        self.counts_total = dict.fromkeys(_COUNTERS, 0)
         self.steps = 0
+        self.dead: str | None = None
+        """Why the engine died, once it has (every later ``add`` raises EngineDeadError)."""
+        self.progressed = False
+        """Whether the last :meth:`step` changed anything (admitted, reaped, or ran the engine):
+        when it did not, stepping again before a message arrives or a deadline passes is useless."""
 
-    # -- consumer side (event-loop thread) ---------------------------------------------------
+    # -- requests ----------------------------------------------------------------------------
 
-    def submit(self, request: GenerationRequest) -> RequestHandle:
-        """Queue a request; call from a coroutine (outputs go to the running event loop).
-
-        Raises RateLimited (tenant over its queue share) or Overloaded (queue full, or stopping),
-        both with ``retry_after``; InvalidRequest when the prompt can never fit; Conflict for a
-        request or sequence id already in flight.
-        """
-        loop = asyncio.get_running_loop()
+    def add(self, request: GenerationRequest) -> None:
+        """Queue a request. Raises InvalidRequest when its prompt is empty or can never fit,
+        Conflict for a request or sequence id already in flight, Overloaded once stopping,
+        EngineDeadError once the engine died."""
         spec = request.spec
-        if not spec.prompt:
-            raise InvalidRequest("the prompt is empty", param="prompt")
-        if len(spec.prompt) + 1 > self.n_ctx:
-            raise InvalidRequest(
-                f"the prompt has {len(spec.prompt)} tokens; this model's context holds {self.n_ctx}",
-                param="prompt",
-            )
-        with self._cv:
-            now = self._clock()
-            if request.request_id in self._tickets or spec.seq_id in self._by_seq:
-                raise Conflict(f"request {request.request_id!r} is already in flight", param="request_id")
-            tenant = request.cls.tenant
-            queued_tenant = sum(1 for t in self._waiting if t.tenant == tenant)
-            try:
-                self.admission.check(tenant, len(self._waiting), queued_tenant, accepting=self._accepting)
-            except (RateLimited, Overloaded) as e:
-                self.counts["rejected"] += 1
-                self._emit("reject", request.request_id, tenant, now, e.code)
-                raise
-            ticket = Ticket(
-                request=request,
-                seqno=next(self._seqnos),
-                arrival=request.arrival if request.arrival is not None else now,
-                loop=loop,
-                outbox=asyncio.Queue(),
-            )
-            self.policy.on_enqueue(ticket, now, self._active_tenants())
-            self._tickets[request.request_id] = ticket
-            self._by_seq[spec.seq_id] = ticket
-            self._waiting.append(ticket)
-            self.queue_model.record_arrival(now)
-            self.counts["submitted"] += 1
-            self._emit("queue", request.request_id, tenant, now)
-            self._refresh_positions(now)
-            self._kick()
-        return RequestHandle(ticket, self)
+        if self.dead is not None:
+            raise EngineDeadError(self.dead)
+        request.check_fits(self.n_ctx)
+        if request.request_id in self._tickets or spec.seq_id in self._by_seq:
+            raise Conflict(f"request {request.request_id!r} is already in flight", param="request_id")
+        if not self._accepting:
+            raise Overloaded("the model is shutting down; retry on another server", retry_after=5.0)
+        now = self._clock()
+        ticket = Ticket(
+            request=request,
+            seqno=next(self._seqnos),
+            arrival=request.arrival if request.arrival is not None else now,
+        )
+        self.policy.on_enqueue(ticket, now, self._active_tenants())
+        self._tickets[request.request_id] = ticket
+        self._by_seq[spec.seq_id] = ticket
+        self._waiting.append(ticket)
+        self.queue_model.record_arrival(now)
+        self.counts_total["submitted"] += 1
+        self._emit("queue", request.request_id, request.cls.tenant, now)
+        self._refresh_positions(now)
 
-    def cancel(self, ticket: Ticket) -> None:
-        """Mark a request cancelled; the step thread drops it before its next engine step."""
-        with self._cv:
-            if not ticket.done:
-                ticket.cancelled = True
-                self._kick()
+    def abort(self, request_id: str) -> None:
+        """Drop a request at the next step: it ends with ``finish_reason="abort"``. Unknown or
+        finished ids are ignored."""
+        ticket = self._tickets.get(request_id)
+        if ticket is not None:
+            ticket.cancelled = True
 
-    def position_of(self, ticket: Ticket) -> tuple[int | None, float | None]:
-        with self._cv:
-            if ticket.done:
-                return None, None
-            if ticket.phase == "running":
-                return None, 0.0
-            est = None if ticket.est_start_at is None else max(0.0, ticket.est_start_at - self._clock())
-            return ticket.position, est
+    def stop_accepting(self) -> None:
+        """Refuse new requests (Overloaded); the ones in flight go on."""
+        self._accepting = False
 
-    def wake(self) -> None:
-        """Make the step thread look again now (e.g. after an injected clock moved)."""
-        with self._cv:
-            self._kick()
+    def abort_all(self) -> None:
+        """Stop accepting; at the next step running requests end with ``abort`` and queued ones
+        fail with Overloaded."""
+        self._accepting = False
+        self._abort_all = True
+
+    def set_policy(self, policy: Policy) -> None:
+        """Schedule with ``policy`` from the next step on; the queue is handed to it as it is."""
+        now = self._clock()
+        self.policy = policy
+        active: set[TenantId] = set()
+        for t in sorted(self._running + self._waiting, key=lambda t: t.seqno):
+            policy.on_enqueue(t, now, active)
+            active.add(t.tenant)
+        for t in self._running:
+            policy.on_admit(t, now)
+        self._refresh_positions(now)
+
+    def set_tenant_weights(self, weights: Mapping[TenantId, float]) -> None:
+        """The fair-share weights by tenant, for a policy that weighs tenants (others ignore them)."""
+        self.tenant_weights = dict(weights)
+        current = getattr(self.policy, "weights", None)
+        if isinstance(current, dict):
+            current.clear()
+            current.update(weights)
+
+    @property
+    def has_work(self) -> bool:
+        """Whether a step would do anything (requests queued or running)."""
+        return bool(self._waiting or self._running)
 
     @property
     def in_flight(self) -> int:
         """Requests queued or running."""
-        with self._cv:
-            return len(self._waiting) + len(self._running)
+        return len(self._waiting) + len(self._running)
 
-    # -- lifecycle ---------------------------------------------------------------------------
+    def next_deadline(self) -> float | None:
+        """The earliest deadline among the requests in flight (clock seconds), if any."""
+        deadlines = [t.deadline for t in self._tickets.values() if t.deadline is not None]
+        return min(deadlines) if deadlines else None
 
-    def start(self) -> None:
-        """Start the step thread."""
-        with self._cv:
-            if self._thread is not None:
-                return
-            self._stop_thread = False
-            self._thread = threading.Thread(
-                target=self._run, name=f"scheduler:{self.model or 'model'}", daemon=True
-            )
-            self._thread.start()
+    # -- the step ----------------------------------------------------------------------------
 
-    async def stop(self, drain_timeout: float = 30.0) -> None:
-        """Stop accepting; let in-flight requests finish within ``drain_timeout``; abort the rest.
-
-        Running requests that are cut off end with ``finish_reason="abort"``; queued ones raise
-        Overloaded. Then the step thread exits.
-        """
-        with self._cv:
-            self._accepting = False
-            self._kick()
-        if self._thread is not None:
-            await asyncio.to_thread(self._wait_drained, max(0.0, drain_timeout))
-        with self._cv:
-            self._abort_all = True
-            self._kick()
-        if self._thread is None:
-            self.step_once()
-        else:
-            await asyncio.to_thread(self._wait_drained, 10.0)
-            with self._cv:
-                self._stop_thread = True
-                self._kick()
-            await asyncio.to_thread(self._thread.join, 10.0)
-            self._thread = None
-
-    def _wait_drained(self, timeout: float) -> bool:
-        with self._cv:
-            return self._cv.wait_for(lambda: not self._waiting and not self._running, timeout=timeout)
-
-    # -- the step loop -----------------------------------------------------------------------
-
-    def _run(self) -> None:
-        while True:
-            try:
-                progressed = self.step_once()
-            except Exception as e:  # a bug here must neither kill the thread nor hang consumers
-                logger.exception("scheduler step failed for model %s", self.model)
-                with self._cv:
-                    self._fail_everything(e)
-                progressed = False
-            with self._cv:
-                if self._stop_thread:
-                    return
-                if not progressed and not self._kicked:
-                    self._cv.wait(timeout=self._idle_timeout())
-                self._kicked = False
-
-    def step_once(self) -> bool:
-        """Run one iteration (reap, admit, plan, step, deliver). True if anything happened."""
-        with self._cv:
-            now = self._clock()
-            try:
-                changed = self._reap(now)
-                changed |= self._admit(now)
-            except EngineDeadError as e:
-                self._fail_in_flight(e, include_queued=True)
-                return True
-            runnable = self.policy.runnable(self._running, now)
-            plan = plan_tokens([(t.seq_id, t.prefill_remaining) for t in runnable], self.n_batch)
-            self._refresh_positions(now)
-        if not plan:
-            return changed
+    def step(self) -> list[Delivery]:
+        """One iteration (reap, admit, plan, engine step, absorb); what it delivered, in order."""
+        out, self._out = self._out, []
+        self.progressed = False
+        if self.dead is not None:
+            return out
         try:
-            result = self.engine.step(StepPlan(tokens=plan))
+            self._step()
         except EngineDeadError as e:
             logger.error("engine of model %s died: %s", self.model, e)
-            with self._cv:
-                self._fail_in_flight(e, include_queued=False)
-            return True
+            self.die(e)
+            self.progressed = True
+        except Exception as e:  # a bug here must fail requests, never hang them
+            logger.exception("scheduler step failed for model %s", self.model)
+            self.fail_everything(e)
+            self.progressed = True
+        out.extend(self._out)
+        self._out = []
+        return out
+
+    def _step(self) -> None:
+        now = self._clock()
+        changed = self._reap(now)
+        changed |= self._admit(now)
+        runnable = self.policy.runnable(self._running, now)
+        plan = plan_tokens([(t.seq_id, t.prefill_remaining) for t in runnable], self.n_batch)
+        self._refresh_positions(now)
+        self.progressed = changed or bool(plan)
+        if not plan:
+            return
+        try:
+            result = self.engine.step(StepPlan(tokens=plan))
+        except EngineDeadError:
+            raise
         except Exception as e:
             logger.exception("engine step failed for model %s", self.model)
-            with self._cv:
-                self._fail_planned(plan, e)
-            return True
-        with self._cv:
-            self._absorb(plan, result)
-            self._refresh_positions(self._clock())
-        return True
+            self._fail_planned(plan, e)
+            return
+        self._absorb(plan, result)
+        self._refresh_positions(self._clock())
 
     def _reap(self, now: float) -> bool:
         changed = False
@@ -284,42 +252,24 @@ class ModelScheduler:
             if t.cancelled or self._abort_all or (t.deadline is not None and t.deadline <= now):
                 self.engine.abort(t.seq_id)
                 self._leave_slot(t, now)
-                if t.cancelled or self._abort_all:
-                    self._finish(
-                        t,
-                        now,
-                        "cancel",
-                        SeqOutput(
-                            seq_id=t.seq_id, finish_reason="abort", completion_tokens=t.completion_tokens
-                        ),
-                    )
-                else:
-                    self._finish(
-                        t,
-                        now,
-                        "timeout",
-                        SeqOutput(
-                            seq_id=t.seq_id, finish_reason="timeout", completion_tokens=t.completion_tokens
-                        ),
-                    )
+                timed_out = not (t.cancelled or self._abort_all)
+                reason: FinishReason = "timeout" if timed_out else "abort"
+                end = SeqOutput(seq_id=t.seq_id, finish_reason=reason, completion_tokens=t.completion_tokens)
+                self._finish(t, now, "timeout" if timed_out else "cancel", end)
                 changed = True
         for t in list(self._waiting):
             if t.cancelled:
-                self._finish(
-                    t,
-                    now,
-                    "cancel",
-                    SeqOutput(seq_id=t.seq_id, finish_reason="abort", completion_tokens=t.completion_tokens),
-                )
+                end = SeqOutput(seq_id=t.seq_id, finish_reason="abort", completion_tokens=t.completion_tokens)
+                self._finish(t, now, "cancel", end)
             elif self._abort_all:
                 self._finish(t, now, "cancel", Overloaded("the model is shutting down", retry_after=5.0))
             elif t.deadline is not None and t.deadline <= now:
-                out: SeqOutput | BaseException = (
+                late: SeqOutput | LLMOSError = (
                     SeqOutput(seq_id=t.seq_id, finish_reason="timeout", completion_tokens=t.completion_tokens)
                     if t.produced
                     else DeadlineExceeded(f"request {t.request_id!r} passed its deadline while queued")
                 )
-                self._finish(t, now, "timeout", out)
+                self._finish(t, now, "timeout", late)
             else:
                 continue
             changed = True
@@ -339,7 +289,7 @@ class ModelScheduler:
             victim = self.policy.victim(cand, self._running, now) if self._running else None
             if victim is None:
                 break
-            self._preempt(victim, now)
+            self._requeue(victim, self.engine.preempt(victim.seq_id), now, "policy")
             changed = True
         return changed
 
@@ -374,16 +324,13 @@ class ModelScheduler:
         self.policy.on_admit(t, now)
         self._emit(kind, t.request_id, t.tenant, now)
 
-    def _preempt(self, t: Ticket, now: float) -> None:
-        self._requeue(t, self.engine.preempt(t.seq_id), now, "policy")
-
     def _requeue(self, t: Ticket, snapshot: SeqSnapshot, now: float, why: str) -> None:
         t.snapshot = snapshot
         self._leave_slot(t, now)
         t.phase = "preempted"
         self.policy.on_enqueue(t, now, self._active_tenants())
         self._waiting.append(t)
-        self.counts["preemptions"] += 1
+        self.counts_total["preemptions"] += 1
         self._emit("preempt", t.request_id, t.tenant, now, why)
 
     def _leave_slot(self, t: Ticket, now: float) -> None:
@@ -407,16 +354,17 @@ class ModelScheduler:
                 t.prefill_remaining -= fed
                 prompt_fed[sid] = fed
         by_seq = {out.seq_id: out for out in result.outputs}
-        for sid in set(prompt_fed) | set(by_seq):
+        for sid in prompt_fed.keys() | by_seq.keys():
             t = self._by_seq.get(sid)
             if t is None or t.phase != "running":
                 continue
             out = by_seq.get(sid)
             generated = len(out.token_ids) if out is not None else 0
+            fed = prompt_fed.get(sid, 0)
             served = self._tenant_tokens.setdefault(t.tenant, [0, 0])
-            served[0] += prompt_fed.get(sid, 0)
+            served[0] += fed
             served[1] += generated
-            self.policy.on_tokens(t.tenant, prompt_fed.get(sid, 0), generated)
+            self.policy.on_tokens(t.tenant, fed, generated)
             if out is None:
                 continue
             t.completion_tokens = out.completion_tokens
@@ -431,14 +379,12 @@ class ModelScheduler:
                 self._finish(t, now, "finish", out)
             elif generated or out.text or out.logprobs:
                 t.produced = True
-                t.deliver(out)
+                self._out.append((t.request_id, out))
 
-    def _finish(self, t: Ticket, now: float, kind: EventKind, item: SeqOutput | BaseException) -> None:
+    def _finish(self, t: Ticket, now: float, kind: EventKind, item: SeqOutput | LLMOSError) -> None:
         if t in self._waiting:
             self._waiting.remove(t)
         t.phase = "done"
-        t.done = True
-        self._cv.notify_all()
         t.snapshot = None
         self._tickets.pop(t.request_id, None)
         self._by_seq.pop(t.seq_id, None)
@@ -446,26 +392,29 @@ class ModelScheduler:
             kind
         )
         if counter:
-            self.counts[counter] += 1
-        self._emit(
-            kind, t.request_id, t.tenant, now, getattr(item, "finish_reason", None) or type(item).__name__
-        )
-        t.deliver(item)
+            self.counts_total[counter] += 1
+        detail = item.finish_reason if isinstance(item, SeqOutput) else type(item).__name__
+        self._emit(kind, t.request_id, t.tenant, now, detail or "")
+        self._out.append((t.request_id, item))
 
-    def _fail_in_flight(self, error: EngineDeadError, *, include_queued: bool) -> None:
+    def die(self, error: EngineDeadError) -> None:
+        """The engine died: fail every request in flight with ``error``; refuse new ones."""
+        self.dead = error.message
         now = self._clock()
         for t in list(self._running):
             self._leave_slot(t, now)
             self._finish(t, now, "fail", EngineDeadError(error.message))
         for t in list(self._waiting):
-            if include_queued or t.snapshot is not None:
-                self._finish(t, now, "fail", EngineDeadError(error.message))
+            self._finish(t, now, "fail", EngineDeadError(error.message))
 
-    def _fail_everything(self, error: Exception) -> None:
+    def fail_everything(self, error: BaseException) -> None:
+        """Fail every request in flight with EngineGenerateError (after a bug in scheduling)."""
         now = self._clock()
         for t in list(self._running):
-            with contextlib.suppress(Exception):
+            try:
                 self.engine.abort(t.seq_id)
+            except Exception:  # already failing; the slot goes with the request
+                logger.debug("abort of %s failed", t.seq_id, exc_info=True)
             self._leave_slot(t, now)
             self._finish(t, now, "fail", EngineGenerateError(f"scheduler failure: {error}"))
         for t in list(self._waiting):
@@ -480,22 +429,14 @@ class ModelScheduler:
                 self._leave_slot(t, now)
                 self._finish(t, now, "fail", EngineGenerateError(f"engine step failed: {error}"))
 
-    # -- helpers (caller holds the lock) -----------------------------------------------------
-
-    def _kick(self) -> None:
-        self._kicked = True
-        self._cv.notify_all()
+    # -- helpers -----------------------------------------------------------------------------
 
     def _active_tenants(self) -> set[TenantId]:
         return {t.tenant for t in self._waiting} | {t.tenant for t in self._running}
 
-    def _idle_timeout(self) -> float | None:
-        deadlines = [t.deadline for t in self._tickets.values() if t.deadline is not None]
-        if not deadlines:
-            return None
-        return min(MAX_IDLE_WAIT_S, max(0.001, min(deadlines) - self._clock()))
-
     def _refresh_positions(self, now: float) -> None:
+        if not self._waiting:
+            return
         order = self.policy.order(self._waiting, now)
         service = self.queue_model.expected_service()
         free_at = [0.0] * max(0, self.n_slots - len(self._running))
@@ -515,56 +456,95 @@ class ModelScheduler:
 
     # -- visibility --------------------------------------------------------------------------
 
+    def position_of(self, request_id: str) -> tuple[int | None, float | None]:
+        """(0-based queue position, seconds until it is expected to hold a slot): (None, 0.0)
+        while running, (None, None) when unknown or finished."""
+        t = self._tickets.get(request_id)
+        if t is None:
+            return None, None
+        if t.phase == "running":
+            return None, 0.0
+        est = None if t.est_start_at is None else max(0.0, t.est_start_at - self._clock())
+        return t.position, est
+
+    def positions(self) -> tuple[QueuePosition, ...]:
+        """Every waiting request's queue position and estimated start."""
+        now = self._clock()
+        return tuple(
+            QueuePosition(
+                request_id=t.request_id,
+                position=t.position if t.position is not None else i,
+                estimated_start_s=None if t.est_start_at is None else max(0.0, t.est_start_at - now),
+            )
+            for i, t in enumerate(self._waiting)
+        )
+
+    def counts(self) -> SchedulerCounts:
+        """What admission control needs, cheaply: requests queued and running, per tenant."""
+        tenants: dict[TenantId, list[int]] = {}
+        for t in self._waiting:
+            tenants.setdefault(t.tenant, [0, 0])[0] += 1
+        for t in self._running:
+            tenants.setdefault(t.tenant, [0, 0])[1] += 1
+        return SchedulerCounts(
+            running=len(self._running),
+            queued=len(self._waiting),
+            tenants=tuple(TenantCounts(name, q, r) for name, (q, r) in tenants.items()),
+            expected_service_s=self.queue_model.expected_service(),
+            accepting=self._accepting,
+        )
+
     def snapshot(self) -> SchedulerStats:
         """A consistent picture of queues, slots, counters and the queue model."""
-        with self._cv:
-            now = self._clock()
-            tenants = sorted(set(self._tenant_tokens) | self._active_tenants())
-            requests = [
-                RequestState(
-                    request_id=t.request_id,
-                    tenant=t.tenant,
-                    urgency=t.urgency,
-                    phase="running" if t.phase == "running" else ("preempted" if t.snapshot else "queued"),
-                    position=None if t.phase == "running" else t.position,
-                    estimated_start_s=0.0
-                    if t.phase == "running"
-                    else (None if t.est_start_at is None else max(0.0, t.est_start_at - now)),
-                    waited_s=max(0.0, now - t.arrival),
-                    completion_tokens=t.completion_tokens,
-                    deadline_in_s=None if t.deadline is None else t.deadline - now,
-                )
-                for t in sorted(
-                    self._running + self._waiting, key=lambda t: (t.position is not None, t.position or 0)
-                )
-            ]
-            return SchedulerStats(
-                model=self.model,
-                policy=self.policy.name,
-                accepting=self._accepting,
-                slots=self.n_slots,
-                n_batch=self.n_batch,
-                running=len(self._running),
-                queued=len(self._waiting),
-                submitted=self.counts["submitted"],
-                completed=self.counts["completed"],
-                preemptions=self.counts["preemptions"],
-                timeouts=self.counts["timeouts"],
-                cancelled=self.counts["cancelled"],
-                failed=self.counts["failed"],
-                rejected=self.counts["rejected"],
-                steps=self.steps,
-                tenants=tuple(
-                    TenantStats(
-                        tenant=name,
-                        queued=sum(1 for t in self._waiting if t.tenant == name),
-                        running=sum(1 for t in self._running if t.tenant == name),
-                        prompt_tokens=self._tenant_tokens.get(name, [0, 0])[0],
-                        output_tokens=self._tenant_tokens.get(name, [0, 0])[1],
-                    )
-                    for name in tenants
-                ),
-                requests=tuple(requests),
-                queue_model=self.queue_model.estimate(now),
-                policy_state=self.policy.describe(),
+        now = self._clock()
+        tenants = sorted(set(self._tenant_tokens) | self._active_tenants())
+        requests = [
+            RequestState(
+                request_id=t.request_id,
+                tenant=t.tenant,
+                urgency=t.urgency,
+                phase="running" if t.phase == "running" else ("preempted" if t.snapshot else "queued"),
+                position=None if t.phase == "running" else t.position,
+                estimated_start_s=0.0
+                if t.phase == "running"
+                else (None if t.est_start_at is None else max(0.0, t.est_start_at - now)),
+                waited_s=max(0.0, now - t.arrival),
+                completion_tokens=t.completion_tokens,
+                deadline_in_s=None if t.deadline is None else t.deadline - now,
             )
+            for t in sorted(
+                self._running + self._waiting, key=lambda t: (t.position is not None, t.position or 0)
+            )
+        ]
+        c = self.counts_total
+        return SchedulerStats(
+            model=self.model,
+            policy=self.policy.name,
+            accepting=self._accepting,
+            slots=self.n_slots,
+            n_batch=self.n_batch,
+            running=len(self._running),
+            queued=len(self._waiting),
+            submitted=c["submitted"],
+            completed=c["completed"],
+            preemptions=c["preemptions"],
+            timeouts=c["timeouts"],
+            cancelled=c["cancelled"],
+            failed=c["failed"],
+            rejected=0,
+            steps=self.steps,
+            tenants=tuple(
+                TenantStats(
+                    tenant=name,
+                    queued=sum(1 for t in self._waiting if t.tenant == name),
+                    running=sum(1 for t in self._running if t.tenant == name),
+                    prompt_tokens=self._tenant_tokens.get(name, [0, 0])[0],
+                    output_tokens=self._tenant_tokens.get(name, [0, 0])[1],
+                )
+                for name in tenants
+            ),
+            requests=tuple(requests),
+            queue_model=self.queue_model.estimate(now),
+            policy_state=self.policy.describe(),
+            tenant_weights=dict(self.tenant_weights),
+        )

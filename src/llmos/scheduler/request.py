@@ -59,3 +59,13 @@ class GenerationRequest:
     spec: SequenceSpec
     cls: RequestClass
     arrival: float | None = field(default=None)
+
+    def check_fits(self, n_ctx: int) -> None:
+        """Raises InvalidRequest when the prompt is empty or can never fit ``n_ctx`` KV cells."""
+        n = len(self.spec.prompt)
+        if not n:
+            raise InvalidRequest("the prompt is empty", param="prompt")
+        if n + 1 > n_ctx:
+            raise InvalidRequest(
+                f"the prompt has {n} tokens; this model's context holds {n_ctx}", param="prompt"
+            )

@@ -80,3 +80,35 @@ class SchedulerStats:
     requests: tuple[RequestState, ...]
     queue_model: QueueModelStats
     policy_state: dict[str, float] = field(default_factory=dict)
+    tenant_weights: dict[str, float] = field(default_factory=dict)
+    """Fair-share weights by tenant, as the scheduler holds them (tenants not named weigh 1)."""
+
+
+@dataclass(frozen=True)
+class TenantCounts:
+    tenant: TenantId
+    queued: int
+    running: int
+
+
+@dataclass(frozen=True)
+class SchedulerCounts:
+    """The few numbers admission control needs, cheap enough to publish after every step."""
+
+    running: int
+    queued: int
+    tenants: tuple[TenantCounts, ...]
+    """Tenants with requests queued or running."""
+    expected_service_s: float
+    """Mean time a request holds a slot (the queueing model's), for Retry-After estimates."""
+    accepting: bool = True
+
+
+@dataclass(frozen=True)
+class QueuePosition:
+    """Where one waiting request stands: its 0-based place in the admission order, and the
+    seconds until it is expected to get a slot (None when not yet known)."""
+
+    request_id: str
+    position: int
+    estimated_start_s: float | None

@@ -1,29 +1,24 @@
-"""The scheduler's record of one request, from submit to its last output."""
+"""The scheduler's record of one request, from ``add`` to its last output."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
-from llmos.engine.base import SeqOutput, SeqSnapshot
+from llmos.engine.base import SeqSnapshot
 from llmos.scheduler.request import GenerationRequest
 from llmos.types import SeqId, TenantId
 
 TicketPhase = Literal["queued", "running", "preempted", "done"]
-Delivery = SeqOutput | BaseException
 
 
 @dataclass(eq=False)
 class Ticket:
-    """Mutable state of one request; guarded by the scheduler's lock. Satisfies ``Schedulable``."""
+    """Mutable state of one request, owned by its scheduler. Satisfies ``Schedulable``."""
 
     request: GenerationRequest
     seqno: int
     arrival: float
-    loop: asyncio.AbstractEventLoop
-    outbox: asyncio.Queue[Delivery]
     phase: TicketPhase = "queued"
     snapshot: SeqSnapshot | None = None
     prefill_remaining: int = 0
@@ -36,7 +31,6 @@ class Ticket:
     cancelled: bool = False
     position: int | None = None
     est_start_at: float | None = None
-    done: bool = field(default=False)
 
     @property
     def request_id(self) -> str:
@@ -59,6 +53,10 @@ class Ticket:
         return self.request.cls.deadline
 
     @property
+    def done(self) -> bool:
+        return self.phase == "done"
+
+    @property
     def cost_hint(self) -> int:
         return len(self.request.spec.prompt) + self.request.spec.params.max_tokens
 
@@ -68,9 +66,3 @@ class Ticket:
         if self.snapshot is not None:
             return len(self.snapshot.kv_tokens) + self.prefill_remaining
         return len(self.request.spec.prompt)
-
-    def deliver(self, item: Delivery) -> None:
-        """Hand an output or an error to the consumer's event loop (any thread)."""
-        # A closed loop raises RuntimeError: its consumer is gone, nobody is listening any more.
-        with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(self.outbox.put_nowait, item)

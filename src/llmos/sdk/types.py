@@ -69,6 +69,9 @@ class RunningModel:
     keep_alive: float | None = None
     expires_at: float | None = None
     weights: str = ""
+    pid: int = 0
+    restarts: int = 0
+    last_death: str = ""
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> RunningModel:

@@ -67,9 +67,25 @@ def auth_required(config: Config) -> bool:
 class TenantWeights(dict[str, float]):
     """The fair-share scheduler's weights by tenant, kept current by :class:`Security`.
 
-    The kernel hands this very dict to every fair-share policy, so a tenant's stored weight
-    (set by its plan or explicitly) applies to its next request without a reload.
+    The kernel watches it and sends every change to each model's engine core, so a tenant's
+    stored weight (set by its plan or explicitly) applies from the core's next step, without a
+    reload. Watchers run on the thread that made the change and must return quickly.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._watchers: list[Callable[[Mapping[str, float]], None]] = []
+
+    def watch(self, watcher: Callable[[Mapping[str, float]], None]) -> None:
+        """Call ``watcher`` with the weights after each change of a tenant's weight."""
+        self._watchers.append(watcher)
+
+    def __setitem__(self, tenant: str, weight: float) -> None:
+        changed = self.get(tenant) != weight
+        super().__setitem__(tenant, weight)
+        if changed:
+            for watcher in list(self._watchers):
+                watcher(dict(self))
 
 
 @dataclass

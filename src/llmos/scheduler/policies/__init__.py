@@ -9,13 +9,17 @@ from llmos.scheduler.policies.fair import FairPolicy
 from llmos.scheduler.policies.fcfs import FcfsPolicy
 from llmos.scheduler.policies.priority import PriorityPolicy
 from llmos.scheduler.policies.round_robin import RoundRobinPolicy
+from llmos.scheduler.policies.tiered import TieredPolicy
 
-POLICY_NAMES = ("fcfs", "priority", "round_robin", "fair")
+POLICY_NAMES = ("tiered", "fcfs", "priority", "round_robin", "fair")
+"""Every policy by name; the first is the default (``SchedulerConfig.policy``)."""
 
 
 def make_policy(name: str, config: SchedulerConfig | None = None) -> Policy:
-    """A fresh policy by name (``fcfs``, ``priority``, ``round_robin``, ``fair``) configured from ``config``."""
+    """A fresh policy by name (one of :data:`POLICY_NAMES`) configured from ``config``."""
     cfg = config or SchedulerConfig()
+    if name == "tiered":
+        return TieredPolicy(cfg.tenant_weights, aging_seconds=cfg.aging_seconds)
     if name == "fcfs":
         return FcfsPolicy()
     if name == "priority":
@@ -37,5 +41,6 @@ __all__ = [
     "PriorityPolicy",
     "RoundRobinPolicy",
     "Schedulable",
+    "TieredPolicy",
     "make_policy",
 ]

@@ -21,12 +21,14 @@ class PriorityPolicy(Policy):
     work (no back-and-forth), and a request that has aged past newcomers is not evicted by them
     either, so it cannot be starved by repeated preemption.
 
-    Pausing: while a running request's effective urgency exceeds another's by ``pause_gap`` or
-    more (a ``priority`` request beside ``flex`` ones: 8 vs 2), the less urgent one sits out the
-    engine steps: it keeps its slot and KV but the urgent one gets the step to itself, so its
-    latency stays close to an idle server's instead of sharing each step with a full batch.
-    The paused request ages like a queued one, so it cannot be paused forever. ``pause_gap=None``
-    turns pausing off.
+    Pausing: while a running request's effective urgency trails the highest class urgency among
+    the running ones by ``pause_gap`` or more (``flex`` beside a ``priority`` request: 2 vs 8), it
+    sits out the engine steps: it keeps its slot and KV but the urgent one gets the step to
+    itself, so its latency stays close to an idle server's instead of sharing each step with a
+    full batch. The paused request ages like a queued one, so it cannot be paused forever. The
+    top is a class urgency, never an aged one: a request that waited long must not pause the
+    others of its own class (under load that would leave one sequence per step).
+    ``pause_gap=None`` turns pausing off.
     """
 
     name: ClassVar[str] = "priority"
@@ -48,9 +50,8 @@ class PriorityPolicy(Policy):
     def runnable(self, running: Sequence[S], now: float) -> list[S]:
         if self.pause_gap is None or len(running) < 2:
             return list(running)
-        eff = [(self.effective_urgency(r, now), r) for r in running]
-        top = max(e for e, _ in eff)
-        return [r for e, r in eff if e > top - self.pause_gap]
+        top = max(r.urgency for r in running)
+        return [r for r in running if self.effective_urgency(r, now) > top - self.pause_gap]
 
     def victim(self, candidate: Schedulable, running: Sequence[S], now: float) -> S | None:
         if not running:

@@ -75,6 +75,9 @@ def running_model(r: ResidentModel) -> RunningModel:
         keep_alive=None if math.isinf(r.keep_alive) else r.keep_alive,
         expires_at=r.expires_at,
         weights=r.weights,
+        pid=r.pid,
+        restarts=r.restarts,
+        last_death=r.last_death,
     )
 
 

@@ -33,9 +33,9 @@ from llmos.server.schemas.introspection import (
 router = APIRouter(prefix="/api", tags=["introspection"])
 
 
-def visible_stats(kernel: Kernel, principal: Principal) -> list[SchedulerStats]:
+async def visible_stats(kernel: Kernel, principal: Principal) -> list[SchedulerStats]:
     """The schedulers ``principal`` may look at, cut down to what it may see (see the module doc)."""
-    stats = kernel.scheduler_stats()
+    stats = await kernel.scheduler_stats()
     if principal.is_admin:
         return stats
     own = principal.tenant
@@ -47,6 +47,7 @@ def visible_stats(kernel: Kernel, principal: Principal) -> list[SchedulerStats]:
             # The fair-share policy keys its counters by tenant; other policies' keys are not
             # known to be harmless, so only the caller's own entry is shown.
             policy_state={k: v for k, v in s.policy_state.items() if k == own},
+            tenant_weights={k: v for k, v in s.tenant_weights.items() if k == own},
         )
         for s in stats
         if principal.allows_model(s.model)
@@ -56,7 +57,7 @@ def visible_stats(kernel: Kernel, principal: Principal) -> list[SchedulerStats]:
 @router.get("/scheduler", response_model=SchedulerResponse)
 async def scheduler(kernel: KernelDep, principal: PrincipalDep) -> SchedulerResponse:
     principal.require("models:read")
-    return SchedulerResponse(models=visible_stats(kernel, principal))
+    return SchedulerResponse(models=await visible_stats(kernel, principal))
 
 
 @router.get("/scheduler/requests", response_model=SchedulerRequestsResponse)
@@ -64,7 +65,8 @@ async def scheduler_requests(kernel: KernelDep, principal: PrincipalDep) -> Sche
     principal.require("models:read")
     return SchedulerRequestsResponse(
         models=[
-            ModelRequests(model=s.model, requests=list(s.requests)) for s in visible_stats(kernel, principal)
+            ModelRequests(model=s.model, requests=list(s.requests))
+            for s in await visible_stats(kernel, principal)
         ]
     )
 

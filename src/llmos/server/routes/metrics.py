@@ -26,6 +26,7 @@ async def metrics(request: Request, kernel: KernelDep) -> Response:
     """Every ``llmos_*`` metric (see docs/observability.md)."""
     if kernel.config.metrics_require_admin:
         principal(request, await bearer(request)).require("admin")
+    await kernel.scheduler_stats()  # the queue gauges read the cores' state as of now
     return Response(kernel.metrics.render(), media_type=CONTENT_TYPE)
 
 
@@ -38,6 +39,7 @@ async def summary(
     """Totals since start, and the last ``window`` seconds' throughput and latency quantiles.
     Needs ``models:read``; the per-model rows list only the models the caller's key may use."""
     caller.require("models:read")
+    await kernel.scheduler_stats()
     view = kernel.metrics.summary(window)
     if not caller.is_admin:
         models = view.get("models")

@@ -11,6 +11,7 @@ from llmos.kernel.generation import Generation
 from llmos.server import convert
 from llmos.server.auth import PrincipalDep
 from llmos.server.bounds import check_count
+from llmos.server.chunks import ChatChunks
 from llmos.server.meta import request_meta
 from llmos.server.metering import admit, digest_of, meter
 from llmos.server.rag import Retrieval, retrieve
@@ -113,17 +114,18 @@ async def _chunks(
             del payload["citations"]
         return sse_event(payload)
 
+    fast = ChatChunks(chat_id, gen.created, model, include_usage=include_usage)
     parsers = {index: plan.stream() for index in range(gen.n_choices)}
     for index in range(gen.n_choices):
         yield chunk([ChunkChoice(index=index, delta=Delta(role="assistant", content=""))])
     async for delta in gen:
-        logprobs = convert.chat_choice_logprobs(delta.logprobs) if delta.logprobs else None
         parser = parsers.get(delta.index)
-        if parser is None:
-            if delta.text or logprobs is not None:
-                yield chunk(
-                    [ChunkChoice(index=delta.index, delta=Delta(content=delta.text), logprobs=logprobs)]
-                )
+        if parser is None and not delta.logprobs:
+            if delta.text:
+                yield fast.content(delta.index, delta.text)  # the common event, per token
+        elif parser is None:
+            logprobs = convert.chat_choice_logprobs(delta.logprobs)
+            yield chunk([ChunkChoice(index=delta.index, delta=Delta(content=delta.text), logprobs=logprobs)])
         else:
             pieces = parser.feed(delta.text) if delta.text else []
             if delta.finish_reason is not None:

@@ -11,6 +11,7 @@ from llmos.kernel.generation import Generation
 from llmos.server import convert
 from llmos.server.auth import PrincipalDep
 from llmos.server.bounds import check_count
+from llmos.server.chunks import CompletionChunks
 from llmos.server.meta import request_meta
 from llmos.server.metering import admit, digest_of, meter
 from llmos.server.routes.deps import KernelDep
@@ -95,11 +96,16 @@ async def _chunks(
             del payload["usage"]
         return sse_event(payload)
 
+    fast = CompletionChunks(cmpl_id, gen.created, model, include_usage=include_usage)
     offsets = [len(e) for e in echo]
     for index, text in enumerate(echo):
         if text:
             yield chunk(CompletionChoice(index=index, text=text, finish_reason=None))
     async for delta in gen:
+        if not delta.logprobs and delta.finish_reason is None:
+            offsets[delta.index] += len(delta.text)
+            yield fast.text(delta.index, delta.text)  # the common event, per token
+            continue
         logprobs = (
             convert.completion_logprobs(delta.logprobs, offsets[delta.index]) if delta.logprobs else None
         )

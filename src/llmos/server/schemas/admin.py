@@ -86,6 +86,12 @@ class RunningModel(BaseModel):
     expires_at: float | None
     weights: str = ""
     """How the engine holds the weights, e.g. ``q8_0 (converted from q4_1)``."""
+    pid: int = 0
+    """The process of the model's engine core (its scheduler and engine); 0 while it loads."""
+    restarts: int = 0
+    """Engine cores of this model that died (and were replaced) since the server started."""
+    last_death: str = ""
+    """Why the last one died."""
 
 
 class PsResponse(BaseModel):
