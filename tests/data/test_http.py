@@ -46,7 +46,7 @@ async def api(database: Database, tmp_path: Path) -> AsyncIterator[Api]:
     config = load_config(home=tmp_path / "home", auth="required", n_slots=4, n_ctx=4096)
     kernel = build_kernel(
         config,
-        registry=MemoryRegistry(tmp_path, [manifest("fake:1")]),
+        registry=MemoryRegistry(tmp_path, [manifest("fake:1"), manifest("fake:embed")]),
         engine_factory=lambda backend: FakeEngine(),
         inventory=inventory(),
         database=database,

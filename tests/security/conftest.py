@@ -97,6 +97,7 @@ class Served:
     client: httpx.AsyncClient
     admin_key: str
     keys: dict[str, str] = field(default_factory=dict)
+    key_ids: dict[str, str] = field(default_factory=dict)
 
     @staticmethod
     def auth(key: str) -> dict[str, str]:
@@ -109,19 +110,24 @@ class Served:
         payload = {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, **body}
         return await self.client.post("/v1/chat/completions", json=payload, headers=headers)
 
-    async def new_tenant(self, name: str, **body: Any) -> str:
-        """Create tenant ``name`` (as admin) and a key for it; returns the key's secret."""
+    async def new_tenant(self, name: str, scopes: list[str] | None = None, **body: Any) -> str:
+        """Create tenant ``name`` (as admin) and a key for it (the default scopes unless given);
+        returns the key's secret."""
         r = await self.client.post(
             "/api/tenants", json={"name": name, **body}, headers=self.auth(self.admin_key)
         )
         assert r.status_code == 201, r.text
-        r = await self.client.post("/api/keys", json={"tenant": name}, headers=self.auth(self.admin_key))
+        key: dict[str, Any] = {"tenant": name} if scopes is None else {"tenant": name, "scopes": scopes}
+        r = await self.client.post("/api/keys", json=key, headers=self.auth(self.admin_key))
         assert r.status_code == 201, r.text
         self.keys[name] = r.json()["key"]
+        self.key_ids[name] = r.json()["id"]
         return str(r.json()["key"])
 
 
 ServeFactory = Callable[..., Awaitable[Served]]
+TENANT_ADMIN = ["inference", "embeddings", "models:read", "data", "keys:write"]
+"""The scopes of a tenant's own key manager: the defaults plus making keys bounded by it."""
 
 
 @pytest.fixture

@@ -14,7 +14,17 @@ from typing import Literal
 from llmos.errors import Forbidden
 from llmos.security.types import Quota
 
-Scope = Literal["inference", "embeddings", "models:read", "models:write", "admin", "fine-tune", "data"]
+Scope = Literal[
+    "inference",
+    "embeddings",
+    "models:read",
+    "models:write",
+    "admin",
+    "fine-tune",
+    "data",
+    "keys:write",
+    "metrics:read",
+]
 ALL_SCOPES: tuple[Scope, ...] = (
     "inference",
     "embeddings",
@@ -23,7 +33,17 @@ ALL_SCOPES: tuple[Scope, ...] = (
     "admin",
     "fine-tune",
     "data",
+    "keys:write",
+    "metrics:read",
 )
+
+
+@dataclass(frozen=True)
+class ParentKey:
+    """A key that made the caller's key (directly or through others): its limits bind the caller too."""
+
+    id: str
+    limits: Quota
 
 
 @dataclass(frozen=True)
@@ -39,6 +59,8 @@ class Principal:
     """The key's display prefix, e.g. ``sk-llmos-AbC1`` (never the secret)."""
     key_limits: Quota = field(default_factory=Quota)
     """The key's own limits (the tenant's apply as well)."""
+    parent_keys: tuple[ParentKey, ...] = ()
+    """The keys that made this key, nearest first: their limits and budgets apply as well."""
 
     @property
     def label(self) -> str:

@@ -8,6 +8,8 @@ limit takes effect on the very next request.
 
 from __future__ import annotations
 
+import enum
+import fnmatch
 import hmac
 import logging
 import re
@@ -15,14 +17,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from llmos.config import Config
 from llmos.errors import BudgetExhausted, Forbidden, InvalidRequest, NotFound, Unauthorized
 from llmos.security.keys import display_prefix, generate_key, hash_key, looks_like_key, matches, new_key_id
 from llmos.security.limiter import Admission, BudgetView, Limiter, Subject
 from llmos.security.periods import period_end, period_start
-from llmos.security.principal import ALL_SCOPES, Principal, anonymous
+from llmos.security.principal import ALL_SCOPES, ParentKey, Principal, anonymous
 from llmos.security.types import (
     DEFAULT_PLAN,
     USAGE_GROUPS,
@@ -33,6 +35,7 @@ from llmos.security.types import (
     Tenant,
     UsageRecord,
     UsageSummary,
+    check_urgency,
     check_weight,
     plan_weight,
 )
@@ -48,6 +51,16 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost", "ip6-localhost"})
 TOUCH_INTERVAL = timedelta(seconds=60)
 """``last_used_at`` is written at most this often per key (not one write per request)."""
 ENV_ADMIN_ID = "env-admin"
+MAX_KEY_DEPTH = 8
+"""How many keys deep delegation may go (a key made by a key made by a key...)."""
+
+
+class _Keep(enum.Enum):
+    KEEP = "keep"
+
+
+KEEP: Final = _Keep.KEEP
+"""For optional updates: leave the value as it is (``None`` means "unset it")."""
 
 
 def is_loopback(host: str) -> bool:
@@ -84,6 +97,8 @@ class Grant:
     max_tokens: int | None
     completion_allowance: int = 0
     """The most tokens one choice may generate, as reserved against a budget."""
+    urgency_ceiling: int | None = None
+    """The highest urgency the caller's requests run at (its tenant's); None: no ceiling (admins)."""
 
     @property
     def reserved(self) -> int:
@@ -171,8 +186,21 @@ class Security:
         if principal is None:
             return anonymous(_tenant_name(tenant) if tenant else self.config.anonymous_tenant)
         if tenant and principal.is_admin and tenant != principal.tenant:
-            return replace(principal, tenant=_tenant_name(tenant))
+            # An admin key acts for a tenant that exists: usage and metrics never grow a
+            # tenant nobody made.
+            return replace(principal, tenant=self._existing_tenant(_tenant_name(tenant)).name)
         return principal
+
+    def acting_for_user(self, principal: Principal, user: str) -> Principal:
+        """``principal`` acting for the tenant OpenAI's ``user`` field names, if it is an
+        anonymous or admin caller and that tenant exists; else ``principal`` unchanged (``user``
+        is then an end-user's label, which must not invent tenants)."""
+        if not (principal.is_anonymous or principal.is_admin) or user == principal.tenant:
+            return principal
+        if not TENANT_NAME.match(user):
+            return principal
+        found = self.tenant(user)
+        return replace(principal, tenant=found.name) if found is not None else principal
 
     def _is_admin_key(self, token: str) -> bool:
         admin = self.config.admin_key or ""
@@ -190,6 +218,7 @@ class Security:
             raise Unauthorized(f"the API key {found.prefix}… was revoked")
         if found.expires_at is not None and now >= found.expires_at:
             raise Unauthorized(f"the API key {found.prefix}… expired at {found.expires_at.isoformat()}")
+        parents = self._parents(found, now)
         last = self._touched.get(found.id) or found.last_used_at
         if last is None or now - last >= TOUCH_INTERVAL:
             self._touched[found.id] = now
@@ -201,7 +230,23 @@ class Security:
             key_id=found.id,
             key_prefix=found.prefix,
             key_limits=found.limits,
+            parent_keys=parents,
         )
+
+    def _parents(self, key: ApiKey, now: datetime) -> tuple[ParentKey, ...]:
+        """The keys that made ``key``, nearest first. Raises Unauthorized when one of them is
+        revoked or expired (a key lives no longer than the key that made it)."""
+        chain: list[ParentKey] = []
+        parent_id = key.parent_id
+        while parent_id is not None and len(chain) <= MAX_KEY_DEPTH:
+            parent = self.store.get_key(parent_id)
+            if parent is None or parent.revoked_at is not None:
+                raise Unauthorized(f"the API key {key.prefix}… was revoked with the key that made it")
+            if not parent.usable_at(now):
+                raise Unauthorized(f"the API key {key.prefix}… expired with the key that made it")
+            chain.append(ParentKey(parent.id, parent.limits))
+            parent_id = parent.parent_id
+        return tuple(chain)
 
     # ---- tenants -------------------------------------------------------------------------
 
@@ -225,8 +270,10 @@ class Security:
         weight: float | None = None,
         limits: Mapping[str, Any] | None = None,
         store_prompts: bool = False,
+        max_urgency: int | None = None,
     ) -> Tenant:
-        """Create a tenant (admin). Its weight is the plan's unless given. Raises Conflict if it exists."""
+        """Create a tenant (admin). Its weight and urgency ceiling are the plan's unless given.
+        Raises Conflict if it exists."""
         actor.require("admin")
         plan = plan or DEFAULT_PLAN
         w = check_weight(weight) if weight is not None else plan_weight(plan)
@@ -238,10 +285,12 @@ class Security:
             limits=Quota.from_json(limits),
             store_prompts=store_prompts,
             created_at=self.now(),
+            max_urgency=check_urgency(max_urgency) if max_urgency is not None else None,
         )
         t = self.store.add_tenant(t)
         self.weights[t.name] = t.weight
-        self.audit(actor, "tenant.create", t.name, {"plan": plan, "weight": w, "limits": _set(t.limits)})
+        detail = {"plan": plan, "weight": w, "limits": _set(t.limits), "max_urgency": t.urgency_ceiling}
+        self.audit(actor, "tenant.create", t.name, detail)
         return t
 
     def update_tenant(
@@ -253,11 +302,15 @@ class Security:
         weight: float | None = None,
         limits: Mapping[str, Any] | None = None,
         store_prompts: bool | None = None,
+        max_urgency: int | _Keep | None = KEEP,
     ) -> Tenant:
-        """Change a tenant's plan, weight, limits (merged; a None value removes a limit) or flags."""
+        """Change a tenant's plan, weight, limits (merged; a None value removes a limit), urgency
+        ceiling (None: back to the plan's) or flags."""
         actor.require("admin")
         t = self._existing_tenant(name)
         changes: dict[str, Any] = {}
+        if max_urgency is not KEEP:
+            changes["max_urgency"] = check_urgency(max_urgency) if max_urgency is not None else None
         if plan is not None:
             changes["plan"] = plan
             changes["weight"] = plan_weight(plan)
@@ -311,12 +364,15 @@ class Security:
         limits: Mapping[str, Any] | None = None,
         admin: bool = False,
     ) -> tuple[ApiKey, str]:
-        """Make a key and return it with its secret (shown once, never stored).
+        """Make a key and return it with its secret (shown once, never stored). Needs ``keys:write``.
 
-        Admins may make keys for any tenant; others only for their own tenant, with a subset of
-        their own scopes and models and never ``admin``. The anonymous tenant is created on
-        first use; other tenants must exist (NotFound).
+        Admins may make keys for any tenant. Another key makes keys for its own tenant only, as
+        their parent: with a subset of its scopes and models (never ``admin``), limits no higher
+        than its own (those left out are inherited) and an expiry no later than its own; the new
+        key is also bound by its parent's limits and budget when used, and dies with it. The
+        anonymous tenant is created on first use; other tenants must exist (NotFound).
         """
+        actor.require("keys:write")
         target = tenant or actor.tenant
         wanted = tuple(dict.fromkeys(scopes)) if scopes is not None else DEFAULT_KEY_SCOPES
         if admin:
@@ -334,19 +390,35 @@ class Security:
             expires_at = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)
             if expires_at <= now:
                 raise InvalidRequest("expires_at must be in the future", param="expires_at")
+        quota = Quota.from_json(limits)
+        parent: ApiKey | None = None
         if not actor.is_admin:
             if target != actor.tenant:
                 raise NotFound(f"tenant {target!r} not found")
             beyond = [s for s in wanted if not actor.allows(s)]
             if beyond:
                 raise Forbidden(f"a key cannot grant scopes it lacks: {', '.join(beyond)}")
-            if "*" not in actor.model_patterns and any(p not in actor.model_patterns for p in patterns):
-                raise Forbidden("a key cannot grant models beyond its own")
+            if not _patterns_within(patterns, actor.model_patterns):
+                raise Forbidden("a key cannot grant models beyond its own", param="models")
+            parent = self.store.get_key(actor.key_id) if actor.key_id is not None else None
+            if parent is None:
+                raise Forbidden("only an API key or an admin can make keys")
+            if len(actor.parent_keys) + 1 >= MAX_KEY_DEPTH:
+                raise Forbidden(f"keys can be made from keys at most {MAX_KEY_DEPTH} levels deep")
+            if parent.expires_at is not None:
+                if expires_at is None:
+                    expires_at = parent.expires_at
+                elif expires_at > parent.expires_at:
+                    raise Forbidden(
+                        f"the key making this key expires at {parent.expires_at.isoformat()}; "
+                        "a key it makes cannot outlive it",
+                        param="expires_at",
+                    )
+            quota = quota.within(parent.limits)
         if target == self.config.anonymous_tenant:
             self.ensure_tenant(target)
         else:
             self._existing_tenant(target)
-        quota = Quota.from_json(limits)
         made = generate_key()
         key = ApiKey(
             id=new_key_id(),
@@ -359,38 +431,57 @@ class Security:
             created_at=now,
             expires_at=expires_at,
             created_by=actor.label,
+            parent_id=parent.id if parent is not None else None,
         )
         self.store.add_key(StoredKey(key=key, hash=made.hash))
-        self.audit(
-            actor,
-            "key.create",
-            key.id,
-            {"tenant": target, "prefix": key.prefix, "scopes": list(wanted), "models": list(patterns)},
-            tenant=target,
-        )
+        detail: dict[str, Any] = {
+            "tenant": target,
+            "prefix": key.prefix,
+            "scopes": list(wanted),
+            "models": list(patterns),
+        }
+        if parent is not None:
+            detail["parent"] = parent.id
+        self.audit(actor, "key.create", key.id, detail, tenant=target)
         return key, made.secret
 
     def list_keys(self, actor: Principal, tenant: str | None = None) -> list[ApiKey]:
-        """Every key for an admin (optionally of one tenant); a tenant's own keys for anyone else."""
+        """Every key for an admin (optionally of one tenant); for another key with ``keys:write``,
+        itself and the keys made from it."""
         if actor.is_admin:
             return self.store.list_keys(tenant)
+        actor.require("keys:write")
         if tenant is not None and tenant != actor.tenant:
             raise NotFound(f"tenant {tenant!r} not found")
-        return self.store.list_keys(actor.tenant)
+        family = set(self.store.key_family(actor.key_id)) if actor.key_id is not None else set()
+        return [k for k in self.store.list_keys(actor.tenant) if k.id in family]
 
     def get_key(self, actor: Principal, key_id: str) -> ApiKey:
-        """A key the actor may see. Raises NotFound (also for another tenant's key)."""
+        """A key the actor manages (see :meth:`list_keys`). Raises Forbidden without ``keys:write``,
+        NotFound for any other key (another tenant's included)."""
+        if not actor.is_admin:
+            actor.require("keys:write")
         key = self.store.get_key(key_id)
-        if key is None or (not actor.is_admin and key.tenant != actor.tenant):
+        if key is None or not (actor.is_admin or self._manages(actor, key)):
             raise NotFound(f"API key {key_id!r} not found")
         return key
 
+    def _manages(self, actor: Principal, key: ApiKey) -> bool:
+        if actor.key_id is None or key.tenant != actor.tenant:
+            return False
+        return key.id in self.store.key_family(actor.key_id)
+
     def revoke_key(self, actor: Principal, key_id: str) -> ApiKey:
-        """Revoke a key at once (its next request gets 401). Idempotent; NotFound as :meth:`get_key`."""
+        """Revoke a key and every key made from it, at once (their next request gets 401).
+        Idempotent; Forbidden and NotFound as :meth:`get_key`."""
         key = self.get_key(actor, key_id)
-        if key.revoked_at is None:
-            self.store.revoke_key(key.id, self.now())
-            self.audit(actor, "key.revoke", key.id, {"prefix": key.prefix}, tenant=key.tenant)
+        if key.revoked_at is None:  # the keys made from it went with it, if it was revoked before
+            family = self.store.key_family(key.id)
+            self.store.revoke_keys(family, self.now())
+            detail: dict[str, Any] = {"prefix": key.prefix}
+            if len(family) > 1:
+                detail["with"] = family[1:]
+            self.audit(actor, "key.revoke", key.id, detail, tenant=key.tenant)
         return self.get_key(actor, key_id)
 
     def update_key(
@@ -443,6 +534,10 @@ class Security:
         subjects = [Subject("tenant", principal.tenant, t.limits if t is not None else Quota())]
         if principal.key_id is not None:
             subjects.append(Subject("key", principal.key_id, principal.key_limits))
+        subjects.extend(
+            Subject("key", p.id, p.limits, title="the API key that made this key")
+            for p in principal.parent_keys
+        )
         caps = [
             (s, s.quota.max_tokens_per_request)
             for s in subjects
@@ -465,8 +560,8 @@ class Security:
             start = period_start(now, s.quota.budget_period)
             if s.kind == "tenant":
                 used = self.store.tokens_since(start, tenant=s.name)
-            else:
-                used = self.store.tokens_since(start, key_id=s.name)
+            else:  # a key's budget covers the keys made from it
+                used = self.store.tokens_since(start, key_ids=self.store.key_family(s.name))
             if used >= budget:
                 end = period_end(now, s.quota.budget_period)
                 raise BudgetExhausted(
@@ -480,7 +575,10 @@ class Security:
         if budgets:
             reserve = estimate(allowance) if estimate is not None else allowance
         admission = self.limiter.admit(subjects, budgets=budgets, reserve=reserve)
-        return Grant(admission, max_tokens=cap, completion_allowance=allowance)
+        ceiling = None
+        if not principal.is_admin:
+            ceiling = (t or Tenant(principal.tenant)).urgency_ceiling
+        return Grant(admission, max_tokens=cap, completion_allowance=allowance, urgency_ceiling=ceiling)
 
     # ---- usage and audit -----------------------------------------------------------------
 
@@ -551,6 +649,17 @@ class Security:
 def local_admin(config: Config) -> Principal:
     """The actor of CLI commands run directly on the database (no server): every scope."""
     return Principal(tenant=config.anonymous_tenant, key_id="local-cli", key_prefix="local-cli")
+
+
+def _patterns_within(wanted: Iterable[str], own: Sequence[str]) -> bool:
+    """Whether every pattern of ``wanted`` allows only models ``own`` allows: the same pattern, a
+    plain name ``own`` matches, or anything under ``*``."""
+
+    def covered(pattern: str) -> bool:
+        plain = not any(c in pattern for c in "*?[")
+        return any(o == "*" or o == pattern or (plain and fnmatch.fnmatchcase(pattern, o)) for o in own)
+
+    return all(covered(p) for p in wanted)
 
 
 def _tenant_name(name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request, Response
@@ -12,9 +13,9 @@ from llmos.server import convert
 from llmos.server.auth import PrincipalDep
 from llmos.server.bounds import check_count
 from llmos.server.meta import request_meta
-from llmos.server.metering import admit, digest_of, meter
+from llmos.server.metering import admit, digest_of, meter, metered
 from llmos.server.rag import Retrieval, retrieve
-from llmos.server.routes.deps import KernelDep
+from llmos.server.routes.deps import KernelDep, server_state
 from llmos.server.schemas.chat import (
     AssistantMessage,
     ChatChoice,
@@ -36,18 +37,23 @@ router = APIRouter(tags=["openai"])
     "/v1/chat/completions",
     response_model=ChatCompletion,
     responses={400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+    dependencies=[metered("chat")],
 )
 async def create_chat_completion(
     body: ChatCompletionRequest, request: Request, kernel: KernelDep, principal: PrincipalDep
 ) -> Response:
-    meta = request_meta(request, body, kernel.config.anonymous_tenant)
     check_count("messages", len(body.messages), kernel.config.limits.max_messages)
     requested = body.max_completion_tokens or body.max_tokens
     grant = await admit(
-        request, principal, scope="inference", model=body.model, max_tokens=requested, tenant=meta.tenant
+        request, principal, scope="inference", model=body.model, max_tokens=requested, user=body.user
     )
-    rag = await retrieve(kernel, principal, body, [m.to_domain() for m in body.messages])
-    plan = plan_chat(
+    caller = meter(request).principal or principal
+    meta, lowered = request_meta(request, body, caller, grant.urgency_ceiling)
+    rag = await retrieve(kernel, caller, body, [m.to_domain() for m in body.messages], meter(request).charge)
+    # Planning compiles every tool's schema into a grammar: CPU work sized by the client, so
+    # it runs off the event loop (no request may stall the others, or /health).
+    plan = await asyncio.to_thread(
+        plan_chat,
         rag.messages,
         response_format=body.response_format,
         tools=body.tools,
@@ -63,16 +69,23 @@ async def create_chat_completion(
     gen = await kernel.chat(body.model, plan.messages, params, meta)
     meter(request).follow(gen)
     meter(request).report(digest=digest_of(kernel, body.model))
-    headers = convert.generation_headers(gen)
+    headers = {**convert.generation_headers(gen), **lowered}
+    life = server_state(request).lifecycle
     chat_id = f"chatcmpl-{meta.request_id}"
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage
-        events = convert.sse_with_errors(_chunks(gen, plan, chat_id, body.model, include_usage, rag))
+        events = convert.sse_with_errors(
+            _chunks(gen, plan, chat_id, body.model, include_usage, rag), on_error=meter(request).fail
+        )
         return CleanupStreamingResponse(
-            events, on_close=gen.aclose, media_type="text/event-stream", headers=headers
+            events,
+            on_close=gen.aclose,
+            media_type="text/event-stream",
+            headers=headers,
+            cut=convert.cut_when_drained(life, meter(request).fail),
         )
     try:
-        result = await unless_disconnected(request, gen.collect())
+        result = await unless_disconnected(request, gen.collect(), life=life)
     except ClientDisconnected:
         return Response(status_code=499)
     finally:
