@@ -41,6 +41,7 @@ def generation_params(
         n=body.n,
         grammar=grammar,
         ignore_eos=body.ignore_eos,
+        logit_bias=body.logit_bias_pairs(),
     )
 
 

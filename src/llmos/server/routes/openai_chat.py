@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from llmos.engine.base import TokenLogprob
 from llmos.kernel.generation import Generation
+from llmos.kernel.types import ChoiceResult, GenerationResult
 from llmos.server import convert
 from llmos.server.auth import PrincipalDep
 from llmos.server.bounds import check_count
@@ -29,6 +31,7 @@ from llmos.server.schemas.common import ErrorResponse
 from llmos.server.sse import sse_event
 from llmos.server.streaming import CleanupStreamingResponse, ClientDisconnected, unless_disconnected
 from llmos.structured import ChatPlan, ParsedAnswer, plan_chat
+from llmos.types import FinishReason
 
 router = APIRouter(tags=["openai"])
 
@@ -85,7 +88,7 @@ async def create_chat_completion(
             cut=convert.cut_when_drained(life, meter(request).fail),
         )
     try:
-        result = await unless_disconnected(request, gen.collect(), life=life)
+        result = await unless_disconnected(request, _collect(gen, plan), life=life)
     except ClientDisconnected:
         return Response(status_code=499)
     finally:
@@ -105,6 +108,34 @@ async def create_chat_completion(
         id=chat_id, created=gen.created, model=body.model, choices=choices, usage=convert.usage(result.usage)
     )
     return JSONResponse(rag.add_to(completion.model_dump(mode="json")), headers=headers)
+
+
+async def _collect(gen: Generation, plan: ChatPlan) -> GenerationResult:
+    """Every choice's whole text, like ``gen.collect()``; but a tool-calling choice ends (as a
+    ``stop``) once it repeats a call or makes the calls allowed, and generation stops when every
+    choice has ended."""
+    if not plan.uses_tools:
+        return await gen.collect()
+    watchers = {i: plan.watcher() for i in range(gen.n_choices)}
+    texts = {i: "" for i in range(gen.n_choices)}
+    logprobs: dict[int, list[TokenLogprob]] = {i: [] for i in range(gen.n_choices)}
+    reasons: dict[int, FinishReason] = {}
+    async for delta in gen:
+        if delta.index in reasons:
+            continue
+        texts[delta.index] += delta.text
+        logprobs[delta.index].extend(delta.logprobs)
+        watcher = watchers[delta.index]
+        if watcher is not None and watcher.feed(delta.text):
+            reasons[delta.index] = "stop"
+        elif delta.finish_reason is not None:
+            reasons[delta.index] = delta.finish_reason
+        if len(reasons) == gen.n_choices:
+            break
+    choices = tuple(
+        ChoiceResult(i, texts[i], reasons.get(i, "stop"), tuple(logprobs[i])) for i in range(gen.n_choices)
+    )
+    return GenerationResult(choices=choices, usage=gen.usage)
 
 
 def _message(answer: ParsedAnswer) -> AssistantMessage:
@@ -127,11 +158,15 @@ async def _chunks(
         return sse_event(payload)
 
     parsers = {index: plan.stream() for index in range(gen.n_choices)}
+    ended: set[int] = set()
     for index in range(gen.n_choices):
         yield chunk([ChunkChoice(index=index, delta=Delta(role="assistant", content=""))])
     async for delta in gen:
+        if delta.index in ended:
+            continue
         logprobs = convert.chat_choice_logprobs(delta.logprobs) if delta.logprobs else None
         parser = parsers.get(delta.index)
+        finish: str | None = delta.finish_reason
         if parser is None:
             if delta.text or logprobs is not None:
                 yield chunk(
@@ -139,15 +174,19 @@ async def _chunks(
                 )
         else:
             pieces = parser.feed(delta.text) if delta.text else []
-            if delta.finish_reason is not None:
+            if parser.done:  # a repeated call, or the calls allowed made: this choice is over
+                finish = "stop"
+            if finish is not None:
                 pieces = [*pieces, *parser.finish()]
             for piece in pieces:
                 yield chunk([ChunkChoice(index=delta.index, delta=Delta(**piece.to_openai()))])
-        if delta.finish_reason is not None:
-            reason: str = delta.finish_reason
-            if parser is not None and parser.is_tool_answer and reason == "stop":
-                reason = "tool_calls"
-            yield chunk([ChunkChoice(index=delta.index, delta=Delta(), finish_reason=reason)], finishing=True)
+        if finish is not None:
+            if parser is not None and parser.is_tool_answer and finish == "stop":
+                finish = "tool_calls"
+            yield chunk([ChunkChoice(index=delta.index, delta=Delta(), finish_reason=finish)], finishing=True)
+            ended.add(delta.index)
+            if len(ended) == gen.n_choices:
+                break  # closing the stream cancels what the engine still generates
     if include_usage:
         final = ChatCompletionChunk(
             id=chat_id, created=gen.created, model=model, choices=[], usage=convert.usage(gen.usage)
