@@ -367,14 +367,18 @@ class Security:
         """Make a key and return it with its secret (shown once, never stored). Needs ``keys:write``.
 
         Admins may make keys for any tenant. Another key makes keys for its own tenant only, as
-        their parent: with a subset of its scopes and models (never ``admin``), limits no higher
+        their parent: with a subset of its scopes (by default, the default scopes it holds) and
+        models (never ``admin``), limits no higher
         than its own (those left out are inherited) and an expiry no later than its own; the new
         key is also bound by its parent's limits and budget when used, and dies with it. The
         anonymous tenant is created on first use; other tenants must exist (NotFound).
         """
         actor.require("keys:write")
         target = tenant or actor.tenant
-        wanted = tuple(dict.fromkeys(scopes)) if scopes is not None else DEFAULT_KEY_SCOPES
+        if scopes is not None:
+            wanted = tuple(dict.fromkeys(scopes))
+        else:  # the defaults a key making a key holds itself
+            wanted = tuple(s for s in DEFAULT_KEY_SCOPES if actor.is_admin or actor.allows(s))
         if admin:
             wanted = tuple(dict.fromkeys([*(wanted if scopes is not None else ALL_SCOPES), "admin"]))
         unknown = [s for s in wanted if s not in ALL_SCOPES]
