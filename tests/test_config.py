@@ -76,7 +76,9 @@ def test_sizes_take_units(value: object, expected: int) -> None:
     assert parse_size(value) == expected
 
 
-def test_the_memory_budget_takes_units_or_a_share_of_ram(monkeypatch: pytest.MonkeyPatch, llmos_home: Path) -> None:
+def test_the_memory_budget_takes_units_or_a_share_of_ram(
+    monkeypatch: pytest.MonkeyPatch, llmos_home: Path
+) -> None:
     monkeypatch.setenv("LLMOS_MEMORY_BUDGET", "50MB")
     assert load_config().memory_budget == 50_000_000
     monkeypatch.setenv("LLMOS_MEMORY_BUDGET", "40%")

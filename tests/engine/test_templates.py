@@ -135,14 +135,21 @@ def test_crafted_gguf_whose_template_would_hold_the_engine(smollm2_gguf: Path, t
 
 
 def test_a_template_cannot_build_a_huge_value_in_one_operation() -> None:
-    for source in ("{{ 'x' * 20000000 }}", "{{ [1] * 20000000 }}", "{{ 20000000 * 'x' }}", "{{ 10 ** 100000 }}"):
+    for source in (
+        "{{ 'x' * 20000000 }}",
+        "{{ [1] * 20000000 }}",
+        "{{ 20000000 * 'x' }}",
+        "{{ 10 ** 100000 }}",
+    ):
         with pytest.raises(InvalidRequest, match="within its bounds"):
             ChatTemplate(source, max_chars=1 << 20).render(MESSAGES)
     assert ChatTemplate("{{ '-' * 3 }}{{ 2 ** 3 }}").render(MESSAGES) == "---8"
 
 
 def test_rendering_stops_at_its_output_bound() -> None:
-    loop = "{% for i in range(100000) %}{% for m in messages %}{{ m['content'] * 20 }}{% endfor %}{% endfor %}"
+    loop = (
+        "{% for i in range(100000) %}{% for m in messages %}{{ m['content'] * 20 }}{% endfor %}{% endfor %}"
+    )
     with pytest.raises(InvalidRequest, match="output passes 10000 characters"):
         ChatTemplate(loop, max_chars=10_000).render(MESSAGES)
 

@@ -53,7 +53,9 @@ async def test_user_books_usage_only_to_a_tenant_that_exists(secured: ServeFacto
     for user in ("../../evil tenant\n", "end-user-42", "acme"):
         assert (await s.chat(s.admin_key, user=user)).status_code == 200
     emb = await s.client.post(
-        "/v1/embeddings", json={"model": "fake:1", "input": "x", "user": "nobody"}, headers=s.auth(s.admin_key)
+        "/v1/embeddings",
+        json={"model": "fake:1", "input": "x", "user": "nobody"},
+        headers=s.auth(s.admin_key),
     )
     assert emb.status_code == 200
     tenants = sorted(u.tenant for _, u in s.security.store.list_usage())
@@ -83,12 +85,20 @@ async def test_a_lone_surrogate_is_a_400_and_leaves_no_usage_row(secured: ServeF
     key = await s.new_tenant("acme")
     for path, body in (
         ("/v1/chat/completions", b'{"model":"fake:1","messages":[{"role":"user","content":"\\ud800"}]}'),
-        ("/v1/chat/completions", b'{"model":"fake:1","messages":[{"role":"user","content":"x"}],"stop":["\\udfff"]}'),
+        (
+            "/v1/chat/completions",
+            b'{"model":"fake:1","messages":[{"role":"user","content":"x"}],"stop":["\\udfff"]}',
+        ),
         ("/v1/embeddings", b'{"model":"fake:1","input":["ok","\\ud800x"]}'),
     ):
-        r = await s.client.post(path, content=body, headers={**s.auth(key), "content-type": "application/json"})
+        r = await s.client.post(
+            path, content=body, headers={**s.auth(key), "content-type": "application/json"}
+        )
         assert r.status_code == 400, r.text
-        assert r.json()["error"]["type"] == "invalid_request_error" and "surrogate" in r.json()["error"]["message"]
+        assert (
+            r.json()["error"]["type"] == "invalid_request_error"
+            and "surrogate" in r.json()["error"]["message"]
+        )
     pair = b'{"model":"fake:1","messages":[{"role":"user","content":"\\ud83d\\ude00"}],"max_tokens":2}'
     ok = await s.client.post(
         "/v1/chat/completions", content=pair, headers={**s.auth(key), "content-type": "application/json"}
@@ -143,3 +153,19 @@ async def test_logit_bias_is_applied(secured: ServeFactory) -> None:
     for bad in ({"abc": 1}, {"5": 101}, {"-1": 1}, {"99999": -100}):
         r = await s.chat(key, logit_bias=bad)
         assert r.status_code == 400 and r.json()["error"]["param"].startswith("logit_bias"), (bad, r.text)
+
+
+async def test_a_rejected_request_is_not_charged(secured: ServeFactory) -> None:
+    """A token outside the vocabulary is refused by the engine after the prompt was tokenized:
+    the request is rejected (400, or an error event in a stream) and books no tokens."""
+    s = await secured()
+    key = await s.new_tenant("acme")
+    bad = {"logit_bias": {"99999": -100}}
+    plain = await s.chat(key, **bad)
+    assert plain.status_code == 400 and plain.json()["error"]["param"] == "logit_bias"
+    streamed = await s.chat(key, stream=True, **bad)
+    assert streamed.status_code == 200 and '"param":"logit_bias"' in streamed.text.replace(" ", "")
+    assert streamed.text.rstrip().endswith("data: [DONE]")
+    rows = [u for _, u in s.security.store.list_usage()]
+    assert sorted(u.status for u in rows) == [400, 400]  # the stream is booked with its error
+    assert all(u.prompt_tokens == u.completion_tokens == 0 for u in rows)

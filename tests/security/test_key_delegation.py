@@ -32,9 +32,7 @@ async def _key(s: Served, as_key: str, **body: Any) -> httpx.Response:
 async def _parent(s: Served) -> tuple[str, str]:
     """A tenant ``acme``, and a key of it with keys:write and the probe's limits and expiry."""
     await s.new_tenant("acme")
-    r = await _key(
-        s, s.admin_key, tenant="acme", scopes=TENANT_ADMIN, limits=PARENT_LIMITS, expires_in=3600
-    )
+    r = await _key(s, s.admin_key, tenant="acme", scopes=TENANT_ADMIN, limits=PARENT_LIMITS, expires_in=3600)
     assert r.status_code == 201, r.text
     return str(r.json()["key"]), str(r.json()["id"])
 
@@ -151,9 +149,7 @@ async def test_revoking_a_parent_revokes_a_child_made_without_an_expiry_of_its_o
 async def test_model_patterns_narrow_only(secured: ServeFactory) -> None:
     s = await secured()
     await s.new_tenant("acme")
-    parent = (
-        await _key(s, s.admin_key, tenant="acme", scopes=TENANT_ADMIN, models=["fake:*"])
-    ).json()["key"]
+    parent = (await _key(s, s.admin_key, tenant="acme", scopes=TENANT_ADMIN, models=["fake:*"])).json()["key"]
     for models in (["*"], ["other:1"], ["fake:*", "o*"], ["f*"]):
         assert (await _key(s, parent, models=models)).status_code == 403, models
     for models in (["fake:*"], ["fake:1"]):

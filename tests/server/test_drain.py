@@ -23,7 +23,12 @@ from .conftest import ServeFactory
 
 pytestmark = pytest.mark.anyio
 
-LONG = {"model": "fake:1", "messages": [{"role": "user", "content": "go on"}], "max_tokens": 2000, "stream": True}
+LONG = {
+    "model": "fake:1",
+    "messages": [{"role": "user", "content": "go on"}],
+    "max_tokens": 2000,
+    "stream": True,
+}
 
 
 def _events(text: str) -> list[str]:

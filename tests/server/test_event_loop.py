@@ -34,7 +34,10 @@ def tools(n: int) -> list[dict[str, Any]]:
         "required": ["city", "days"],
     }
     return [
-        {"type": "function", "function": {"name": f"tool_{i}", "description": f"Tool {i}.", "parameters": params}}
+        {
+            "type": "function",
+            "function": {"name": f"tool_{i}", "description": f"Tool {i}.", "parameters": params},
+        }
         for i in range(n)
     ]
 

@@ -8,8 +8,9 @@ and fail for one that reaches a token-spending kernel operation without it.
 usage row when the response has ended (streams included): tenant, key prefix, model, digest,
 tokens, latency and the status the caller got, rejected and failed requests included (a stream
 that fails after its headers went out is booked with its error's status, not the 200 already
-sent). It also gives back the limits slot that :func:`admit` took. Requests that never got past
-authentication leave no row (they belong to no tenant).
+sent). A rejected request (4xx, see :func:`is_rejected`) is booked with no tokens. It also gives
+back the limits slot that :func:`admit` took. Requests that never got past authentication leave
+no row (they belong to no tenant).
 
 Routes call :func:`admit` (scope, model, limits) and report what they know through
 :func:`meter`; see the :mod:`llmos.security` docstring for the recipe.
@@ -231,6 +232,15 @@ def upper_bound(body: bytes, allowance: int) -> int:
     return len(body) + choices * allowance
 
 
+CLIENT_CLOSED = 499
+
+
+def is_rejected(status: int) -> bool:
+    """A 4xx: the request was refused (bad input, no permission, over a limit) and books no
+    tokens; except 499, a client that went away while it was being served."""
+    return 400 <= status < 500 and status != CLIENT_CLOSED
+
+
 def digest_of(kernel: Kernel, model: str) -> str:
     """The digest of the resident model ``model`` names (empty if it is not resident)."""
     loaded = kernel.loaded(model)
@@ -268,6 +278,10 @@ class MeteringMiddleware:
 
     async def _finish(self, state: dict[str, Any], m: Meter, status: int, elapsed: float) -> None:
         prompt, completion = m.tokens()
+        if is_rejected(m.failed_status or status):
+            # Refused for the caller's input or limits: nothing is charged, even a prompt the
+            # engine tokenized before refusing it.
+            prompt = completion = 0
         try:
             await self._record(state, m, status, elapsed, prompt, completion)
         finally:
