@@ -273,7 +273,5 @@ def test_logit_bias_bans_and_forces_tokens(make_engine: MakeEngine) -> None:
     assert forced.tokens == [forced_token] * 4
     with pytest.raises(InvalidRequest, match="vocabulary"):
         engine.admit(
-            SequenceSpec(
-                "outside", prompt, SamplingParams(logit_bias=((engine.info.n_vocab, 1.0),))
-            )
+            SequenceSpec("outside", prompt, SamplingParams(logit_bias=((engine.info.n_vocab, 1.0),)))
         )
