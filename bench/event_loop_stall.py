@@ -34,29 +34,9 @@ from kernel.fakes import fake_kernel
 from llmos.server import Lifecycle, create_app
 from llmos.server.runner import server_for
 from llmos.server.schemas.chat import MAX_TOOLS
+from server.workloads import tools
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def heaviest_tools() -> list[dict[str, Any]]:
-    params = {
-        "type": "object",
-        "properties": {
-            "city": {"type": "string", "maxLength": 40},
-            "days": {"type": "integer", "minimum": 1, "maximum": 14},
-            "units": {"enum": ["metric", "imperial"]},
-            "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 4},
-            "when": {"type": "object", "properties": {"from": {"type": "string"}, "to": {"type": "string"}}},
-        },
-        "required": ["city", "days"],
-    }
-    return [
-        {
-            "type": "function",
-            "function": {"name": f"tool_{i}", "description": f"Tool {i}.", "parameters": params},
-        }
-        for i in range(MAX_TOOLS)
-    ]
 
 
 async def measure(url: str, seconds: float, clients: int) -> dict[str, Any]:
@@ -64,7 +44,7 @@ async def measure(url: str, seconds: float, clients: int) -> dict[str, Any]:
     body = {
         "model": "fake:1",
         "messages": [{"role": "user", "content": "Weather in Oslo?"}],
-        "tools": heaviest_tools(),
+        "tools": tools(),
         "max_tokens": 4,
     }
     stop = time.monotonic() + seconds

@@ -18,28 +18,9 @@ import llmos.server.routes.openai_chat as chat_route
 from llmos.server.schemas.chat import MAX_TOOLS
 
 from .conftest import ServeFactory
+from .workloads import tools
 
 pytestmark = pytest.mark.anyio
-
-
-def tools(n: int) -> list[dict[str, Any]]:
-    params = {
-        "type": "object",
-        "properties": {
-            "city": {"type": "string", "maxLength": 40},
-            "days": {"type": "integer", "minimum": 1, "maximum": 14},
-            "units": {"enum": ["metric", "imperial"]},
-            "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 4},
-        },
-        "required": ["city", "days"],
-    }
-    return [
-        {
-            "type": "function",
-            "function": {"name": f"tool_{i}", "description": f"Tool {i}.", "parameters": params},
-        }
-        for i in range(n)
-    ]
 
 
 async def test_health_answers_while_the_heaviest_chat_is_planned(

@@ -9,13 +9,12 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
+from conftest import postgres_schema  # tests/ is on sys.path
 from llmos.storage.db import Database, make_engine
 from llmos.storage.migrate import current_revision, head_revision
 
@@ -44,17 +43,8 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     if not POSTGRES_URL:
         pytest.skip("LLMOS_TEST_POSTGRES_URL is not set (run .ci/postgres.sh)")
-    schema = f"race_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in POSTGRES_URL else "?"
-    try:
-        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema(POSTGRES_URL, "race") as (_, url):
+        yield url
 
 
 def test_processes_opening_a_fresh_database_together_all_succeed(fresh_url: str, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from llmos.errors import Forbidden
 from llmos.security.types import Quota
@@ -25,17 +25,7 @@ Scope = Literal[
     "keys:write",
     "metrics:read",
 ]
-ALL_SCOPES: tuple[Scope, ...] = (
-    "inference",
-    "embeddings",
-    "models:read",
-    "models:write",
-    "admin",
-    "fine-tune",
-    "data",
-    "keys:write",
-    "metrics:read",
-)
+ALL_SCOPES: tuple[Scope, ...] = get_args(Scope)
 
 
 @dataclass(frozen=True)

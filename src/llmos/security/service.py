@@ -9,29 +9,29 @@ limit takes effect on the very next request.
 from __future__ import annotations
 
 import enum
-import fnmatch
 import hmac
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from llmos.config import Config
-from llmos.errors import BudgetExhausted, Forbidden, InvalidRequest, NotFound, Unauthorized
-from llmos.security.keys import display_prefix, generate_key, hash_key, looks_like_key, matches, new_key_id
+from llmos.errors import BudgetExhausted, InvalidRequest, NotFound, Unauthorized
+from llmos.security.delegation import parent_chain
+from llmos.security.key_admin import KeyAdmin
+from llmos.security.keys import display_prefix, hash_key, looks_like_key, matches
 from llmos.security.limiter import Admission, BudgetView, Limiter, Subject
 from llmos.security.periods import period_end, period_start
-from llmos.security.principal import ALL_SCOPES, ParentKey, Principal, anonymous
+from llmos.security.principal import Principal, anonymous
 from llmos.security.types import (
     DEFAULT_PLAN,
     USAGE_GROUPS,
     ApiKey,
     AuditEvent,
     Quota,
-    StoredKey,
     Tenant,
     UsageRecord,
     UsageSummary,
@@ -44,15 +44,11 @@ from llmos.storage.security import SecurityRepository
 
 log = logging.getLogger(__name__)
 
-DEFAULT_KEY_SCOPES: tuple[str, ...] = ("inference", "embeddings", "models:read", "fine-tune", "data")
-"""A new key's scopes unless told otherwise: everything but managing models and admin."""
 TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost", "ip6-localhost"})
 TOUCH_INTERVAL = timedelta(seconds=60)
 """``last_used_at`` is written at most this often per key (not one write per request)."""
 ENV_ADMIN_ID = "env-admin"
-MAX_KEY_DEPTH = 8
-"""How many keys deep delegation may go (a key made by a key made by a key...)."""
 
 
 class _Keep(enum.Enum):
@@ -114,7 +110,7 @@ class Grant:
         self.admission.finish(tokens)
 
 
-class Security:
+class Security(KeyAdmin):
     """Tenants, keys, scopes, limits, usage and audit over one database (opened lazily)."""
 
     def __init__(
@@ -141,6 +137,10 @@ class Security:
             db = self._database if isinstance(self._database, Database) else self._database()
             self._store = SecurityRepository(db)
         return self._store
+
+    @property
+    def anonymous_tenant(self) -> str:
+        return self.config.anonymous_tenant
 
     @property
     def auth_required(self) -> bool:
@@ -218,7 +218,7 @@ class Security:
             raise Unauthorized(f"the API key {found.prefix}… was revoked")
         if found.expires_at is not None and now >= found.expires_at:
             raise Unauthorized(f"the API key {found.prefix}… expired at {found.expires_at.isoformat()}")
-        parents = self._parents(found, now)
+        parents = parent_chain(found, self.store.get_key, now)
         last = self._touched.get(found.id) or found.last_used_at
         if last is None or now - last >= TOUCH_INTERVAL:
             self._touched[found.id] = now
@@ -232,21 +232,6 @@ class Security:
             key_limits=found.limits,
             parent_keys=parents,
         )
-
-    def _parents(self, key: ApiKey, now: datetime) -> tuple[ParentKey, ...]:
-        """The keys that made ``key``, nearest first. Raises Unauthorized when one of them is
-        revoked or expired (a key lives no longer than the key that made it)."""
-        chain: list[ParentKey] = []
-        parent_id = key.parent_id
-        while parent_id is not None and len(chain) <= MAX_KEY_DEPTH:
-            parent = self.store.get_key(parent_id)
-            if parent is None or parent.revoked_at is not None:
-                raise Unauthorized(f"the API key {key.prefix}… was revoked with the key that made it")
-            if not parent.usable_at(now):
-                raise Unauthorized(f"the API key {key.prefix}… expired with the key that made it")
-            chain.append(ParentKey(parent.id, parent.limits))
-            parent_id = parent.parent_id
-        return tuple(chain)
 
     # ---- tenants -------------------------------------------------------------------------
 
@@ -349,168 +334,6 @@ class Security:
         if t is None:
             raise NotFound(f"tenant {name!r} not found; create it with 'llmos tenants create {name}'")
         return t
-
-    # ---- keys ----------------------------------------------------------------------------
-
-    def create_key(
-        self,
-        actor: Principal,
-        *,
-        tenant: str | None = None,
-        name: str = "",
-        scopes: Iterable[str] | None = None,
-        models: Iterable[str] | None = None,
-        expires_at: datetime | None = None,
-        limits: Mapping[str, Any] | None = None,
-        admin: bool = False,
-    ) -> tuple[ApiKey, str]:
-        """Make a key and return it with its secret (shown once, never stored). Needs ``keys:write``.
-
-        Admins may make keys for any tenant. Another key makes keys for its own tenant only, as
-        their parent: with a subset of its scopes (by default, the default scopes it holds) and
-        models (never ``admin``), limits no higher
-        than its own (those left out are inherited) and an expiry no later than its own; the new
-        key is also bound by its parent's limits and budget when used, and dies with it. The
-        anonymous tenant is created on first use; other tenants must exist (NotFound).
-        """
-        actor.require("keys:write")
-        target = tenant or actor.tenant
-        if scopes is not None:
-            wanted = tuple(dict.fromkeys(scopes))
-        else:  # the defaults a key making a key holds itself
-            wanted = tuple(s for s in DEFAULT_KEY_SCOPES if actor.is_admin or actor.allows(s))
-        if admin:
-            wanted = tuple(dict.fromkeys([*(wanted if scopes is not None else ALL_SCOPES), "admin"]))
-        unknown = [s for s in wanted if s not in ALL_SCOPES]
-        if unknown:
-            raise InvalidRequest(
-                f"unknown scope(s) {', '.join(unknown)}; expected {', '.join(ALL_SCOPES)}", param="scopes"
-            )
-        patterns = tuple(dict.fromkeys(models)) if models is not None else ("*",)
-        if not patterns or any(not p or len(p) > 200 for p in patterns):
-            raise InvalidRequest("model patterns must be 1-200 characters each", param="models")
-        now = self.now()
-        if expires_at is not None:
-            expires_at = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)
-            if expires_at <= now:
-                raise InvalidRequest("expires_at must be in the future", param="expires_at")
-        quota = Quota.from_json(limits)
-        parent: ApiKey | None = None
-        if not actor.is_admin:
-            if target != actor.tenant:
-                raise NotFound(f"tenant {target!r} not found")
-            beyond = [s for s in wanted if not actor.allows(s)]
-            if beyond:
-                raise Forbidden(f"a key cannot grant scopes it lacks: {', '.join(beyond)}")
-            if not _patterns_within(patterns, actor.model_patterns):
-                raise Forbidden("a key cannot grant models beyond its own", param="models")
-            parent = self.store.get_key(actor.key_id) if actor.key_id is not None else None
-            if parent is None:
-                raise Forbidden("only an API key or an admin can make keys")
-            if len(actor.parent_keys) + 1 >= MAX_KEY_DEPTH:
-                raise Forbidden(f"keys can be made from keys at most {MAX_KEY_DEPTH} levels deep")
-            if parent.expires_at is not None:
-                if expires_at is None:
-                    expires_at = parent.expires_at
-                elif expires_at > parent.expires_at:
-                    raise Forbidden(
-                        f"the key making this key expires at {parent.expires_at.isoformat()}; "
-                        "a key it makes cannot outlive it",
-                        param="expires_at",
-                    )
-            quota = quota.within(parent.limits)
-        if target == self.config.anonymous_tenant:
-            self.ensure_tenant(target)
-        else:
-            self._existing_tenant(target)
-        made = generate_key()
-        key = ApiKey(
-            id=new_key_id(),
-            prefix=made.prefix,
-            tenant=target,
-            name=name[:200],
-            scopes=wanted,
-            models=patterns,
-            limits=quota,
-            created_at=now,
-            expires_at=expires_at,
-            created_by=actor.label,
-            parent_id=parent.id if parent is not None else None,
-        )
-        self.store.add_key(StoredKey(key=key, hash=made.hash))
-        detail: dict[str, Any] = {
-            "tenant": target,
-            "prefix": key.prefix,
-            "scopes": list(wanted),
-            "models": list(patterns),
-        }
-        if parent is not None:
-            detail["parent"] = parent.id
-        self.audit(actor, "key.create", key.id, detail, tenant=target)
-        return key, made.secret
-
-    def list_keys(self, actor: Principal, tenant: str | None = None) -> list[ApiKey]:
-        """Every key for an admin (optionally of one tenant); for another key with ``keys:write``,
-        itself and the keys made from it."""
-        if actor.is_admin:
-            return self.store.list_keys(tenant)
-        actor.require("keys:write")
-        if tenant is not None and tenant != actor.tenant:
-            raise NotFound(f"tenant {tenant!r} not found")
-        family = set(self.store.key_family(actor.key_id)) if actor.key_id is not None else set()
-        return [k for k in self.store.list_keys(actor.tenant) if k.id in family]
-
-    def get_key(self, actor: Principal, key_id: str) -> ApiKey:
-        """A key the actor manages (see :meth:`list_keys`). Raises Forbidden without ``keys:write``,
-        NotFound for any other key (another tenant's included)."""
-        if not actor.is_admin:
-            actor.require("keys:write")
-        key = self.store.get_key(key_id)
-        if key is None or not (actor.is_admin or self._manages(actor, key)):
-            raise NotFound(f"API key {key_id!r} not found")
-        return key
-
-    def _manages(self, actor: Principal, key: ApiKey) -> bool:
-        if actor.key_id is None or key.tenant != actor.tenant:
-            return False
-        return key.id in self.store.key_family(actor.key_id)
-
-    def revoke_key(self, actor: Principal, key_id: str) -> ApiKey:
-        """Revoke a key and every key made from it, at once (their next request gets 401).
-        Idempotent; Forbidden and NotFound as :meth:`get_key`."""
-        key = self.get_key(actor, key_id)
-        if key.revoked_at is None:  # the keys made from it went with it, if it was revoked before
-            family = self.store.key_family(key.id)
-            self.store.revoke_keys(family, self.now())
-            detail: dict[str, Any] = {"prefix": key.prefix}
-            if len(family) > 1:
-                detail["with"] = family[1:]
-            self.audit(actor, "key.revoke", key.id, detail, tenant=key.tenant)
-        return self.get_key(actor, key_id)
-
-    def update_key(
-        self,
-        actor: Principal,
-        key_id: str,
-        *,
-        name: str | None = None,
-        limits: Mapping[str, Any] | None = None,
-    ) -> ApiKey:
-        """Rename a key or change its limits (merged; a None value removes a limit). Admin only:
-        a tenant cannot lift its own keys' limits. Applies to the key's next request."""
-        actor.require("admin")
-        key = self.get_key(actor, key_id)
-        quota = key.limits.updated(limits) if limits is not None else key.limits
-        self.store.update_key(key.id, name=(name if name is not None else key.name)[:200], limits=quota)
-        detail: dict[str, Any] = {}
-        if limits is not None:
-            detail["limits"] = dict(limits)
-        if name is not None:
-            detail["name"] = name
-        self.audit(
-            actor, "key.limits" if limits is not None else "key.update", key.id, detail, tenant=key.tenant
-        )
-        return self.get_key(actor, key_id)
 
     # ---- limits --------------------------------------------------------------------------
 
@@ -653,17 +476,6 @@ class Security:
 def local_admin(config: Config) -> Principal:
     """The actor of CLI commands run directly on the database (no server): every scope."""
     return Principal(tenant=config.anonymous_tenant, key_id="local-cli", key_prefix="local-cli")
-
-
-def _patterns_within(wanted: Iterable[str], own: Sequence[str]) -> bool:
-    """Whether every pattern of ``wanted`` allows only models ``own`` allows: the same pattern, a
-    plain name ``own`` matches, or anything under ``*``."""
-
-    def covered(pattern: str) -> bool:
-        plain = not any(c in pattern for c in "*?[")
-        return any(o == "*" or o == pattern or (plain and fnmatch.fnmatchcase(pattern, o)) for o in own)
-
-    return all(covered(p) for p in wanted)
 
 
 def _tenant_name(name: str) -> str:

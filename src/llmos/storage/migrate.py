@@ -81,12 +81,11 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema up to ``revision`` (idempotent; a no-op when already there), safely
-    while other processes open the same database."""
-    if revision == "head" and current_revision(engine) == head_revision():
-        return
+    while other processes open the same database. The lock is taken before the first connection:
+    a fresh SQLite file's first connection switches it to WAL, which two at once cannot."""
     with migration_lock(engine):
         if revision == "head" and current_revision(engine) == head_revision():
-            return  # another process migrated while this one waited
+            return  # already there, maybe migrated by another process while this one waited
         log.info("migrating database to %s", revision)
         command.upgrade(alembic_config(engine), revision)
 
