@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from llmos.data.parsers import known_format
@@ -46,6 +46,10 @@ router = APIRouter(
     tags=["data"],
     responses={400: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
 )
+
+
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A row id (a 64-bit database key)")]
+"""Ids of documents and datasets: an id no database column can hold is a 400, not a crash."""
 
 
 def _tenant(principal: Principal) -> str:
@@ -208,14 +212,14 @@ async def list_documents(
 
 @router.get("/collections/{collection}/documents/{document_id}", response_model=DocumentOut)
 async def get_document(
-    collection: str, document_id: int, kernel: KernelDep, principal: PrincipalDep
+    collection: str, document_id: RowId, kernel: KernelDep, principal: PrincipalDep
 ) -> DocumentOut:
     return DocumentOut.of(await kernel.data.get_document(_tenant(principal), collection, document_id))
 
 
 @router.delete("/collections/{collection}/documents/{document_id}", response_model=DocumentOut)
 async def delete_document(
-    collection: str, document_id: int, kernel: KernelDep, principal: PrincipalDep
+    collection: str, document_id: RowId, kernel: KernelDep, principal: PrincipalDep
 ) -> DocumentOut:
     """Delete one version (the previous version, if any, becomes the searched one)."""
     return DocumentOut.of(await kernel.data.delete_document(_tenant(principal), collection, document_id))
@@ -299,16 +303,16 @@ async def list_datasets(kernel: KernelDep, principal: PrincipalDep) -> DatasetLi
 
 
 @router.get("/datasets/{dataset_id}", response_model=DatasetOut)
-async def get_dataset(dataset_id: int, kernel: KernelDep, principal: PrincipalDep) -> DatasetOut:
+async def get_dataset(dataset_id: RowId, kernel: KernelDep, principal: PrincipalDep) -> DatasetOut:
     return DatasetOut.of(await kernel.data.datasets.get(_tenant(principal), dataset_id))
 
 
 @router.get("/datasets/{dataset_id}/content", response_class=Response)
-async def dataset_content(dataset_id: int, kernel: KernelDep, principal: PrincipalDep) -> Response:
+async def dataset_content(dataset_id: RowId, kernel: KernelDep, principal: PrincipalDep) -> Response:
     path = await kernel.data.datasets.path(_tenant(principal), dataset_id)
     return FileResponse(path, media_type="application/jsonl")
 
 
 @router.delete("/datasets/{dataset_id}", response_model=DatasetOut)
-async def delete_dataset(dataset_id: int, kernel: KernelDep, principal: PrincipalDep) -> DatasetOut:
+async def delete_dataset(dataset_id: RowId, kernel: KernelDep, principal: PrincipalDep) -> DatasetOut:
     return DatasetOut.of(await kernel.data.datasets.delete(_tenant(principal), dataset_id))
