@@ -90,6 +90,10 @@ async def test_a_lone_surrogate_is_a_400_and_leaves_no_usage_row(secured: ServeF
             b'{"model":"fake:1","messages":[{"role":"user","content":"x"}],"stop":["\\udfff"]}',
         ),
         ("/v1/embeddings", b'{"model":"fake:1","input":["ok","\\ud800x"]}'),
+        (
+            "/v1/embeddings",
+            b'{"model":"fake:1","input":["' + b"x" * 400_000 + b'\\udc00"]}',
+        ),  # checked off the loop
     ):
         r = await s.client.post(
             path, content=body, headers={**s.auth(key), "content-type": "application/json"}
