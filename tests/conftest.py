@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import uuid
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -91,3 +92,25 @@ def serve_app() -> Iterator[Callable[..., str]]:
 
     with contextlib.ExitStack() as stack:
         yield lambda app, life, **kw: stack.enter_context(served(app, life, **kw))
+
+
+@contextlib.contextmanager
+def postgres_schema(server_url: str, prefix: str) -> Iterator[tuple[str, str]]:
+    """A fresh schema on the PostgreSQL at ``server_url``, dropped afterwards; yields its name and
+    a URL whose search path is that schema *alone* (tests running at the same time on the same
+    server, in other schemas or in ``public``, never see its tables)."""
+    from sqlalchemy import text
+
+    from llmos.storage.db import make_engine
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(server_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in server_url else "?"
+    try:
+        yield schema, f"{server_url}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

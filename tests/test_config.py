@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from llmos.config import DEFAULT_PORT, Settings, load_config
+from llmos.config import DEFAULT_PORT, ConfigError, Settings, load_config, parse_size
 
 
 def test_defaults_live_under_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -68,3 +68,70 @@ def test_scheduler_default_policy_and_aging(monkeypatch: pytest.MonkeyPatch, llm
         monkeypatch.setenv("LLMOS_SCHEDULER_AGING_SECONDS", bad)
         with pytest.raises(ValidationError):
             Settings()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("512", 512),
+        ("50MB", 50_000_000),
+        ("50 mb", 50_000_000),
+        ("1.5GB", 1_500_000_000),
+        ("4GiB", 4 * 1024**3),
+        ("512MiB", 512 * 1024**2),
+        ("2g", 2 * 1024**3),
+        ("64k", 64 * 1024),
+        (1024, 1024),
+    ],
+)
+def test_sizes_take_units(value: object, expected: int) -> None:
+    assert parse_size(value) == expected
+
+
+def test_the_memory_budget_takes_units_or_a_share_of_ram(
+    monkeypatch: pytest.MonkeyPatch, llmos_home: Path
+) -> None:
+    monkeypatch.setenv("LLMOS_MEMORY_BUDGET", "50MB")
+    assert load_config().memory_budget == 50_000_000
+    monkeypatch.setenv("LLMOS_MEMORY_BUDGET", "40%")
+    config = load_config()
+    assert config.memory_budget is None and config.memory_budget_share == 0.4
+    monkeypatch.setenv("LLMOS_MAX_BODY_BYTES", "8MiB")
+    assert load_config().limits.max_body_bytes == 8 * 1024**2
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "accepted"),
+    [
+        ("LLMOS_MEMORY_BUDGET", "lots", "512MB, 1.5GB, 4GiB, 2g, or a share of RAM: 50%"),
+        ("LLMOS_MEMORY_BUDGET", "150%", "at most 100%"),
+        ("LLMOS_MAX_BODY_BYTES", "4 bananas", "512MB"),
+        ("LLMOS_SCHEDULER_POLICY", "lottery", "'fcfs', 'priority', 'round_robin' or 'fair'"),
+        ("LLMOS_PORT", "eighty", "integer"),
+    ],
+)
+def test_an_invalid_setting_is_one_line_naming_it_its_value_and_the_accepted_forms(
+    monkeypatch: pytest.MonkeyPatch, llmos_home: Path, name: str, value: str, accepted: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as info:
+        load_config()
+    message = str(info.value)
+    assert message.count("\n") == 0 and message.startswith(f"{name}={value!r} is not valid: ")
+    assert accepted in message
+
+
+def test_the_cli_reports_a_bad_setting_in_one_line_without_a_traceback(llmos_home: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    for command in (["serve", "--no-default-model"], ["list"], ["keys", "list"]):
+        env = {**os.environ, "LLMOS_MEMORY_BUDGET": "50XB", "LLMOS_HOME": str(llmos_home)}
+        done = subprocess.run(
+            [sys.executable, "-m", "llmos", *command], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 2, (command, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert lines == [lines[0]] and "LLMOS_MEMORY_BUDGET='50XB' is not valid" in lines[0], done.stderr
+        assert "Traceback" not in done.stderr

@@ -3,16 +3,21 @@
 ``Settings`` reads ``LLMOS_*`` environment variables (and an optional TOML file named by
 ``LLMOS_CONFIG``); :meth:`Settings.freeze` turns them into the frozen :class:`Config` that is
 passed down. Nothing below this module reads ``os.environ``.
+
+Sizes take units (``LLMOS_MEMORY_BUDGET=512MB``, ``4GiB``, ``2g``, or ``50%`` of the machine's
+RAM); an invalid setting makes :func:`load_config` raise :class:`ConfigError`, whose message
+names each bad variable, its value and the accepted forms, one line each.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -32,6 +37,64 @@ LogFormat = Literal["text", "json"]
 CpuWeightsMode = Literal["auto", "native"]
 """``auto``: Q4_1/Q5_1 GGUF files run on the CPU from a Q8_0 re-encoding (``llmos.engine.weights``);
 ``native``: every file as stored."""
+
+
+class ConfigError(ValueError):
+    """Invalid settings: the message has one line per bad setting (variable, value, accepted forms)."""
+
+
+SIZE_FORMS = "a number of bytes or a size with a unit: 512MB, 1.5GB, 4GiB, 2g"
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)(b?)\s*$", re.IGNORECASE)
+_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from ``value``: an integer, or a number with a unit. ``KB``/``MB``/``GB`` are
+    decimal (1000), ``KiB``/``MiB``/``GiB`` and the bare letters ``k``/``m``/``g`` binary (1024),
+    as in ``docker run -m 2g``. Raises ValueError naming the accepted forms."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected {SIZE_FORMS}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"must not be negative; expected {SIZE_FORMS}")
+        return value
+    match = _SIZE.match(str(value))
+    if match is None:
+        raise ValueError(f"expected {SIZE_FORMS}")
+    number, prefix, binary, byte = match.groups()
+    base = 1000 if prefix and byte and not binary else 1024
+    if binary and not prefix:
+        raise ValueError(f"expected {SIZE_FORMS}")
+    return int(float(number) * base ** _POWERS[prefix.lower()])
+
+
+def parse_share(value: Any) -> float | None:
+    """``50%`` → 0.5; None for anything else (a size). Raises ValueError for a percentage
+    outside (0, 100]."""
+    if not isinstance(value, str) or not value.strip().endswith("%"):
+        return None
+    try:
+        percent = float(value.strip()[:-1])
+    except ValueError:
+        raise ValueError("expected a percentage such as 50%") from None
+    if not 0 < percent <= 100:
+        raise ValueError("a share of RAM must be more than 0% and at most 100%")
+    return percent / 100
+
+
+def _memory_budget(value: Any) -> int | str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if parse_share(value) is not None:
+        return str(value).strip()
+    try:
+        return parse_size(value)
+    except ValueError:
+        raise ValueError(f"expected {SIZE_FORMS}, or a share of RAM: 50%") from None
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
+MemoryBudgetSetting = Annotated[int | str | None, BeforeValidator(_memory_budget)]
 
 
 @dataclass(frozen=True)
@@ -113,6 +176,12 @@ class Config:
     """``/metrics`` answers only admin keys (when auth is on); open by default, like a scrape target."""
     keep_alive: str = "5m"
     memory_budget: int | None = None
+    """Bytes of RAM resident models may hold; None: :attr:`memory_budget_share`, else a safe share."""
+    memory_budget_share: float | None = None
+    """The RAM budget as a share of the machine's RAM (``LLMOS_MEMORY_BUDGET=50%``)."""
+    import_dir: Path | None = None
+    """The folder whose files keys without ``admin`` may import as models (``LLMOS_IMPORT_DIR``);
+    None: only admins import server files."""
     auth: AuthMode = "auto"
     admin_key: str | None = None
     anonymous_tenant: str = "local"
@@ -141,7 +210,8 @@ class Settings(BaseSettings):
     log_format: LogFormat = "text"
     metrics_require_admin: bool = False
     keep_alive: str = "5m"
-    memory_budget: int | None = Field(default=None, ge=0)
+    memory_budget: MemoryBudgetSetting = None
+    import_dir: Path | None = None
     auth: AuthMode = "auto"
     admin_key: str | None = None
     anonymous_tenant: str = "local"
@@ -159,13 +229,18 @@ class Settings(BaseSettings):
     scheduler_aging_seconds: float = Field(default=10.0, gt=0)
     max_queue: int = Field(default=256, ge=1)
     max_queue_per_tenant: int = Field(default=64, ge=1)
-    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_body_bytes: Size = Field(default=4 * 1024 * 1024, ge=1024)
     max_tokens: int = Field(default=8192, ge=1)
 
     @field_validator("home", mode="after")
     @classmethod
     def _expand(cls, v: Path) -> Path:
         return v.expanduser().absolute()
+
+    @field_validator("import_dir", mode="after")
+    @classmethod
+    def _expand_import_dir(cls, v: Path | None) -> Path | None:
+        return v.expanduser().absolute() if v is not None else None
 
     @field_validator("log_level", mode="after")
     @classmethod
@@ -206,7 +281,9 @@ class Settings(BaseSettings):
             log_format="json" if self.log_json else self.log_format,
             metrics_require_admin=self.metrics_require_admin,
             keep_alive=self.keep_alive,
-            memory_budget=self.memory_budget,
+            memory_budget=self.memory_budget if isinstance(self.memory_budget, int) else None,
+            memory_budget_share=parse_share(self.memory_budget),
+            import_dir=self.import_dir,
             auth=self.auth,
             admin_key=self.admin_key,
             anonymous_tenant=self.anonymous_tenant,
@@ -233,6 +310,26 @@ class Settings(BaseSettings):
 
 
 def load_config(**overrides: Any) -> Config:
-    """Parse the environment (plus explicit overrides such as CLI flags) into a frozen Config."""
+    """Parse the environment (plus explicit overrides such as CLI flags) into a frozen Config.
+
+    Raises ConfigError (one line per invalid setting) instead of pydantic's report."""
     clean = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**clean).freeze()
+    try:
+        return Settings(**clean).freeze()
+    except ValidationError as exc:
+        raise ConfigError(describe_invalid(exc)) from None
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """One line per error: ``LLMOS_X='value' is not valid: <why and the accepted forms>``."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = [str(p) for p in err.get("loc", ()) if not isinstance(p, int)]
+        name = "LLMOS_" + (loc[0] if loc else "?").upper()
+        value = err.get("input")
+        why = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        if err.get("type") in ("literal_error", "enum") and "expected" in err.get("ctx", {}):
+            why = f"expected one of {err['ctx']['expected']}"
+        shown = value if isinstance(value, str | int | float) and not isinstance(value, bool) else None
+        lines.append(f"{name}={shown!r} is not valid: {why}" if shown is not None else f"{name}: {why}")
+    return "\n".join(dict.fromkeys(lines))

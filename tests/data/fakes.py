@@ -11,6 +11,8 @@ import hashlib
 import math
 import re
 
+from llmos.data.types import Embedded
+
 _WORD = re.compile(r"\w+")
 
 
@@ -33,10 +35,12 @@ class HashEmbedder:
         norm = math.sqrt(sum(x * x for x in v)) or 1.0
         return [x / norm for x in v]
 
-    async def __call__(self, model: str, texts: list[str], tenant: str) -> list[list[float]]:
+    async def __call__(self, model: str, texts: list[str], tenant: str) -> Embedded:
+        """The vectors, and one token per word (plus one per text) spent on them."""
         self.calls.append((model, len(texts), tenant))
         if self.fail_on is not None and self.texts_seen < self.fail_on <= self.texts_seen + len(texts):
             self.texts_seen += len(texts)
             raise EmbeddingFailed(f"embedding failed on text {self.fail_on}")
         self.texts_seen += len(texts)
-        return [self.vector(t) for t in texts]
+        tokens = sum(len(_WORD.findall(t)) + 1 for t in texts)
+        return Embedded([self.vector(t) for t in texts], tokens)

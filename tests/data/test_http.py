@@ -46,7 +46,7 @@ async def api(database: Database, tmp_path: Path) -> AsyncIterator[Api]:
     config = load_config(home=tmp_path / "home", auth="required", n_slots=4, n_ctx=4096)
     kernel = build_kernel(
         config,
-        registry=MemoryRegistry(tmp_path, [manifest("fake:1")]),
+        registry=MemoryRegistry(tmp_path, [manifest("fake:1"), manifest("fake:embed")]),
         engine_factory=lambda backend: FakeEngine(),
         inventory=inventory(),
         database=database,
@@ -291,3 +291,11 @@ async def test_datasets_over_http(api: Api) -> None:
     listed = (await api.client.get("/api/datasets", headers=api.as_("a"))).json()["data"]
     assert [(d["name"], d["lines"]) for d in listed] == [("greetings", 3)]
     assert (await api.client.delete(f"/api/datasets/{ds['id']}", headers=api.as_("a"))).status_code == 200
+
+
+async def test_ids_no_database_can_hold_are_a_400(api: Api) -> None:
+    """The fuzz found it: a 64-bit overflow in a path id crashed the route (500)."""
+    too_big = 2**63
+    for path in (f"/api/datasets/{too_big}", f"/api/collections/x/documents/{too_big}", "/api/datasets/0"):
+        r = await api.client.get(path, headers=api.as_("a"))
+        assert r.status_code == 400, (path, r.text)

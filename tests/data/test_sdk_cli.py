@@ -38,7 +38,7 @@ def live_url(
     upgrade(db.engine)
     kernel = build_kernel(
         load_config(home=tmp_path / "server-home", auth="off"),
-        registry=MemoryRegistry(tmp_path, [manifest("fake:1")]),
+        registry=MemoryRegistry(tmp_path, [manifest("fake:1"), manifest("fake:embed")]),
         engine_factory=lambda backend: FakeEngine(),
         inventory=inventory(),
         database=db,

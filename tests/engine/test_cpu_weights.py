@@ -9,10 +9,9 @@ from pathlib import Path
 
 import llama_cpp
 import pytest
-from pydantic import ValidationError
 
 from kernel.fakes import manifest
-from llmos.config import load_config
+from llmos.config import ConfigError, load_config
 from llmos.engine.base import LoadSpec
 from llmos.engine.llamacpp import LlamaCppEngine
 from llmos.engine.llamacpp import weights as llw
@@ -65,7 +64,9 @@ def test_config_reads_cpu_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     monkeypatch.setenv("LLMOS_CPU_WEIGHTS", "native")
     assert load_config(home=tmp_path).engine.cpu_weights == "native"
     monkeypatch.setenv("LLMOS_CPU_WEIGHTS", "fast")
-    with pytest.raises(ValidationError):
+    with pytest.raises(
+        ConfigError, match="LLMOS_CPU_WEIGHTS='fast' is not valid: expected one of 'auto' or 'native'"
+    ):
         load_config(home=tmp_path)
 
 

@@ -247,3 +247,31 @@ def test_admission_errors(make_engine: MakeEngine) -> None:
     with pytest.raises(Conflict):
         engine.admit(SequenceSpec("a", (1, 2, 3), GREEDY))
     assert not engine.can_admit(300)
+
+
+def test_logit_bias_bans_and_forces_tokens(make_engine: MakeEngine) -> None:
+    """OpenAI's ``logit_bias`` through llama.cpp's logit-bias sampler: -100 on the token greedy
+    decoding picks first keeps it out of the answer; +100 on another forces it."""
+    engine = make_engine()
+    prompt = chat_prompt(engine, FRANCE)
+    plain = generate(engine, "plain", prompt, SamplingParams(temperature=0.0, max_tokens=12))
+    first = plain.tokens[0]
+    banned = generate(
+        engine,
+        "banned",
+        prompt,
+        SamplingParams(temperature=0.0, max_tokens=12, logit_bias=((first, -100.0),)),
+    )
+    assert first not in banned.tokens and banned.tokens != plain.tokens
+    forced_token = engine.tokenize(" banana", add_special=False)[0]
+    forced = generate(
+        engine,
+        "forced",
+        prompt,
+        SamplingParams(temperature=0.7, seed=1, max_tokens=4, logit_bias=((forced_token, 100.0),)),
+    )
+    assert forced.tokens == [forced_token] * 4
+    with pytest.raises(InvalidRequest, match="vocabulary"):
+        engine.admit(
+            SequenceSpec("outside", prompt, SamplingParams(logit_bias=((engine.info.n_vocab, 1.0),)))
+        )

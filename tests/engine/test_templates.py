@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 from llmos.engine.base import LoadSpec
 from llmos.engine.llamacpp import LlamaCppEngine
-from llmos.engine.templates import ChatTemplate
+from llmos.engine.templates import MAX_RENDERED_CHARS, ChatTemplate, max_chars_for_context
 from llmos.errors import InvalidModelFile, InvalidRequest
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
@@ -108,3 +109,63 @@ def test_crafted_gguf_with_malicious_template(smollm2_gguf: Path, tmp_path: Path
         assert engine.detokenize(engine.tokenize("hello", add_special=False)) == "hello"  # still usable
     finally:
         engine.unload()
+
+
+@pytest.mark.integration
+def test_crafted_gguf_whose_template_would_hold_the_engine(smollm2_gguf: Path, tmp_path: Path) -> None:
+    """The probe's ``{{ 'x' * 20000000 }}`` held a model's worker 52 s per request; a template that
+    loops without printing would hold it for good. Both are refused at once, and the engine serves on."""
+    crafted = tmp_path / "slow.gguf"
+    payload = (
+        "{% if messages | length > 1 %}{{ 'x' * 20000000 }}{% else %}"
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% set x = i %}{% endfor %}{% endfor %}"
+        "{% endif %}"
+    )
+    _copy_with_template(smollm2_gguf, crafted, payload)
+    engine = LlamaCppEngine()
+    engine.load(LoadSpec(model_path=crafted, n_ctx=512, n_slots=1))
+    try:
+        with pytest.raises(InvalidRequest, match="builds a value"):
+            engine.render_chat(MESSAGES)
+        with pytest.raises(InvalidRequest, match="takes too long"):
+            engine.render_chat(MESSAGES[:1])
+        assert engine.detokenize(engine.tokenize("hello", add_special=False)) == "hello"
+    finally:
+        engine.unload()
+
+
+def test_a_template_cannot_build_a_huge_value_in_one_operation() -> None:
+    for source in (
+        "{{ 'x' * 20000000 }}",
+        "{{ [1] * 20000000 }}",
+        "{{ 20000000 * 'x' }}",
+        "{{ 10 ** 100000 }}",
+    ):
+        with pytest.raises(InvalidRequest, match="within its bounds"):
+            ChatTemplate(source, max_chars=1 << 20).render(MESSAGES)
+    assert ChatTemplate("{{ '-' * 3 }}{{ 2 ** 3 }}").render(MESSAGES) == "---8"
+
+
+def test_rendering_stops_at_its_output_bound() -> None:
+    loop = (
+        "{% for i in range(100000) %}{% for m in messages %}{{ m['content'] * 20 }}{% endfor %}{% endfor %}"
+    )
+    with pytest.raises(InvalidRequest, match="output passes 10000 characters"):
+        ChatTemplate(loop, max_chars=10_000).render(MESSAGES)
+
+
+def test_rendering_stops_at_its_time_bound_even_when_it_prints_nothing() -> None:
+    ticks = iter(range(1_000_000))  # a clock that moves one second per reading
+    quiet = "{% for i in range(100000) %}{% for j in range(100000) %}{% set x = i %}{% endfor %}{% endfor %}"
+    template = ChatTemplate(quiet, max_seconds=50, clock=lambda: float(next(ticks)))
+    before = sys.gettrace()
+    with pytest.raises(InvalidRequest, match="takes too long"):
+        template.render(MESSAGES)
+    assert sys.gettrace() is before  # the tracer is gone once rendering ends
+    assert next(ticks) < 100  # stopped at the bound, not after the loops
+
+
+def test_the_context_bounds_the_rendered_size() -> None:
+    assert max_chars_for_context(2048) == 1 << 20
+    assert max_chars_for_context(65536) == 64 * 65536
+    assert max_chars_for_context(10**9) == MAX_RENDERED_CHARS

@@ -135,7 +135,13 @@ async def test_metrics_can_require_an_admin_key(serve: AppFactory, tmp_path) -> 
     assert (await s.client.get("/metrics")).status_code == 401
     ok = await s.client.get("/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
     assert ok.status_code == 200 and "llmos_build_info" in ok.text
-    open_config = load_config(home=tmp_path / "open", auth="required", admin_key=ADMIN_KEY)
+    # Where keys are required, /metrics names tenants and their tokens: it needs a key (an
+    # admin's, or one with metrics:read), even without LLMOS_METRICS_REQUIRE_ADMIN.
+    keyed = await serve(config=load_config(home=tmp_path / "keyed", auth="required", admin_key=ADMIN_KEY))
+    assert (await keyed.client.get("/metrics")).status_code == 401
+    ok = await keyed.client.get("/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    assert ok.status_code == 200
+    open_config = load_config(home=tmp_path / "open", auth="off")
     assert (await (await serve(config=open_config)).client.get("/metrics")).status_code == 200
 
 

@@ -64,6 +64,8 @@ def test_default_budget_is_a_safe_share_of_available_ram() -> None:
 def test_configured_budget_wins() -> None:
     inv = Inventory(2, 2, 16 * GiB, 8 * GiB, ())
     assert default_budget(inv, 3 * GiB) == MemoryBudget(ram_bytes=3 * GiB, configured=True)
+    # LLMOS_MEMORY_BUDGET=25%: a share of the machine's (or cgroup's) total RAM.
+    assert default_budget(inv, share=0.25) == MemoryBudget(ram_bytes=4 * GiB, configured=True)
 
 
 @pytest.mark.gpu

@@ -4,7 +4,6 @@ LLMOS_TEST_POSTGRES_URL is set) PostgreSQL, with an injected wall clock: no test
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,9 +13,10 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 
-from kernel.fakes import MemoryRegistry, inventory, manifest  # tests/ is on sys.path
+from conftest import postgres_schema  # tests/ is on sys.path
+from kernel.fakes import MemoryRegistry, inventory, manifest
 from llmos.config import load_config
 from llmos.engine.base import Engine
 from llmos.engine.fake import FakeEngine
@@ -70,22 +70,15 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
         return
     if not POSTGRES_URL:
         pytest.skip("LLMOS_TEST_POSTGRES_URL is not set (run .ci/postgres.sh)")
-    schema = f"sec_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in POSTGRES_URL else "?"
-    db = Database(make_engine(f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"))
-    try:
-        upgrade(db.engine)
-        if "tenants" not in inspect(db.engine).get_table_names(schema=schema):
-            raise RuntimeError(f"the migration did not create the tables in schema {schema!r}")
-        yield db
-    finally:
-        db.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema(POSTGRES_URL, "sec") as (schema, url):
+        db = Database(make_engine(url))
+        try:
+            upgrade(db.engine)
+            if "tenants" not in inspect(db.engine).get_table_names(schema=schema):
+                raise RuntimeError(f"the migration did not create the tables in schema {schema!r}")
+            yield db
+        finally:
+            db.dispose()
 
 
 @dataclass
@@ -97,6 +90,7 @@ class Served:
     client: httpx.AsyncClient
     admin_key: str
     keys: dict[str, str] = field(default_factory=dict)
+    key_ids: dict[str, str] = field(default_factory=dict)
 
     @staticmethod
     def auth(key: str) -> dict[str, str]:
@@ -109,19 +103,24 @@ class Served:
         payload = {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, **body}
         return await self.client.post("/v1/chat/completions", json=payload, headers=headers)
 
-    async def new_tenant(self, name: str, **body: Any) -> str:
-        """Create tenant ``name`` (as admin) and a key for it; returns the key's secret."""
+    async def new_tenant(self, name: str, scopes: list[str] | None = None, **body: Any) -> str:
+        """Create tenant ``name`` (as admin) and a key for it (the default scopes unless given);
+        returns the key's secret."""
         r = await self.client.post(
             "/api/tenants", json={"name": name, **body}, headers=self.auth(self.admin_key)
         )
         assert r.status_code == 201, r.text
-        r = await self.client.post("/api/keys", json={"tenant": name}, headers=self.auth(self.admin_key))
+        key: dict[str, Any] = {"tenant": name} if scopes is None else {"tenant": name, "scopes": scopes}
+        r = await self.client.post("/api/keys", json=key, headers=self.auth(self.admin_key))
         assert r.status_code == 201, r.text
         self.keys[name] = r.json()["key"]
+        self.key_ids[name] = r.json()["id"]
         return str(r.json()["key"])
 
 
 ServeFactory = Callable[..., Awaitable[Served]]
+TENANT_ADMIN = ["inference", "embeddings", "models:read", "data", "keys:write"]
+"""The scopes of a tenant's own key manager: the defaults plus making keys bounded by it."""
 
 
 @pytest.fixture

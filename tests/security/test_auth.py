@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import ServeFactory
+from .conftest import TENANT_ADMIN, ServeFactory
 
 pytestmark = pytest.mark.anyio
 
@@ -71,8 +71,7 @@ async def test_revocation_takes_effect_on_the_next_request(secured: ServeFactory
     s = await secured()
     key = await s.new_tenant("acme")
     assert (await s.chat(key)).status_code == 200
-    key_id = (await s.client.get("/api/keys", headers=s.auth(key))).json()["data"][0]["id"]
-    r = await s.client.delete(f"/api/keys/{key_id}", headers=s.auth(s.admin_key))
+    r = await s.client.delete(f"/api/keys/{s.key_ids['acme']}", headers=s.auth(s.admin_key))
     assert r.status_code == 200 and r.json()["revoked_at"] is not None
     refused = await s.chat(key)
     assert refused.status_code == 401 and "revoked" in refused.json()["error"]["message"]
@@ -116,7 +115,7 @@ async def test_scopes_and_model_patterns(secured: ServeFactory) -> None:
 
 async def test_a_key_cannot_grant_more_than_it_has(secured: ServeFactory) -> None:
     s = await secured()
-    key = await s.new_tenant("acme")
+    key = await s.new_tenant("acme", scopes=TENANT_ADMIN)
     mine = await s.client.post("/api/keys", json={"scopes": ["inference"]}, headers=s.auth(key))
     assert mine.status_code == 201 and mine.json()["tenant"] == "acme"
     assert (await s.client.post("/api/keys", json={"admin": True}, headers=s.auth(key))).status_code == 403

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import ServeFactory
+from .conftest import TENANT_ADMIN, ServeFactory
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_two_tenants_see_only_their_own(secured: ServeFactory) -> None:
     s = await secured()
-    acme = await s.new_tenant("acme")
-    globex = await s.new_tenant("globex")
+    acme = await s.new_tenant("acme", scopes=TENANT_ADMIN)
+    globex = await s.new_tenant("globex", scopes=TENANT_ADMIN)
     assert (await s.chat(acme)).status_code == 200
     assert (await s.chat(globex)).status_code == 200
     assert (await s.chat(globex)).status_code == 200

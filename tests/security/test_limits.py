@@ -8,7 +8,7 @@ import pytest
 
 from llmos.security.principal import Principal
 
-from .conftest import Served, ServeFactory
+from .conftest import TENANT_ADMIN, Served, ServeFactory
 
 pytestmark = pytest.mark.anyio
 
@@ -152,8 +152,8 @@ async def test_plan_and_weight_reach_the_fair_share_scheduler(
 
 async def test_key_limits_change_at_once_and_only_by_an_admin(secured: ServeFactory) -> None:
     s = await secured()
-    key = await s.new_tenant("acme")
-    key_id = (await s.client.get("/api/keys", headers=s.auth(key))).json()["data"][0]["id"]
+    key = await s.new_tenant("acme", scopes=TENANT_ADMIN)
+    key_id = s.key_ids["acme"]
     lift = await s.client.patch(
         f"/api/keys/{key_id}", json={"limits": {"token_budget": 10**9}}, headers=s.auth(key)
     )

@@ -40,24 +40,31 @@ async def test_async_sdk_security(secured: ServeFactory) -> None:
     async with AsyncClient(base_url="http://test", api_key=s.admin_key, transport=transport) as admin:
         assert (await admin.security.whoami()).is_admin
         t = await admin.security.tenants.create("acme", plan="pro", limits={"requests_per_minute": 5})
-        assert (t.weight, t.limits["requests_per_minute"]) == (2.0, 5)
+        assert (t.weight, t.limits["requests_per_minute"], t.max_urgency) == (2.0, 5, 7)
+        t = await admin.security.tenants.update("acme", max_urgency=6)
+        assert t.max_urgency == 6
         t = await admin.security.tenants.update(
             "acme", limits={"requests_per_minute": None, "token_budget": 99}
         )
         assert t.limits["requests_per_minute"] is None and t.limits["token_budget"] == 99
         assert [x.name for x in await admin.security.tenants.list()] == ["acme", "local"]
-        made = await admin.security.keys.create(tenant="acme", scopes=["inference"], expires_in=3600)
+        made = await admin.security.keys.create(
+            tenant="acme", scopes=["inference", "keys:write"], expires_in=3600
+        )
         assert made.key and made.key.startswith(made.prefix) and made.expires_at
-        assert made.key not in repr(made)
+        assert made.key not in repr(made) and made.parent is None
     async with AsyncClient(base_url="http://test", api_key=made.key, transport=transport) as acme:
         me = await acme.security.whoami()
-        assert (me.tenant, me.scopes) == ("acme", ("inference",))
-        assert [k.id for k in await acme.security.keys.list()] == [made.id]
+        assert (me.tenant, me.scopes) == ("acme", ("inference", "keys:write"))
+        child = await acme.security.keys.create(scopes=["inference"])
+        assert child.parent == made.id and child.expires_at == made.expires_at
+        assert {k.id for k in await acme.security.keys.list()} == {made.id, child.id}
         assert await acme.security.usage() == []
     async with AsyncClient(base_url="http://test", api_key=s.admin_key, transport=transport) as admin:
         revoked = await admin.security.keys.revoke(made.id)
         assert revoked.revoked_at is not None
         assert [e.action for e in await admin.security.audit(limit=2)] == ["key.revoke", "key.create"]
+        assert (await admin.security.keys.get(child.id)).revoked_at is not None  # went with its parent
     async with AsyncClient(base_url="http://test", api_key=made.key, transport=transport) as acme:
         with pytest.raises(AuthenticationError):
             await acme.security.whoami()

@@ -93,6 +93,7 @@ async def test_a_dead_engine_fails_its_requests_and_the_next_request_gets_a_fres
     s.engines[0].kill()
     dead = await s.client.post("/v1/chat/completions", json=body)
     assert dead.status_code == 503 and dead.json()["error"]["code"] == "engine_dead"
+    assert dead.headers["retry-after"] == "5"  # the next request starts a fresh engine
     again = await s.client.post("/v1/chat/completions", json=body)
     assert again.status_code == 200, again.text
     assert len(s.engines) == 2, "a fresh engine was started"

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -163,6 +164,54 @@ def test_openai_errors(oai: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as bad:
         oai.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}], temperature=9)
     assert bad.value.status_code == 400 and "temperature" in str(bad.value.message)
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The current weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+def test_required_tool_calls_on_smollm2_end_after_their_calls(oai: openai.OpenAI) -> None:
+    """The probe: with ``tool_choice: "required"`` and ``max_tokens: 100`` smollm2 repeats the same
+    call until the limit, and the answer carried no ``tool_calls`` but the raw markup."""
+    ask: dict[str, Any] = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
+        "tools": [WEATHER_TOOL],
+        "tool_choice": "required",
+        "max_tokens": 100,
+    }
+    for seed in range(3):
+        r = oai.chat.completions.create(**ask, seed=seed, temperature=0.7)
+        message = r.choices[0].message
+        assert message.tool_calls and not message.content, message
+        keys = [(c.function.name, c.function.arguments) for c in message.tool_calls]
+        assert len(keys) == len(set(keys)), "a repeated call is dropped"
+        assert all(json.loads(arguments) for _, arguments in keys)
+        assert r.choices[0].finish_reason in ("tool_calls", "length")
+    one = oai.chat.completions.create(**ask, parallel_tool_calls=False, temperature=0)
+    assert one.choices[0].finish_reason == "tool_calls" and len(one.choices[0].message.tool_calls or []) == 1
+    assert one.usage is not None and one.usage.completion_tokens < 100  # it ended after its call
+    streamed = oai.chat.completions.create(**ask, temperature=0, stream=True)
+    content, arguments, finish = "", "", None
+    for chunk in streamed:
+        delta = chunk.choices[0].delta if chunk.choices else None
+        if delta is not None:
+            content += delta.content or ""
+            for call in delta.tool_calls or []:
+                arguments += call.function.arguments or "" if call.function else ""
+        if chunk.choices and chunk.choices[0].finish_reason:
+            finish = chunk.choices[0].finish_reason
+    assert "<tool_call>" not in content and finish in ("tool_calls", "length") and arguments
 
 
 def test_sdk_against_the_real_server(server: RealServer) -> None:

@@ -24,14 +24,22 @@ async def _tenants(s) -> dict[str, int]:  # type: ignore[no-untyped-def]
 
 async def test_tenant_from_header_then_user_then_anonymous(serve: ServeFactory) -> None:
     s = await serve()
+    assert (await s.client.post("/api/tenants", json={"name": "alice"})).status_code == 201
     body = {"model": "fake:1", "messages": MSG, "max_tokens": 3}
     await s.client.post("/v1/chat/completions", json={**body, "user": "alice"})
     await s.client.post(
         "/v1/chat/completions", json={**body, "user": "alice"}, headers={"x-llmos-tenant": "bob"}
     )
     await s.client.post("/v1/chat/completions", json=body)
+    # ``user`` names a tenant only when there is one: otherwise it is an end-user's label, and
+    # must not invent tenants (in usage rows, the scheduler or /metrics).
+    for user in ("carol", "../../evil tenant\n"):
+        r = await s.client.post("/v1/chat/completions", json={**body, "user": user})
+        assert r.status_code == 200, r.text
     tenants = await _tenants(s)
-    assert tenants["alice"] == 3 and tenants["bob"] == 3 and tenants["local"] == 3
+    assert tenants == {"alice": 3, "bob": 3, "local": 9}
+    metrics = (await s.client.get("/metrics")).text
+    assert "carol" not in metrics and "evil" not in metrics
 
 
 async def test_deadline_passing_in_the_queue_is_504(serve: ServeFactory, tmp_path) -> None:  # type: ignore[no-untyped-def]

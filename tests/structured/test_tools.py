@@ -11,6 +11,7 @@ import pytest
 from llmos.errors import InvalidRequest
 from llmos.structured import (
     ContentDelta,
+    ParsedAnswer,
     ToolCallDelta,
     ToolCallStream,
     parse_answer,
@@ -19,6 +20,7 @@ from llmos.structured import (
     plan_chat,
     render_tool_history,
 )
+from llmos.structured.tool_parser import CallWatcher
 
 WEATHER = {
     "type": "function",
@@ -209,7 +211,40 @@ def test_parse_answer_text_and_calls() -> None:
     assert answer.to_openai()["content"] is None and len(answer.to_openai()["tool_calls"]) == 2
     assert parse_answer("hi").to_openai() == {"role": "assistant", "content": "hi"}
     truncated = '<tool_call>{"name": "add", "arguments": {"a": 1'
-    assert parse_answer(truncated).content == truncated
+    assert parse_answer(truncated) == ParsedAnswer(None)  # the markup never becomes content
+    assert parse_answer("<tool_ca") == ParsedAnswer(None)
+    assert parse_answer("<b>bold</b>").content == "<b>bold</b>"
+
+
+ADD_1 = '<tool_call>{"name": "add", "arguments": {"a": 1, "b": 2}}</tool_call>'
+ADD_2 = '<tool_call>{"name": "add", "arguments": {"a": 5, "b": 6}}</tool_call>'
+
+
+def test_an_answer_cut_short_keeps_its_complete_calls() -> None:
+    # What smollm2 wrote for tool_choice "required" and max_tokens 100: calls, then one cut.
+    cut = ADD_1 + "\n" + ADD_2 + '\n<tool_call>{"name": "add", "argu'
+    answer = parse_answer(cut, id_factory=_ids())
+    assert answer.content is None
+    assert [(c.id, c.arguments) for c in answer.tool_calls] == [
+        ("call_0", '{"a": 1, "b": 2}'),
+        ("call_1", '{"a": 5, "b": 6}'),
+    ]
+    unclosed = ADD_1 + '<tool_call>{"name": "add", "arguments": {}}'
+    assert len(parse_answer(unclosed).tool_calls) == 1
+
+
+def test_a_repeated_call_is_dropped_and_stops_the_answer() -> None:
+    answer = parse_answer(ADD_1 + ADD_1 + "\n" + ADD_2 + ADD_1, id_factory=_ids())
+    assert [c.arguments for c in answer.tool_calls] == ['{"a": 1, "b": 2}', '{"a": 5, "b": 6}']
+    watcher = CallWatcher()
+    assert not watcher.feed(ADD_1[:20]) and not watcher.feed(ADD_1[20:])
+    assert not watcher.feed("\n" + ADD_2)
+    assert not watcher.feed(ADD_1[:-3])  # not complete yet
+    assert watcher.feed(ADD_1[-3:]) and watcher.done
+    text = CallWatcher()
+    assert not text.feed("Plain text that mentions </tool_call> stays text.")
+    one = CallWatcher(max_calls=1)
+    assert one.feed(ADD_2)
 
 
 def test_default_ids_look_like_openai_ids() -> None:
@@ -284,10 +319,35 @@ def test_stream_of_calls_matches_the_whole_answer(size: int) -> None:
 
 @pytest.mark.parametrize("size", [1, 4, 1000])
 def test_stream_of_text_passes_through(size: int) -> None:
-    for text in ["Hello, world", "<b>bold</b> move", "  <tool", ""]:
+    for text in ["Hello, world", "<b>bold</b> move", ""]:
         deltas, stream = _stream(text, size)
         content, calls = _merge(deltas)
         assert content == text and calls == [] and not stream.is_tool_answer
+    deltas, _ = _stream("  <tool", size)  # the start of a call's markup, cut: not content
+    assert _merge(deltas) == ("", [])
+
+
+@pytest.mark.parametrize("size", [1, 3, 1000])
+def test_stream_drops_a_repeated_call_and_is_done(size: int) -> None:
+    text = ADD_1 + "\n" + ADD_2 + "\n" + ADD_1 + "\n" + '<tool_call>{"name": "get_weather", "arguments": {}}'
+    deltas, stream = _stream(text, size)
+    _, calls = _merge(deltas)
+    assert [json.loads(c["arguments"]) for c in calls] == [{"a": 1, "b": 2}, {"a": 5, "b": 6}]
+    assert stream.done and len(stream.tool_calls) == 2
+
+
+@pytest.mark.parametrize("size", [1, 1000])
+def test_stream_with_one_call_allowed_is_done_after_it(size: int) -> None:
+    stream = ToolCallStream(id_factory=_ids(), max_calls=1)
+    deltas: list[Any] = []
+    text = ADD_1 + ADD_2
+    for i in range(0, len(text), size):
+        deltas += stream.feed(text[i : i + size])
+        if stream.done:
+            break
+    deltas += stream.finish()
+    _, calls = _merge(deltas)
+    assert [json.loads(c["arguments"]) for c in calls] == [{"a": 1, "b": 2}] and stream.done
 
 
 def test_stream_handles_other_key_order_at_the_close_tag() -> None:

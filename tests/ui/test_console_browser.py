@@ -258,7 +258,8 @@ def test_metrics_and_logs_of_the_real_server(server: Server) -> None:
     body = {"model": MODEL, "messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 8}
     r = httpx.post(server.url + "/v1/chat/completions", json=body, headers=auth, timeout=300)
     assert r.status_code == 200 and r.headers["x-request-id"] == "console-metrics-check"
-    metrics = httpx.get(server.url + "/metrics", timeout=30)  # no key needed, even with auth required
+    assert httpx.get(server.url + "/metrics", timeout=30).status_code == 401  # it names tenants
+    metrics = httpx.get(server.url + "/metrics", headers={"Authorization": auth["Authorization"]}, timeout=30)
     assert metrics.status_code == 200
     text = metrics.text
     for needle in (

@@ -10,7 +10,8 @@ import typer
 
 from llmos import __version__
 from llmos.cli import apps, bench, datasets, docs, models, run, runtime, security, serve
-from llmos.cli.errors import handle_errors
+from llmos.cli.errors import EXIT_CONFIG, handle_errors, report_config_error
+from llmos.config import ConfigError
 
 app = typer.Typer(
     name="llmos",
@@ -47,4 +48,8 @@ for command in app.registered_commands:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ConfigError as exc:  # settings read outside a command's own error handling
+        report_config_error(exc)
+        raise SystemExit(EXIT_CONFIG) from None

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from llmos import errors as e
+from llmos.config import ConfigError
 from llmos.sdk import errors as sdk
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ EXIT_CODES: tuple[tuple[type[e.LLMOSError], int], ...] = (
 )
 """First match wins (subclasses before their bases where it matters); anything else exits 1."""
 EXIT_INTERRUPTED = 130
+EXIT_CONFIG = 2
+"""An invalid ``LLMOS_*`` setting (or config file value): bad input, like a bad argument."""
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -76,8 +79,17 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
             log.debug("command failed", exc_info=True)
             stderr.print(f"[bold red]error:[/] {escape(message(exc))}")
             raise typer.Exit(exit_code(exc)) from None
+        except ConfigError as exc:
+            report_config_error(exc)
+            raise typer.Exit(EXIT_CONFIG) from None
         except KeyboardInterrupt:
             stderr.print("[yellow]interrupted[/]; nothing was left half-written")
             raise typer.Exit(EXIT_INTERRUPTED) from None
 
     return wrapper
+
+
+def report_config_error(exc: ConfigError) -> None:
+    """One line on stderr per invalid setting (no traceback)."""
+    for line in str(exc).splitlines():
+        stderr.print(f"[bold red]error:[/] {escape(line)}")

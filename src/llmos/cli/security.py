@@ -43,10 +43,20 @@ class Backend(Protocol):
 
     def tenants_list(self) -> list[Tenant]: ...
     def tenants_create(
-        self, name: str, plan: str | None, weight: float | None, limits: Mapping[str, Any]
+        self,
+        name: str,
+        plan: str | None,
+        weight: float | None,
+        limits: Mapping[str, Any],
+        max_urgency: int | None = None,
     ) -> Tenant: ...
     def tenants_update(
-        self, name: str, plan: str | None, weight: float | None, limits: Mapping[str, Any]
+        self,
+        name: str,
+        plan: str | None,
+        weight: float | None,
+        limits: Mapping[str, Any],
+        max_urgency: int | None = None,
     ) -> Tenant: ...
     def keys_create(
         self,
@@ -74,14 +84,28 @@ class RemoteSecurity:
         return self.s.tenants.list()
 
     def tenants_create(
-        self, name: str, plan: str | None, weight: float | None, limits: Mapping[str, Any]
+        self,
+        name: str,
+        plan: str | None,
+        weight: float | None,
+        limits: Mapping[str, Any],
+        max_urgency: int | None = None,
     ) -> Tenant:
-        return self.s.tenants.create(name, plan=plan, weight=weight, limits=limits or None)
+        return self.s.tenants.create(
+            name, plan=plan, weight=weight, limits=limits or None, max_urgency=max_urgency
+        )
 
     def tenants_update(
-        self, name: str, plan: str | None, weight: float | None, limits: Mapping[str, Any]
+        self,
+        name: str,
+        plan: str | None,
+        weight: float | None,
+        limits: Mapping[str, Any],
+        max_urgency: int | None = None,
     ) -> Tenant:
-        return self.s.tenants.update(name, plan=plan, weight=weight, limits=limits or None)
+        return self.s.tenants.update(
+            name, plan=plan, weight=weight, limits=limits or None, max_urgency=max_urgency
+        )
 
     def keys_create(
         self,
@@ -124,6 +148,7 @@ def _tenant(t: dom.Tenant) -> Tenant:
         limits=t.limits.to_json(),
         store_prompts=t.store_prompts,
         created_at=t.created_at.isoformat() if t.created_at else None,
+        max_urgency=t.urgency_ceiling,
     )
 
 
@@ -145,6 +170,7 @@ def _key(k: dom.ApiKey, secret: str | None = None) -> ApiKey:
         revoked_at=_iso(k.revoked_at),
         last_used_at=_iso(k.last_used_at),
         key=secret,
+        parent=k.parent_id,
     )
 
 
@@ -162,14 +188,34 @@ class LocalSecurity:
         return [_tenant(t) for t in self.security.list_tenants(self.actor)]
 
     def tenants_create(
-        self, name: str, plan: str | None, weight: float | None, limits: Mapping[str, Any]
+        self,
+        name: str,
+        plan: str | None,
+        weight: float | None,
+        limits: Mapping[str, Any],
+        max_urgency: int | None = None,
     ) -> Tenant:
-        return _tenant(self.security.create_tenant(self.actor, name, plan=plan, weight=weight, limits=limits))
+        t = self.security.create_tenant(
+            self.actor, name, plan=plan, weight=weight, limits=limits, max_urgency=max_urgency
+        )
+        return _tenant(t)
 
     def tenants_update(
-        self, name: str, plan: str | None, weight: float | None, limits: Mapping[str, Any]
+        self,
+        name: str,
+        plan: str | None,
+        weight: float | None,
+        limits: Mapping[str, Any],
+        max_urgency: int | None = None,
     ) -> Tenant:
-        t = self.security.update_tenant(self.actor, name, plan=plan, weight=weight, limits=limits or None)
+        t = self.security.update_tenant(
+            self.actor,
+            name,
+            plan=plan,
+            weight=weight,
+            limits=limits or None,
+            max_urgency=max_urgency if max_urgency is not None else svc.KEEP,
+        )
         return _tenant(t)
 
     def keys_create(
@@ -268,6 +314,16 @@ Clear = Annotated[
     list[str] | None,
     typer.Option("--clear", help="Remove a limit: rpm, tpm, concurrency, max-tokens, budget"),
 ]
+MaxUrgency = Annotated[
+    int | None,
+    typer.Option(
+        "--max-urgency",
+        help="Highest urgency (0-9) the tenant's requests run at; higher asks are lowered "
+        "(default: the plan's: free/standard 5, pro 7, enterprise 8)",
+        min=0,
+        max=9,
+    ),
+]
 
 
 def _limits(
@@ -335,13 +391,15 @@ def tenants_create(
     max_tokens: MaxTokens = None,
     budget: Budget = None,
     budget_period: Period = None,
+    max_urgency: MaxUrgency = None,
 ) -> None:
     """Create a tenant."""
     t = backend_opener().tenants_create(
-        name, plan, weight, _limits(rpm, tpm, concurrency, max_tokens, budget, budget_period)
+        name, plan, weight, _limits(rpm, tpm, concurrency, max_tokens, budget, budget_period), max_urgency
     )
     out.print(
-        f"created tenant {escape(t.name)} (plan {t.plan}, weight {t.weight:g}; {_show_limits(t.limits)})"
+        f"created tenant {escape(t.name)} (plan {t.plan}, weight {t.weight:g}, "
+        f"max urgency {t.max_urgency}; {_show_limits(t.limits)})"
     )
 
 
@@ -370,15 +428,20 @@ def tenants_set_limits(
     clear: Clear = None,
     plan: Annotated[str | None, typer.Option(help="A new plan (sets the weight)")] = None,
     weight: Annotated[float | None, typer.Option(help="A new fair-share weight")] = None,
+    max_urgency: MaxUrgency = None,
 ) -> None:
-    """Change a tenant's limits (the ones given; others stay), plan or weight. Applies at once."""
+    """Change a tenant's limits (the ones given; others stay), plan, weight or urgency ceiling.
+    Applies at once."""
     limits = _limits(rpm, tpm, concurrency, max_tokens, budget, budget_period, clear or ())
-    if not limits and plan is None and weight is None:
+    if not limits and plan is None and weight is None and max_urgency is None:
         raise InvalidRequest(
-            "nothing to change: give a limit (--rpm, --budget...), --clear, --plan or --weight"
+            "nothing to change: give a limit (--rpm, --budget...), --clear, --plan, --weight or --max-urgency"
         )
-    t = backend_opener().tenants_update(name, plan, weight, limits)
-    out.print(f"tenant {escape(t.name)}: plan {t.plan}, weight {t.weight:g}; {_show_limits(t.limits)}")
+    t = backend_opener().tenants_update(name, plan, weight, limits, max_urgency)
+    out.print(
+        f"tenant {escape(t.name)}: plan {t.plan}, weight {t.weight:g}, max urgency {t.max_urgency}; "
+        f"{_show_limits(t.limits)}"
+    )
 
 
 # ---- keys ----------------------------------------------------------------------------------
@@ -390,7 +453,8 @@ def keys_create(
     scopes: Annotated[
         list[str] | None,
         typer.Option(
-            help="Scopes (comma list): inference, embeddings, models:read, models:write, fine-tune, data"
+            help="Scopes (comma list): inference, embeddings, models:read, models:write, fine-tune, "
+            "data, keys:write (make and revoke keys bounded by this one), metrics:read"
         ),
     ] = None,
     models: Annotated[

@@ -36,6 +36,7 @@ from llmos.data.types import (
     NewDocument,
     SearchHit,
     SearchMode,
+    Spent,
 )
 from llmos.errors import InvalidRequest, PayloadTooLarge
 from llmos.storage.documents import DocumentStore
@@ -105,11 +106,20 @@ class DataService:
 
     # ---- documents -----------------------------------------------------------------------
 
-    async def _embed(self, model: str, texts: list[str], tenant: str) -> list[list[float]]:
+    async def find_collections(self, tenant: str, names: Sequence[str]) -> list[Collection]:
+        """The named collections of ``tenant`` (without counts). Raises NotFound for a missing one."""
+        return await asyncio.to_thread(self.documents.find_collections, tenant, list(dict.fromkeys(names)))
+
+    async def _embed(
+        self, model: str, texts: list[str], tenant: str, spent: Spent | None = None
+    ) -> list[list[float]]:
         out: list[list[float]] = []
         for start in range(0, len(texts), EMBED_BATCH):
             batch = texts[start : start + EMBED_BATCH]
-            vectors = await self.embedder(model, batch, tenant)
+            embedded = await self.embedder(model, batch, tenant)
+            if spent is not None:
+                spent(embedded.tokens)
+            vectors = embedded.vectors
             if len(vectors) != len(batch):
                 raise InvalidRequest(
                     f"embedding model {model!r} returned {len(vectors)} vectors for {len(batch)} texts"
@@ -133,8 +143,10 @@ class DataService:
         *,
         content_type: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        spent: Spent | None = None,
     ) -> Document:
-        """Parse, chunk, embed and store ``data`` as the newest version of ``name``.
+        """Parse, chunk, embed and store ``data`` as the newest version of ``name``; ``spent``
+        hears of the embedding tokens as they are spent.
 
         Raises NotFound (collection), InvalidRequest (bad bytes, no text, embedding mismatch),
         PayloadTooLarge; whatever fails, nothing of this upload is stored.
@@ -150,7 +162,7 @@ class DataService:
         )
         if not pieces:
             raise InvalidRequest(f"{name} has no text to index (a scanned PDF needs OCR first)", param="file")
-        vectors = await self._embed(col.embedding_model, [p.text for p in pieces], tenant)
+        vectors = await self._embed(col.embedding_model, [p.text for p in pieces], tenant, spent)
         doc = NewDocument(
             name=name,
             content_type=fmt,
@@ -203,8 +215,10 @@ class DataService:
         top_k: int = 5,
         mode: SearchMode = "hybrid",
         filters: Filters | None = None,
+        spent: Spent | None = None,
     ) -> list[SearchHit]:
-        """The ``top_k`` best chunks of the latest document versions in ``collections``.
+        """The ``top_k`` best chunks of the latest document versions in ``collections``
+        (``spent`` hears of the tokens embedding the query takes).
 
         ``hybrid`` fuses vector and keyword rankings by reciprocal rank fusion (``score`` is the
         fused score); ``vector`` ranks by cosine similarity, ``keyword`` by full-text relevance.
@@ -233,7 +247,7 @@ class DataService:
         if mode in ("hybrid", "vector"):
             for group in _by_model(cols):
                 qv = np.asarray(
-                    (await self._embed(group[0].embedding_model, [query], tenant))[0], dtype=np.float32
+                    (await self._embed(group[0].embedding_model, [query], tenant, spent))[0], dtype=np.float32
                 )
                 if len(qv) != group[0].dimensions:
                     raise InvalidRequest(

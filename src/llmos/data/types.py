@@ -7,9 +7,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, TypeAlias
 
-Embedder: TypeAlias = Callable[[str, list[str], str], Awaitable[list[list[float]]]]
-"""``await embed(model, texts, tenant)`` → one vector per text. The kernel wires
-``kernel.embed``; tests inject a deterministic fake."""
+
+@dataclass(frozen=True)
+class Embedded:
+    """What an embedder gives back: one vector per text, and the tokens it spent on them."""
+
+    vectors: list[list[float]]
+    tokens: int
+
+
+Embedder: TypeAlias = Callable[[str, list[str], str], Awaitable[Embedded]]
+"""``await embed(model, texts, tenant)`` → one vector per text and the tokens spent. The kernel
+wires ``kernel.embed``; tests inject a deterministic fake."""
+Spent: TypeAlias = Callable[[int], None]
+"""Told the tokens an operation spends on a caller's behalf, as it spends them (metering)."""
 
 SearchMode: TypeAlias = Literal["hybrid", "vector", "keyword"]
 DatasetFormat: TypeAlias = Literal["chat", "completion"]

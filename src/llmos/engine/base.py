@@ -95,6 +95,9 @@ class SamplingParams:
     """None: no logprobs; 0: the chosen token's; k > 0: also the top k alternatives."""
     grammar: str | None = None
     """A GBNF grammar constraining the output (structured output, tool calls)."""
+    logit_bias: tuple[tuple[TokenId, float], ...] = ()
+    """``(token id, bias)`` pairs added to those tokens' logits before sampling (OpenAI's
+    ``logit_bias``: -100 all but bans a token, 100 all but forces it)."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ server driving it meets the same constraints as on llama.cpp:
 * **Generation.** The i-th generated token is the byte at ``(offset + i) mod len(LOREM)`` of a fixed
   lorem text, where ``offset`` hashes the prompt tokens (and the seed unless ``temperature == 0``).
   Output is a pure function of (prompt, seed, position): a preempted and restored sequence
-  continues exactly as an uninterrupted one. ``max_tokens``, stop strings (held back while they
+  continues exactly as an uninterrupted one. ``logit_bias`` applies to pretend logits: the lorem
+  byte due scores 16, the 15 after it 15 down to 1, every other token 0; the highest biased
+  score wins (so -100 on the due byte gives the next one, +100 on any token forces it). ``max_tokens``, stop strings (held back while they
   might still match), ``ignore_eos`` and logprobs are honoured; with ``LoadSpec.extra["eos_after"]
   = n`` the sequence samples EOS after ``n`` tokens.
 * **Slots and KV.** ``n_slots`` slots and ``n_ctx`` KV cells shared by all sequences; a sequence
@@ -79,6 +81,16 @@ LOREM = (
     "dolore eu fugiat nulla pariatur. Excepteur sint occaecat cupidatat non proident, sunt in culpa qui "
     "officia deserunt mollit anim id est laborum. "
 )
+
+
+def _biased(at: int, bias: Mapping[TokenId, float]) -> TokenId:
+    """The token the fake's pretend logits (see the module) pick at lorem position ``at``."""
+    base: dict[TokenId, float] = {}
+    for k in range(16):
+        base.setdefault(BYTE_OFFSET + ord(LOREM[(at + k) % len(LOREM)]), 16.0 - k)
+    scores = {t: base.get(t, 0.0) + bias.get(t, 0.0) for t in {*base, *bias}}
+    due = BYTE_OFFSET + ord(LOREM[at])
+    return max(scores, key=lambda t: (scores[t], t == due, -t))
 
 
 def _digest(*parts: object) -> int:
@@ -255,6 +267,12 @@ class FakeEngine:
         for t in spec.prompt:
             if not 0 <= t < N_VOCAB:
                 raise InvalidRequest(f"token id {t} is outside the vocabulary", param="prompt")
+        for t, _ in spec.params.logit_bias:
+            if not 0 <= t < N_VOCAB:
+                raise InvalidRequest(
+                    f"logit_bias names token id {t}; this model's vocabulary has ids 0 to {N_VOCAB - 1}",
+                    param="logit_bias",
+                )
         slot = self._free_slot()
         if slot is None or self._kv_free() < len(spec.prompt):
             raise EngineGenerateError("no free slot or KV cells for the sequence; ask can_admit first")
@@ -443,6 +461,11 @@ class FakeEngine:
         offset = _digest(s.spec.prompt, seed) % len(LOREM)
         char = LOREM[(offset + pos) % len(LOREM)]
         tok = BYTE_OFFSET + ord(char)
+        if p.logit_bias:
+            tok = _biased((offset + pos) % len(LOREM), dict(p.logit_bias))
+            if tok == EOS and not p.ignore_eos:
+                return self._finish(s, "stop", (), ())
+            char = SPECIALS.get(tok) or chr(tok - BYTE_OFFSET)
         s.generated.append(tok)
         s.text += char
         lps: tuple[TokenLogprob, ...] = ()

@@ -132,11 +132,13 @@ class Kernel:
         """Collections, documents, retrieval and datasets (on :attr:`database`), built on first use;
         documents are embedded with :meth:`embed`."""
         if self._data is None:
+            from llmos.data.types import Embedded
             from llmos.data.wiring import build_data_service
 
-            async def embed(model: str, texts: list[str], tenant: str) -> list[list[float]]:
+            async def embed(model: str, texts: list[str], tenant: str) -> Embedded:
                 meta = RequestMeta(request_id=f"data-{uuid.uuid4().hex[:12]}", tenant=tenant)
-                return (await self.embed(model, texts, meta)).vectors
+                result = await self.embed(model, texts, meta)
+                return Embedded(result.vectors, result.prompt_tokens)
 
             self._data = build_data_service(self.config, self.database, embed)
         return self._data

@@ -19,6 +19,8 @@ from llmos.errors import InvalidRequest
 from llmos.kernel.types import GenerationParams
 
 DEFAULT_MAX_TOKENS = 512
+MAX_LOGIT_BIAS = 1024
+"""Tokens one request's ``logit_bias`` may name."""
 
 
 def validate(params: GenerationParams, limits: Limits) -> None:
@@ -35,6 +37,12 @@ def validate(params: GenerationParams, limits: Limits) -> None:
         raise InvalidRequest(f"logprobs must be between 0 and {limits.max_logprobs}", param="logprobs")
     if len(params.stop) > limits.max_stop:
         raise InvalidRequest(f"at most {limits.max_stop} stop sequences are allowed", param="stop")
+    if len(params.logit_bias) > MAX_LOGIT_BIAS:
+        raise InvalidRequest(f"logit_bias may name at most {MAX_LOGIT_BIAS} tokens", param="logit_bias")
+    for token, bias in params.logit_bias:
+        if token < 0:
+            raise InvalidRequest("logit_bias keys must be token ids (0 or more)", param="logit_bias")
+        _range("logit_bias", bias, -100.0, 100.0)
     for s in params.stop:
         if not s:
             raise InvalidRequest("stop sequences must not be empty", param="stop")
@@ -81,6 +89,7 @@ def to_sampling(
         logprobs=params.logprobs,
         grammar=params.grammar,
         ignore_eos=params.ignore_eos,
+        logit_bias=params.logit_bias,
     )
 
 

@@ -45,6 +45,8 @@ class GenerationParams:
     """A GBNF grammar constraining the output (structured output, tool calls)."""
     ignore_eos: bool = False
     """Generate past end-of-sequence, until max_tokens or a stop string."""
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    """``(token id, bias)`` pairs, bias in [-100, 100], added to the logits (OpenAI's ``logit_bias``)."""
 
 
 @dataclass(frozen=True)

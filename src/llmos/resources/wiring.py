@@ -34,7 +34,7 @@ def residency_from_config(
     """
     cores = config.engine.n_threads or inventory.physical_cores
     return ResidencyManager(
-        default_budget(inventory, config.memory_budget),
+        default_budget(inventory, config.memory_budget, config.memory_budget_share),
         unload=unload,
         cores=cores,
         default_keep_alive=parse_keep_alive(config.keep_alive),

@@ -52,9 +52,12 @@ class Tenant:
     limits: dict[str, Any] = field(default_factory=dict)
     store_prompts: bool = False
     created_at: str | None = None
+    max_urgency: int | None = None
+    """The highest urgency (0-9) the tenant's requests run at; higher asks are lowered to it."""
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Tenant:
+        urgency = d.get("max_urgency")
         return cls(
             name=str(d["name"]),
             plan=str(d.get("plan", "")),
@@ -62,6 +65,7 @@ class Tenant:
             limits=dict(d.get("limits") or {}),
             store_prompts=bool(d.get("store_prompts", False)),
             created_at=d.get("created_at"),
+            max_urgency=int(urgency) if urgency is not None else None,
         )
 
 
@@ -80,6 +84,8 @@ class ApiKey:
     last_used_at: str | None = None
     key: str | None = field(default=None, repr=False)
     """The secret: present only in the answer to ``create`` (shown once)."""
+    parent: str | None = None
+    """The id of the key that made this one (it bounds this key); None when an admin did."""
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> ApiKey:
@@ -96,6 +102,7 @@ class ApiKey:
             revoked_at=d.get("revoked_at"),
             last_used_at=d.get("last_used_at"),
             key=d.get("key"),
+            parent=d.get("parent"),
         )
 
 
@@ -185,8 +192,17 @@ class _Calls:
         weight: float | None,
         limits: Mapping[str, Any] | None,
         store_prompts: bool,
+        max_urgency: int | None,
     ) -> _Call[Tenant]:
-        body = _clean({"name": name, "plan": plan, "weight": weight, "store_prompts": store_prompts})
+        body = _clean(
+            {
+                "name": name,
+                "plan": plan,
+                "weight": weight,
+                "store_prompts": store_prompts,
+                "max_urgency": max_urgency,
+            }
+        )
         if limits is not None:
             body["limits"] = dict(limits)
         return _Call("POST", "/api/tenants", Tenant.from_json, {"json": body})
@@ -198,8 +214,11 @@ class _Calls:
         weight: float | None,
         limits: Mapping[str, Any] | None,
         store_prompts: bool | None,
+        max_urgency: int | None,
     ) -> _Call[Tenant]:
-        body = _clean({"plan": plan, "weight": weight, "store_prompts": store_prompts})
+        body = _clean(
+            {"plan": plan, "weight": weight, "store_prompts": store_prompts, "max_urgency": max_urgency}
+        )
         if limits is not None:
             body["limits"] = dict(limits)  # a None value inside removes that limit
         return _Call("PATCH", f"/api/tenants/{name}", Tenant.from_json, {"json": body})
@@ -323,8 +342,10 @@ class Tenants:
         weight: float | None = None,
         limits: Mapping[str, Any] | None = None,
         store_prompts: bool = False,
+        max_urgency: int | None = None,
     ) -> Tenant:
-        return self._s._run(_Calls.tenants_create(name, plan, weight, limits, store_prompts))
+        """A new tenant; its weight and urgency ceiling are its plan's unless given."""
+        return self._s._run(_Calls.tenants_create(name, plan, weight, limits, store_prompts, max_urgency))
 
     def update(
         self,
@@ -334,9 +355,11 @@ class Tenants:
         weight: float | None = None,
         limits: Mapping[str, Any] | None = None,
         store_prompts: bool | None = None,
+        max_urgency: int | None = None,
     ) -> Tenant:
-        """Change a plan, weight, flags or limits (merged: a limit set to None is removed)."""
-        return self._s._run(_Calls.tenants_update(name, plan, weight, limits, store_prompts))
+        """Change a plan, weight, urgency ceiling, flags or limits (merged: a limit set to None
+        is removed)."""
+        return self._s._run(_Calls.tenants_update(name, plan, weight, limits, store_prompts, max_urgency))
 
 
 class Keys:
@@ -425,8 +448,11 @@ class AsyncTenants:
         weight: float | None = None,
         limits: Mapping[str, Any] | None = None,
         store_prompts: bool = False,
+        max_urgency: int | None = None,
     ) -> Tenant:
-        return await self._s._run(_Calls.tenants_create(name, plan, weight, limits, store_prompts))
+        return await self._s._run(
+            _Calls.tenants_create(name, plan, weight, limits, store_prompts, max_urgency)
+        )
 
     async def update(
         self,
@@ -436,8 +462,11 @@ class AsyncTenants:
         weight: float | None = None,
         limits: Mapping[str, Any] | None = None,
         store_prompts: bool | None = None,
+        max_urgency: int | None = None,
     ) -> Tenant:
-        return await self._s._run(_Calls.tenants_update(name, plan, weight, limits, store_prompts))
+        return await self._s._run(
+            _Calls.tenants_update(name, plan, weight, limits, store_prompts, max_urgency)
+        )
 
 
 class AsyncKeys:

@@ -10,33 +10,37 @@ The pieces:
   tenants, keys, limits (``admit``), usage rows and audit events, over the database.
 * :mod:`llmos.security.redact`: secrets never reach a log line (installed by the server).
 
-Recording usage from a route (embeddings, tasks, ...): every request to a metered endpoint
-(``POST /v1/...`` and ``POST /api/tasks/...``) leaves one usage row *automatically*, written by
-the server's metering middleware when the response ends, with the status the caller got
-(rejected and failed requests included), its latency, tenant and key prefix. A route only adds
-what it knows, through :mod:`llmos.server.metering`::
+Recording usage from a route (embeddings, tasks, ...): a route that spends tokens declares it
+with ``dependencies=[metered("operation")]``; every request to it then leaves one usage row
+*automatically*, written by the server's metering middleware when the response ends, with the
+status the caller got (rejected and failed requests included; a rejected one books no tokens),
+its latency, tenant and key prefix. A route only adds what it knows, through
+:mod:`llmos.server.metering`::
 
-    from llmos.server.metering import admit, meter
+    from llmos.server.metering import admit, meter, metered
 
-    grant = await admit(request, principal, scope="embeddings", model=body.model)  # limits, 429s
-    ...
-    meter(request).report(model=body.model, digest=result.digest, prompt_tokens=result.prompt_tokens)
+    @router.post("/v1/embeddings", dependencies=[metered("embedding")])
+    async def create_embeddings(...):
+        grant = await admit(request, principal, scope="embeddings", model=body.model)  # limits, 429s
+        ...
+        meter(request).report(model=body.model, digest=result.digest, prompt_tokens=result.prompt_tokens)
 
-``admit`` checks the scope, the model pattern and the tenant's and key's limits (rate,
-concurrency, budget); the slot it takes is given back when the response ends. Any other
-endpoint can opt in with ``meter(request).operation = "..."``. Outside HTTP, call
+``admit`` checks the scope, the model pattern and the limits of the tenant, the key and the keys
+that made it (rate, concurrency, budget), and gives the tenant's urgency ceiling; the slot it
+takes is given back when the response ends. Outside HTTP, call
 ``kernel.security.record_usage(UsageRecord(...))`` directly.
 """
 
 from __future__ import annotations
 
-from llmos.security.principal import ALL_SCOPES, Principal, Scope, anonymous
+from llmos.security.principal import ALL_SCOPES, ParentKey, Principal, Scope, anonymous
 from llmos.security.types import ApiKey, AuditEvent, Quota, Tenant, UsageRecord, UsageSummary
 
 __all__ = [
     "ALL_SCOPES",
     "ApiKey",
     "AuditEvent",
+    "ParentKey",
     "Principal",
     "Quota",
     "Scope",

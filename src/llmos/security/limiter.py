@@ -56,9 +56,13 @@ class Subject:
     kind: str
     name: str
     quota: Quota
+    title: str = field(default="", compare=False)
+    """How an error names it, when not "tenant 'x'" or "this API key"."""
 
     @property
     def label(self) -> str:
+        if self.title:
+            return self.title
         return f"{self.kind} {self.name!r}" if self.kind == "tenant" else "this API key"
 
 

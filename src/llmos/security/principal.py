@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from llmos.errors import Forbidden
 from llmos.security.types import Quota
 
-Scope = Literal["inference", "embeddings", "models:read", "models:write", "admin", "fine-tune", "data"]
-ALL_SCOPES: tuple[Scope, ...] = (
+Scope = Literal[
     "inference",
     "embeddings",
     "models:read",
@@ -23,7 +22,18 @@ ALL_SCOPES: tuple[Scope, ...] = (
     "admin",
     "fine-tune",
     "data",
-)
+    "keys:write",
+    "metrics:read",
+]
+ALL_SCOPES: tuple[Scope, ...] = get_args(Scope)
+
+
+@dataclass(frozen=True)
+class ParentKey:
+    """A key that made the caller's key (directly or through others): its limits bind the caller too."""
+
+    id: str
+    limits: Quota
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,8 @@ class Principal:
     """The key's display prefix, e.g. ``sk-llmos-AbC1`` (never the secret)."""
     key_limits: Quota = field(default_factory=Quota)
     """The key's own limits (the tenant's apply as well)."""
+    parent_keys: tuple[ParentKey, ...] = ()
+    """The keys that made this key, nearest first: their limits and budgets apply as well."""
 
     @property
     def label(self) -> str:

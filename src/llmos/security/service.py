@@ -8,31 +8,34 @@ limit takes effect on the very next request.
 
 from __future__ import annotations
 
+import enum
 import hmac
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from llmos.config import Config
-from llmos.errors import BudgetExhausted, Forbidden, InvalidRequest, NotFound, Unauthorized
-from llmos.security.keys import display_prefix, generate_key, hash_key, looks_like_key, matches, new_key_id
+from llmos.errors import BudgetExhausted, InvalidRequest, NotFound, Unauthorized
+from llmos.security.delegation import parent_chain
+from llmos.security.key_admin import KeyAdmin
+from llmos.security.keys import display_prefix, hash_key, looks_like_key, matches
 from llmos.security.limiter import Admission, BudgetView, Limiter, Subject
 from llmos.security.periods import period_end, period_start
-from llmos.security.principal import ALL_SCOPES, Principal, anonymous
+from llmos.security.principal import Principal, anonymous
 from llmos.security.types import (
     DEFAULT_PLAN,
     USAGE_GROUPS,
     ApiKey,
     AuditEvent,
     Quota,
-    StoredKey,
     Tenant,
     UsageRecord,
     UsageSummary,
+    check_urgency,
     check_weight,
     plan_weight,
 )
@@ -41,13 +44,19 @@ from llmos.storage.security import SecurityRepository
 
 log = logging.getLogger(__name__)
 
-DEFAULT_KEY_SCOPES: tuple[str, ...] = ("inference", "embeddings", "models:read", "fine-tune", "data")
-"""A new key's scopes unless told otherwise: everything but managing models and admin."""
 TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost", "ip6-localhost"})
 TOUCH_INTERVAL = timedelta(seconds=60)
 """``last_used_at`` is written at most this often per key (not one write per request)."""
 ENV_ADMIN_ID = "env-admin"
+
+
+class _Keep(enum.Enum):
+    KEEP = "keep"
+
+
+KEEP: Final = _Keep.KEEP
+"""For optional updates: leave the value as it is (``None`` means "unset it")."""
 
 
 def is_loopback(host: str) -> bool:
@@ -100,6 +109,8 @@ class Grant:
     max_tokens: int | None
     completion_allowance: int = 0
     """The most tokens one choice may generate, as reserved against a budget."""
+    urgency_ceiling: int | None = None
+    """The highest urgency the caller's requests run at (its tenant's); None: no ceiling (admins)."""
 
     @property
     def reserved(self) -> int:
@@ -115,7 +126,7 @@ class Grant:
         self.admission.finish(tokens)
 
 
-class Security:
+class Security(KeyAdmin):
     """Tenants, keys, scopes, limits, usage and audit over one database (opened lazily)."""
 
     def __init__(
@@ -142,6 +153,10 @@ class Security:
             db = self._database if isinstance(self._database, Database) else self._database()
             self._store = SecurityRepository(db)
         return self._store
+
+    @property
+    def anonymous_tenant(self) -> str:
+        return self.config.anonymous_tenant
 
     @property
     def auth_required(self) -> bool:
@@ -187,8 +202,21 @@ class Security:
         if principal is None:
             return anonymous(_tenant_name(tenant) if tenant else self.config.anonymous_tenant)
         if tenant and principal.is_admin and tenant != principal.tenant:
-            return replace(principal, tenant=_tenant_name(tenant))
+            # An admin key acts for a tenant that exists: usage and metrics never grow a
+            # tenant nobody made.
+            return replace(principal, tenant=self._existing_tenant(_tenant_name(tenant)).name)
         return principal
+
+    def acting_for_user(self, principal: Principal, user: str) -> Principal:
+        """``principal`` acting for the tenant OpenAI's ``user`` field names, if it is an
+        anonymous or admin caller and that tenant exists; else ``principal`` unchanged (``user``
+        is then an end-user's label, which must not invent tenants)."""
+        if not (principal.is_anonymous or principal.is_admin) or user == principal.tenant:
+            return principal
+        if not TENANT_NAME.match(user):
+            return principal
+        found = self.tenant(user)
+        return replace(principal, tenant=found.name) if found is not None else principal
 
     def _is_admin_key(self, token: str) -> bool:
         admin = self.config.admin_key or ""
@@ -206,6 +234,7 @@ class Security:
             raise Unauthorized(f"the API key {found.prefix}… was revoked")
         if found.expires_at is not None and now >= found.expires_at:
             raise Unauthorized(f"the API key {found.prefix}… expired at {found.expires_at.isoformat()}")
+        parents = parent_chain(found, self.store.get_key, now)
         last = self._touched.get(found.id) or found.last_used_at
         if last is None or now - last >= TOUCH_INTERVAL:
             self._touched[found.id] = now
@@ -217,6 +246,7 @@ class Security:
             key_id=found.id,
             key_prefix=found.prefix,
             key_limits=found.limits,
+            parent_keys=parents,
         )
 
     # ---- tenants -------------------------------------------------------------------------
@@ -241,8 +271,10 @@ class Security:
         weight: float | None = None,
         limits: Mapping[str, Any] | None = None,
         store_prompts: bool = False,
+        max_urgency: int | None = None,
     ) -> Tenant:
-        """Create a tenant (admin). Its weight is the plan's unless given. Raises Conflict if it exists."""
+        """Create a tenant (admin). Its weight and urgency ceiling are the plan's unless given.
+        Raises Conflict if it exists."""
         actor.require("admin")
         plan = plan or DEFAULT_PLAN
         w = check_weight(weight) if weight is not None else plan_weight(plan)
@@ -254,10 +286,12 @@ class Security:
             limits=Quota.from_json(limits),
             store_prompts=store_prompts,
             created_at=self.now(),
+            max_urgency=check_urgency(max_urgency) if max_urgency is not None else None,
         )
         t = self.store.add_tenant(t)
         self.weights[t.name] = t.weight
-        self.audit(actor, "tenant.create", t.name, {"plan": plan, "weight": w, "limits": _set(t.limits)})
+        detail = {"plan": plan, "weight": w, "limits": _set(t.limits), "max_urgency": t.urgency_ceiling}
+        self.audit(actor, "tenant.create", t.name, detail)
         return t
 
     def update_tenant(
@@ -269,11 +303,15 @@ class Security:
         weight: float | None = None,
         limits: Mapping[str, Any] | None = None,
         store_prompts: bool | None = None,
+        max_urgency: int | _Keep | None = KEEP,
     ) -> Tenant:
-        """Change a tenant's plan, weight, limits (merged; a None value removes a limit) or flags."""
+        """Change a tenant's plan, weight, limits (merged; a None value removes a limit), urgency
+        ceiling (None: back to the plan's) or flags."""
         actor.require("admin")
         t = self._existing_tenant(name)
         changes: dict[str, Any] = {}
+        if max_urgency is not KEEP:
+            changes["max_urgency"] = check_urgency(max_urgency) if max_urgency is not None else None
         if plan is not None:
             changes["plan"] = plan
             changes["weight"] = plan_weight(plan)
@@ -313,126 +351,6 @@ class Security:
             raise NotFound(f"tenant {name!r} not found; create it with 'llmos tenants create {name}'")
         return t
 
-    # ---- keys ----------------------------------------------------------------------------
-
-    def create_key(
-        self,
-        actor: Principal,
-        *,
-        tenant: str | None = None,
-        name: str = "",
-        scopes: Iterable[str] | None = None,
-        models: Iterable[str] | None = None,
-        expires_at: datetime | None = None,
-        limits: Mapping[str, Any] | None = None,
-        admin: bool = False,
-    ) -> tuple[ApiKey, str]:
-        """Make a key and return it with its secret (shown once, never stored).
-
-        Admins may make keys for any tenant; others only for their own tenant, with a subset of
-        their own scopes and models and never ``admin``. The anonymous tenant is created on
-        first use; other tenants must exist (NotFound).
-        """
-        target = tenant or actor.tenant
-        wanted = tuple(dict.fromkeys(scopes)) if scopes is not None else DEFAULT_KEY_SCOPES
-        if admin:
-            wanted = tuple(dict.fromkeys([*(wanted if scopes is not None else ALL_SCOPES), "admin"]))
-        unknown = [s for s in wanted if s not in ALL_SCOPES]
-        if unknown:
-            raise InvalidRequest(
-                f"unknown scope(s) {', '.join(unknown)}; expected {', '.join(ALL_SCOPES)}", param="scopes"
-            )
-        patterns = tuple(dict.fromkeys(models)) if models is not None else ("*",)
-        if not patterns or any(not p or len(p) > 200 for p in patterns):
-            raise InvalidRequest("model patterns must be 1-200 characters each", param="models")
-        now = self.now()
-        if expires_at is not None:
-            expires_at = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)
-            if expires_at <= now:
-                raise InvalidRequest("expires_at must be in the future", param="expires_at")
-        if not actor.is_admin:
-            if target != actor.tenant:
-                raise NotFound(f"tenant {target!r} not found")
-            beyond = [s for s in wanted if not actor.allows(s)]
-            if beyond:
-                raise Forbidden(f"a key cannot grant scopes it lacks: {', '.join(beyond)}")
-            if "*" not in actor.model_patterns and any(p not in actor.model_patterns for p in patterns):
-                raise Forbidden("a key cannot grant models beyond its own")
-        if target == self.config.anonymous_tenant:
-            self.ensure_tenant(target)
-        else:
-            self._existing_tenant(target)
-        quota = Quota.from_json(limits)
-        made = generate_key()
-        key = ApiKey(
-            id=new_key_id(),
-            prefix=made.prefix,
-            tenant=target,
-            name=name[:200],
-            scopes=wanted,
-            models=patterns,
-            limits=quota,
-            created_at=now,
-            expires_at=expires_at,
-            created_by=actor.label,
-        )
-        self.store.add_key(StoredKey(key=key, hash=made.hash))
-        self.audit(
-            actor,
-            "key.create",
-            key.id,
-            {"tenant": target, "prefix": key.prefix, "scopes": list(wanted), "models": list(patterns)},
-            tenant=target,
-        )
-        return key, made.secret
-
-    def list_keys(self, actor: Principal, tenant: str | None = None) -> list[ApiKey]:
-        """Every key for an admin (optionally of one tenant); a tenant's own keys for anyone else."""
-        if actor.is_admin:
-            return self.store.list_keys(tenant)
-        if tenant is not None and tenant != actor.tenant:
-            raise NotFound(f"tenant {tenant!r} not found")
-        return self.store.list_keys(actor.tenant)
-
-    def get_key(self, actor: Principal, key_id: str) -> ApiKey:
-        """A key the actor may see. Raises NotFound (also for another tenant's key)."""
-        key = self.store.get_key(key_id)
-        if key is None or (not actor.is_admin and key.tenant != actor.tenant):
-            raise NotFound(f"API key {key_id!r} not found")
-        return key
-
-    def revoke_key(self, actor: Principal, key_id: str) -> ApiKey:
-        """Revoke a key at once (its next request gets 401). Idempotent; NotFound as :meth:`get_key`."""
-        key = self.get_key(actor, key_id)
-        if key.revoked_at is None:
-            self.store.revoke_key(key.id, self.now())
-            self.audit(actor, "key.revoke", key.id, {"prefix": key.prefix}, tenant=key.tenant)
-        return self.get_key(actor, key_id)
-
-    def update_key(
-        self,
-        actor: Principal,
-        key_id: str,
-        *,
-        name: str | None = None,
-        limits: Mapping[str, Any] | None = None,
-    ) -> ApiKey:
-        """Rename a key or change its limits (merged; a None value removes a limit). Admin only:
-        a tenant cannot lift its own keys' limits. Applies to the key's next request."""
-        actor.require("admin")
-        key = self.get_key(actor, key_id)
-        quota = key.limits.updated(limits) if limits is not None else key.limits
-        self.store.update_key(key.id, name=(name if name is not None else key.name)[:200], limits=quota)
-        detail: dict[str, Any] = {}
-        if limits is not None:
-            detail["limits"] = dict(limits)
-        if name is not None:
-            detail["name"] = name
-        self.audit(
-            actor, "key.limits" if limits is not None else "key.update", key.id, detail, tenant=key.tenant
-        )
-        return self.get_key(actor, key_id)
-
     # ---- limits --------------------------------------------------------------------------
 
     def admit(
@@ -459,6 +377,10 @@ class Security:
         subjects = [Subject("tenant", principal.tenant, t.limits if t is not None else Quota())]
         if principal.key_id is not None:
             subjects.append(Subject("key", principal.key_id, principal.key_limits))
+        subjects.extend(
+            Subject("key", p.id, p.limits, title="the API key that made this key")
+            for p in principal.parent_keys
+        )
         caps = [
             (s, s.quota.max_tokens_per_request)
             for s in subjects
@@ -481,8 +403,8 @@ class Security:
             start = period_start(now, s.quota.budget_period)
             if s.kind == "tenant":
                 used = self.store.tokens_since(start, tenant=s.name)
-            else:
-                used = self.store.tokens_since(start, key_id=s.name)
+            else:  # a key's budget covers the keys made from it
+                used = self.store.tokens_since(start, key_ids=self.store.key_family(s.name))
             if used >= budget:
                 end = period_end(now, s.quota.budget_period)
                 raise BudgetExhausted(
@@ -496,7 +418,10 @@ class Security:
         if budgets:
             reserve = estimate(allowance) if estimate is not None else allowance
         admission = self.limiter.admit(subjects, budgets=budgets, reserve=reserve)
-        return Grant(admission, max_tokens=cap, completion_allowance=allowance)
+        ceiling = None
+        if not principal.is_admin:
+            ceiling = (t or Tenant(principal.tenant)).urgency_ceiling
+        return Grant(admission, max_tokens=cap, completion_allowance=allowance, urgency_ceiling=ceiling)
 
     # ---- usage and audit -----------------------------------------------------------------
 

@@ -11,14 +11,18 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-from llmos.errors import InvalidRequest
+from llmos.errors import Forbidden, InvalidRequest
 
 BudgetPeriod = Literal["day", "week", "month"]
 BUDGET_PERIODS: tuple[str, ...] = get_args(BudgetPeriod)
 
 PLAN_WEIGHTS: dict[str, float] = {"free": 0.5, "standard": 1.0, "pro": 2.0, "enterprise": 4.0}
 """A tenant's plan sets its default weight in the scheduler's fair share (an explicit weight wins)."""
+PLAN_URGENCY: dict[str, int] = {"free": 5, "standard": 5, "pro": 7, "enterprise": 8}
+"""A tenant's plan sets the highest urgency (0-9) its requests run at: 5 is OpenAI's ``default``
+service tier, 8 its ``priority``. An explicit ``max_urgency`` on the tenant wins."""
 DEFAULT_PLAN = "standard"
+URGENCY_RANGE = (0, 9)
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,28 @@ class Quota:
     def unlimited(self) -> bool:
         return all(getattr(self, f.name) is None for f in fields(self) if f.name != "budget_period")
 
+    def within(self, parent: Quota) -> Quota:
+        """This quota as a child key of a key with ``parent``'s quota may hold: every limit the
+        parent has and this one leaves out is inherited. Raises Forbidden for a limit above the
+        parent's (a key cannot hand out more than it has)."""
+        changes: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name == "budget_period":
+                continue
+            mine, theirs = getattr(self, f.name), getattr(parent, f.name)
+            if theirs is None:
+                continue
+            if mine is None:
+                changes[f.name] = theirs
+                if f.name == "token_budget":
+                    changes["budget_period"] = parent.budget_period
+            elif mine > theirs:
+                raise Forbidden(
+                    f"{f.name} is {mine}; the key making this key allows at most {theirs}",
+                    param=f"limits.{f.name}",
+                )
+        return replace(self, **changes)
+
 
 @dataclass(frozen=True)
 class Tenant:
@@ -81,6 +107,15 @@ class Tenant:
     store_prompts: bool = False
     """Opt-in flag: the tenant allows prompt bodies to be kept. llmos itself stores none."""
     created_at: datetime | None = None
+    max_urgency: int | None = None
+    """The highest urgency the tenant's requests run at; None: its plan's (:attr:`urgency_ceiling`)."""
+
+    @property
+    def urgency_ceiling(self) -> int:
+        """The highest urgency this tenant's requests run at (a request asking more is lowered)."""
+        if self.max_urgency is not None:
+            return self.max_urgency
+        return PLAN_URGENCY.get(self.plan, PLAN_URGENCY[DEFAULT_PLAN])
 
 
 @dataclass(frozen=True)
@@ -99,6 +134,9 @@ class ApiKey:
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
     created_by: str = ""
+    parent_id: str | None = None
+    """The key that made this one (None when an admin did): it bounds this key's scopes, models,
+    limits and expiry, and revoking it revokes this one."""
 
     def usable_at(self, now: datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
@@ -173,6 +211,13 @@ def plan_weight(plan: str) -> float:
         raise InvalidRequest(
             f"unknown plan {plan!r}; expected one of {', '.join(PLAN_WEIGHTS)}", param="plan"
         ) from None
+
+
+def check_urgency(value: int) -> int:
+    low, high = URGENCY_RANGE
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidRequest(f"max_urgency must be an integer from {low} to {high}", param="max_urgency")
+    return value
 
 
 def check_weight(weight: float) -> float:

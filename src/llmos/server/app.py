@@ -12,12 +12,12 @@ from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmos import __version__
-from llmos.errors import PayloadTooLarge
+from llmos.errors import InvalidRequest, PayloadTooLarge
 from llmos.kernel.kernel import Kernel
 from llmos.observability.access import AccessLog
 from llmos.security.redact import install_redaction
 from llmos.server.auth import require_caller
-from llmos.server.bounds import bounded_receive
+from llmos.server.bounds import bounded_receive, check_unicode
 from llmos.server.errors import domain_error_response, install_error_handlers
 from llmos.server.lifecycle import Lifecycle
 from llmos.server.metering import MeteringMiddleware
@@ -25,6 +25,7 @@ from llmos.server.routes import (
     admin,
     conversations,
     data,
+    docs,
     health,
     introspection,
     metrics,
@@ -44,15 +45,20 @@ Startup = Callable[[Kernel, Lifecycle], Awaitable[None]]
 """Work to finish before the server reports ready (e.g. pulling the default model)."""
 
 REQUEST_ID_HEADER = "x-request-id"
+UNCOUNTED_PATHS = frozenset({"/health", "/ready", "/metrics"})
+"""Requests a drain does not wait for (probes and scrapes)."""
 
 
 class RequestContext:
-    """Pure ASGI middleware (streams pass through untouched): gives every request an id,
-    echoes it as ``x-request-id``, and refuses bodies over the configured size."""
+    """Pure ASGI middleware (streams pass through untouched): gives every request an id (the
+    client's ``X-Request-Id`` if it sent a sane one), echoes it as ``x-request-id``, refuses
+    bodies over the configured size and JSON bodies that are not Unicode, and counts the
+    requests in flight for a drain."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, lifecycle: Lifecycle) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.lifecycle = lifecycle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,8 +66,13 @@ class RequestContext:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         given = headers.get(REQUEST_ID_HEADER, "")
-        rid = given if given and len(given) <= 128 and given.isprintable() else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = rid
+        own = uuid.uuid4().hex
+        rid = given if given and len(given) <= 96 and given.isprintable() else own
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
+        # What the kernel knows the request by: a client's id plus a unique part, so the same
+        # id sent by two tenants (or twice) never collides in a scheduler.
+        state["request_key"] = rid if rid == own else f"{rid}-{own[:12]}"
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -76,13 +87,24 @@ class RequestContext:
             )
             await domain_error_response(exc)(scope, receive, send_with_id)
             return
-        if not length.isdigit() and "chunked" in headers.get("transfer-encoding", "").lower():
+        chunked = not length.isdigit() and "chunked" in headers.get("transfer-encoding", "").lower()
+        is_json = "json" in headers.get("content-type", "").lower()
+        if chunked or is_json:
             try:
-                receive = await bounded_receive(receive, self.max_body_bytes)
-            except PayloadTooLarge as too_large:
-                await domain_error_response(too_large)(scope, receive, send_with_id)
+                receive = await bounded_receive(
+                    receive, self.max_body_bytes, check=check_unicode if is_json else None
+                )
+            except InvalidRequest as refused:
+                await domain_error_response(refused)(scope, receive, send_with_id)
                 return
-        await self.app(scope, receive, send_with_id)
+        if scope.get("path") in UNCOUNTED_PATHS:
+            await self.app(scope, receive, send_with_id)
+            return
+        self.lifecycle.enter()  # what a drain waits for
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self.lifecycle.leave()
 
 
 def create_app(
@@ -132,7 +154,14 @@ def create_app(
     log.info("%s", kernel.security.describe())
     # Every route needs a key where auth is on, except the public ones (llmos.server.auth).
     app = FastAPI(
-        title="llmos", version=__version__, lifespan=lifespan, dependencies=[Depends(require_caller)]
+        title="llmos",
+        version=__version__,
+        lifespan=lifespan,
+        dependencies=[Depends(require_caller)],
+        # Served by routes.docs instead, behind the same key check as every route.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.llmos = ServerState(kernel=kernel, lifecycle=life)
     install_error_handlers(app)
@@ -150,10 +179,11 @@ def create_app(
         conversations,
         security,
         data,
+        docs,
     ):
         app.include_router(module.router)
     app.add_middleware(MeteringMiddleware, kernel=kernel)  # one usage row per metered request
     # Inside RequestContext (added last, so outermost): the request id is set when it runs.
     app.add_middleware(AccessLog, metrics=kernel.metrics, route_of=metrics.route_template(app))
-    app.add_middleware(RequestContext, max_body_bytes=kernel.config.limits.max_body_bytes)
+    app.add_middleware(RequestContext, max_body_bytes=kernel.config.limits.max_body_bytes, lifecycle=life)
     return app

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 from llmos.engine.base import TokenLogprob
-from llmos.errors import InvalidRequest, LLMOSError
+from llmos.errors import InvalidRequest, LLMOSError, Overloaded
 from llmos.kernel.generation import Generation
 from llmos.kernel.types import GenerationParams
 from llmos.kernel.types import Usage as DomainUsage
 from llmos.server.errors import domain_error_body
+from llmos.server.lifecycle import Lifecycle
 from llmos.server.schemas.chat import ChoiceLogprobs, ContentLogprob, TopLogprob
 from llmos.server.schemas.common import PromptTokensDetails, SamplingFields, Usage
 from llmos.server.schemas.completions import CompletionLogprobs
 from llmos.server.sse import DONE, sse_event
+from llmos.server.streaming import SHUTDOWN_RETRY_S, SHUTTING_DOWN, Cut
 
 QUEUE_POSITION_HEADER = "x-llmos-queue-position"
 ESTIMATED_START_HEADER = "x-llmos-estimated-start-ms"
@@ -39,6 +41,7 @@ def generation_params(
         n=body.n,
         grammar=grammar,
         ignore_eos=body.ignore_eos,
+        logit_bias=body.logit_bias_pairs(),
     )
 
 
@@ -103,12 +106,32 @@ def generation_headers(gen: Generation) -> dict[str, str]:
     return headers
 
 
-async def sse_with_errors(events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """Frame a stream's end: ``[DONE]`` after success; an error event if it fails midway."""
+OnError = Callable[[LLMOSError], None]
+
+
+async def sse_with_errors(
+    events: AsyncIterator[bytes], *, on_error: OnError | None = None
+) -> AsyncIterator[bytes]:
+    """Frame a stream's end: ``[DONE]`` after success; an error event, then ``[DONE]``, if it
+    fails midway (``on_error`` hears of the error: the usage row books its status)."""
     try:
         async for chunk in events:
             yield chunk
     except LLMOSError as exc:
+        if on_error is not None:
+            on_error(exc)
         yield sse_event(domain_error_body(exc))
-        return
     yield DONE
+
+
+def cut_when_drained(life: Lifecycle, on_error: OnError) -> Cut:
+    """The ``cut`` of an SSE stream: when a drain cuts the running requests, the stream ends
+    with a 503 error event and ``[DONE]``, and ``on_error`` books the 503."""
+
+    async def cut() -> bytes:
+        await life.until_cut()
+        exc = Overloaded(SHUTTING_DOWN, retry_after=SHUTDOWN_RETRY_S)
+        on_error(exc)
+        return sse_event(domain_error_body(exc)) + DONE
+
+    return cut

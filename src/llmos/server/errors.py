@@ -54,6 +54,8 @@ _MAPPINGS: tuple[tuple[type[e.LLMOSError], ErrorMapping], ...] = (
     (e.EngineGenerateError, ErrorMapping(500, "server_error")),
 )
 _DEFAULT = ErrorMapping(500, "server_error")
+ENGINE_RESTART_RETRY_S = 5
+"""Retry-After of a 503 ``engine_dead``: the model's engine restarts (reloads) on the next request."""
 
 
 def mapping_for(exc: e.LLMOSError) -> ErrorMapping:
@@ -80,6 +82,8 @@ def error_headers(exc: e.LLMOSError) -> dict[str, str]:
         headers["retry-after-ms"] = str(max(0, int(exc.retry_after * 1000)))
     if isinstance(exc, e.BudgetExhausted):
         headers["x-should-retry"] = "false"
+    if isinstance(exc, e.EngineDeadError):
+        headers["retry-after"] = str(ENGINE_RESTART_RETRY_S)
     return headers
 
 

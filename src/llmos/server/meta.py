@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from starlette.requests import Request
 
 from llmos.errors import InvalidRequest
@@ -13,23 +15,35 @@ from llmos.server.schemas.common import SamplingFields
 TENANT_HEADER = "x-llmos-tenant"
 PRIORITY_HEADER = "x-llmos-priority"
 DEADLINE_HEADER = "x-llmos-deadline-ms"
+PRIORITY_LOWERED_HEADER = "x-llmos-priority-lowered"
+"""Sent when a request asked for more urgency than its tenant's ceiling: the urgency it ran at."""
 
 
 def request_id(request: Request) -> str:
-    rid = getattr(request.state, "request_id", None)
+    """The id the kernel and scheduler know this request by: unique on this server, even when
+    the client chose its ``X-Request-Id`` (which another tenant may choose too)."""
+    rid = getattr(request.state, "request_key", None) or getattr(request.state, "request_id", None)
     return str(rid) if rid else "unknown"
 
 
-def request_meta(request: Request, body: SamplingFields, anonymous_tenant: str) -> RequestMeta:
-    """Tenant: an API key's own tenant; for anonymous callers (auth off) and admins,
-    ``X-LLMOS-Tenant``, else ``user``, else their tenant (the anonymous one). Urgency:
-    ``X-LLMOS-Priority``, else ``priority``, else ``service_tier``. Deadline: ``X-LLMOS-Deadline-Ms``."""
-    caller = getattr(request.state, "principal", None)
-    if isinstance(caller, Principal) and not (caller.is_anonymous or caller.is_admin):
-        tenant = caller.tenant
-    else:
-        fallback = caller.tenant if isinstance(caller, Principal) else anonymous_tenant
-        tenant = request.headers.get(TENANT_HEADER) or body.user or fallback
+def capped(meta: RequestMeta, ceiling: int | None) -> tuple[RequestMeta, dict[str, str]]:
+    """``meta`` with its urgency lowered to ``ceiling`` (its tenant's; None: none), and the
+    response header that says so when it was lowered. A request above its ceiling is served,
+    not refused."""
+    if ceiling is None or meta.urgency <= ceiling:
+        return meta, {}
+    return replace(meta, urgency=ceiling), {PRIORITY_LOWERED_HEADER: str(ceiling)}
+
+
+def request_meta(
+    request: Request, body: SamplingFields, caller: Principal, ceiling: int | None
+) -> tuple[RequestMeta, dict[str, str]]:
+    """The request's meta and the response headers it implies (see :func:`capped`).
+
+    Tenant: the admitted ``caller``'s (a key's own; for anonymous callers and admins the one
+    ``X-LLMOS-Tenant`` or ``user`` picked at admission). Urgency: ``X-LLMOS-Priority``, else
+    ``priority``, else ``service_tier``, lowered to the tenant's ``ceiling``. Deadline:
+    ``X-LLMOS-Deadline-Ms``."""
     urgency = urgency_for_service_tier(body.service_tier)
     if body.priority is not None:
         urgency = body.priority
@@ -49,13 +63,14 @@ def request_meta(request: Request, body: SamplingFields, anonymous_tenant: str) 
                 f"{DEADLINE_HEADER} must be a positive number of milliseconds", param=DEADLINE_HEADER
             )
         deadline_s = ms / 1000.0
-    return RequestMeta(
+    meta = RequestMeta(
         request_id=request_id(request),
-        tenant=tenant,
+        tenant=caller.tenant,
         urgency=urgency,
         deadline_s=deadline_s,
         keep_alive=body.keep_alive,
     )
+    return capped(meta, ceiling)
 
 
 def _int_header(name: str, value: str) -> int:

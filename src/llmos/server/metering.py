@@ -1,11 +1,16 @@
 """Usage metering and limits for HTTP requests: one usage row per metered request.
 
-:class:`MeteringMiddleware` wraps the app. For every metered request (``POST /v1/...``,
-``POST /api/tasks/...``, or any request whose route sets ``meter(request).operation``) it writes
-one usage row when the response has ended (streams included): tenant, key prefix, model,
-digest, tokens, latency and the status the caller got, rejected and failed requests included.
-It also gives back the limits slot that :func:`admit` took. Requests that never got past
-authentication leave no row (they belong to no tenant).
+A route that spends tokens says so where it is declared, with the :func:`metered` dependency
+(``@router.post(..., dependencies=[metered("chat")])``); the app's tests enumerate the routes
+and fail for one that reaches a token-spending kernel operation without it.
+
+:class:`MeteringMiddleware` wraps the app. For every request to a metered route it writes one
+usage row when the response has ended (streams included): tenant, key prefix, model, digest,
+tokens, latency and the status the caller got, rejected and failed requests included (a stream
+that fails after its headers went out is booked with its error's status, not the 200 already
+sent). A rejected request (4xx, see :func:`is_rejected`) is booked with no tokens. It also gives
+back the limits slot that :func:`admit` took. Requests that never got past authentication leave
+no row (they belong to no tenant).
 
 Routes call :func:`admit` (scope, model, limits) and report what they know through
 :func:`meter`; see the :mod:`llmos.security` docstring for the recipe.
@@ -17,28 +22,28 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import anyio
+from fastapi import Depends
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from llmos.errors import LLMOSError
+from llmos.errors import LLMOSError, Overloaded
 from llmos.kernel.kernel import Kernel
 from llmos.security.principal import Principal
 from llmos.security.service import Grant
 from llmos.security.types import UsageRecord
+from llmos.server.errors import mapping_for
+from llmos.server.meta import TENANT_HEADER
 from llmos.server.routes.deps import kernel as kernel_of
+from llmos.server.routes.deps import server_state
 
 log = logging.getLogger(__name__)
 
-_OPERATIONS = {
-    "/v1/chat/completions": "chat",
-    "/v1/completions": "completion",
-    "/v1/embeddings": "embedding",
-}
-_METERED_PREFIXES = ("/v1/", "/api/tasks/")
+DRAIN_RETRY_S = 5.0
+"""Retry-After for requests a draining server refuses (a replacement usually answers by then)."""
 
 
 class _Usage(Protocol):
@@ -68,6 +73,18 @@ class Meter:
     """The caller the row is charged to (set by :func:`admit`; else the authenticated caller)."""
     grant: Grant | None = None
     source: HasUsage | None = None
+    extra_prompt_tokens: int = 0
+    """Tokens spent beside the main operation (e.g. embedding a RAG query), added to the prompt's."""
+    failed_status: int | None = None
+    """The status of an error that ended a response after its headers went out (a stream)."""
+
+    def charge(self, tokens: int) -> None:
+        """Add ``tokens`` spent on the caller's behalf (embedding documents or a query)."""
+        self.extra_prompt_tokens += max(0, tokens)
+
+    def fail(self, exc: LLMOSError) -> None:
+        """Book the request with ``exc``'s status: it failed after a 200 was sent (mid-stream)."""
+        self.failed_status = mapping_for(exc).status
 
     def report(
         self,
@@ -104,10 +121,10 @@ class Meter:
         if self.source is not None:
             try:
                 u = self.source.usage
-                return int(u.prompt_tokens), int(u.completion_tokens)
+                return int(u.prompt_tokens) + self.extra_prompt_tokens, int(u.completion_tokens)
             except Exception:  # usage is for accounting; a broken source must not fail the request
                 log.debug("usage source failed", exc_info=True)
-        return self.prompt_tokens, self.completion_tokens
+        return self.prompt_tokens + self.extra_prompt_tokens, self.completion_tokens
 
 
 def meter(request: Request) -> Meter:
@@ -120,6 +137,27 @@ def meter(request: Request) -> Meter:
     return m
 
 
+class Metered:
+    """The dependency that marks a route as spending tokens: its requests get usage rows under
+    ``operation`` (a route may refine it, e.g. ``task:summarize``)."""
+
+    def __init__(self, operation: str) -> None:
+        self.operation = operation
+
+    def __call__(self, request: Request) -> None:
+        meter(request).operation = self.operation
+
+
+def metered(operation: str) -> Any:
+    """``dependencies=[metered("chat")]``: this route spends tokens (see :class:`Metered`)."""
+    return Depends(Metered(operation))
+
+
+def is_metered(dependencies: Any) -> bool:
+    """Whether a route's dependencies include the :func:`metered` marker."""
+    return any(isinstance(getattr(d, "dependency", None), Metered) for d in dependencies)
+
+
 async def admit(
     request: Request,
     principal: Principal,
@@ -127,31 +165,46 @@ async def admit(
     scope: str,
     model: str | None = None,
     max_tokens: int | None = None,
-    tenant: str | None = None,
+    user: str | None = None,
+    generates: bool = True,
+    upper_bound_tokens: int | None = None,
 ) -> Grant:
     """Check the caller may do this (scope, model pattern) and is within its limits.
 
-    ``tenant`` (from ``X-LLMOS-Tenant`` or ``user``) may re-point an anonymous or admin caller.
-    Returns the grant (its ``max_tokens``: the tightest per-request cap, to apply when the body
-    names none). Raises Forbidden, InvalidRequest, RateLimited or BudgetExhausted.
+    ``user`` (OpenAI's field) re-points an anonymous or admin caller that sent no
+    ``X-LLMOS-Tenant`` to the tenant it names, if there is one (else it is only an end-user's
+    label). ``generates``: the request generates text (its budget reservation covers
+    ``max_tokens`` per choice); ``upper_bound_tokens``: the most tokens it may use, when the route
+    knows better than the request body's size. Returns the grant (its ``max_tokens``: the
+    tightest per-request cap, to apply when the body names none). Raises Forbidden,
+    InvalidRequest, RateLimited or BudgetExhausted.
     """
     m = meter(request)
     if model:
         m.model = model
-    if tenant and tenant != principal.tenant and (principal.is_anonymous or principal.is_admin):
-        principal = replace(principal, tenant=tenant[:64])
+    if server_state(request).lifecycle.draining:
+        raise Overloaded(
+            "the server is shutting down and takes no new requests; retry on another replica "
+            "or once it is back",
+            retry_after=DRAIN_RETRY_S,
+        )
+    security = kernel_of(request).security
+    if user and not request.headers.get(TENANT_HEADER) and (principal.is_anonymous or principal.is_admin):
+        principal = await asyncio.to_thread(security.acting_for_user, principal, user)
     m.principal = principal
     principal.require(scope)
     if model:
         principal.require_model(model)
-    security = kernel_of(request).security
-    try:
-        raw = await request.body()  # already read (and kept) by the route's body parsing
-    except RuntimeError:
-        raw = b""
-    generates = scope != "embeddings"
+    raw = b""
+    if upper_bound_tokens is None:
+        try:
+            raw = await request.body()  # already read (and kept) by the route's body parsing
+        except RuntimeError:
+            raw = b""
 
     def estimate(allowance: int) -> int:
+        if upper_bound_tokens is not None:
+            return upper_bound_tokens
         return upper_bound(raw, allowance if generates else 0)
 
     try:
@@ -183,20 +236,19 @@ def upper_bound(body: bytes, allowance: int) -> int:
     return len(body) + choices * allowance
 
 
+CLIENT_CLOSED = 499
+
+
+def is_rejected(status: int) -> bool:
+    """A 4xx: the request was refused (bad input, no permission, over a limit) and books no
+    tokens; except 499, a client that went away while it was being served."""
+    return 400 <= status < 500 and status != CLIENT_CLOSED
+
+
 def digest_of(kernel: Kernel, model: str) -> str:
     """The digest of the resident model ``model`` names (empty if it is not resident)."""
     loaded = kernel.loaded(model)
     return loaded.manifest.digest if loaded is not None else ""
-
-
-def _operation(method: str, path: str) -> str | None:
-    if method != "POST" or not path.startswith(_METERED_PREFIXES):
-        return None
-    if path in _OPERATIONS:
-        return _OPERATIONS[path]
-    if path.startswith("/api/tasks/"):
-        return "task:" + path.removeprefix("/api/tasks/")[:30]
-    return path.removeprefix("/v1/")[:40]
 
 
 class MeteringMiddleware:
@@ -211,7 +263,7 @@ class MeteringMiddleware:
             await self.app(scope, receive, send)
             return
         state: dict[str, Any] = scope.setdefault("state", {})
-        m = Meter(operation=_operation(scope.get("method", ""), scope.get("path", "")))
+        m = Meter()
         state["meter"] = m
         started = time.perf_counter()
         status = 500
@@ -230,6 +282,10 @@ class MeteringMiddleware:
 
     async def _finish(self, state: dict[str, Any], m: Meter, status: int, elapsed: float) -> None:
         prompt, completion = m.tokens()
+        if is_rejected(m.failed_status or status):
+            # Refused for the caller's input or limits: nothing is charged, even a prompt the
+            # engine tokenized before refusing it.
+            prompt = completion = 0
         try:
             await self._record(state, m, status, elapsed, prompt, completion)
         finally:
@@ -248,7 +304,7 @@ class MeteringMiddleware:
             request_id=str(state.get("request_id") or ""),
             tenant=who.tenant,
             operation=m.operation,
-            status=status,
+            status=m.failed_status or status,
             time=security.now(),
             key_id=who.key_id,
             key_prefix=who.key_prefix,

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from llmos.data.types import SearchHit
+from llmos.data.types import SearchHit, Spent
 from llmos.kernel.kernel import Kernel
 from llmos.security.principal import Principal
+from llmos.server.auth import require_visible_model
 from llmos.server.schemas.chat import ChatCompletionRequest, Citation
 
 DEFAULT_TOP_K = 4
@@ -65,24 +66,35 @@ def _context(hits: list[SearchHit]) -> str:
 
 
 async def retrieve(
-    kernel: Kernel, principal: Principal, body: ChatCompletionRequest, messages: list[dict[str, Any]]
+    kernel: Kernel,
+    principal: Principal,
+    body: ChatCompletionRequest,
+    messages: list[dict[str, Any]],
+    spent: Spent | None = None,
 ) -> Retrieval:
-    """``messages`` with retrieved context added, and the citations. Needs the ``data`` scope;
-    raises NotFound for a collection the caller's tenant does not have."""
+    """``messages`` with retrieved context added, and the citations. Needs the ``data`` scope,
+    and the collections' embedding models must be ones the caller may use (ModelNotFound, as
+    for a missing one); ``spent`` hears of the tokens the query's embedding takes. Raises
+    NotFound for a collection the caller's tenant does not have."""
     if body.collections is None:
         return Retrieval(messages, None)
     principal.require("data")
+    options = body.retrieval
+    mode = options.mode if options is not None else "hybrid"
+    if mode != "keyword":
+        for col in await kernel.data.find_collections(principal.tenant, body.collections):
+            require_visible_model(principal, col.embedding_model)
     query = _query(messages)
     if not query:
         return Retrieval(messages, [])
-    options = body.retrieval
     hits = await kernel.data.search(
         principal.tenant,
         body.collections,
         query,
         top_k=options.top_k if options is not None else DEFAULT_TOP_K,
-        mode=options.mode if options is not None else "hybrid",
+        mode=mode,
         filters=options.filters if options is not None else None,
+        spent=spent,
     )
     if not hits:
         return Retrieval(messages, [])

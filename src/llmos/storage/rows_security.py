@@ -23,6 +23,8 @@ class TenantRow(Base):
     limits: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     store_prompts: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    max_urgency: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The highest urgency the tenant's requests run at; None: its plan's ceiling."""
 
 
 class ApiKeyRow(Base):
@@ -43,6 +45,9 @@ class ApiKeyRow(Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    parent_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    """The key that made this one (None for keys an admin made): it bounds this key, and revoking
+    it revokes this one."""
 
 
 class UsageRow(Base):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +43,7 @@ def _tenant(row: TenantRow) -> Tenant:
         limits=Quota.from_json(row.limits),
         store_prompts=row.store_prompts,
         created_at=_utc(row.created_at),
+        max_urgency=row.max_urgency,
     )
 
 
@@ -59,6 +61,7 @@ def _key(row: ApiKeyRow) -> ApiKey:
         revoked_at=_utc(row.revoked_at),
         last_used_at=_utc(row.last_used_at),
         created_by=row.created_by,
+        parent_id=row.parent_id,
     )
 
 
@@ -94,11 +97,12 @@ class SecurityRepository:
                         limits=t.limits.to_json(),
                         store_prompts=t.store_prompts,
                         created_at=created,
+                        max_urgency=t.max_urgency,
                     )
                 )
         except sqlalchemy.exc.IntegrityError:
             raise Conflict(f"tenant {t.name!r} exists", param="name") from None
-        return Tenant(t.name, t.plan, t.weight, t.limits, t.store_prompts, created)
+        return replace(t, created_at=created)
 
     def save_tenant(self, t: Tenant) -> None:
         """Overwrite a tenant's plan, weight, limits and flags (it must exist)."""
@@ -107,7 +111,11 @@ class SecurityRepository:
                 update(TenantRow)
                 .where(TenantRow.name == t.name)
                 .values(
-                    plan=t.plan, weight=t.weight, limits=t.limits.to_json(), store_prompts=t.store_prompts
+                    plan=t.plan,
+                    weight=t.weight,
+                    limits=t.limits.to_json(),
+                    store_prompts=t.store_prompts,
+                    max_urgency=t.max_urgency,
                 )
             )
 
@@ -129,6 +137,7 @@ class SecurityRepository:
                     created_at=k.created_at,
                     created_by=k.created_by,
                     expires_at=k.expires_at,
+                    parent_id=k.parent_id,
                 )
             )
 
@@ -149,11 +158,34 @@ class SecurityRepository:
                 q = q.where(ApiKeyRow.tenant == tenant)
             return [_key(r) for r in s.scalars(q)]
 
-    def revoke_key(self, key_id: str, at: datetime) -> None:
+    def key_family(self, key_id: str) -> builtins.list[str]:
+        """``key_id`` and every key made from it, directly or through other keys."""
+        with self.db.session() as s:
+            tenant = s.scalar(select(ApiKeyRow.tenant).where(ApiKeyRow.id == key_id))
+            if tenant is None:
+                return []
+            children: dict[str, builtins.list[str]] = {}
+            rows = s.execute(
+                select(ApiKeyRow.id, ApiKeyRow.parent_id).where(
+                    ApiKeyRow.tenant == tenant, ApiKeyRow.parent_id.is_not(None)
+                )
+            )
+            for child, parent in rows:
+                children.setdefault(str(parent), []).append(str(child))
+        family, todo = [key_id], [key_id]
+        while todo:
+            for child in children.get(todo.pop(), ()):
+                if child not in family:
+                    family.append(child)
+                    todo.append(child)
+        return family
+
+    def revoke_keys(self, key_ids: Sequence[str], at: datetime) -> None:
+        """Revoke every key of ``key_ids`` not revoked yet, in one transaction."""
         with self.db.session() as s:
             s.execute(
                 update(ApiKeyRow)
-                .where(ApiKeyRow.id == key_id, ApiKeyRow.revoked_at.is_(None))
+                .where(ApiKeyRow.id.in_(list(key_ids)), ApiKeyRow.revoked_at.is_(None))
                 .values(revoked_at=at)
             )
 
@@ -189,16 +221,18 @@ class SecurityRepository:
                 )
             )
 
-    def tokens_since(self, since: datetime, *, tenant: str | None = None, key_id: str | None = None) -> int:
-        """Prompt plus completion tokens recorded since ``since`` for a tenant and/or a key."""
+    def tokens_since(
+        self, since: datetime, *, tenant: str | None = None, key_ids: Sequence[str] | None = None
+    ) -> int:
+        """Prompt plus completion tokens recorded since ``since`` for a tenant and/or some keys."""
         with self.db.session() as s:
             q = select(func.coalesce(func.sum(UsageRow.prompt_tokens + UsageRow.completion_tokens), 0)).where(
                 UsageRow.created_at >= since
             )
             if tenant is not None:
                 q = q.where(UsageRow.tenant == tenant)
-            if key_id is not None:
-                q = q.where(UsageRow.key_id == key_id)
+            if key_ids is not None:
+                q = q.where(UsageRow.key_id.in_(list(key_ids)))
             return int(s.scalar(q) or 0)
 
     def summarize(

@@ -16,7 +16,14 @@ from typing import Any, Literal
 from llmos.errors import InvalidRequest
 from llmos.structured.json_schema import Whitespace, compile_json_schema, json_object_grammar
 from llmos.structured.tool_grammar import tool_call_grammar
-from llmos.structured.tool_parser import IdFactory, ParsedAnswer, ToolCallStream, new_call_id, parse_answer
+from llmos.structured.tool_parser import (
+    CallWatcher,
+    IdFactory,
+    ParsedAnswer,
+    ToolCallStream,
+    new_call_id,
+    parse_answer,
+)
 from llmos.structured.tools import (
     FunctionSpec,
     ToolChoice,
@@ -77,18 +84,28 @@ class ChatPlan:
     def uses_tools(self) -> bool:
         return self.tool_choice.mode != "none" and bool(self.functions)
 
+    @property
+    def max_calls(self) -> int | None:
+        """The calls one answer may make: one without parallel calls or with a forced function."""
+        return 1 if not self.parallel_tool_calls or self.tool_choice.mode == "function" else None
+
     def parse(self, text: str) -> ParsedAnswer:
-        """The answer as OpenAI message fields (content, or tool calls)."""
+        """The answer as OpenAI message fields (content, or tool calls: each distinct complete
+        call, at most :attr:`max_calls`; never the calls' markup as content)."""
         if not self.uses_tools:
             return ParsedAnswer(text)
-        answer = parse_answer(text, id_factory=self.id_factory)
-        if answer.tool_calls and not self.parallel_tool_calls:
-            return ParsedAnswer(None, answer.tool_calls[:1])
-        return answer
+        return parse_answer(text, id_factory=self.id_factory, max_calls=self.max_calls)
 
     def stream(self) -> ToolCallStream | None:
         """A parser for streamed deltas; None when text passes through unchanged (no tools)."""
-        return ToolCallStream(id_factory=self.id_factory) if self.uses_tools else None
+        if not self.uses_tools:
+            return None
+        return ToolCallStream(id_factory=self.id_factory, max_calls=self.max_calls)
+
+    def watcher(self) -> CallWatcher | None:
+        """Tells when to stop generating a tool-calling answer (a repeated call, or the calls
+        allowed made); None without tools."""
+        return CallWatcher(self.max_calls) if self.uses_tools else None
 
     def finish_reason(self, answer: ParsedAnswer, engine_reason: FinishReason) -> FinishReason:
         """``tool_calls`` when the model stopped after calling tools, else the engine's reason."""

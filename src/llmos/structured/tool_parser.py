@@ -5,6 +5,12 @@ blocks (see :mod:`llmos.structured.tools`). :func:`parse_answer` reads a finishe
 :class:`ToolCallStream` reads it piece by piece and emits the deltas an OpenAI stream carries:
 content fragments, then per call a first delta with ``index``, ``id`` and ``function.name``
 followed by ``function.arguments`` fragments as the model writes them.
+
+The block markup is internal: it never reaches ``content``. An answer cut short (``max_tokens``)
+keeps the calls it completed and drops the one it was writing. A call identical to an earlier
+one (small models repeat themselves) is dropped, and is a reason to stop generating:
+:class:`CallWatcher` says when, and so does :attr:`ToolCallStream.done` (also once the calls
+allowed, one without parallel calls, are made).
 """
 
 from __future__ import annotations
@@ -93,32 +99,84 @@ class ToolCallDelta:
 StreamDelta = ContentDelta | ToolCallDelta
 
 
-def parse_answer(text: str, *, id_factory: IdFactory = new_call_id) -> ParsedAnswer:
-    """Split a finished answer into content or tool calls.
+def parse_answer(
+    text: str, *, id_factory: IdFactory = new_call_id, max_calls: int | None = None
+) -> ParsedAnswer:
+    """Split a finished answer into content or tool calls (at most ``max_calls``).
 
-    An answer that starts with ``<tool_call>`` but whose blocks do not parse (cut by max_tokens,
-    say) is returned as plain content, so nothing the model wrote is lost.
+    An answer of call blocks gives its complete calls, each once (a repeat is dropped), and no
+    content: the markup of a block cut short by ``max_tokens``, or of one that does not parse,
+    is dropped rather than shown as content. So is an answer that is only the start of the
+    opening tag.
     """
-    pos = len(text) - len(text.lstrip())
-    if not text.startswith(CALL_OPEN, pos):
+    stripped = text.lstrip()
+    if not stripped.startswith(CALL_OPEN):
+        if stripped and CALL_OPEN.startswith(stripped):
+            return ParsedAnswer(None)  # cut inside the opening tag
         return ParsedAnswer(text)
+    calls, _, _ = _complete_calls(text, id_factory)
+    if max_calls is not None:
+        calls = calls[:max_calls]
+    return ParsedAnswer(None, tuple(calls))
+
+
+def _complete_calls(text: str, id_factory: IdFactory) -> tuple[list[ToolCall], bool, int]:
+    """The distinct complete calls at the start of ``text``, whether one was repeated, and
+    where the last complete block ends."""
+    pos = _skip_ws(text, 0)
     calls: list[ToolCall] = []
+    seen: set[tuple[str, str]] = set()
+    repeated = False
+    end_of_last = 0
     decoder = json.JSONDecoder()
     while text.startswith(CALL_OPEN, pos):
         try:
             obj, end = decoder.raw_decode(text, _skip_ws(text, pos + len(CALL_OPEN)))
         except ValueError:
-            return ParsedAnswer(text)
-        call = _call_from(obj, id_factory)
+            break  # cut short, or not JSON: what was complete stands
+        call = _call_from(obj, lambda: "")
         if call is None:
-            return ParsedAnswer(text)
-        calls.append(call)
+            break
         pos = _skip_ws(text, end)
-        if text.startswith(CALL_CLOSE, pos):
-            pos = _skip_ws(text, pos + len(CALL_CLOSE))
-    if text[pos:].strip():
+        if not text.startswith(CALL_CLOSE, pos):
+            break  # the block is not closed yet (or never will be)
+        pos = _skip_ws(text, pos + len(CALL_CLOSE))
+        end_of_last = pos
+        key = (call.name, call.arguments)
+        if key in seen:
+            repeated = True
+            continue
+        seen.add(key)
+        calls.append(ToolCall(id_factory(), call.name, call.arguments))
+    if text[pos:].strip() and not text.startswith(CALL_OPEN, pos):
         log.debug("ignoring %d characters after the tool calls", len(text) - pos)
-    return ParsedAnswer(None, tuple(calls))
+    return calls, repeated, end_of_last
+
+
+class CallWatcher:
+    """Fed a tool-calling answer as it is generated, says when to stop: a complete call repeats
+    an earlier one, or ``max_calls`` distinct calls are made. Plain-text answers never stop it."""
+
+    def __init__(self, max_calls: int | None = None) -> None:
+        self.max_calls = max_calls
+        self.text = ""
+        self._scanned = 0
+        self.done = False
+
+    def feed(self, piece: str) -> bool:
+        """Add ``piece``; True once generation should stop (and from then on)."""
+        if self.done:
+            return True
+        self.text += piece
+        # Only a newly closed block can change the verdict.
+        if CALL_CLOSE not in self.text[max(0, self._scanned - len(CALL_CLOSE)) :]:
+            return False
+        self._scanned = len(self.text)
+        if not self.text.lstrip().startswith(CALL_OPEN):
+            return False
+        calls, repeated, _ = _complete_calls(self.text, lambda: "")
+        self.done = repeated or (self.max_calls is not None and len(calls) >= self.max_calls)
+        return self.done
 
 
 def _skip_ws(text: str, pos: int) -> int:
@@ -140,10 +198,14 @@ def _call_from(obj: Any, id_factory: IdFactory) -> ToolCall | None:
 
 
 class ToolCallStream:
-    """Incremental :func:`parse_answer`: ``feed`` text pieces, get OpenAI stream deltas back."""
+    """Incremental :func:`parse_answer`: ``feed`` text pieces, get OpenAI stream deltas back.
 
-    def __init__(self, *, id_factory: IdFactory = new_call_id) -> None:
+    A call whose function was called before is held back until it is complete: a repeat of an
+    earlier call is then dropped (and the stream is :attr:`done`), another call released."""
+
+    def __init__(self, *, id_factory: IdFactory = new_call_id, max_calls: int | None = None) -> None:
         self._new_id = id_factory
+        self._max_calls = max_calls
         self._state = "start"
         self._buf = ""
         self._calls: list[ToolCall] = []
@@ -152,6 +214,11 @@ class ToolCallStream:
         self._depth = 0
         self._in_string = False
         self._escaped = False
+        self._held: list[StreamDelta] | None = None
+        """The deltas of a call held back (its function was called before), while it is written."""
+        self.done = False
+        """True once the answer should end: a call repeated an earlier one, or the calls allowed
+        are made. Later text is ignored."""
 
     @property
     def tool_calls(self) -> tuple[ToolCall, ...]:
@@ -164,21 +231,32 @@ class ToolCallStream:
         return self._state not in ("start", "text")
 
     def feed(self, text: str) -> list[StreamDelta]:
+        if self.done:
+            return []
         self._buf += text
         out: list[StreamDelta] = []
-        while self._step(out):
+        while not self.done and self._step(out):
             pass
         return out
 
     def finish(self) -> list[StreamDelta]:
-        """Flush at the end of generation (text held back while it might open a call)."""
+        """Flush at the end of generation: text held back while it might open a call (unless it
+        is the start of the opening tag: markup never becomes content); a call cut short and
+        held back is dropped."""
         out: list[StreamDelta] = []
-        if self._state == "start" and self._buf:
+        if self._state == "start" and self._buf and not CALL_OPEN.startswith(self._buf.lstrip()):
             out.append(ContentDelta(self._buf))
-        elif self._state == "head" and CALL_CLOSE in self._buf:
+        elif self._state == "head" and CALL_CLOSE in self._buf and not self.done:
             self._fallback(out)
         self._buf = ""
+        self._held = None
         return out
+
+    def _emit(self, out: list[StreamDelta], delta: StreamDelta) -> None:
+        if self._held is not None:
+            self._held.append(delta)
+        else:
+            out.append(delta)
 
     # Each _step consumes what it can and returns whether another step may make progress.
     def _step(self, out: list[StreamDelta]) -> bool:
@@ -193,7 +271,7 @@ class ToolCallStream:
             return self._read_head(out)
         if self._state == "args":
             return self._read_args(out)
-        return self._await_close()
+        return self._await_close(out)
 
     def _await_open(self, out: list[StreamDelta]) -> bool:
         stripped = self._buf.lstrip()
@@ -219,7 +297,8 @@ class ToolCallStream:
         name = json.loads(f'"{match.group(1)}"')
         call_id = self._new_id()
         self._current = (call_id, name)
-        out.append(ToolCallDelta(len(self._calls), "", id=call_id, name=name))
+        self._held = [] if any(c.name == name for c in self._calls) else None
+        self._emit(out, ToolCallDelta(len(self._calls), "", id=call_id, name=name))
         self._buf = self._buf[match.end() :]
         self._state = "args"
         self._args, self._depth, self._in_string, self._escaped = [], 0, False, False
@@ -249,22 +328,33 @@ class ToolCallStream:
         piece, self._buf = self._buf[:taken], self._buf[taken:]
         if piece:
             self._args.append(piece)
-            out.append(ToolCallDelta(len(self._calls), piece))
+            self._emit(out, ToolCallDelta(len(self._calls), piece))
         if done:
             self._state = "tail"
         return done
 
-    def _await_close(self) -> bool:
+    def _await_close(self, out: list[StreamDelta]) -> bool:
         end = self._buf.find(CALL_CLOSE)
         if end < 0:
             return False
         if self._current is not None:
             call_id, name = self._current
-            self._calls.append(ToolCall(call_id, name, _compact("".join(self._args))))
             self._current = None
+            self._complete(out, ToolCall(call_id, name, _compact("".join(self._args))), self._held)
+        self._held = None
         self._buf = self._buf[end + len(CALL_CLOSE) :]
         self._state = "between"
         return True
+
+    def _complete(self, out: list[StreamDelta], call: ToolCall, held: list[StreamDelta] | None) -> None:
+        """A call is complete: keep it (releasing its held deltas), or drop a repeat and stop."""
+        if any((c.name, c.arguments) == (call.name, call.arguments) for c in self._calls):
+            self.done = True
+            return
+        self._calls.append(call)
+        out.extend(held or ())
+        if self._max_calls is not None and len(self._calls) >= self._max_calls:
+            self.done = True
 
     def _fallback(self, out: list[StreamDelta]) -> None:
         """A block whose head did not match the usual key order: parse it whole."""
@@ -278,9 +368,8 @@ class ToolCallStream:
         if call is None:
             log.debug("dropping an unparsable tool call block of %d characters", len(block))
             return
-        index = len(self._calls)
-        self._calls.append(call)
-        out.append(ToolCallDelta(index, call.arguments, id=call.id, name=call.name))
+        whole = ToolCallDelta(len(self._calls), call.arguments, id=call.id, name=call.name)
+        self._complete(out, call, [whole])
 
 
 def _compact(arguments: str) -> str:

@@ -47,7 +47,7 @@ from llmos.engine.llamacpp.sampling import SamplerChain, logprobs_at, validate
 from llmos.engine.llamacpp.sequence import Sequence as Seq
 from llmos.engine.llamacpp.shared_prefill import DEFAULT_MIN_TOKENS as DEFAULT_SHARE_MIN
 from llmos.engine.llamacpp.shared_prefill import common_prefix, group_shared_prefixes
-from llmos.engine.templates import ChatTemplate
+from llmos.engine.templates import ChatTemplate, max_chars_for_context
 from llmos.errors import (
     Conflict,
     EngineError,
@@ -116,7 +116,9 @@ class LlamaCppEngine:
         eos = int(llama_cpp.llama_vocab_eos(model.vocab))
         template = spec.chat_template if spec.chat_template is not None else model.chat_template()
         bos_text, eos_text = model.token_text(bos), model.token_text(eos)
-        self._template = ChatTemplate(template, bos_token=bos_text, eos_token=eos_text)
+        self._template = ChatTemplate(
+            template, bos_token=bos_text, eos_token=eos_text, max_chars=max_chars_for_context(spec.n_ctx)
+        )
         self._model = model
         self._spec = spec
         self._batch = Batch(spec.n_batch)

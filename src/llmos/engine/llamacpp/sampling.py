@@ -35,17 +35,29 @@ def validate(params: SamplingParams) -> None:
         raise InvalidRequest("logprobs must be between 0 and 20", param="logprobs")
 
 
+def check_logit_bias(params: SamplingParams, n_vocab: int) -> None:
+    """Raise InvalidRequest for a ``logit_bias`` token id outside the model's vocabulary."""
+    outside = [t for t, _ in params.logit_bias if not 0 <= t < n_vocab]
+    if outside:
+        raise InvalidRequest(
+            f"logit_bias names token id {outside[0]}; this model's vocabulary has ids 0 to {n_vocab - 1}",
+            param="logit_bias",
+        )
+
+
 class SamplerChain:
-    """One sequence's sampler: grammar → penalties → top-k → top-p → min-p → temperature → dist,
-    or greedy when ``temperature == 0``. Owns a native chain; call :meth:`close`."""
+    """One sequence's sampler: logit bias → grammar → penalties → top-k → top-p → min-p →
+    temperature → dist, or greedy when ``temperature == 0``. Owns a native chain; call :meth:`close`."""
 
     def __init__(self, params: SamplingParams, vocab: Any, n_vocab: int) -> None:
         validate(params)
+        check_logit_bias(params, n_vocab)
         self.params = params
         self._n_vocab = n_vocab
         self.greedy_only = (
             params.temperature == 0.0
             and not params.grammar
+            and not params.logit_bias
             and params.repeat_penalty == 1.0
             and params.presence_penalty == 0.0
             and params.frequency_penalty == 0.0
@@ -57,6 +69,11 @@ class SamplerChain:
         self._chain = chain
         self._grammar: Any = None
         add = llama_cpp.llama_sampler_chain_add
+        if params.logit_bias:
+            biases = (llama_cpp.llama_logit_bias * len(params.logit_bias))(
+                *(llama_cpp.llama_logit_bias(token, bias) for token, bias in params.logit_bias)
+            )
+            add(chain, llama_cpp.llama_sampler_init_logit_bias(n_vocab, len(params.logit_bias), biases))
         if params.grammar:
             grammar = llama_cpp.llama_sampler_init_grammar(vocab, params.grammar.encode("utf-8"), b"root")
             if not grammar:

@@ -1,12 +1,14 @@
 """The admin API under ``/api``: the same operations as the CLI.
 
 Reading (list, show, ps) needs ``models:read``; changing (pull, import, copy, delete, load,
-unload) ``models:write``. A key's model patterns apply too: a model it may not use is left out
+unload) ``models:write``. Importing a file from the server's disk is for admins, or for other
+keys from ``LLMOS_IMPORT_DIR`` only (see :func:`importable`). A key's model patterns apply too: a model it may not use is left out
 of lists and is a 404 by name; creating a name it may not use (pull, import, copy) is a 403.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
@@ -14,9 +16,11 @@ from pathlib import Path
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from llmos.errors import LLMOSError
+from llmos.config import Config
+from llmos.errors import Forbidden, LLMOSError
 from llmos.kernel.types import PullEvent, ResidentModel
 from llmos.registry.manifest import Manifest
+from llmos.security.principal import Principal
 from llmos.server import audit
 from llmos.server.auth import PrincipalDep, require_visible_model
 from llmos.server.errors import domain_error_body
@@ -125,13 +129,34 @@ async def pull(body: PullRequest, request: Request, kernel: KernelDep, principal
     return await _progress_response(request, events, body.stream)
 
 
+def importable(config: Config, principal: Principal, path: str) -> Path:
+    """The file an import may read. Admins (who own the server) name any path; other keys only
+    files inside ``LLMOS_IMPORT_DIR`` (after resolving links and ``..``), so a tenant key cannot
+    probe the server's filesystem: any other path is the same 403, whether it exists or not."""
+    if principal.is_admin:
+        return Path(path)
+    root = config.import_dir
+    if root is None:
+        raise Forbidden(
+            "importing a file from the server's disk needs an admin key; an operator can set "
+            "LLMOS_IMPORT_DIR to let models:write keys import the files in that folder",
+            param="path",
+        )
+    candidate = Path(path) if Path(path).is_absolute() else root / path
+    resolved = candidate.resolve(strict=False)
+    if not resolved.is_relative_to(root.resolve(strict=False)):
+        raise Forbidden(f"a key without admin may only import files inside {root}", param="path")
+    return resolved
+
+
 @router.post("/import")
 async def import_model(
     body: ImportRequest, request: Request, kernel: KernelDep, principal: PrincipalDep
 ) -> Response:
     principal.require("models:write")
     principal.require_model(body.model)
-    events = kernel.import_file(Path(body.path), body.model)
+    path = await asyncio.to_thread(importable, kernel.config, principal, body.path)
+    events = kernel.import_file(path, body.model)
     audited = audit.when_done(events, kernel, principal, "model.import", body.model)
     return await _progress_response(request, audited, body.stream)
 

@@ -1,19 +1,29 @@
 """The data API: collections, documents, search (``/api/collections``, ``/api/search``) and
 fine-tuning datasets (``/api/datasets``). Every route needs the ``data`` scope and sees only
-the caller's tenant: another tenant's collection, document or dataset is a 404."""
+the caller's tenant: another tenant's collection, document or dataset is a 404.
+
+Uploading a document and searching spend tokens (embedding chunks, embedding the query): they
+are metered like chat, so the key's model patterns apply to the collection's embedding model (a
+model the key may not use is a 404 worded like a missing one), and so do the tenant's and key's
+rate limits and budgets, and each leaves a usage row with the tokens it spent.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from llmos.data.parsers import known_format
+from llmos.data.types import Collection, SearchMode
 from llmos.errors import InvalidRequest, PayloadTooLarge
+from llmos.kernel.kernel import Kernel
 from llmos.security.principal import Principal
-from llmos.server.auth import PrincipalDep
+from llmos.server.auth import PrincipalDep, require_visible_model
+from llmos.server.metering import admit, meter, metered
 from llmos.server.routes.deps import KernelDep
 from llmos.server.schemas.common import ErrorResponse
 from llmos.server.schemas.data import (
@@ -38,6 +48,10 @@ router = APIRouter(
 )
 
 
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A row id (a 64-bit database key)")]
+"""Ids of documents and datasets: an id no database column can hold is a 400, not a crash."""
+
+
 def _tenant(principal: Principal) -> str:
     principal.require("data")
     return principal.tenant
@@ -55,6 +69,42 @@ async def _body(request: Request, limit: int) -> bytes:
             )
         parts.append(part)
     return b"".join(parts)
+
+
+async def usable_embedding_model(kernel: Kernel, principal: Principal, name: str) -> None:
+    """Raise ModelNotFound (404, the same for both) unless ``name`` is a model that exists and
+    ``principal`` may use: a collection must not embed with a model the key cannot see."""
+    require_visible_model(principal, name)
+    await kernel.resolve(name)
+
+
+async def admit_embedding(
+    request: Request,
+    principal: Principal,
+    cols: Sequence[Collection],
+    *,
+    upper_bound_tokens: int,
+    embeds: bool = True,
+) -> None:
+    """Admit a request that embeds with ``cols``' models (or, ``embeds`` False, only searches
+    them by keyword): model patterns, limits and budgets, as for chat. Tokens it spends go to
+    its usage row through ``meter(request).charge``."""
+    models = list(dict.fromkeys(c.embedding_model for c in cols)) if embeds else []
+    for model in models:
+        require_visible_model(principal, model)
+    await admit(
+        request,
+        principal,
+        scope="data",
+        model=models[0] if models else None,
+        generates=False,
+        upper_bound_tokens=upper_bound_tokens if embeds else 0,
+    )
+
+
+def _query_bound(query: str) -> int:
+    # Every token of the query stands for at least one UTF-8 byte; a few special tokens more.
+    return len(query.encode("utf-8", errors="replace")) + 16
 
 
 def _metadata(raw: str | None) -> dict[str, Any]:
@@ -82,8 +132,12 @@ async def list_collections(kernel: KernelDep, principal: PrincipalDep) -> Collec
 async def create_collection(
     body: CollectionCreate, kernel: KernelDep, principal: PrincipalDep
 ) -> CollectionOut:
+    tenant = _tenant(principal)
+    await usable_embedding_model(
+        kernel, principal, body.embedding_model or kernel.data.default_embedding_model
+    )
     col = await kernel.data.create_collection(
-        _tenant(principal),
+        tenant,
         body.name,
         embedding_model=body.embedding_model,
         chunk_tokens=body.chunk_tokens,
@@ -107,7 +161,12 @@ async def delete_collection(collection: str, kernel: KernelDep, principal: Princ
 # ---- documents -----------------------------------------------------------------------------
 
 
-@router.post("/collections/{collection}/documents", response_model=DocumentOut, status_code=201)
+@router.post(
+    "/collections/{collection}/documents",
+    response_model=DocumentOut,
+    status_code=201,
+    dependencies=[metered("document")],
+)
 async def add_document(
     collection: str,
     request: Request,
@@ -122,13 +181,17 @@ async def add_document(
     """Upload a document as the raw request body; the same name again makes a new version."""
     tenant = _tenant(principal)
     meta = _metadata(metadata)
+    col = await kernel.data.get_collection(tenant, collection)
     data = await _body(request, kernel.config.limits.max_body_bytes)
+    # Chunks overlap (at most a quarter each) and carry a few special tokens: twice the bytes
+    # plus a margin bounds what embedding them can take.
+    await admit_embedding(request, principal, [col], upper_bound_tokens=2 * len(data) + 1024)
     if content_type is None:
         # The body's Content-Type counts only when it names a format: curl and many clients
         # send a generic one for any file, and the document's name then decides.
         content_type = known_format(request.headers.get("content-type"))
     doc = await kernel.data.add_document(
-        tenant, collection, name, data, content_type=content_type, metadata=meta
+        tenant, collection, name, data, content_type=content_type, metadata=meta, spent=meter(request).charge
     )
     return DocumentOut.of(doc)
 
@@ -149,14 +212,14 @@ async def list_documents(
 
 @router.get("/collections/{collection}/documents/{document_id}", response_model=DocumentOut)
 async def get_document(
-    collection: str, document_id: int, kernel: KernelDep, principal: PrincipalDep
+    collection: str, document_id: RowId, kernel: KernelDep, principal: PrincipalDep
 ) -> DocumentOut:
     return DocumentOut.of(await kernel.data.get_document(_tenant(principal), collection, document_id))
 
 
 @router.delete("/collections/{collection}/documents/{document_id}", response_model=DocumentOut)
 async def delete_document(
-    collection: str, document_id: int, kernel: KernelDep, principal: PrincipalDep
+    collection: str, document_id: RowId, kernel: KernelDep, principal: PrincipalDep
 ) -> DocumentOut:
     """Delete one version (the previous version, if any, becomes the searched one)."""
     return DocumentOut.of(await kernel.data.delete_document(_tenant(principal), collection, document_id))
@@ -176,28 +239,46 @@ async def delete_named(
 # ---- search --------------------------------------------------------------------------------
 
 
-@router.post("/collections/{collection}/search", response_model=SearchResponse)
-async def search_collection(
-    collection: str, body: SearchRequest, kernel: KernelDep, principal: PrincipalDep
+async def _search(
+    request: Request,
+    kernel: Kernel,
+    principal: Principal,
+    collections: list[str],
+    body: SearchRequest | MultiSearchRequest,
 ) -> SearchResponse:
-    hits = await kernel.data.search(
-        _tenant(principal), [collection], body.query, top_k=body.top_k, mode=body.mode, filters=body.filters
+    tenant = _tenant(principal)
+    mode: SearchMode = body.mode
+    cols = await kernel.data.find_collections(tenant, collections)
+    await admit_embedding(
+        request, principal, cols, upper_bound_tokens=_query_bound(body.query), embeds=mode != "keyword"
     )
-    return SearchResponse(data=[SearchHitOut.of(h) for h in hits])
-
-
-@router.post("/search", response_model=SearchResponse)
-async def search(body: MultiSearchRequest, kernel: KernelDep, principal: PrincipalDep) -> SearchResponse:
-    """Hybrid search over several collections at once (their rankings fused)."""
     hits = await kernel.data.search(
-        _tenant(principal),
-        body.collections,
+        tenant,
+        collections,
         body.query,
         top_k=body.top_k,
-        mode=body.mode,
+        mode=mode,
         filters=body.filters,
+        spent=meter(request).charge,
     )
     return SearchResponse(data=[SearchHitOut.of(h) for h in hits])
+
+
+@router.post(
+    "/collections/{collection}/search", response_model=SearchResponse, dependencies=[metered("search")]
+)
+async def search_collection(
+    collection: str, body: SearchRequest, request: Request, kernel: KernelDep, principal: PrincipalDep
+) -> SearchResponse:
+    return await _search(request, kernel, principal, [collection], body)
+
+
+@router.post("/search", response_model=SearchResponse, dependencies=[metered("search")])
+async def search(
+    body: MultiSearchRequest, request: Request, kernel: KernelDep, principal: PrincipalDep
+) -> SearchResponse:
+    """Hybrid search over several collections at once (their rankings fused)."""
+    return await _search(request, kernel, principal, body.collections, body)
 
 
 # ---- datasets ------------------------------------------------------------------------------
@@ -222,16 +303,16 @@ async def list_datasets(kernel: KernelDep, principal: PrincipalDep) -> DatasetLi
 
 
 @router.get("/datasets/{dataset_id}", response_model=DatasetOut)
-async def get_dataset(dataset_id: int, kernel: KernelDep, principal: PrincipalDep) -> DatasetOut:
+async def get_dataset(dataset_id: RowId, kernel: KernelDep, principal: PrincipalDep) -> DatasetOut:
     return DatasetOut.of(await kernel.data.datasets.get(_tenant(principal), dataset_id))
 
 
 @router.get("/datasets/{dataset_id}/content", response_class=Response)
-async def dataset_content(dataset_id: int, kernel: KernelDep, principal: PrincipalDep) -> Response:
+async def dataset_content(dataset_id: RowId, kernel: KernelDep, principal: PrincipalDep) -> Response:
     path = await kernel.data.datasets.path(_tenant(principal), dataset_id)
     return FileResponse(path, media_type="application/jsonl")
 
 
 @router.delete("/datasets/{dataset_id}", response_model=DatasetOut)
-async def delete_dataset(dataset_id: int, kernel: KernelDep, principal: PrincipalDep) -> DatasetOut:
+async def delete_dataset(dataset_id: RowId, kernel: KernelDep, principal: PrincipalDep) -> DatasetOut:
     return DatasetOut.of(await kernel.data.datasets.delete(_tenant(principal), dataset_id))

@@ -1,11 +1,14 @@
 """``GET /metrics`` (Prometheus text format) and ``GET /api/metrics/summary`` (JSON for dashboards).
 
-``/metrics`` needs no key, like any scrape target, unless ``LLMOS_METRICS_REQUIRE_ADMIN`` is set
-(then an admin key where auth is on). Its labels carry model and tenant names, never prompts.
+``/metrics`` lists tenants and their token counts, so where keys are required it needs one with
+the ``metrics:read`` scope (or ``admin``; ``LLMOS_METRICS_REQUIRE_ADMIN=1``: admin only), sent by
+the scraper as a bearer token. With auth off it is open, like any local scrape target. Its
+labels carry model and tenant names, never prompts.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -24,8 +27,9 @@ router = APIRouter(tags=["observability"])
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
 async def metrics(request: Request, kernel: KernelDep) -> Response:
     """Every ``llmos_*`` metric (see docs/observability.md)."""
-    if kernel.config.metrics_require_admin:
-        principal(request, await bearer(request)).require("admin")
+    if kernel.security.auth_required or kernel.config.metrics_require_admin:
+        caller = await asyncio.to_thread(principal, request, await bearer(request))
+        caller.require("admin" if kernel.config.metrics_require_admin else "metrics:read")
     await kernel.scheduler_stats()  # the queue gauges read the cores' state as of now
     return Response(kernel.metrics.render(), media_type=CONTENT_TYPE)
 

@@ -13,8 +13,8 @@ from llmos.server.auth import PrincipalDep
 from llmos.server.bounds import check_count
 from llmos.server.chunks import CompletionChunks
 from llmos.server.meta import request_meta
-from llmos.server.metering import admit, digest_of, meter
-from llmos.server.routes.deps import KernelDep
+from llmos.server.metering import admit, digest_of, meter, metered
+from llmos.server.routes.deps import KernelDep, server_state
 from llmos.server.schemas.common import ErrorResponse
 from llmos.server.schemas.completions import Completion, CompletionChoice, CompletionRequest
 from llmos.server.sse import sse_event
@@ -27,38 +27,41 @@ router = APIRouter(tags=["openai"])
     "/v1/completions",
     response_model=Completion,
     responses={400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+    dependencies=[metered("completion")],
 )
 async def create_completion(
     body: CompletionRequest, request: Request, kernel: KernelDep, principal: PrincipalDep
 ) -> Response:
-    meta = request_meta(request, body, kernel.config.anonymous_tenant)
     prompts = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
     check_count("prompt", len(prompts), kernel.config.limits.max_prompts)
     grant = await admit(
-        request,
-        principal,
-        scope="inference",
-        model=body.model,
-        max_tokens=body.max_tokens,
-        tenant=meta.tenant,
+        request, principal, scope="inference", model=body.model, max_tokens=body.max_tokens, user=body.user
     )
+    meta, lowered = request_meta(request, body, meter(request).principal or principal, grant.urgency_ceiling)
     max_tokens = body.max_tokens or grant.max_tokens
     params = convert.generation_params(body, logprobs=body.logprobs, max_tokens=max_tokens)
     gen = await kernel.complete(body.model, prompts, params, meta)
     meter(request).follow(gen)
     meter(request).report(digest=digest_of(kernel, body.model))
-    headers = convert.generation_headers(gen)
+    headers = {**convert.generation_headers(gen), **lowered}
+    life = server_state(request).lifecycle
     cmpl_id = f"cmpl-{meta.request_id}"
     # Choice i answers prompt i // n (OpenAI's order).
     echo = [prompts[i // body.n] if body.echo else "" for i in range(gen.n_choices)]
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage
-        events = convert.sse_with_errors(_chunks(gen, cmpl_id, body.model, echo, include_usage))
+        events = convert.sse_with_errors(
+            _chunks(gen, cmpl_id, body.model, echo, include_usage), on_error=meter(request).fail
+        )
         return CleanupStreamingResponse(
-            events, on_close=gen.aclose, media_type="text/event-stream", headers=headers
+            events,
+            on_close=gen.aclose,
+            media_type="text/event-stream",
+            headers=headers,
+            cut=convert.cut_when_drained(life, meter(request).fail),
         )
     try:
-        result = await unless_disconnected(request, gen.collect())
+        result = await unless_disconnected(request, gen.collect(), life=life)
     except ClientDisconnected:
         return Response(status_code=499)
     finally:

@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse
 
 from llmos.kernel.types import RequestMeta
 from llmos.server.auth import PrincipalDep
-from llmos.server.meta import TENANT_HEADER, request_id
-from llmos.server.metering import admit, meter
+from llmos.server.meta import capped, request_id
+from llmos.server.metering import admit, meter, metered
 from llmos.server.routes.deps import KernelDep
 from llmos.server.schemas.common import ErrorResponse
 from llmos.server.schemas.embeddings import EmbeddingList, EmbeddingRequest
@@ -37,20 +37,18 @@ def encode_base64(vector: list[float]) -> str:
         404: {"model": ErrorResponse},
         501: {"model": ErrorResponse},
     },
+    dependencies=[metered("embedding")],
 )
 async def create_embeddings(
     body: EmbeddingRequest, request: Request, kernel: KernelDep, principal: PrincipalDep
 ) -> Response:
     # Scope, model pattern and the tenant's limits; the metering middleware writes the usage row.
-    await admit(
-        request,
-        principal,
-        scope="embeddings",
-        model=body.model,
-        tenant=request.headers.get(TENANT_HEADER) or body.user,
+    grant = await admit(
+        request, principal, scope="embeddings", model=body.model, user=body.user, generates=False
     )
     caller = meter(request).principal or principal
     meta = RequestMeta(request_id=request_id(request), tenant=caller.tenant, keep_alive=body.keep_alive)
+    meta, lowered = capped(meta, grant.urgency_ceiling)
     result = await kernel.embed(body.model, body.inputs(), meta, dimensions=body.dimensions)
     meter(request).report(model=body.model, digest=result.digest, prompt_tokens=result.prompt_tokens)
     as_base64 = body.encoding_format == "base64"
@@ -64,4 +62,4 @@ async def create_embeddings(
         "model": body.model,
         "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
     }
-    return JSONResponse(payload)
+    return JSONResponse(payload, headers=lowered)

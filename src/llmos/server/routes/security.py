@@ -1,7 +1,8 @@
 """The security API under ``/api``: whoami, tenants, keys, usage and audit.
 
-Tenants and audit are for admins; keys and usage are a tenant's own (an admin sees all).
-Another tenant's key is a 404, never a 403. Handlers are plain functions: FastAPI runs them in
+Tenants and audit are for admins; usage is a tenant's own (an admin sees all). Keys need
+``keys:write``: a non-admin key manages itself and the keys made from it (bounded by it).
+Another tenant's key, or one the caller does not manage, is a 404, never a 403. Handlers are plain functions: FastAPI runs them in
 its thread pool, so their database work never blocks the event loop.
 """
 
@@ -13,6 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from llmos.errors import InvalidRequest, NotFound
+from llmos.security.service import KEEP
 from llmos.security.types import ApiKey, AuditEvent, Quota, Tenant, UsageSummary
 from llmos.server.auth import PrincipalDep
 from llmos.server.routes.deps import KernelDep
@@ -59,6 +61,7 @@ def _tenant(t: Tenant) -> TenantOut:
         limits=_limits(t.limits),
         store_prompts=t.store_prompts,
         created_at=t.created_at,
+        max_urgency=t.urgency_ceiling,
     )
 
 
@@ -75,6 +78,7 @@ def _key(k: ApiKey) -> KeyOut:
         expires_at=k.expires_at,
         revoked_at=k.revoked_at,
         last_used_at=k.last_used_at,
+        parent=k.parent_id,
     )
 
 
@@ -123,6 +127,7 @@ def create_tenant(body: TenantCreate, principal: PrincipalDep, kernel: KernelDep
         weight=body.weight,
         limits=body.limits.changes() if body.limits else None,
         store_prompts=body.store_prompts,
+        max_urgency=body.max_urgency,
     )
     return _tenant(t)
 
@@ -145,6 +150,7 @@ def update_tenant(name: str, body: TenantPatch, principal: PrincipalDep, kernel:
         weight=body.weight,
         limits=body.limits.changes() if body.limits is not None else None,
         store_prompts=body.store_prompts,
+        max_urgency=body.max_urgency if "max_urgency" in body.model_fields_set else KEEP,
     )
     return _tenant(t)
 

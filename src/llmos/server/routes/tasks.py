@@ -7,8 +7,8 @@ from fastapi.responses import JSONResponse
 
 from llmos.kernel.types import DEFAULT_URGENCY, RequestMeta
 from llmos.server.auth import PrincipalDep
-from llmos.server.meta import request_id
-from llmos.server.metering import admit, digest_of, meter
+from llmos.server.meta import capped, request_id
+from llmos.server.metering import admit, digest_of, meter, metered
 from llmos.server.routes.deps import KernelDep
 from llmos.server.schemas.common import ErrorResponse, Usage
 from llmos.server.schemas.tasks import TaskInfo, TaskInput, TaskListResponse, TaskRequestBody, TaskResponse
@@ -29,17 +29,22 @@ async def list_tasks(principal: PrincipalDep) -> TaskListResponse:
     "/{task}",
     response_model=TaskResponse,
     responses={400: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+    dependencies=[metered("task")],
 )
 async def run_task(
     task: str, body: TaskRequestBody, request: Request, kernel: KernelDep, principal: PrincipalDep
 ) -> JSONResponse:
+    meter(request).operation = "task:" + task[:30]
     model = body.model or kernel.config.default_model
     grant = await admit(request, principal, scope="inference", model=model, max_tokens=body.max_tokens)
-    meta = RequestMeta(
-        request_id=request_id(request),
-        tenant=principal.tenant,
-        urgency=DEFAULT_URGENCY if body.priority is None else body.priority,
-        keep_alive=body.keep_alive,
+    meta, lowered = capped(
+        RequestMeta(
+            request_id=request_id(request),
+            tenant=principal.tenant,
+            urgency=DEFAULT_URGENCY if body.priority is None else body.priority,
+            keep_alive=body.keep_alive,
+        ),
+        grant.urgency_ceiling,
     )
     result = await kernel.run_task(
         task,
@@ -81,4 +86,4 @@ async def run_task(
             total_tokens=result.prompt_tokens + result.completion_tokens,
         ),
     )
-    return JSONResponse(response.model_dump(mode="json", by_alias=True))
+    return JSONResponse(response.model_dump(mode="json", by_alias=True), headers=lowered)

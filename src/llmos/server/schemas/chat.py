@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from llmos.server.schemas.common import RequestModel, SamplingFields, Usage
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
+MAX_TOOLS = 128
+"""Tools one request may define (OpenAI's bound too): each becomes grammar rules and prompt text."""
 
 
 class ContentPart(RequestModel):
@@ -57,7 +59,7 @@ class ChatCompletionRequest(SamplingFields):
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     response_format: dict[str, Any] | None = None
-    tools: list[dict[str, Any]] | None = None
+    tools: list[dict[str, Any]] | None = Field(default=None, max_length=MAX_TOOLS)
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     collections: list[str] | None = Field(default=None, min_length=1, max_length=16)

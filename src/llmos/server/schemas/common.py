@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ServiceTier = Literal["auto", "default", "flex", "priority", "scale"]
 
@@ -42,6 +42,22 @@ class SamplingFields(RequestModel):
     ignore_eos: bool = False
     """llmos extension (vLLM's name): generate past end-of-sequence, until max_tokens or a stop string
     (benchmarks use it for exact output lengths)."""
+    logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = Field(
+        default=None, max_length=1024
+    )
+    """Token id (as a string) → bias added to its logit before sampling, from -100 (never) to 100."""
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _token_ids(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is not None:
+            for key in value:
+                if not key.isdigit() or len(key) > 9:
+                    raise ValueError(f"keys must be token ids (non-negative integers), not {key[:20]!r}")
+        return value
+
+    def logit_bias_pairs(self) -> tuple[tuple[int, float], ...]:
+        return tuple(sorted((int(k), float(v)) for k, v in (self.logit_bias or {}).items()))
 
 
 class PromptTokensDetails(BaseModel):

@@ -52,6 +52,8 @@ class TenantCreate(BaseModel):
     weight: float | None = Field(default=None, gt=0, le=1000)
     limits: LimitsIn | None = None
     store_prompts: bool = False
+    max_urgency: int | None = Field(default=None, ge=0, le=9)
+    """The highest urgency (0-9) the tenant's requests run at; default: its plan's."""
 
 
 class TenantPatch(BaseModel):
@@ -61,6 +63,8 @@ class TenantPatch(BaseModel):
     weight: float | None = Field(default=None, gt=0, le=1000)
     limits: LimitsIn | None = None
     store_prompts: bool | None = None
+    max_urgency: int | None = Field(default=None, ge=0, le=9)
+    """The highest urgency (0-9) the tenant's requests run at; ``null``: back to its plan's."""
 
 
 class TenantOut(BaseModel):
@@ -70,6 +74,8 @@ class TenantOut(BaseModel):
     limits: LimitsOut
     store_prompts: bool
     created_at: datetime | None
+    max_urgency: int
+    """The highest urgency (0-9) its requests run at (its plan's unless set); higher asks are lowered."""
 
 
 class TenantList(BaseModel):
@@ -109,6 +115,8 @@ class KeyOut(BaseModel):
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
+    parent: str | None = None
+    """The id of the key that made this one (it bounds this key); None when an admin did."""
 
 
 class KeyCreated(KeyOut):

@@ -1,27 +1,45 @@
-// API keys (admins): list, create (the secret is shown once), revoke.
+// API keys (admins, and keys with keys:write: the keys they made): list, create (the secret is
+// shown once), revoke.
 import { ApiError, del, get, post } from "../api.js";
 import { badge, card, h, notice, table, when } from "../dom.js";
 
-const SCOPES = ["inference", "embeddings", "models:read", "models:write", "data", "fine-tune", "admin"];
+const SCOPES = [
+  "inference",
+  "embeddings",
+  "models:read",
+  "models:write",
+  "data",
+  "fine-tune",
+  "keys:write",
+  "metrics:read",
+  "admin",
+];
 
 export function render(root, ctx) {
   root.append(h("h1", {}, "API keys"));
-  if (!ctx.who.is_admin) {
-    root.append(notice("Only admins manage keys. Ask an admin for a key with the scopes you need.", "info", "keys-admin-only"));
+  const admin = ctx.who.is_admin;
+  if (!admin && !(ctx.who.scopes || []).includes("keys:write")) {
+    root.append(notice("Managing keys needs an admin key, or one with the keys:write scope. Ask an admin for one.", "info", "keys-admin-only"));
     return;
   }
+  if (!admin) {
+    root.append(
+      notice("Keys you make are bound by yours: no more scopes, models, limits or lifetime; revoking yours revokes them.", "info", "keys-delegated"),
+    );
+  }
+  const offered = admin ? SCOPES : SCOPES.filter((s) => (ctx.who.scopes || []).includes(s));
   const status = h("div", {});
   const list = h("div", {});
   const form = h(
     "form",
     { class: "inline-form", "data-testid": "key-form" },
-    h("label", {}, "Tenant ", h("input", { name: "tenant", required: true, value: ctx.who.tenant || "local" })),
+    h("label", {}, "Tenant ", h("input", { name: "tenant", required: true, value: ctx.who.tenant || "local", readonly: !admin })),
     h("label", {}, "Name ", h("input", { name: "name", placeholder: "e.g. ci-runner" })),
     h(
       "fieldset",
       { class: "scopes" },
       h("legend", {}, "Scopes"),
-      SCOPES.map((s) =>
+      offered.map((s) =>
         h("label", {}, h("input", { type: "checkbox", name: "scope", value: s, checked: s === "inference" || s === "models:read" }), ` ${s}`),
       ),
     ),
