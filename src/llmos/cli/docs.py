@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,8 +20,9 @@ from rich.table import Table
 
 from llmos.cli.errors import handle_errors
 from llmos.cli.runtime import require_server
-from llmos.sdk import Client
-from llmos.sdk.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from llmos.sdk import Client
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
@@ -57,6 +58,8 @@ def collect_files(paths: list[Path]) -> list[tuple[Path, str]]:
 
 
 def _ensure_collection(client: Client, name: str, embedding_model: str | None) -> None:
+    from llmos.sdk.errors import NotFoundError
+
     try:
         client.data.get_collection(name)
     except NotFoundError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import (
@@ -16,8 +17,9 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from llmos.registry.progress import Progress as Report
-from llmos.registry.progress import ProgressFn
+if TYPE_CHECKING:
+    from llmos.registry.progress import Progress as Report
+    from llmos.registry.progress import ProgressFn
 
 
 @contextmanager

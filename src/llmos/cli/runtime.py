@@ -3,25 +3,31 @@ server-facing commands share: finding the server and drawing pull progress."""
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
-from llmos.config import Config, load_config
-from llmos.sdk import APIConnectionError, Client
+from llmos.cli.format import human_size
+
+if TYPE_CHECKING:
+    from llmos.config import Config
+    from llmos.sdk import Client
 
 err_console = Console(stderr=True)
 out_console = Console()
 
 
 def make_client(config: Config | None = None, *, timeout: float = 600.0) -> Client:
+    # The config and the SDK are imported here, not at the top: ``llmos --help`` needs neither.
+    from llmos.config import load_config
+    from llmos.sdk import Client
+
     cfg = config or load_config()
     return Client(base_url=cfg.base_url, api_key=cfg.api_key, timeout=timeout)
 
@@ -37,6 +43,8 @@ def reachable_client(config: Config | None = None) -> Client | None:
 
 def require_server(config: Config | None = None) -> Client:
     """A client for the running server; raises APIConnectionError that says how to start one."""
+    from llmos.sdk import APIConnectionError
+
     client = make_client(config)
     if not client.is_reachable():
         client.close()
@@ -82,14 +90,6 @@ class PullProgress:
         self._progress.update(self._task, description=description, total=total, completed=completed or 0)
 
 
-def _size(n: int | None) -> str:
-    if not n:
-        return "-"
-    units = ["B", "KB", "MB", "GB", "TB"]
-    i = min(len(units) - 1, int(math.log(n, 1024)))
-    return f"{n / 1024**i:.0f} {units[i]}" if i < 3 else f"{n / 1024**i:.1f} {units[i]}"
-
-
 def _until(expires_at: float | None, keep_alive: float | None, now: Callable[[], float] = time.time) -> str:
     if keep_alive is None:
         return "forever"
@@ -113,7 +113,7 @@ def ps() -> None:
     for col in ("NAME", "DIGEST", "STATE", "MEMORY", "RUNNING", "QUEUED", "WAIT PRED/OBS", "UNTIL"):
         table.add_column(col)
     for m in models:
-        memory = _size(m.measured_bytes or m.estimated_bytes)
+        memory = human_size(m.measured_bytes or m.estimated_bytes)
         state = m.state + (" (pinned)" if m.pinned else "")
         until = _until(m.expires_at, m.keep_alive)
         qm = queues.get(m.name, {}).get("queue_model", {})
@@ -124,14 +124,14 @@ def ps() -> None:
         if m.weights:
             out_console.print(f"{m.name}: weights {m.weights}")
     budget = resources.get("budget", {}).get("ram_bytes")
-    out_console.print(f"memory: {_size(resources.get('used_bytes'))} of {_size(budget)} budget")
+    out_console.print(f"memory: {human_size(resources.get('used_bytes'))} of {human_size(budget)} budget")
     inv = resources.get("inventory", {})
     line = (
         f"machine: {inv.get('physical_cores', '?')} cores ({inv.get('logical_cores', '?')} threads), "
-        f"RAM {_size(inv.get('ram_available_bytes'))} available of {_size(inv.get('ram_total_bytes'))}"
+        f"RAM {human_size(inv.get('ram_available_bytes'))} available of {human_size(inv.get('ram_total_bytes'))}"
     )
     for gpu in inv.get("gpus", []):
-        line += f"; GPU {gpu['index']} {gpu['name']} {_size(gpu['free_bytes'])} free of {_size(gpu['total_bytes'])}"
+        line += f"; GPU {gpu['index']} {gpu['name']} {human_size(gpu['free_bytes'])} free of {human_size(gpu['total_bytes'])}"
     out_console.print(line)
 
 

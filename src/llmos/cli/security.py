@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, Protocol, TypeVar
 
 import typer
 from rich.console import Console
@@ -24,12 +24,13 @@ from rich.table import Table
 
 from llmos.cli.errors import handle_errors
 from llmos.cli.runtime import reachable_client
-from llmos.config import Config, load_config
 from llmos.errors import InvalidRequest
-from llmos.sdk import AuthenticationError, Client
-from llmos.sdk.security import ApiKey, Tenant, UsageRow
-from llmos.security import service as svc
-from llmos.security import types as dom
+
+if TYPE_CHECKING:
+    from llmos.config import Config
+    from llmos.sdk import Client
+    from llmos.sdk.security import ApiKey, Tenant, UsageRow
+    from llmos.security import types as dom
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -117,6 +118,8 @@ class RemoteSecurity:
 
 
 def _tenant(t: dom.Tenant) -> Tenant:
+    from llmos.sdk.security import Tenant
+
     return Tenant(
         name=t.name,
         plan=t.plan,
@@ -132,6 +135,8 @@ def _iso(d: datetime | None) -> str | None:
 
 
 def _key(k: dom.ApiKey, secret: str | None = None) -> ApiKey:
+    from llmos.sdk.security import ApiKey
+
     return ApiKey(
         id=k.id,
         prefix=k.prefix,
@@ -152,6 +157,8 @@ class LocalSecurity:
     """The commands' backend on the local database (no server), acting as a local admin."""
 
     def __init__(self, config: Config) -> None:
+        # The database and the security service are imported only when no server answers.
+        from llmos.security import service as svc
         from llmos.storage.db import open_database
 
         self.config = config
@@ -207,9 +214,17 @@ class LocalSecurity:
         return _key(self.security.update_key(self.actor, key_id, limits=limits))
 
     def usage(self, group_by: list[str], tenant: str | None, since: date | None) -> list[UsageRow]:
+        from llmos.sdk.security import UsageRow
+
         start = datetime.combine(since, datetime.min.time(), tzinfo=UTC) if since else None
         rows = self.security.usage(self.actor, group_by, tenant=tenant, since=start)
         return [UsageRow(**{k: v for k, v in asdict(u).items()}) for u in rows]
+
+
+def _load_config() -> Config:
+    from llmos.config import load_config
+
+    return load_config()
 
 
 def open_backend() -> Backend:
@@ -217,7 +232,7 @@ def open_backend() -> Backend:
     client = reachable_client()
     if client is not None:
         return RemoteSecurity(client)
-    return LocalSecurity(load_config())
+    return LocalSecurity(_load_config())
 
 
 backend_opener: Callable[[], Backend] = open_backend
@@ -419,16 +434,18 @@ def keys_create(
         admin,
     )
     if local:
-        key = LocalSecurity(load_config()).keys_create(*args)
+        key = LocalSecurity(_load_config()).keys_create(*args)
     else:
+        from llmos.sdk import AuthenticationError
+
         backend = backend_opener()
         try:
             key = backend.keys_create(*args)
         except AuthenticationError:
-            if not (admin and isinstance(backend, RemoteSecurity) and load_config().api_key is None):
+            if not (admin and isinstance(backend, RemoteSecurity) and _load_config().api_key is None):
                 raise
             err.print("the server wants a key and none is set: creating the admin key on the local database")
-            key = LocalSecurity(load_config()).keys_create(*args)
+            key = LocalSecurity(_load_config()).keys_create(*args)
     err.print(
         f"created key {key.id} ({key.prefix}…) for tenant {escape(key.tenant)}, "
         f"scopes {', '.join(key.scopes)}; models {', '.join(key.models)}"

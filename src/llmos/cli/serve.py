@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from llmos import __version__
 from llmos.cli.runtime import PullProgress, err_console
-from llmos.config import Config, load_config
 from llmos.errors import LLMOSError, ModelNotFound
-from llmos.kernel import Kernel, build_kernel
-from llmos.observability import configure_logging
-from llmos.server import Lifecycle, create_app
-from llmos.server.app import Startup
-from llmos.server.runner import server_for
+
+if TYPE_CHECKING:
+    from llmos.config import Config
+    from llmos.kernel import Kernel
+    from llmos.server import Lifecycle
+    from llmos.server.app import Startup
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,13 @@ def serve(
     ] = False,
 ) -> None:
     """Run the llmos server: OpenAI-compatible API under /v1, admin API under /api."""
+    # The server and the kernel are imported here: no other command needs them.
+    from llmos.config import load_config
+    from llmos.kernel import build_kernel
+    from llmos.observability import configure_logging
+    from llmos.server import Lifecycle, create_app
+    from llmos.server.runner import server_for
+
     config = load_config(host=host, port=port)
     configure_logging(config.log_level, config.log_format)
     kernel = build_kernel(config)

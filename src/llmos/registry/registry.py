@@ -13,7 +13,7 @@ import logging
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from llmos.errors import Conflict, InvalidModelName, ModelNotFound
 from llmos.registry.blobs import Blob, BlobStore, BlobWriter, check_digest
 from llmos.registry.catalog import CATALOG, CatalogEntry
 from llmos.registry.gguf_meta import GGUFMeta, read_gguf_meta
-from llmos.registry.manifest import Manifest, ManifestFile, files_digest
+from llmos.registry.manifest import Manifest, ManifestFile, Removal, files_digest
 from llmos.registry.names import ModelRef, parse_name
 from llmos.registry.progress import ProgressFn, report
 from llmos.registry.sources.hf import HfRef, HfSource, parse_hf_name
@@ -32,15 +32,6 @@ from llmos.storage.manifests import ManifestRepository
 from llmos.types import Digest
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Removal:
-    """What ``remove`` did: the versions deleted and the blobs freed."""
-
-    name: str
-    manifests: tuple[Manifest, ...]
-    freed_blobs: tuple[Digest, ...]
 
 
 class Registry:
@@ -205,6 +196,7 @@ class Registry:
         for m in removed:
             if m.format != "gguf" and self.manifests.by_content(m.digest) is None:
                 shutil.rmtree(self.models_dir / f"sha256-{m.digest}", ignore_errors=True)
+                self.blobs.delete_derived(m.digest)  # e.g. its llama.cpp conversion
         return Removal(name=name, manifests=tuple(removed), freed_blobs=tuple(freed))
 
     # ---- pulling --------------------------------------------------------------------------
@@ -261,6 +253,7 @@ class Registry:
         )
         if entry.format == "gguf":
             meta = read_gguf_meta(staged[files[0].path])
+            template, template_facts = _chat_template(meta, entry.chat_template)
             return replace(
                 base,
                 architecture=meta.architecture,
@@ -268,8 +261,8 @@ class Registry:
                 quantization=meta.quantization,
                 context_length=meta.context_length,
                 embedding_length=meta.embedding_length,
-                chat_template=meta.chat_template,
-                metadata={**meta.to_metadata(), **base.metadata},
+                chat_template=template,
+                metadata={**meta.to_metadata(), **base.metadata, **template_facts},
             )
         st = read_st_meta(staged)
         return replace(
@@ -392,6 +385,7 @@ def _gguf_manifest(
     name: str, digest: str, size: int, meta: GGUFMeta, file_name: str, source: str
 ) -> Manifest:
     """The manifest of a single-file GGUF model, from its header facts."""
+    template, template_facts = _chat_template(meta)
     return Manifest(
         name=name,
         digest=digest,
@@ -403,8 +397,37 @@ def _gguf_manifest(
         quantization=meta.quantization,
         context_length=meta.context_length,
         embedding_length=meta.embedding_length,
-        chat_template=meta.chat_template,
+        chat_template=template,
         license=meta.license,
         source=source,
-        metadata=meta.to_metadata(),
+        metadata={**meta.to_metadata(), **template_facts},
     )
+
+
+ENCODER_ARCHITECTURES = frozenset(
+    {
+        "bert",
+        "nomic-bert",
+        "nomic-bert-moe",
+        "jina-bert-v2",
+        "jina-bert-v3",
+        "modern-bert",
+        "neo-bert",
+        "t5encoder",
+    }
+)
+"""GGUF architectures that only encode (embedding models): they get no chat template."""
+
+
+def _chat_template(meta: GGUFMeta, catalog_template: str | None = None) -> tuple[str | None, dict[str, str]]:
+    """The chat template a GGUF model answers with, and where it came from (manifest metadata
+    ``chat_template_source``: ``file``, ``catalog`` or ``guessed``, the guess explained in
+    ``chat_template_guess``). Models that do not chat (BERT-like encoders) get none."""
+    if meta.chat_template:
+        return meta.chat_template, {"chat_template_source": "file"}
+    if catalog_template:
+        return catalog_template, {"chat_template_source": "catalog"}
+    if meta.chat_format_guess is None or meta.architecture in ENCODER_ARCHITECTURES:
+        return None, {}
+    guess = meta.chat_format_guess
+    return guess.format.template, {"chat_template_source": "guessed", "chat_template_guess": guess.reason}
