@@ -1,6 +1,7 @@
-"""``SentenceTransformersEngine``: sentence embeddings with sentence-transformers on torch (CPU).
+"""``TorchSentenceEngine``: sentence embeddings with sentence-transformers on torch (CPU).
 
-It loads a sentence-transformers model folder (``modules.json``, ``config.json``, weights,
+The engine of the sentence-transformers models llama.cpp cannot run (see
+:mod:`llmos.engine.sentence_transformers_engine`, which picks). It loads a model folder (``modules.json``, ``config.json``, weights,
 tokenizer) that the registry materialized, never touching the network, and answers ``embed``,
 ``tokenize``, ``detokenize``, ``health`` and ``unload``. It cannot generate text: the generation
 half of the engine protocol raises InvalidRequest.
@@ -14,22 +15,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from llmos.engine.base import (
-    Admission,
-    EngineHealth,
-    EngineInfo,
-    LoadSpec,
-    SeqSnapshot,
-    SeqStatus,
-    SequenceSpec,
-    StepPlan,
-    StepResult,
-)
+from llmos.engine.base import EngineHealth, EngineInfo, LoadSpec
+from llmos.engine.embedding_only import EmbeddingOnly
 from llmos.errors import EngineError, InvalidModelFile, InvalidRequest, MissingDependency
-from llmos.types import ChatMessage, SeqId, TokenId
+from llmos.types import TokenId
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +63,8 @@ def available() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("torch", "sentence_transformers"))
 
 
-class SentenceTransformersEngine:
-    """The sentence-transformers backend of :class:`llmos.engine.base.Engine`. Not thread-safe."""
+class TorchSentenceEngine(EmbeddingOnly):
+    """Sentence embeddings on torch, the protocol of :class:`llmos.engine.base.Engine`. Not thread-safe."""
 
     def __init__(self) -> None:
         self._torch: Any = None
@@ -196,43 +188,6 @@ class SentenceTransformersEngine:
             if normalize:
                 emb = torch.nn.functional.normalize(emb, p=2.0, dim=1)
         return [[float(v) for v in row] for row in emb.tolist()]
-
-    # --- what an embedding model cannot do -------------------------------------------------------
-
-    def _refuse(self) -> InvalidRequest:
-        return InvalidRequest("this model is an embedding model; it cannot generate text", param="model")
-
-    def render_chat(
-        self,
-        messages: Sequence[ChatMessage],
-        *,
-        add_generation_prompt: bool = True,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-    ) -> str:
-        raise self._refuse()
-
-    def can_admit(self, n_prompt_tokens: int) -> bool:
-        return False
-
-    def admit(self, spec: SequenceSpec) -> Admission:
-        raise self._refuse()
-
-    def step(self, plan: StepPlan | None = None) -> StepResult:
-        if plan is not None and plan.tokens:
-            raise self._refuse()
-        return StepResult(outputs=(), n_tokens=0, elapsed_s=0.0)
-
-    def abort(self, seq_id: SeqId) -> None:
-        return None
-
-    def preempt(self, seq_id: SeqId) -> SeqSnapshot:
-        raise self._refuse()
-
-    def restore(self, snapshot: SeqSnapshot) -> Admission:
-        raise self._refuse()
-
-    def sequences(self) -> list[SeqStatus]:
-        return []
 
     def health(self) -> EngineHealth:
         if self._info is None:

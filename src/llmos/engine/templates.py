@@ -18,16 +18,9 @@ from jinja2 import TemplateError, TemplateSyntaxError
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from llmos.engine.chat_formats import CHATML_TEMPLATE
 from llmos.errors import InvalidModelFile, InvalidRequest
 from llmos.types import ChatMessage
-
-CHATML_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + (message['content'] or '') + '<|im_end|>' + '\\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
-"""Used when the model carries no template."""
 
 
 class _TemplateRaised(Exception):

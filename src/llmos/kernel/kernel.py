@@ -501,6 +501,14 @@ class Kernel:
 
     def _load_fn(self, key: str, manifest: Manifest) -> Callable[[LoadGrant], Any]:
         async def load(grant: LoadGrant) -> LoadedModel:
+            if manifest.metadata.get("chat_template_source") == "guessed":
+                log.warning(
+                    "%s has no chat template of its own: it answers in the %s format, a guess that "
+                    "may make it answer poorly (see 'llmos show %s')",
+                    key,
+                    manifest.metadata.get("chat_template_guess", "ChatML"),
+                    key,
+                )
             return await self._loader.load(key, manifest, self._model_path(manifest), grant)
 
         return load

