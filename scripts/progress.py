@@ -5,7 +5,7 @@ print a short line now and then, so that nobody wonders whether it hung.
 
 A line is printed when the build tool reports a step (``[12/74]``, as ninja and make do: files
 compiled out of the total), at most every ``--every`` seconds, and a heartbeat otherwise, each
-with the time elapsed and the expected total. pip's ``Collecting <package>`` lines are counted.
+with the time elapsed and the expected total. With ``--packages``, pip's ``Collecting <package>`` lines are counted.
 Standard library only: it runs before anything is installed.
 """
 
@@ -19,8 +19,8 @@ import sys
 import time
 from typing import TextIO
 
-STEP = re.compile(r"^\[\s*(\d+)\s*/\s*(\d+)\s*\]")
-COLLECTING = re.compile(r"^Collecting (\S+)")
+STEP = re.compile(r"^\s*\[\s*(\d+)\s*/\s*(\d+)\s*\]")
+COLLECTING = re.compile(r"^\s*Collecting (\S+)")
 
 
 def clock(seconds: float) -> str:
@@ -31,8 +31,11 @@ def clock(seconds: float) -> str:
 class Reporter:
     """Turns output lines into progress lines; ``now`` is injectable for tests."""
 
-    def __init__(self, label: str, expected: float, every: float, out: TextIO, now: float) -> None:
+    def __init__(
+        self, label: str, expected: float, every: float, out: TextIO, now: float, *, packages: bool = False
+    ) -> None:
         self.label = label
+        self.count_packages = packages
         self.expected = expected
         self.every = every
         self.out = out
@@ -45,7 +48,7 @@ class Reporter:
         step = STEP.match(line)
         if step:
             self.step = (int(step.group(1)), int(step.group(2)))
-        elif COLLECTING.match(line):
+        elif self.count_packages and COLLECTING.match(line):
             self.packages += 1
         if step and now - self.last_print >= self.every:
             self.report(now)
@@ -63,8 +66,13 @@ class Reporter:
         elif self.packages:
             parts.append(f"{self.packages} packages so far,")
         parts.append(f"{clock(elapsed)} elapsed")
-        if self.expected > 0:
+        if self.step is not None and self.step[0] >= 5:
+            n, total = self.step
+            parts.append(f"(about {clock(elapsed * (total - n) / n)} left)")
+        elif self.expected > 0 and elapsed <= self.expected:
             parts.append(f"of about {clock(self.expected)}")
+        elif self.expected > 0:
+            parts.append(f"(expected about {clock(self.expected)}: is the machine busy?)")
         self.out.write(" ".join(parts) + "\n")
         self.out.flush()
         self.last_print = now
@@ -100,11 +108,12 @@ def main() -> None:
     ap.add_argument("--label", required=True, help="what is being done, e.g. 'compiling llama.cpp'")
     ap.add_argument("--expected", type=float, default=0.0, help="expected seconds in all (0: unknown)")
     ap.add_argument("--every", type=float, default=15.0, help="seconds between two progress lines")
+    ap.add_argument("--packages", action="store_true", help="count pip's 'Collecting' lines")
     args = ap.parse_args()
     now = time.monotonic()
-    reporter = Reporter(args.label, args.expected, args.every, sys.stdout, now)
+    reporter = Reporter(args.label, args.expected, args.every, sys.stdout, now, packages=args.packages)
     with open(args.log, "w", encoding="utf-8") as log:
-        run(sys.stdin, log, reporter, heartbeat=min(args.every, 5.0))
+        run(sys.stdin, log, reporter, heartbeat=max(0.5, min(args.every, 5.0)))
 
 
 if __name__ == "__main__":

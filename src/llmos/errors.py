@@ -62,7 +62,21 @@ class NotFound(LLMOSError):
 
 
 class ModelNotFound(NotFound):
+    """``suggestions``: known names close to the one asked for, offered as "did you mean"."""
+
     code = "model_not_found"
+
+    def __init__(self, message: str, *, param: str | None = None, suggestions: tuple[str, ...] = ()) -> None:
+        self.plain_message = message
+        self.suggestions = suggestions
+        if suggestions:
+            message += "; did you mean " + " or ".join(repr(s) for s in suggestions) + "?"
+        super().__init__(message, param=param)
+
+    def suggesting_only(self, allowed: tuple[str, ...]) -> ModelNotFound:
+        """The same error with only the ``allowed`` suggestions (a caller may not learn of others)."""
+        keep = tuple(s for s in self.suggestions if s in allowed)
+        return ModelNotFound(self.plain_message, param=self.param, suggestions=keep)
 
 
 class Conflict(LLMOSError):

@@ -56,17 +56,27 @@ def _model(model: str | None) -> str:
     return model or load_config().default_model
 
 
-def _session(first: str | None, prompt: str, answer: Callable[[str], None]) -> None:
-    """One message (``first``), or a read-answer loop until EOF, ``exit`` or ``quit``."""
+QUIT = frozenset({"/bye", "/exit", "/quit", "exit", "quit"})
+"""What ends an interactive session: ``/bye`` as in ``llmos run``, and the usual words."""
+
+
+def _session(
+    first: str | None, prompt: str, answer: Callable[[str], None], greeting: str | None = None
+) -> None:
+    """One message (``first``), or a read-answer loop (after ``greeting``) until EOF or a
+    :data:`QUIT` word."""
     if first is not None:
         answer(first)
         return
+    if greeting:
+        out_console.print(greeting, markup=False, highlight=False)
+    stderr.print("[dim](type /bye to leave)[/]")
     while True:
         try:
             text = input(prompt)
         except EOFError:
             return
-        if text.strip().lower() in ("exit", "quit"):
+        if text.strip().lower() in QUIT:
             return
         if text.strip():
             answer(text)
@@ -159,7 +169,7 @@ def support(
 ) -> None:
     """The bookshop's customer-service bot (try: "I want to order a novel")."""
     from llmos.apps.recommend import DEFAULT_EMBEDDING_MODEL
-    from llmos.apps.support import SupportBot
+    from llmos.apps.support import GREETING, SupportBot
 
     with require_server() as client:
         bot = SupportBot(client, _model(model), embedding_model=embedding_model or DEFAULT_EMBEDDING_MODEL)
@@ -169,7 +179,7 @@ def support(
         def answer(text: str) -> None:
             out_console.print(bot.respond(cid, text).text, markup=False, highlight=False)
 
-        _session(message, "customer> ", answer)
+        _session(message, "customer> ", answer, greeting=None if conversation else GREETING)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,8 +1,8 @@
 """How the CLI writes sizes, ages and counts.
 
-Sizes are binary everywhere llmos shows them (the CLI, the console, the API docs): KiB, MiB,
-GiB, TiB, each 1024 of the one before, so that ``llmos list``, ``llmos ps`` and ``/ui`` give
-the same figure for the same bytes.
+Sizes are binary everywhere llmos shows them (the CLI, the console, the docs): KiB, MiB, GiB,
+TiB, each 1024 of the one before, written like the console's ``bytes()`` (``ui/js/dom.js``), so
+that ``llmos list``, ``llmos ps`` and ``/ui`` give the same figure for the same bytes.
 """
 
 from __future__ import annotations
@@ -13,16 +13,14 @@ _UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
 
 def human_size(n: int | None) -> str:
-    """``n`` bytes in binary units: ``512 B``, ``94 KiB``, ``93.8 MiB``, ``1.25 GiB``; ``-`` for
-    an unknown (None) size."""
+    """``n`` bytes in binary units, one decimal below 10 (as the console's ``bytes()`` writes
+    them): ``512 B``, ``94 MiB``, ``1.3 GiB``, ``23 GiB``; ``-`` for an unknown (None) size."""
     if n is None:
         return "-"
     size, i = float(n), 0
     while size >= 1024 and i < len(_UNITS) - 1:
         size, i = size / 1024, i + 1
-    if i <= 1:
-        return f"{size:.0f} {_UNITS[i]}"
-    return f"{size:.1f} {_UNITS[i]}" if i == 2 else f"{size:.2f} {_UNITS[i]}"
+    return f"{size:.{1 if i and size < 10 else 0}f} {_UNITS[i]}"
 
 
 def human_age(when: datetime | None, now: datetime | None = None) -> str:

@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from llmos.cli.format import human_size
+from llmos.cli.progress import transfer_columns
 
 if TYPE_CHECKING:
     from llmos.config import Config
@@ -63,8 +64,7 @@ class PullProgress:
         self._progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            *transfer_columns(),
             console=err_console,
             transient=False,
         )

@@ -512,6 +512,12 @@ def keys_set_limits(
 # ---- usage ---------------------------------------------------------------------------------
 
 
+USAGE_COUNTS = (
+    "requests: every metered request since the database was made (chat, completions, embeddings, tasks), "
+    "refused and failed ones included; the console's dashboard counts the server's generations since it started"
+)
+
+
 def usage(
     by: Annotated[
         str, typer.Option("--by", help="Group by: tenant, model, day, key (comma list)")
@@ -537,6 +543,7 @@ def usage(
         cells = [escape(str(getattr(r, g) or "-")) for g in groups]
         table.add_row(*cells, str(r.requests), str(r.prompt_tokens), str(r.completion_tokens), str(r.errors))
     out.print(table)
+    err.print(f"[dim]{USAGE_COUNTS}[/]")
 
 
 def whoami() -> None:

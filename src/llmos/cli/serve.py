@@ -75,7 +75,7 @@ def serve(
     if config.log_format == "json":
         log.info("%s", banner)  # stderr stays one JSON object per line
     else:
-        err_console.print(banner)
+        err_console.print(banner, soft_wrap=True)  # one line, whatever the width
     server = server_for(
         app, life, host=config.host, port=config.port, drain_timeout=drain_timeout, log_level=config.log_level
     )

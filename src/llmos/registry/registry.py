@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import difflib
 import logging
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,7 +76,7 @@ class Registry:
             else self.manifests.by_tag(ref.family, ref.tag or "latest")
         )
         if found is None:
-            raise ModelNotFound(self._not_found(name, ref), param="model")
+            raise self._not_found(name, ref)
         return found
 
     def list(self) -> builtins.list[Manifest]:
@@ -131,6 +132,7 @@ class Registry:
                 f"{ref.name!r} is not in the catalog (available: {', '.join(sorted(self.catalog))}); "
                 f"register a local file with 'llmos import PATH --name {ref.name}'",
                 param="model",
+                suggestions=self._suggest(ref.name),
             )
         existing = self.manifests.by_tag(ref.family, ref.tag or "latest")
         if existing is not None and existing.digest == _entry_digest(entry) and self._blobs_present(existing):
@@ -186,11 +188,11 @@ class Registry:
         if ref.digest is not None:
             gone = self.manifests.delete_version(ref.family, ref.digest)
             if gone is None:
-                raise ModelNotFound(self._not_found(name, ref), param="model")
+                raise self._not_found(name, ref)
             removed = [gone]
         else:
             if self.manifests.by_tag(ref.family, tag) is None:
-                raise ModelNotFound(self._not_found(name, ref), param="model")
+                raise self._not_found(name, ref)
             removed = self.manifests.untag(ref.family, tag)
         freed = self._collect([f.digest for m in removed for f in m.files])
         for m in removed:
@@ -296,10 +298,19 @@ class Registry:
         hub = parse_hf_name(name)
         return parse_name(hub.local_name if hub is not None else name)
 
-    def _not_found(self, name: str, ref: ModelRef) -> str:
+    def _not_found(self, name: str, ref: ModelRef) -> ModelNotFound:
         if ref.digest is None and ref.name in self.catalog:
-            return f"model {name!r} is not pulled yet; run 'llmos pull {ref.name}'"
-        return f"model {name!r} not found; see 'llmos list', or 'llmos pull' / 'llmos import' it"
+            return ModelNotFound(
+                f"model {name!r} is not pulled yet; run 'llmos pull {ref.name}'", param="model"
+            )
+        return ModelNotFound(
+            f"model {name!r} not found; see 'llmos list', or 'llmos pull' / 'llmos import' it",
+            param="model",
+            suggestions=self._suggest(ref.name),
+        )
+
+    def _suggest(self, name: str) -> tuple[str, ...]:
+        return close_names(name, [*self.catalog, *(m.name for m in self.list())])
 
     def _writer(
         self, progress: ProgressFn | None, *, total: int | None, phase: str, expected: Digest | None = None
@@ -373,6 +384,11 @@ class Registry:
                 if not folder.is_dir():  # not a concurrent materialisation winning the race
                     raise
         return folder
+
+
+def close_names(name: str, known: Iterable[str]) -> tuple[str, ...]:
+    """Up to three of ``known`` that look like a typo of ``name`` (``smolm2:135m`` → ``smollm2:135m``)."""
+    return tuple(difflib.get_close_matches(name, sorted(set(known)), n=3, cutoff=0.75))
 
 
 def _entry_digest(entry: CatalogEntry) -> Digest:
