@@ -53,6 +53,28 @@ LLAMA3_TEMPLATE = (
 """Llama 3's headers: ``<|start_header_id|>role<|end_header_id|>``, each turn closed by ``<|eot_id|>``."""
 
 
+TRANSCRIPT_TEMPLATE = (
+    "{{ bos_token }}"
+    "A conversation between a user and a helpful, knowledgeable assistant. The assistant answers "
+    "each message directly and correctly, in a few words or sentences.\n\n"
+    "User: Hi!\nAssistant: Hello! How can I help you today?\n\n"
+    "User: What is the largest planet in the solar system?\n"
+    "Assistant: Jupiter is the largest planet in the solar system.\n\n"
+    "User: How many days are in a week?\nAssistant: A week has seven days.\n\n"
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' %}{{ (message['content'] or '') | trim }}\n\n"
+    "{% elif message['role'] == 'assistant' %}Assistant: {{ (message['content'] or '') | trim }}\n\n"
+    "{% else %}User: {{ (message['content'] or '') | trim }}\n"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}Assistant:{% endif %}"
+)
+"""For *base* models (pretrained, not tuned to chat): a plain-text transcript that opens with a
+few example exchanges, which a base model continues as the assistant. Use it with the stop
+strings :data:`TRANSCRIPT_STOP`, or the model goes on to write the user's next line."""
+TRANSCRIPT_STOP = ("\nUser:", "\nAssistant:")
+
+
 @dataclass(frozen=True)
 class ChatFormat:
     name: str
