@@ -41,11 +41,14 @@ def open_local_registry() -> Registry:
 
 def open_cli_registry() -> Registry | RemoteRegistry:
     """The running server's registry (through the SDK) when one answers, else the local one."""
-    from llmos.cli.remote_registry import RemoteRegistry
     from llmos.cli.runtime import reachable_client
 
     client = reachable_client()
-    return RemoteRegistry(client) if client is not None else open_local_registry()
+    if client is None:
+        return open_local_registry()
+    from llmos.cli.remote_registry import RemoteRegistry
+
+    return RemoteRegistry(client)
 
 
 registry_opener: RegistryOpener = open_cli_registry

@@ -3,10 +3,12 @@ server-facing commands share: finding the server and drawing pull progress."""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
@@ -33,9 +35,28 @@ def make_client(config: Config | None = None, *, timeout: float = 600.0) -> Clie
     return Client(base_url=cfg.base_url, api_key=cfg.api_key, timeout=timeout)
 
 
+def _nothing_listens(base_url: str) -> bool:
+    """True when no process accepts connections at ``base_url``'s host and port: then no server
+    runs there, and the SDK (httpx) need not even be imported to find that out."""
+    url = urlsplit(base_url)
+    try:
+        port = url.port or (443 if url.scheme == "https" else 80)
+        with socket.create_connection((url.hostname or "127.0.0.1", port), timeout=1.0):
+            return False
+    except ConnectionRefusedError:
+        return True
+    except (OSError, ValueError):
+        return False  # unknown: let the SDK's own check decide
+
+
 def reachable_client(config: Config | None = None) -> Client | None:
     """A client for the configured server if one answers, else None."""
-    client = make_client(config)
+    from llmos.config import DEFAULT_PORT, load_config
+
+    cfg = config or load_config()
+    if _nothing_listens(cfg.base_url or f"http://127.0.0.1:{DEFAULT_PORT}"):  # the SDK's default
+        return None
+    client = make_client(cfg)
     if client.is_reachable():
         return client
     client.close()

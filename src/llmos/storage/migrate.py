@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
+from llmos.errors import Conflict
+
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
@@ -58,6 +60,14 @@ def declared_head() -> str | None:
     return heads.pop() if len(heads) == 1 else None
 
 
+def _known_revisions() -> set[str]:
+    return {
+        m.group(1)
+        for script in (MIGRATIONS / "versions").glob("*.py")
+        if (m := _REVISION.search(script.read_text(encoding="utf-8")))
+    }
+
+
 def current_revision(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
@@ -88,9 +98,22 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             if current_revision(engine) == head_revision():
                 return
         from alembic import command
+        from alembic.util.exc import CommandError
 
         log.info("migrating database to %s", revision)
-        command.upgrade(alembic_config(engine), revision)
+        try:
+            command.upgrade(alembic_config(engine), revision)
+        except CommandError as exc:
+            stored = _stored_revision(engine)
+            if stored is None or stored in _known_revisions():
+                raise
+            where = engine.url.render_as_string(hide_password=True)
+            raise Conflict(
+                f"the database {where} has schema revision {stored}, which this llmos does not know (its "
+                f"newest is {head_revision()}): a newer llmos made it. Run that version, or point "
+                "LLMOS_HOME or LLMOS_DATABASE_URL at another database",
+                param="database_url",
+            ) from exc
 
 
 def downgrade(engine: Engine, revision: str) -> None:
