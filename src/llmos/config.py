@@ -40,6 +40,11 @@ class Paths:
         return self.home / "blobs"
 
     @property
+    def models(self) -> Path:
+        """Multi-file models presented as folders of their blobs (``sha256-<digest>/<path>``)."""
+        return self.home / "models"
+
+    @property
     def tmp(self) -> Path:
         """Scratch space on the same filesystem as the blobs, so a rename is atomic."""
         return self.home / "tmp"

@@ -105,6 +105,21 @@ def list_(
     out.print(table)
 
 
+def _local_path(m: Manifest) -> Path:
+    """The model's file (a GGUF blob) or folder (a multi-file model) under this machine's
+    LLMOS_HOME. Raises NotFound when it is not there (a server on another machine, say)."""
+    from llmos.config import load_config
+    from llmos.errors import NotFound
+
+    paths = load_config().paths
+    found = paths.blobs / f"sha256-{m.digest}" if m.format == "gguf" else paths.models / f"sha256-{m.digest}"
+    if not found.exists():
+        raise NotFound(
+            f"{m.name} is not stored under {paths.home} on this machine; set LLMOS_HOME to the server's home"
+        )
+    return found
+
+
 def template_origin(m: Manifest) -> str:
     """Where a model's chat template comes from, in words."""
     source = m.metadata.get("chat_template_source")
@@ -123,10 +138,16 @@ def show(
     name: Annotated[str, typer.Argument(help="family:tag or family@sha256:<digest>")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
     template: Annotated[bool, typer.Option("--template", help="Print only the chat template")] = False,
+    path: Annotated[
+        bool, typer.Option("--path", help="Print only where the model's file (or folder) is on this machine")
+    ] = False,
 ) -> None:
     """Show a model's metadata, chat template, default parameters and versions."""
     registry = registry_opener()
     m = registry.resolve(name)
+    if path:
+        out.print(str(_local_path(m)), markup=False, highlight=False)
+        return
     versions = registry.versions(name)
     if as_json:
         out.print_json(json.dumps({**_json(m), "versions": [_json(v) for v in versions]}))

@@ -131,7 +131,10 @@ def ps() -> None:
         queues = {s["model"]: s for s in client.scheduler()}
         resources = client.resources()
     table = Table(box=None)
-    for col in ("NAME", "DIGEST", "STATE", "MEMORY", "RUNNING", "QUEUED", "WAIT PRED/OBS", "UNTIL"):
+    # Names and digests whole, whatever the width (a pipe or a log is 80 columns wide).
+    table.add_column("NAME", no_wrap=True, min_width=max((len(m.name) for m in models), default=4))
+    table.add_column("DIGEST", no_wrap=True, min_width=12)
+    for col in ("STATE", "MEMORY", "RUNNING", "QUEUED", "WAIT PRED/OBS", "UNTIL"):
         table.add_column(col)
     for m in models:
         memory = human_size(m.measured_bytes or m.estimated_bytes)

@@ -108,7 +108,7 @@ class SentenceTransformersEngine(EmbeddingOnly):
             model_path=str(spec.model_path),
             n_ctx=min(info.n_ctx, n_batch),
             chat_template=None,
-            weights=f"f16 GGUF (converted from sentence-transformers: {gguf.name})",
+            weights=f"f32 GGUF (converted from sentence-transformers: {gguf.name})",
         )
 
     @property

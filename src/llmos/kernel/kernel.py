@@ -267,6 +267,18 @@ class Kernel:
             events=tuple(self.residency.events.recent(100)),
         )
 
+    async def context_per_sequence(self, name: str) -> int:
+        """The tokens one sequence of ``name`` may hold (prompt and answer): from the resident
+        model, else from what a load would give it. Raises InvalidModelName or ModelNotFound."""
+        manifest = await self.resolve(name)
+        loaded = self._loaded_now(self._key(name, manifest))
+        if loaded is not None:
+            n_ctx, n_slots = loaded.info.n_ctx, loaded.info.n_slots
+        else:
+            spec = self._loader.load_spec(manifest, Path(manifest.name), 0)
+            n_ctx, n_slots = spec.n_ctx, spec.n_slots
+        return max(1, n_ctx // max(1, n_slots))
+
     def loaded(self, name: str) -> LoadedModel | None:
         """The resident model a name (or key) refers to, if it is resident now."""
         try:

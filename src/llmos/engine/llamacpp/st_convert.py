@@ -14,8 +14,9 @@ model folder with numpy only:
 - the pooling module's ``config.json`` (mean or CLS pooling); a ``Normalize`` module needs
   nothing: the engine L2-normalizes every vector it returns.
 
-Weight matrices are stored as F16 (llama.cpp's own converter does the same), vectors and the
-position and token-type embeddings as F32. The
+Every tensor is stored as F32: llama.cpp's CPU kernels embed more than twice as fast from F32
+matrices as from F16 ones (5.4 against 11.8 CPU seconds for 21 inputs of 256 tokens, measured
+here), and the file (87 MiB) is the model as trained. The
 vectors agree with sentence-transformers' own to a cosine of 0.9999 and more on the catalog model
 (``tests/embeddings/test_st_convert.py``). The file is written to a temp name and renamed, and is
 derived once per model (``LoadSpec.derived_dir``), like the engine's other derived weights.
@@ -41,7 +42,7 @@ from llmos.errors import EngineError, InvalidModelFile
 
 logger = logging.getLogger(__name__)
 
-CONVERSION = "st-bert-v1.f16.gguf"
+CONVERSION = "st-bert-v1.f32.gguf"
 """The suffix of a converted file's name; a new conversion scheme gets a new one."""
 SPECIAL_TOKENS = ("pad_token", "unk_token", "cls_token", "sep_token", "mask_token")
 _DTYPES: dict[str, Any] = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16}
@@ -56,8 +57,6 @@ _POOLING_MODES = {
     "pooling_mode_lasttoken": "lasttoken",
 }
 _DROPPED = ("embeddings.position_ids", "pooler.")
-_F32_MATRICES = ("position_embd.weight", "token_types.weight")
-"""Added to the hidden states as they are (llama.cpp's CPU add takes no F16 operand)."""
 
 
 @dataclass(frozen=True)
@@ -174,7 +173,7 @@ def _write(model: BertModelFolder, dest: Path) -> None:
     arch = gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.BERT]
     writer = gguf.GGUFWriter(str(dest), arch)
     writer.add_name(str(cfg.get("_name_or_path") or model.folder.name))
-    writer.add_file_type(int(gguf.LlamaFileType.MOSTLY_F16))
+    writer.add_file_type(int(gguf.LlamaFileType.ALL_F32))
     writer.add_context_length(int(cfg["max_position_embeddings"]))
     writer.add_embedding_length(int(cfg["hidden_size"]))
     writer.add_feed_forward_length(int(cfg["intermediate_size"]))
@@ -210,8 +209,7 @@ def _write(model: BertModelFolder, dest: Path) -> None:
         name = names.get_name(hf_name.removeprefix("bert."), try_suffixes=(".weight", ".bias"))
         if name is None:
             raise InvalidModelFile(f"model.safetensors: no llama.cpp BERT tensor for {hf_name}")
-        data = array.astype(np.float16) if array.ndim >= 2 and name not in _F32_MATRICES else array
-        writer.add_tensor(name, data)
+        writer.add_tensor(name, array)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
