@@ -166,3 +166,20 @@ async def test_embeddings_are_counted(serve: AppFactory) -> None:
     assert get(m, "llmos_embedding_input_tokens_total", model="fake:1", tenant="local") == tokens
     assert get(m, "llmos_embedding_latency_seconds_count", model="fake:1") == 1
     assert get(m, "llmos_requests_total", model="fake:1", tenant="local", status="ok") is None
+
+
+async def test_a_spent_budget_is_counted_as_a_limit_rejection(serve: AppFactory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    config = load_config(home=tmp_path / "budget", auth="required", admin_key=ADMIN_KEY)
+    s = await serve(config=config)
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    body = {"name": "acme", "limits": {"token_budget": 1, "budget_period": "day"}}
+    assert (await s.client.post("/api/tenants", json=body, headers=admin)).status_code == 201
+    key = (await s.client.post("/api/keys", json={"tenant": "acme"}, headers=admin)).json()["key"]
+    chat = {"model": "fake:1", "messages": MSG, "max_tokens": 4}
+    acme = {"Authorization": f"Bearer {key}"}
+    assert (await s.client.post("/v1/chat/completions", json=chat, headers=acme)).status_code == 200
+    refused = await s.client.post("/v1/chat/completions", json=chat, headers=acme)
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "insufficient_quota"
+    m = await scrape(s)
+    assert get(m, "llmos_limit_rejections_total", tenant="acme", reason="insufficient_quota") == 1
+    assert get(m, "llmos_requests_total", model="fake:1", tenant="acme", status="ok") == 1

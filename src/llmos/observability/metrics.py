@@ -4,8 +4,9 @@ Counters and histograms are observed where the event happens: the kernel opens a
 :class:`RequestObservation` per generation request (TTFT, TPOT, end-to-end latency, tokens,
 the request's final status); each model scheduler reports queue waits and preemptions through
 :meth:`Metrics.scheduler_listener`; the residency manager's event log reports loads, evictions
-and expirations (:class:`ObservedEventLog`); the kernel reports replaced workers; the access log
-reports HTTP requests. Gauges (queue depth, running sequences, the queueing model, resident
+and expirations (:class:`ObservedEventLog`); the kernel reports replaced workers; the server's
+admission check reports the requests a tenant's or key's limits refuse (:meth:`Metrics.limit_rejected`);
+the access log reports HTTP requests. Gauges (queue depth, running sequences, the queueing model, resident
 memory) are read from the scheduler and residency snapshots at scrape time
 (:mod:`llmos.observability.collector`). ``docs/observability.md`` lists every metric.
 
@@ -131,6 +132,13 @@ class Metrics:
             "llmos_scheduler_rejections",
             "Requests the scheduler refused at admission (reason: the error code, e.g. rate_limit_exceeded)",
             ["model", "tenant", "reason"],
+            registry=r,
+        )
+        self.limit_rejections = Counter(
+            "llmos_limit_rejections",
+            "Requests refused by their tenant's or key's limits before reaching a model (reason: the "
+            "error code: rate_limit_exceeded, insufficient_quota when a token budget is spent)",
+            ["tenant", "reason"],
             registry=r,
         )
         self.residency_events = Counter(
@@ -277,6 +285,10 @@ class Metrics:
                         arrivals.pop(event.request_id, None)
 
         return on_event
+
+    def limit_rejected(self, tenant: str, reason: str) -> None:
+        """The security service refused a request of ``tenant`` with error code ``reason``."""
+        self.limit_rejections.labels(tenant=self.tenant_label(tenant), reason=reason).inc()
 
     def residency_event(self, event: ResourceEvent) -> None:
         self.residency_events.labels(model=event.model, kind=event.kind).inc()

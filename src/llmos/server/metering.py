@@ -24,6 +24,7 @@ import anyio
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from llmos.errors import LLMOSError
 from llmos.kernel.kernel import Kernel
 from llmos.security.principal import Principal
 from llmos.security.service import Grant
@@ -153,7 +154,11 @@ async def admit(
     def estimate(allowance: int) -> int:
         return upper_bound(raw, allowance if generates else 0)
 
-    grant = await asyncio.to_thread(security.admit, principal, max_tokens=max_tokens, estimate=estimate)
+    try:
+        grant = await asyncio.to_thread(security.admit, principal, max_tokens=max_tokens, estimate=estimate)
+    except LLMOSError as exc:
+        kernel_of(request).metrics.limit_rejected(principal.tenant, exc.code)
+        raise
     m.grant = grant
     return grant
 
