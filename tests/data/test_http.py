@@ -215,14 +215,7 @@ async def test_retrieval_augmented_chat_puts_chunks_in_the_prompt_and_cites_them
     await api.client.post("/api/collections", json={"name": "handbook"}, headers=api.as_("a"))
     await _upload(api, "a", "handbook", "leave.md", b"Employees get 25 days of paid leave per year.")
     await _upload(api, "a", "handbook", "travel.md", b"Book travel through the portal two weeks ahead.")
-    seen: list[list[dict[str, Any]]] = []
-    real_chat = api.kernel.chat
-
-    async def spy(model: str, messages: Any, params: Any, meta: Any) -> Any:
-        seen.append(list(messages))
-        return await real_chat(model, messages, params, meta)
-
-    monkeypatch.setattr(api.kernel, "chat", spy)
+    seen = _spy_on_chat(api, monkeypatch)
     body = {
         "model": "fake:1",
         "messages": [
@@ -277,14 +270,7 @@ async def test_retrieval_fits_the_passages_to_the_models_context(
         words = " ".join(f"leave{n} rule{i} applies to paid leave days" for i in range(25))
         await _upload(api, "a", "hr", f"leave{n}.md", words.encode())
     monkeypatch.setattr(api.kernel, "context_per_sequence", _fixed(600))  # a small model's context
-    seen: list[list[dict[str, Any]]] = []
-    real_chat = api.kernel.chat
-
-    async def spy(model: str, messages: Any, params: Any, meta: Any) -> Any:
-        seen.append(list(messages))
-        return await real_chat(model, messages, params, meta)
-
-    monkeypatch.setattr(api.kernel, "chat", spy)
+    seen = _spy_on_chat(api, monkeypatch)
     body = {
         "model": "fake:1",
         "messages": [{"role": "user", "content": "How many days of paid leave?"}],
@@ -300,6 +286,19 @@ async def test_retrieval_fits_the_passages_to_the_models_context(
     assert all(f"[{n}] {c['document']} (chunk {c['chunk']})" in system for n, c in enumerate(citations, 1))
     # 600 tokens: 64 for the answer, 48 for the template, the messages at 3 characters a token.
     assert (len(system) + len(body["messages"][0]["content"])) / 3 <= 600 - 64 - 48
+
+
+def _spy_on_chat(api: Api, monkeypatch: pytest.MonkeyPatch) -> list[list[dict[str, Any]]]:
+    """The messages of every chat the kernel is asked for, from now on."""
+    seen: list[list[dict[str, Any]]] = []
+    real_chat = api.kernel.chat
+
+    async def spy(model: str, messages: Any, params: Any, meta: Any) -> Any:
+        seen.append(list(messages))
+        return await real_chat(model, messages, params, meta)
+
+    monkeypatch.setattr(api.kernel, "chat", spy)
+    return seen
 
 
 def _fixed(tokens: int) -> Any:

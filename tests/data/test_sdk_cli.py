@@ -31,25 +31,37 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture
-def live_url(
-    tmp_path: Path, llmos_home: Path, monkeypatch: pytest.MonkeyPatch, serve_app: Callable[..., str]
+def _served(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    serve_app: Callable[..., str],
+    registry: MemoryRegistry,
+    embedder: HashEmbedder,
 ) -> Iterator[str]:
+    """A real uvicorn server over fake engines and ``embedder``; LLMOS_BASE_URL points at it."""
     db = Database(make_engine(f"sqlite:///{tmp_path / 'server.db'}"))
     upgrade(db.engine)
     kernel = build_kernel(
         load_config(home=tmp_path / "server-home", auth="off"),
-        registry=MemoryRegistry(tmp_path, [manifest("fake:1")]),
+        registry=registry,
         engine_factory=lambda backend: FakeEngine(),
         inventory=inventory(),
         database=db,
-        data=make_service(db, HashEmbedder(), tmp_path),
+        data=make_service(db, embedder, tmp_path),
     )
     life = Lifecycle()
     url = serve_app(create_app(kernel, lifecycle=life), life)
     monkeypatch.setenv("LLMOS_BASE_URL", url)
     yield url
     db.dispose()
+
+
+@pytest.fixture
+def live_url(
+    tmp_path: Path, llmos_home: Path, monkeypatch: pytest.MonkeyPatch, serve_app: Callable[..., str]
+) -> Iterator[str]:
+    registry = MemoryRegistry(tmp_path, [manifest("fake:1")])
+    yield from _served(tmp_path, monkeypatch, serve_app, registry, HashEmbedder())
 
 
 def test_sdk_documents_search_versions_and_datasets(live_url: str, tmp_path: Path) -> None:
@@ -141,22 +153,10 @@ def pulling_server(
     tmp_path: Path, llmos_home: Path, monkeypatch: pytest.MonkeyPatch, serve_app: Callable[..., str]
 ) -> Iterator[RegistryEmbedder]:
     """A server whose collections embed with registry models; ``cat:embed`` is in its catalog."""
-    db = Database(make_engine(f"sqlite:///{tmp_path / 'server.db'}"))
-    upgrade(db.engine)
     registry = MemoryRegistry(tmp_path, [manifest("fake:1")], catalog=[manifest("cat:embed")])
     embedder = RegistryEmbedder(registry)
-    kernel = build_kernel(
-        load_config(home=tmp_path / "server-home", auth="off"),
-        registry=registry,
-        engine_factory=lambda backend: FakeEngine(),
-        inventory=inventory(),
-        database=db,
-        data=make_service(db, embedder, tmp_path),
-    )
-    life = Lifecycle()
-    monkeypatch.setenv("LLMOS_BASE_URL", serve_app(create_app(kernel, lifecycle=life), life))
-    yield embedder
-    db.dispose()
+    for _url in _served(tmp_path, monkeypatch, serve_app, registry, embedder):
+        yield embedder
 
 
 def _folder(tmp_path: Path, *bad: str) -> Path:

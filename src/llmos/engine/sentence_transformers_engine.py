@@ -26,7 +26,7 @@ from typing import Protocol
 
 from llmos.engine.base import EngineHealth, EngineInfo, LoadSpec
 from llmos.engine.embedding_only import EmbeddingOnly
-from llmos.errors import EngineError, InvalidModelFile
+from llmos.errors import EngineError
 from llmos.types import TokenId
 
 logger = logging.getLogger(__name__)
@@ -64,11 +64,6 @@ class SentenceTransformersEngine(EmbeddingOnly):
     def load(self, spec: LoadSpec) -> EngineInfo:
         if self._impl is not None:
             raise EngineError("a model is already loaded; unload it first")
-        if not spec.model_path.is_dir() or not (spec.model_path / "modules.json").is_file():
-            raise InvalidModelFile(
-                f"{spec.model_path} is not a sentence-transformers model folder (no modules.json)",
-                param="model_path",
-            )
         from llmos.engine.llamacpp.st_convert import inspect_folder
 
         found = inspect_folder(spec.model_path)
