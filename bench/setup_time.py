@@ -277,6 +277,18 @@ def measure(ref: str, label: str, *, timeout: float, keep: bool, echo: bool) -> 
     return run
 
 
+def idle_estimate(run: dict[str, Any]) -> float | None:
+    """The time to the first answer on idle cores, from a run on a busy machine (see render)."""
+    stages = run["stages"]
+    if run["first_answer_s"] is None or any(s["seconds"] is None for s in stages):
+        return None
+    build = [s for s in stages if s["stage"].startswith("build llama-cpp-python")]
+    if not build or build[0].get("cpu_s") is None:
+        return None
+    others = sum(s["seconds"] for s in stages if s is not build[0])
+    return float(build[0]["cpu_s"]) / int(run["machine"]["cpus"]) + others
+
+
 def render(results: dict[str, Any]) -> str:
     lines = [
         "# Time to the first answer: README's first command on a fresh machine",
@@ -307,6 +319,14 @@ def render(results: dict[str, Any]) -> str:
         if run.get("first_answer_cpu_s") is not None:
             total += f", {run['first_answer_cpu_s']:.0f} CPU s in all"
         lines += ["", f"First answer after {total}: {run['answer'][:120]!r}"]
+        idle = idle_estimate(run)
+        if idle is not None:
+            lines += [
+                "",
+                f"On {run['machine']['cpus']} idle cores: about **{idle:.0f} s ({idle / 60:.1f} min)** — the compile's "
+                "CPU seconds divided by the cores (ninja keeps them all busy), plus the other stages' wall "
+                "times as measured (upper bounds: they were slowed by the same load).",
+            ]
         if run["exit_note"]:
             lines.append(f"Note: {run['exit_note']}")
         lines.append("")

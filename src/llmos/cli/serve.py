@@ -37,6 +37,13 @@ def default_model_startup(config: Config, *, load: bool = True) -> Startup:
             if load:
                 life.mark_starting(f"loading the default model {name}")
                 await kernel.load(name)
+                log.info(
+                    "ready: %s answers on http://%s:%d (try: llmos run %s \"Hello\")",
+                    name,
+                    config.host,
+                    config.port,
+                    name,
+                )
         except LLMOSError as exc:
             log.error("the default model %s is not available: %s", name, exc.message)
 
