@@ -16,7 +16,9 @@ from llmos.cli.runtime import out_console, require_server
 # The apps (and the SDK under them) are imported by the command that runs one, not here:
 # ``llmos --help`` and every other command stay clear of them.
 
-apps_app = typer.Typer(help="Application services built on the SDK: nlu, chat, recommend, support.")
+apps_app = typer.Typer(
+    help="Application services built on the SDK: nlu, chat, recommend, support.", rich_markup_mode=None
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -34,7 +34,9 @@ SUFFIXES = frozenset(
 )
 """What ``docs add`` picks up from a folder (a file named on the command line is always taken)."""
 
-docs_app = typer.Typer(help="Documents: upload, search, list and remove collections' documents.")
+docs_app = typer.Typer(
+    help="Documents: upload, search, list and remove collections' documents.", rich_markup_mode=None
+)
 
 CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection name")]
 

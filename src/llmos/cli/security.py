@@ -334,8 +334,10 @@ def _show_limits(limits: Mapping[str, Any]) -> str:
 
 # ---- tenants -------------------------------------------------------------------------------
 
-tenants_app = typer.Typer(help="Tenants: who shares this server, their plans, weights and limits.")
-keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.")
+tenants_app = typer.Typer(
+    help="Tenants: who shares this server, their plans, weights and limits.", rich_markup_mode=None
+)
+keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", rich_markup_mode=None)
 
 
 def tenants_create(

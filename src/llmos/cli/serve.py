@@ -38,7 +38,7 @@ def default_model_startup(config: Config, *, load: bool = True) -> Startup:
                 life.mark_starting(f"loading the default model {name}")
                 await kernel.load(name)
                 log.info(
-                    "ready: %s answers on http://%s:%d (try: llmos run %s \"Hello\")",
+                    'ready: %s answers on http://%s:%d (try: llmos run %s "Hello")',
                     name,
                     config.host,
                     config.port,
