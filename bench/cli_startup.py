@@ -3,7 +3,9 @@
 Each command runs ``--runs`` times in a fresh interpreter (this venv's Python, the sources of
 ``--ref`` exported by ``git archive`` and put first on ``PYTHONPATH``), against a fresh
 ``LLMOS_HOME`` and a closed port (no server answers, so ``list`` reads the local registry, made
-and migrated by one untimed run first). Reported per command: the median wall time and the
+and migrated by one untimed run first; every command also runs once untimed, so that Python has
+written its bytecode caches, as on any installation: ``PYTHONDONTWRITEBYTECODE`` is unset for the
+runs). Reported per command: the median wall time and the
 median CPU time (user + system, which depends less on what else the machine runs), and the
 import time of ``llmos.cli.app`` (``python -X importtime``, its cumulative microseconds).
 
@@ -79,6 +81,7 @@ def measure(ref: str, runs: int) -> dict[str, Any]:
             "LLMOS_BASE_URL": f"http://127.0.0.1:{_closed_port()}",
         }
         env.pop("LLMOS_DATABASE_URL", None)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         where = subprocess.run(
             [sys.executable, "-c", "import llmos; print(llmos.__file__)"],
             env=env,
@@ -90,6 +93,7 @@ def measure(ref: str, runs: int) -> dict[str, Any]:
         subprocess.run([sys.executable, "-m", "llmos", "list"], env=env, check=True, capture_output=True)
         commands: dict[str, Any] = {}
         for cmd in COMMANDS:
+            subprocess.run([sys.executable, "-m", "llmos", *cmd], env=env, check=True, capture_output=True)
             walls, cpus = zip(
                 *(_time([sys.executable, "-m", "llmos", *cmd], env) for _ in range(runs)), strict=True
             )

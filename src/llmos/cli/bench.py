@@ -4,7 +4,6 @@ llmos's SDK, since the target need not be llmos."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from pathlib import Path
@@ -114,6 +113,8 @@ def bench(
     )
     if plot_path is not None:
         pyplot()  # fail before the run, not after it, when matplotlib is missing
+    import asyncio  # here, not at the top: every other command would pay for it
+
     result = asyncio.run(_run(workload, show=progress and err_console.is_terminal))
     summary = summarize(result.records, result.duration_s, SLO(slo_ttft_ms, slo_tpot_ms, slo_e2e_ms))
     out_console.print(summary_table(result, summary))
@@ -136,6 +137,8 @@ def endpoint_name(value: str) -> Endpoint:
 
 async def _until_interrupted(gen: LoadGenerator) -> BenchResult:
     """Ctrl-C cancels the run: report the requests that had finished, marked as interrupted."""
+    import asyncio
+
     try:
         return await gen.run()
     except asyncio.CancelledError:

@@ -6,7 +6,6 @@ model runs in this process through the kernel. A catalog model you lack is pulle
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -62,6 +61,8 @@ def run(
         with client:
             _run_remote(client, model, prompt, params)
     else:
+        import asyncio  # only a model run in this process needs an event loop
+
         asyncio.run(_run_local(config, model, prompt, params))
 
 
@@ -85,6 +86,8 @@ def _run_remote(client: Client, model: str, prompt: str | None, params: dict[str
 
 async def _run_local(config: Config, model: str, prompt: str | None, params: dict[str, Any]) -> None:
     # The kernel (engine, storage, scheduler) is imported only when the model runs in this process.
+    import asyncio
+
     from llmos.kernel import GenerationParams, RequestMeta, build_kernel
 
     kernel = build_kernel(config)
