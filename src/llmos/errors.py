@@ -29,6 +29,8 @@ to messages in one place (``cli/errors.py``); nothing else decides a status code
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 class LLMOSError(Exception):
     """Base of every deliberate llmos error. ``param`` names the offending input, if any."""
@@ -73,9 +75,10 @@ class ModelNotFound(NotFound):
             message += "; did you mean " + " or ".join(repr(s) for s in suggestions) + "?"
         super().__init__(message, param=param)
 
-    def suggesting_only(self, allowed: tuple[str, ...]) -> ModelNotFound:
-        """The same error with only the ``allowed`` suggestions (a caller may not learn of others)."""
-        keep = tuple(s for s in self.suggestions if s in allowed)
+    def suggesting_only(self, allowed: Callable[[str], bool]) -> ModelNotFound:
+        """The same error with only the suggestions ``allowed`` keeps (a caller may not learn of
+        the others)."""
+        keep = tuple(s for s in self.suggestions if allowed(s))
         return ModelNotFound(self.plain_message, param=self.param, suggestions=keep)
 
 

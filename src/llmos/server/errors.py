@@ -137,7 +137,7 @@ def install_error_handlers(app: FastAPI) -> None:
             # "did you mean" names only models the caller's key may see.
             caller = getattr(request.state, "principal", None)
             allows = getattr(caller, "allows_model", lambda _name: False)
-            exc = exc.suggesting_only(tuple(s for s in exc.suggestions if allows(s)))
+            exc = exc.suggesting_only(allows)
         return domain_error_response(exc)
 
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
