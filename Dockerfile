@@ -2,7 +2,7 @@
 # The llmos server image (docs/deploy.md). CPU-only by default:
 #
 #   docker build -t llmos .
-#   docker build -t llmos:ml --build-arg LLMOS_EXTRAS=postgres,ml .       # + minilm:l6 embeddings
+#   docker build -t llmos:ml --build-arg LLMOS_EXTRAS=postgres,ml .       # + torch (minilm:l6 needs none)
 #   docker build -t llmos:native --build-arg LLAMA_CMAKE_ARGS="-DGGML_NATIVE=ON" .   # this CPU only
 #   docker run -p 8470:8470 -v llmos-home:/data -e LLMOS_ADMIN_KEY=sk-llmos-... llmos
 #
@@ -21,23 +21,26 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PATH=/opt/llmos/bin:$PATH
 RUN python -m venv /opt/llmos
 
 # llama-cpp-python, built from source with the options scripts/setup uses: ggml's AMX kernels
-# left out (they die with SIGILL on VMs that advertise AMX without its tile state), examples and
-# tests not built. By default GGML_NATIVE=OFF (with AVX2/FMA/F16C on x86-64): the image runs on
+# left out (they die with SIGILL on VMs that advertise AMX without its tile state), only llama and
+# ggml built (no multimodal library, no unused "common" library: no-common.cmake, no examples,
+# tools or tests). By default GGML_NATIVE=OFF (with AVX2/FMA/F16C on x86-64): the image runs on
 # any x86-64-v3 (or arm64) CPU, not only on the one that built it. LLAMA_CMAKE_ARGS replaces
 # those defaults (-DGGML_NATIVE=ON for the building CPU, -DGGML_CUDA=on for a CUDA base image).
 ARG LLAMA_CPP_PYTHON_VERSION=0.3.36
 ARG LLAMA_CMAKE_ARGS=""
+COPY scripts/cmake/no-common.cmake /src/scripts/cmake/
 RUN no_amx=""; portable="-DGGML_NATIVE=OFF"; \
     if [ "$(uname -m)" = "x86_64" ]; then \
       no_amx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"; \
       portable="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"; \
     fi; \
-    CMAKE_ARGS="-DCMAKE_C_FLAGS='${no_amx}' -DCMAKE_CXX_FLAGS='${no_amx}' -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF ${LLAMA_CMAKE_ARGS:-${portable}}" \
+    CMAKE_ARGS="-DCMAKE_C_FLAGS='${no_amx}' -DCMAKE_CXX_FLAGS='${no_amx}' -DLLAVA_BUILD=OFF -DCMAKE_PROJECT_llama.cpp_INCLUDE=/src/scripts/cmake/no-common.cmake -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF ${LLAMA_CMAKE_ARGS:-${portable}}" \
       pip wheel --no-deps -w /wheels "llama-cpp-python==${LLAMA_CPP_PYTHON_VERSION}" \
  && pip install --no-deps /wheels/llama_cpp_python-*.whl
 
 # llmos itself with the extras chosen at build time (postgres: psycopg and pgvector for
-# LLMOS_DATABASE_URL=postgresql+psycopg://...; ml: torch and sentence-transformers; gpu: NVML).
+# LLMOS_DATABASE_URL=postgresql+psycopg://...; ml: torch and sentence-transformers, for the
+# sentence-transformers models llama.cpp cannot run; gpu: NVML).
 ARG LLMOS_EXTRAS=postgres
 COPY pyproject.toml README.md /src/
 COPY src /src/src

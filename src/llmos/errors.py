@@ -29,6 +29,8 @@ to messages in one place (``cli/errors.py``); nothing else decides a status code
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 class LLMOSError(Exception):
     """Base of every deliberate llmos error. ``param`` names the offending input, if any."""
@@ -62,7 +64,22 @@ class NotFound(LLMOSError):
 
 
 class ModelNotFound(NotFound):
+    """``suggestions``: known names close to the one asked for, offered as "did you mean"."""
+
     code = "model_not_found"
+
+    def __init__(self, message: str, *, param: str | None = None, suggestions: tuple[str, ...] = ()) -> None:
+        self.plain_message = message
+        self.suggestions = suggestions
+        if suggestions:
+            message += "; did you mean " + " or ".join(repr(s) for s in suggestions) + "?"
+        super().__init__(message, param=param)
+
+    def suggesting_only(self, allowed: Callable[[str], bool]) -> ModelNotFound:
+        """The same error with only the suggestions ``allowed`` keeps (a caller may not learn of
+        the others)."""
+        keep = tuple(s for s in self.suggestions if allowed(s))
+        return ModelNotFound(self.plain_message, param=self.param, suggestions=keep)
 
 
 class Conflict(LLMOSError):
@@ -131,3 +148,9 @@ class EngineGenerateError(EngineError):
 
 class EngineDeadError(EngineError):
     code = "engine_dead"
+
+
+class ConfigError(ValueError):
+    """Invalid settings: the message has one line per bad setting (variable, value, accepted forms).
+    Not an :class:`LLMOSError`: no request caused it; the CLI and ``llmos serve`` report it in one
+    line per setting and exit with code 2."""

@@ -4,6 +4,7 @@ the catalog's price — through its rule and keyword fallbacks — and memory mu
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from llmos.apps.catalog import load_catalog
 from llmos.apps.dialogue import Assistant
 from llmos.apps.nlu import NLU
 from llmos.apps.structured_chat import AppError
-from llmos.apps.support import SupportBot
+from llmos.apps.support import GREETING, SupportBot
 from llmos.config import load_config
 from llmos.sdk import NotFoundError
 from llmos.server import Lifecycle, create_app
@@ -57,7 +58,50 @@ def test_support_flow_falls_back_to_rules_and_quotes_the_catalog_price(client: l
     price = bot.respond(cid, "I'd like to buy Moby-Dick")
     assert price.item is not None and price.item.title == "Moby-Dick" and "11.50 EUR" in price.text
     stored = client.conversations.get(cid)
-    assert stored.message_count == 1 + 2 * 5 and stored.metadata["support"]["item"] == price.item.id
+    assert stored.message_count == 2 + 2 * 5 and stored.metadata["support"]["item"] == price.item.id
+    assert [m.content for m in stored.messages[:2] if m.role == "assistant"] == [GREETING]
+
+
+@pytest.mark.parametrize(
+    "complaint",
+    [
+        "I want a refund for my order",
+        "The book I ordered arrived damaged",
+        "I'd like to return Dracula and get my money back",
+        "Can I speak to a human please",
+    ],
+)
+def test_refunds_and_complaints_go_to_a_person_not_into_an_order(
+    client: llmos.Client, complaint: str
+) -> None:
+    bot = SupportBot(client, MODEL)
+    bot.nlu.max_tokens = bot.recommender.max_tokens = 16
+    cid = bot.start()
+    asked = bot.respond(cid, "I want to order a novel")
+    assert asked.stage == "awaiting_title"
+    reply = bot.respond(cid, complaint)  # even in the middle of an order
+    assert reply.stage == "idle" and reply.item is None and reply.handoff is not None
+    assert reply.handoff in reply.text and "person on our team" in reply.text
+    again = bot.respond(cid, "and the invoice was wrong, I want to complain")
+    assert again.handoff is not None and again.handoff != reply.handoff
+    stored = client.conversations.get(cid).metadata
+    assert [h["reference"] for h in stored["handoffs"]] == [reply.handoff, again.handoff]
+    assert stored["handoffs"][0]["message"] == complaint and stored["support"]["stage"] == "idle"
+
+
+def test_the_nlu_budget_holds_the_longest_answer_its_schema_allows(client: llmos.Client) -> None:
+    full, support = NLU(client, MODEL), SupportBot(client, MODEL).nlu
+    assert support.schema["properties"]["relations"]["maxItems"] == 0
+    for nlu in (full, support):
+        longest = {
+            "intent": max(nlu.intents, key=len),
+            "entities": [{"text": "x" * 30, "type": max(nlu.entity_types, key=len)}]
+            * nlu.schema["properties"]["entities"]["maxItems"],
+            "relations": [{"subject": "x" * 30, "relation": "x" * 20, "object": "x" * 30}]
+            * nlu.schema["properties"]["relations"]["maxItems"],
+        }
+        assert len(json.dumps(longest, separators=(",", ":"))) < nlu.max_tokens
+    assert support.max_tokens < full.max_tokens
 
 
 def test_assistant_keeps_memory_per_conversation(client: llmos.Client) -> None:
@@ -88,6 +132,10 @@ def test_cli_apps_use_the_server(
     result = runner.invoke(app, ["apps", "support", "-m", MODEL, "--message", "I want to order a novel"])
     assert result.exit_code == 0, result.output
     assert "Which one would you like?" in result.output
+    session = runner.invoke(app, ["apps", "support", "-m", MODEL], input="/bye\n")
+    assert session.exit_code == 0, session.output
+    assert GREETING in " ".join(session.stdout.split()) and "/bye to leave" in session.stderr
+    assert "could not find" not in session.output, "/bye is not a title"
     result = runner.invoke(app, ["apps", "nlu", "-m", MODEL, "hello"])
     assert result.exit_code == 12 and "nlu answer" in result.output
     result = runner.invoke(app, ["apps", "chat", "-m", "missing:1", "--message", "hi"])

@@ -43,7 +43,8 @@ class Api:
 
 @pytest.fixture
 async def api(database: Database, tmp_path: Path) -> AsyncIterator[Api]:
-    config = load_config(home=tmp_path / "home", auth="required", n_slots=4, n_ctx=4096)
+    # The fake tokenizer spends a token per byte: 4096 tokens per sequence hold the retrieval tests.
+    config = load_config(home=tmp_path / "home", auth="required", n_slots=4, n_ctx=16384)
     kernel = build_kernel(
         config,
         registry=MemoryRegistry(tmp_path, [manifest("fake:1"), manifest("fake:embed")]),
@@ -214,14 +215,7 @@ async def test_retrieval_augmented_chat_puts_chunks_in_the_prompt_and_cites_them
     await api.client.post("/api/collections", json={"name": "handbook"}, headers=api.as_("a"))
     await _upload(api, "a", "handbook", "leave.md", b"Employees get 25 days of paid leave per year.")
     await _upload(api, "a", "handbook", "travel.md", b"Book travel through the portal two weeks ahead.")
-    seen: list[list[dict[str, Any]]] = []
-    real_chat = api.kernel.chat
-
-    async def spy(model: str, messages: Any, params: Any, meta: Any) -> Any:
-        seen.append(list(messages))
-        return await real_chat(model, messages, params, meta)
-
-    monkeypatch.setattr(api.kernel, "chat", spy)
+    seen = _spy_on_chat(api, monkeypatch)
     body = {
         "model": "fake:1",
         "messages": [
@@ -264,6 +258,54 @@ async def test_retrieval_augmented_chat_puts_chunks_in_the_prompt_and_cites_them
         "/v1/chat/completions", json=plain | {"collections": ["nope"]}, headers=api.as_("a")
     )
     assert r.status_code == 404
+
+
+async def test_retrieval_fits_the_passages_to_the_models_context(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 16384 cells over 4 slots, but never more per sequence than the model was trained on (2048).
+    assert await api.kernel.context_per_sequence("fake:1") == 2048
+    await api.client.post("/api/collections", json={"name": "hr"}, headers=api.as_("a"))
+    for n in range(5):
+        words = " ".join(f"leave{n} rule{i} applies to paid leave days" for i in range(25))
+        await _upload(api, "a", "hr", f"leave{n}.md", words.encode())
+    monkeypatch.setattr(api.kernel, "context_per_sequence", _fixed(600))  # a small model's context
+    seen = _spy_on_chat(api, monkeypatch)
+    body = {
+        "model": "fake:1",
+        "messages": [{"role": "user", "content": "How many days of paid leave?"}],
+        "max_tokens": 64,
+        "collections": ["hr"],
+        "retrieval": {"top_k": 5},
+    }
+    r = await api.client.post("/v1/chat/completions", json=body, headers=api.as_("a"))
+    assert r.status_code == 200, r.text
+    citations = r.json()["citations"]
+    system = seen[-1][0]["content"]
+    assert 1 <= len(citations) < 5, "only what fits goes in, and only that is cited"
+    assert all(f"[{n}] {c['document']} (chunk {c['chunk']})" in system for n, c in enumerate(citations, 1))
+    # 600 tokens: 64 for the answer, 48 for the template, the messages at 3 characters a token.
+    assert (len(system) + len(body["messages"][0]["content"])) / 3 <= 600 - 64 - 48
+
+
+def _spy_on_chat(api: Api, monkeypatch: pytest.MonkeyPatch) -> list[list[dict[str, Any]]]:
+    """The messages of every chat the kernel is asked for, from now on."""
+    seen: list[list[dict[str, Any]]] = []
+    real_chat = api.kernel.chat
+
+    async def spy(model: str, messages: Any, params: Any, meta: Any) -> Any:
+        seen.append(list(messages))
+        return await real_chat(model, messages, params, meta)
+
+    monkeypatch.setattr(api.kernel, "chat", spy)
+    return seen
+
+
+def _fixed(tokens: int) -> Any:
+    async def context_per_sequence(name: str) -> int:
+        return tokens
+
+    return context_per_sequence
 
 
 async def test_datasets_over_http(api: Api) -> None:

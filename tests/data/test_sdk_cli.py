@@ -4,6 +4,7 @@ uvicorn server (fake engine, hashed-bag-of-words embedder, SQLite with sqlite-ve
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -30,25 +31,37 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture
-def live_url(
-    tmp_path: Path, llmos_home: Path, monkeypatch: pytest.MonkeyPatch, serve_app: Callable[..., str]
+def _served(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    serve_app: Callable[..., str],
+    registry: MemoryRegistry,
+    embedder: HashEmbedder,
 ) -> Iterator[str]:
+    """A real uvicorn server over fake engines and ``embedder``; LLMOS_BASE_URL points at it."""
     db = Database(make_engine(f"sqlite:///{tmp_path / 'server.db'}"))
     upgrade(db.engine)
     kernel = build_kernel(
         load_config(home=tmp_path / "server-home", auth="off"),
-        registry=MemoryRegistry(tmp_path, [manifest("fake:1"), manifest("fake:embed")]),
+        registry=registry,
         engine_factory=lambda backend: FakeEngine(),
         inventory=inventory(),
         database=db,
-        data=make_service(db, HashEmbedder(), tmp_path),
+        data=make_service(db, embedder, tmp_path),
     )
     life = Lifecycle()
     url = serve_app(create_app(kernel, lifecycle=life), life)
     monkeypatch.setenv("LLMOS_BASE_URL", url)
     yield url
     db.dispose()
+
+
+@pytest.fixture
+def live_url(
+    tmp_path: Path, llmos_home: Path, monkeypatch: pytest.MonkeyPatch, serve_app: Callable[..., str]
+) -> Iterator[str]:
+    registry = MemoryRegistry(tmp_path, [manifest("fake:1"), manifest("fake:embed")])
+    yield from _served(tmp_path, monkeypatch, serve_app, registry, HashEmbedder())
 
 
 def test_sdk_documents_search_versions_and_datasets(live_url: str, tmp_path: Path) -> None:
@@ -121,6 +134,78 @@ def test_cli_docs_add_folder_search_list_rm(live_url: str, tmp_path: Path) -> No
     assert r.exit_code == 3 and "no document named" in r.output
     r = runner.invoke(app, ["docs", "search", "--collection", "missing", "x"])
     assert r.exit_code == 3
+
+
+class RegistryEmbedder(HashEmbedder):
+    """Embeds only with models the registry holds, as the kernel does (ModelNotFound otherwise)."""
+
+    def __init__(self, registry: MemoryRegistry) -> None:
+        super().__init__()
+        self.registry = registry
+
+    async def __call__(self, model: str, texts: list[str], tenant: str) -> list[list[float]]:
+        self.registry.resolve(model)
+        return await super().__call__(model, texts, tenant)
+
+
+@pytest.fixture
+def pulling_server(
+    tmp_path: Path, llmos_home: Path, monkeypatch: pytest.MonkeyPatch, serve_app: Callable[..., str]
+) -> Iterator[RegistryEmbedder]:
+    """A server whose collections embed with registry models; ``cat:embed`` is in its catalog."""
+    registry = MemoryRegistry(tmp_path, [manifest("fake:1")], catalog=[manifest("cat:embed")])
+    embedder = RegistryEmbedder(registry)
+    for _url in _served(tmp_path, monkeypatch, serve_app, registry, embedder):
+        yield embedder
+
+
+def _folder(tmp_path: Path, *bad: str) -> Path:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name in ("a.md", "b.md", "c.txt"):
+        (folder / name).write_text(f"{name} is about rockets and orbits.")
+    for name in bad:
+        (folder / name).write_bytes(b"%PDF-1.7 not really a pdf")
+    return folder
+
+
+def test_docs_add_pulls_the_embedding_model_on_first_use(
+    pulling_server: RegistryEmbedder, tmp_path: Path
+) -> None:
+    r = CliRunner().invoke(
+        app, ["docs", "add", "-c", "kb", "--embedding-model", "cat:embed", str(_folder(tmp_path))]
+    )
+    assert r.exit_code == 0, r.output
+    assert "pulling cat:embed, the collection's embedding model" in r.stderr
+    assert "3 document(s)" in r.stdout and "created collection kb (embeddings by cat:embed)" in r.stderr
+
+
+def test_a_failed_docs_add_reports_once_and_leaves_no_empty_collection(
+    pulling_server: RegistryEmbedder, tmp_path: Path
+) -> None:
+    r = CliRunner().invoke(
+        app, ["docs", "add", "-c", "kb", "--embedding-model", "ghost:1", str(_folder(tmp_path))]
+    )
+    assert r.exit_code == 3, r.output
+    assert r.stderr.count("error:") == 1 and "model 'ghost:1' not found" in r.stderr
+    assert "created collection" not in r.output and "failed" not in r.output
+    assert pulling_server.calls == [], "no file was embedded: the model was looked for once"
+    with Client(os.environ["LLMOS_BASE_URL"]) as client:
+        assert [c.name for c in client.data.list_collections()] == []
+
+
+def test_one_bad_file_fails_alone_and_the_collection_keeps_the_rest(
+    pulling_server: RegistryEmbedder, tmp_path: Path
+) -> None:
+    folder = _folder(tmp_path, "broken.pdf", "also-broken.pdf")
+    r = CliRunner().invoke(app, ["docs", "add", "-c", "kb", "--embedding-model", "fake:1", str(folder)])
+    assert r.exit_code == 1, r.output
+    assert "3 document(s)" in r.stdout
+    failed = [line for line in r.stderr.splitlines() if line.startswith("failed")]
+    assert failed == [
+        f"failed 1 file(s) ({name}): {name} is not a readable PDF: Stream has ended unexpectedly"
+        for name in ("also-broken.pdf", "broken.pdf")
+    ], r.stderr
 
 
 def test_cli_datasets(live_url: str, tmp_path: Path) -> None:

@@ -46,8 +46,16 @@ def test_llama_cpp_is_built_once_with_the_setup_flags() -> None:
     no_amx = re.search(r'no_amx="([^"]+)"', setup)
     assert no_amx is not None and no_amx.group(1) in builder
     assert re.search(r'llama_version="([^"]+)"', setup).group(1) in builder  # type: ignore[union-attr]
-    for flag in ("-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_TESTS=OFF"):
+    for flag in (
+        "-DLLAMA_BUILD_EXAMPLES=OFF",
+        "-DLLAMA_BUILD_TESTS=OFF",
+        "-DLLAMA_BUILD_TOOLS=OFF",
+        "-DLLAMA_BUILD_SERVER=OFF",
+        "-DLLAVA_BUILD=OFF",
+        "-DCMAKE_PROJECT_llama.cpp_INCLUDE=",
+    ):
         assert flag in builder and flag in setup
+    assert "COPY scripts/cmake/no-common.cmake" in builder
     assert "build-essential" not in runtime and "cmake" not in runtime
     assert "COPY --from=builder /opt/llmos /opt/llmos" in runtime
 
@@ -75,7 +83,13 @@ def test_the_build_context_is_only_what_the_build_reads() -> None:
         m = re.match(r"COPY\s+(?:--chmod=\S+\s+)?(?!--from)(.+)\s+\S+$", line)
         if m:
             sources.update(m.group(1).split())
-    assert sources == {"pyproject.toml", "README.md", "src", "deploy/docker-entrypoint.sh"}
+    assert sources == {
+        "pyproject.toml",
+        "README.md",
+        "src",
+        "deploy/docker-entrypoint.sh",
+        "scripts/cmake/no-common.cmake",
+    }
     for source in sources:  # ... but what the build copies
         assert f"!{source}" in rules or f"!{source}/" in rules, source
         assert (ROOT / source).exists()

@@ -95,15 +95,13 @@ async def fake_app(tmp_path: Path) -> AsyncIterator[AppFactory]:
 @pytest.fixture(scope="session")
 def real_home(tmp_path_factory: pytest.TempPathFactory, smollm2_gguf: Path) -> Path:
     """One LLMOS_HOME for the session: SmolLM2's GGUF imported as smollm2:135m, and minilm:l6
-    pulled from its package when the [ml] extra is installed."""
-    from llmos.engine.sentence_transformers_engine import available
+    pulled from its package (it runs on llama.cpp: no [ml] extra needed)."""
     from llmos.registry import open_registry
 
     home = tmp_path_factory.mktemp("embeddings-home")
     registry = open_registry(load_config(home=home))
     registry.import_file(smollm2_gguf, "smollm2:135m")
-    if available():
-        registry.pull("minilm:l6")
+    registry.pull("minilm:l6")
     return home
 
 

@@ -18,6 +18,7 @@ from llmos.errors import Conflict, ModelNotFound
 from llmos.kernel import Kernel, build_kernel
 from llmos.registry.manifest import Manifest, ManifestFile
 from llmos.registry.names import parse_name
+from llmos.registry.registry import close_names
 from llmos.resources.estimate import ModelShape
 from llmos.resources.inventory import Inventory
 
@@ -60,10 +61,17 @@ class MemoryRegistry:
         self.models = {m.name: m for m in models}
         self.catalog = {m.name: m for m in catalog or []}
 
+    def in_catalog(self, name: str) -> bool:
+        return name in self.catalog
+
     def resolve(self, name: str) -> Manifest:
         key = parse_name(name).name
         if key not in self.models:
-            raise ModelNotFound(f"model {name!r} not found; pull it with 'llmos pull {name}'", param="model")
+            raise ModelNotFound(
+                f"model {name!r} not found; pull it with 'llmos pull {name}'",
+                param="model",
+                suggestions=close_names(key, [*self.models, *self.catalog]),
+            )
         return self.models[key]
 
     def list(self) -> builtins.list[Manifest]:

@@ -78,6 +78,8 @@ def _check(
         (lambda r: r.remove("tiny@sha256:" + "0" * 64), ModelNotFound, "not found"),
         (lambda r: r.copy("nope:1", "x:1"), ModelNotFound, "not found"),
         (lambda r: r.pull("nope:1"), ModelNotFound, "not in the catalog"),
+        (lambda r: r.resolve("tiyn:1"), ModelNotFound, r"not found; .*; did you mean 'tiny:1'\?$"),
+        (lambda r: r.pull("goood:1"), ModelNotFound, r"not in the catalog .*; did you mean 'good:1'\?$"),
         (lambda r: r.resolve("../x"), InvalidModelName, "invalid model name"),
         (lambda r: r.pull("../x"), InvalidModelName, "invalid model name"),
         (lambda r: r.remove("a:b:c"), InvalidModelName, "too many ':'"),

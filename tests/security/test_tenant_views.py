@@ -140,6 +140,19 @@ async def test_models_lists_show_only_what_a_key_may_use(secured: ServeFactory) 
     assert every == ["fake:1", "other:1"]
 
 
+async def test_did_you_mean_names_only_models_the_key_may_use(secured: ServeFactory) -> None:
+    s = await secured()
+    await s.new_tenant("acme")
+    broad = await _key(s, "acme", models=["*:1", "*:11"], scopes=["inference", "models:read"])
+    narrow = await _key(s, "acme", models=["other:1", "*:11"], scopes=["inference", "models:read"])
+    body = {"model": "fake:11", "messages": [{"role": "user", "content": "hi"}]}
+    typo = await s.client.post("/v1/chat/completions", json=body, headers=s.auth(broad))
+    assert typo.status_code == 404
+    assert typo.json()["error"]["message"].endswith("; did you mean 'fake:1'?")
+    hidden = await s.client.post("/v1/chat/completions", json=body, headers=s.auth(narrow))
+    assert hidden.status_code == 404 and "did you mean" not in hidden.json()["error"]["message"]
+
+
 async def test_every_model_route_checks_its_scope(secured: ServeFactory) -> None:
     s = await secured()
     await s.new_tenant("acme")

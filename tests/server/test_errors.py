@@ -63,6 +63,19 @@ async def test_malformed_json_and_missing_fields(serve: ServeFactory) -> None:
     _assert_error(await s.client.post("/v1/chat/completions", json={"messages": MSG}), 400, param="model")
 
 
+async def test_a_json_error_says_where_in_words(serve: ServeFactory) -> None:
+    s = await serve()
+    body = b'{\n  "model": "fake:1",\n  "messages": [{"role": "user", "content": "hi"},]\n}'
+    r = await s.client.post(
+        "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
+    )
+    err = _assert_error(r, 400, code="invalid_json")
+    assert err["param"] is None, "an offset is not a parameter"
+    assert err["message"] == ("the request body is not valid JSON: Expecting value at line 3, column 50"), (
+        err["message"]
+    )
+
+
 async def test_unknown_model_is_404(serve: ServeFactory) -> None:
     s = await serve()
     r = await s.client.post("/v1/chat/completions", json={"model": "ghost:1", "messages": MSG})

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,7 +11,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from llmos.config import load_config
-from llmos.errors import InvalidRequest, SourceUnavailable
+from llmos.errors import Conflict, InvalidRequest, SourceUnavailable
 from llmos.registry.manifest import Manifest, ManifestFile
 from llmos.storage.db import Database, make_engine, open_database
 from llmos.storage.manifests import ManifestRepository
@@ -60,6 +62,31 @@ def test_migrations_are_idempotent_and_reversible(database: Database) -> None:
     assert set(inspect(database.engine).get_table_names()) <= {"alembic_version"}
     upgrade(database.engine)
     assert current_revision(database.engine) == head_revision()
+
+
+def test_the_head_read_from_the_files_is_alembics(database: Database) -> None:
+    from llmos.storage.migrate import declared_head
+
+    assert declared_head() == head_revision() is not None
+
+
+def test_a_database_at_head_opens_without_alembic(llmos_home: Path) -> None:
+    open_database(load_config()).dispose()  # made and migrated
+    code = (
+        "import sys; from llmos.config import load_config; from llmos.storage.db import open_database; "
+        "open_database(load_config()).dispose(); print(sorted(m for m in sys.modules if m.startswith('alembic')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_database_from_a_newer_llmos_is_a_clear_error(llmos_home: Path) -> None:
+    db = open_database(load_config())
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    db.dispose()
+    with pytest.raises(Conflict, match="schema revision 9999, which this llmos does not know"):
+        open_database(load_config())
 
 
 def test_migration_chain_is_linear() -> None:

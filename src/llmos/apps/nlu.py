@@ -2,11 +2,13 @@
 
 Built only on the public SDK: one chat completion with ``response_format: json_schema`` whose
 schema enumerates the intents and entity types, so even a very small model can only answer
-with one of them.
+with one of them. The schema bounds every list and string, so the longest answer it allows is
+known: that is the token budget (:func:`token_budget`), and an answer is never cut off.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,17 +23,26 @@ DEFAULT_INTENTS: Mapping[str, str] = {
     "weather": "the user asks about the weather",
     "calculate": "the user asks to compute something",
     "greeting": "the user says hello or thanks",
+    "refund": "the user wants their money back, or to return or exchange something",
     "complaint": "the user complains about a problem",
     "other": "anything else",
 }
 DEFAULT_ENTITY_TYPES = ("title", "author", "genre", "person", "city", "number", "date", "product", "other")
 MAX_ENTITIES = 4
 MAX_RELATIONS = 2
+SPAN_CHARS = 30
+RELATION_CHARS = 20
 
 
-def nlu_schema(intents: Sequence[str], entity_types: Sequence[str]) -> dict[str, Any]:
+def nlu_schema(
+    intents: Sequence[str],
+    entity_types: Sequence[str],
+    *,
+    max_entities: int = MAX_ENTITIES,
+    max_relations: int = MAX_RELATIONS,
+) -> dict[str, Any]:
     """The JSON Schema every NLU answer matches."""
-    span = {"type": "string", "minLength": 1, "maxLength": 30}
+    span = {"type": "string", "minLength": 1, "maxLength": SPAN_CHARS}
     entity = {
         "type": "object",
         "properties": {"text": span, "type": {"type": "string", "enum": list(entity_types)}},
@@ -42,7 +53,7 @@ def nlu_schema(intents: Sequence[str], entity_types: Sequence[str]) -> dict[str,
         "type": "object",
         "properties": {
             "subject": span,
-            "relation": {"type": "string", "minLength": 1, "maxLength": 20},
+            "relation": {"type": "string", "minLength": 1, "maxLength": RELATION_CHARS},
             "object": span,
         },
         "required": ["subject", "relation", "object"],
@@ -52,12 +63,26 @@ def nlu_schema(intents: Sequence[str], entity_types: Sequence[str]) -> dict[str,
         "type": "object",
         "properties": {
             "intent": {"type": "string", "enum": list(intents)},
-            "entities": {"type": "array", "items": entity, "maxItems": MAX_ENTITIES},
-            "relations": {"type": "array", "items": relation, "maxItems": MAX_RELATIONS},
+            "entities": {"type": "array", "items": entity, "maxItems": max_entities},
+            "relations": {"type": "array", "items": relation, "maxItems": max_relations},
         },
         "required": ["intent", "entities", "relations"],
         "additionalProperties": False,
     }
+
+
+def token_budget(
+    intents: Sequence[str], entity_types: Sequence[str], max_entities: int, max_relations: int
+) -> int:
+    """Tokens enough for the longest answer :func:`nlu_schema` allows (a token is at least one
+    character of the compact JSON the server's grammar produces)."""
+    span, relation = "x" * SPAN_CHARS, "x" * RELATION_CHARS
+    longest = {
+        "intent": max(intents, key=len),
+        "entities": [{"text": span, "type": max(entity_types, key=len)}] * max_entities,
+        "relations": [{"subject": span, "relation": relation, "object": span}] * max_relations,
+    }
+    return len(json.dumps(longest, separators=(",", ":"))) + 8
 
 
 @dataclass(frozen=True)
@@ -97,14 +122,21 @@ class NLU:
         *,
         intents: Mapping[str, str] = DEFAULT_INTENTS,
         entity_types: Sequence[str] = DEFAULT_ENTITY_TYPES,
-        max_tokens: int = 300,
+        max_entities: int = MAX_ENTITIES,
+        max_relations: int = MAX_RELATIONS,
+        max_tokens: int | None = None,
     ) -> None:
+        """``max_tokens`` defaults to the longest answer the schema allows (:func:`token_budget`)."""
         self.client = client
         self.model = model
         self.intents = dict(intents)
         self.entity_types = tuple(entity_types)
-        self.schema = nlu_schema(list(self.intents), self.entity_types)
-        self.max_tokens = max_tokens
+        self.schema = nlu_schema(
+            list(self.intents), self.entity_types, max_entities=max_entities, max_relations=max_relations
+        )
+        self.max_tokens = max_tokens or token_budget(
+            list(self.intents), self.entity_types, max_entities, max_relations
+        )
 
     def parse(self, text: str) -> Understanding:
         """The intent, entities and relations of ``text``. Raises AppError, or the SDK's errors."""

@@ -1,5 +1,8 @@
 """Customer-service bot: NLU, recommendations and the tool-using assistant, combined.
 
+A new conversation opens with the bot's greeting (:data:`GREETING`): who it is and what it does.
+Refunds, returns and complaints are handed off to a person (recorded on the conversation with a
+reference the customer is given), never taken into the ordering flow, at any stage.
 The "I want to order a novel" flow: NLU finds the intent (order) and no title → the bot asks
 which one, suggesting a few (recommendations) → the customer names one (a title, or "the second
 one") → the bot quotes the price **from the catalog** and asks to confirm → the order is noted.
@@ -26,8 +29,20 @@ from llmos.sdk.errors import APIStatusError
 
 log = logging.getLogger(__name__)
 
+GREETING = (
+    "Hello! I'm the assistant of the llmos bookshop. I can suggest books, tell you their prices and take "
+    "your order; refunds and complaints I pass on to a person on our team. What can I do for you?"
+)
 ORDER_WORDS = re.compile(r"\b(order|buy|purchase|get me|i'?ll take)\b", re.IGNORECASE)
 """An explicit buying verb decides the intent even when a small model's NLU misses it."""
+HANDOFF_WORDS = re.compile(
+    r"\b(refunds?|money back|reimburse\w*|return(s|ed|ing)?|exchange|complain(t|ts|ed|ing)?|broken|damaged|"
+    r"torn|defective|faulty|never (arrived|came)|not (arrived|received)|wrong (book|item|order|title)|"
+    r"cancel (my|the|an|this) order|(speak|talk) to (a |an )?(human|person|manager|someone))\b",
+    re.IGNORECASE,
+)
+"""What a person must handle: these never go into the ordering flow, whatever a verb says."""
+HANDOFF_INTENTS = frozenset({"refund", "complaint"})
 YES = frozenset({"yes", "yeah", "yep", "sure", "ok", "okay", "please", "confirm", "go"})
 NO = frozenset({"no", "nope", "cancel", "not", "don't", "dont"})
 ORDINALS = {"first": 0, "1": 0, "one": 0, "second": 1, "2": 1, "two": 1, "third": 2, "3": 2, "three": 2}
@@ -40,6 +55,8 @@ class SupportReply:
     stage: str
     """``idle``, ``awaiting_title`` (asked which one) or ``awaiting_confirmation`` (price quoted)."""
     intent: str | None = None
+    handoff: str | None = None
+    """The reference of the hand-off to a person (refunds, complaints), if this reply made one."""
     item: Item | None = None
     """The item whose catalog price was quoted, if one was."""
     suggestions: tuple[Item, ...] = field(default=())
@@ -59,16 +76,17 @@ class SupportBot:
     ) -> None:
         self.client = client
         self.catalog = catalog if catalog is not None else load_catalog()
-        self.nlu = NLU(client, model)
+        # The bot reads an intent and a title: two entities, no relations, a short answer.
+        self.nlu = NLU(client, model, max_entities=2, max_relations=0)
         self.recommender = Recommender(client, model, self.catalog, embedding_model=embedding_model)
         self.assistant = Assistant(client, model)
         self.n_suggestions = n_suggestions
 
     def start(self) -> str:
-        """A new customer conversation; returns its id."""
-        return self.assistant.start(
-            title="support", metadata={"app": "support", STATE_KEY: {"stage": "idle"}}
-        )
+        """A new customer conversation, opened with the bot's :data:`GREETING`; returns its id."""
+        cid = self.assistant.start(title="support", metadata={"app": "support", STATE_KEY: {"stage": "idle"}})
+        self.client.conversations.append(cid, [{"role": "assistant", "content": GREETING}])
+        return cid
 
     def respond(self, conversation_id: str, text: str) -> SupportReply:
         """The bot's answer to ``text``. Raises the SDK's errors (NotFoundError for an unknown id)."""
@@ -76,12 +94,14 @@ class SupportBot:
         state: dict[str, Any] = dict(conversation.metadata.get(STATE_KEY) or {"stage": "idle"})
         stage = state.get("stage", "idle")
         reply: SupportReply | None
-        if stage == "awaiting_title":
+        if HANDOFF_WORDS.search(text):
+            reply = self._hand_off(conversation_id, conversation.metadata, _handoff_reason(text))
+        elif stage == "awaiting_title":
             reply = self._choose(text, state)
         elif stage == "awaiting_confirmation":
             reply = self._confirm(text, state)
         else:
-            reply = self._understand(conversation_id, text)
+            reply = self._understand(conversation_id, text, conversation.metadata)
             if reply is None:  # handed to the assistant, which keeps the conversation itself
                 return SupportReply(
                     self.client.conversations.get(conversation_id).messages[-1].content or "", "idle", "other"
@@ -92,6 +112,9 @@ class SupportBot:
         if reply.item is not None:
             new_state["item"] = reply.item.id
         metadata = {**conversation.metadata, STATE_KEY: new_state}
+        if reply.handoff is not None:
+            handoff = {"reference": reply.handoff, "reason": reply.intent, "message": text}
+            metadata["handoffs"] = [*conversation.metadata.get("handoffs", []), handoff]
         self.client.conversations.append(
             conversation_id, [{"role": "user", "content": text}, {"role": "assistant", "content": reply.text}]
         )
@@ -100,14 +123,16 @@ class SupportBot:
 
     # ---- stages --------------------------------------------------------------------------
 
-    def _understand(self, conversation_id: str, text: str) -> SupportReply | None:
+    def _understand(self, conversation_id: str, text: str, metadata: dict[str, Any]) -> SupportReply | None:
         understanding: Understanding | None
         try:
             understanding = self.nlu.parse(text)
             intent = understanding.intent
         except (AppError, APIStatusError) as exc:
-            log.warning("NLU failed (%s); using the rules alone", exc)
+            log.info("NLU failed (%s); using the rules alone", exc)
             understanding, intent = None, "other"
+        if intent in HANDOFF_INTENTS:
+            return self._hand_off(conversation_id, metadata, intent)
         if intent not in ("order", "ask_price", "recommend") and ORDER_WORDS.search(text):
             intent = "order"
         if intent not in ("order", "ask_price", "recommend"):
@@ -149,6 +174,20 @@ class SupportBot:
             )
         return self._quote(item, "order")
 
+    @staticmethod
+    def _hand_off(conversation_id: str, metadata: dict[str, Any], reason: str) -> SupportReply:
+        done = len(metadata.get("handoffs", []))
+        reference = f"H-{conversation_id.rsplit('_', 1)[-1][-6:].upper()}-{done + 1}"
+        what = "refund request" if reason == "refund" else "complaint"
+        return SupportReply(
+            f"I'm sorry about that. I can't settle a {what} myself, so I have passed your message to a "
+            f"person on our team (reference {reference}); they will answer you within one working day. "
+            "Can I help with anything else?",
+            "idle",
+            reason,
+            handoff=reference,
+        )
+
     def _confirm(self, text: str, state: dict[str, Any]) -> SupportReply:
         item = self.catalog.get(state["item"]) if state.get("item") in self.catalog else None
         said = set(words(text))
@@ -185,7 +224,7 @@ class SupportBot:
             rec = self.recommender.recommend(text, n=self.n_suggestions)
             picks = [p.item for p in rec.picks]
         except (AppError, APIStatusError) as exc:
-            log.warning("recommendation failed (%s); suggesting by keywords", exc)
+            log.info("recommendation failed (%s); suggesting by keywords", exc)
             picks = []
         if len(picks) < self.n_suggestions:
             novels = [i for i in self.catalog.search(text, limit=10) if i.kind == "novel" and i not in picks]
@@ -199,3 +238,10 @@ class SupportBot:
             if index is not None and index < len(suggested):
                 return suggested[index]
         return None
+
+
+def _handoff_reason(text: str) -> str:
+    money = re.search(
+        r"\b(refunds?|money back|reimburse\w*|return(s|ed|ing)?|exchange)\b", text, re.IGNORECASE
+    )
+    return "refund" if money else "complaint"

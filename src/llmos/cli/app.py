@@ -11,7 +11,7 @@ import typer
 from llmos import __version__
 from llmos.cli import apps, bench, datasets, docs, models, run, runtime, security, serve
 from llmos.cli.errors import EXIT_CONFIG, handle_errors, report_config_error
-from llmos.config import ConfigError
+from llmos.errors import ConfigError
 
 app = typer.Typer(
     name="llmos",
@@ -19,6 +19,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: typer's rich help costs a third of `llmos --help`
 )
 
 

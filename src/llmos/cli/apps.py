@@ -10,16 +10,15 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 
-from llmos.apps.dialogue import Assistant, force_tool
-from llmos.apps.nlu import NLU
-from llmos.apps.recommend import DEFAULT_EMBEDDING_MODEL, Recommender
-from llmos.apps.structured_chat import AppError
-from llmos.apps.support import SupportBot
 from llmos.cli.errors import handle_errors, stderr
 from llmos.cli.runtime import out_console, require_server
-from llmos.config import load_config
 
-apps_app = typer.Typer(help="Application services built on the SDK: nlu, chat, recommend, support.")
+# The apps (and the SDK under them) are imported by the command that runs one, not here:
+# ``llmos --help`` and every other command stay clear of them.
+
+apps_app = typer.Typer(
+    help="Application services built on the SDK: nlu, chat, recommend, support.", rich_markup_mode=None
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -31,6 +30,9 @@ ModelOption = Annotated[
 ConversationOption = Annotated[
     str | None, typer.Option("--conversation", "-c", help="Continue this conversation (id)")
 ]
+EmbeddingModelOption = Annotated[
+    str | None, typer.Option("--embedding-model", help="Model that embeds the catalog (default minilm:l6)")
+]
 MessageOption = Annotated[
     str | None, typer.Option("--message", help="Say this once and exit (otherwise: an interactive session)")
 ]
@@ -39,6 +41,8 @@ MessageOption = Annotated[
 def _app_errors(fn: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        from llmos.apps.structured_chat import AppError
+
         try:
             return fn(*args, **kwargs)
         except AppError as exc:
@@ -49,20 +53,32 @@ def _app_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 def _model(model: str | None) -> str:
+    from llmos.config import load_config
+
     return model or load_config().default_model
 
 
-def _session(first: str | None, prompt: str, answer: Callable[[str], None]) -> None:
-    """One message (``first``), or a read-answer loop until EOF, ``exit`` or ``quit``."""
+QUIT = frozenset({"/bye", "/exit", "/quit", "exit", "quit"})
+"""What ends an interactive session: ``/bye`` as in ``llmos run``, and the usual words."""
+
+
+def _session(
+    first: str | None, prompt: str, answer: Callable[[str], None], greeting: str | None = None
+) -> None:
+    """One message (``first``), or a read-answer loop (after ``greeting``) until EOF or a
+    :data:`QUIT` word."""
     if first is not None:
         answer(first)
         return
+    if greeting:
+        out_console.print(greeting, markup=False, highlight=False)
+    stderr.print("[dim](type /bye to leave)[/]")
     while True:
         try:
             text = input(prompt)
         except EOFError:
             return
-        if text.strip().lower() in ("exit", "quit"):
+        if text.strip().lower() in QUIT:
             return
         if text.strip():
             answer(text)
@@ -72,6 +88,8 @@ def nlu(
     text: Annotated[str, typer.Argument(help="The utterance to understand")], model: ModelOption = None
 ) -> None:
     """Intent, entities and relations of TEXT, as JSON."""
+    from llmos.apps.nlu import NLU
+
     with require_server() as client:
         result = NLU(client, _model(model)).parse(text)
     typer.echo(
@@ -102,6 +120,8 @@ def chat(
     ] = None,
 ) -> None:
     """Talk to the assistant with tools (weather, calculator, catalog); memory is kept on the server."""
+    from llmos.apps.dialogue import Assistant, force_tool
+
     with require_server() as client:
         assistant = Assistant(client, _model(model))
         cid = conversation or assistant.start(title="llmos apps chat")
@@ -125,15 +145,15 @@ def recommend(
     ] = None,
     n: Annotated[int, typer.Option("-n", min=1, max=5, help="How many picks")] = 2,
     model: ModelOption = None,
-    embedding_model: Annotated[
-        str, typer.Option("--embedding-model", help="Model that embeds the catalog")
-    ] = DEFAULT_EMBEDDING_MODEL,
+    embedding_model: EmbeddingModelOption = None,
 ) -> None:
     """Books from the sample catalog for WISH (and what was read), each with a reason."""
+    from llmos.apps.recommend import DEFAULT_EMBEDDING_MODEL, Recommender
+
     with require_server() as client:
-        rec = Recommender(client, _model(model), embedding_model=embedding_model).recommend(
-            wish, history or [], n=n
-        )
+        rec = Recommender(
+            client, _model(model), embedding_model=embedding_model or DEFAULT_EMBEDDING_MODEL
+        ).recommend(wish, history or [], n=n)
     stderr.print(f"[dim]candidates found with {rec.embedding_model}[/]")
     for pick in rec.picks:
         out_console.print(
@@ -147,20 +167,21 @@ def support(
     model: ModelOption = None,
     conversation: ConversationOption = None,
     message: MessageOption = None,
-    embedding_model: Annotated[
-        str, typer.Option("--embedding-model", help="Model that embeds the catalog")
-    ] = DEFAULT_EMBEDDING_MODEL,
+    embedding_model: EmbeddingModelOption = None,
 ) -> None:
     """The bookshop's customer-service bot (try: "I want to order a novel")."""
+    from llmos.apps.recommend import DEFAULT_EMBEDDING_MODEL
+    from llmos.apps.support import GREETING, SupportBot
+
     with require_server() as client:
-        bot = SupportBot(client, _model(model), embedding_model=embedding_model)
+        bot = SupportBot(client, _model(model), embedding_model=embedding_model or DEFAULT_EMBEDDING_MODEL)
         cid = conversation or bot.start()
         stderr.print(f"conversation {cid}")
 
         def answer(text: str) -> None:
             out_console.print(bot.respond(cid, text).text, markup=False, highlight=False)
 
-        _session(message, "customer> ", answer)
+        _session(message, "customer> ", answer, greeting=None if conversation else GREETING)
 
 
 def register(app: typer.Typer) -> None:

@@ -4,23 +4,20 @@ llmos's SDK, since the target need not be llmos."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from llmos.benchmark.loadgen import BenchResult, LoadGenerator, RequestRecord
-from llmos.benchmark.plot import plot_run
-from llmos.benchmark.report import summary_table, write_json
-from llmos.benchmark.stats import SLO, summarize
-from llmos.benchmark.workload import Endpoint, Workload
-from llmos.config import load_config
 from llmos.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from llmos.benchmark.loadgen import BenchResult, LoadGenerator, RequestRecord
+    from llmos.benchmark.workload import Endpoint, Workload
 
 DEFAULT_URL = "http://127.0.0.1:8470"
 
@@ -88,6 +85,13 @@ def bench(
     throughput, goodput against SLOs, errors."""
     if endpoint not in ("chat", "completions"):
         raise InvalidRequest("--endpoint must be chat or completions", param="endpoint")
+    # The load generator is imported by this command only: the rest of the CLI never needs it.
+    from llmos.benchmark.plot import plot_run, pyplot
+    from llmos.benchmark.report import summary_table, write_json
+    from llmos.benchmark.stats import SLO, summarize
+    from llmos.benchmark.workload import Workload
+    from llmos.config import load_config
+
     config = load_config()
     workload = Workload(
         url=url or config.base_url or DEFAULT_URL,
@@ -108,9 +112,9 @@ def bench(
         extra_body=_extra_body(extra_body),
     )
     if plot_path is not None:
-        from llmos.benchmark.plot import pyplot
-
         pyplot()  # fail before the run, not after it, when matplotlib is missing
+    import asyncio  # here, not at the top: every other command would pay for it
+
     result = asyncio.run(_run(workload, show=progress and err_console.is_terminal))
     summary = summarize(result.records, result.duration_s, SLO(slo_ttft_ms, slo_tpot_ms, slo_e2e_ms))
     out_console.print(summary_table(result, summary))
@@ -133,6 +137,8 @@ def endpoint_name(value: str) -> Endpoint:
 
 async def _until_interrupted(gen: LoadGenerator) -> BenchResult:
     """Ctrl-C cancels the run: report the requests that had finished, marked as interrupted."""
+    import asyncio
+
     try:
         return await gen.run()
     except asyncio.CancelledError:
@@ -141,6 +147,8 @@ async def _until_interrupted(gen: LoadGenerator) -> BenchResult:
 
 
 async def _run(workload: Workload, *, show: bool) -> BenchResult:
+    from llmos.benchmark.loadgen import LoadGenerator
+
     if not show:
         return await _until_interrupted(LoadGenerator(workload))
     columns = (

@@ -15,7 +15,9 @@ from llmos.cli.runtime import require_server
 
 out = Console(highlight=False, soft_wrap=True)
 
-datasets_app = typer.Typer(help="Fine-tuning datasets: upload (validated line by line), list, remove.")
+datasets_app = typer.Typer(
+    help="Fine-tuning datasets: upload (validated line by line), list, remove.", rich_markup_mode=None
+)
 
 
 def add(

@@ -8,9 +8,10 @@ llmos docs rm --collection handbook leave.md
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,18 +21,22 @@ from rich.table import Table
 
 from llmos.cli.errors import handle_errors
 from llmos.cli.runtime import require_server
-from llmos.sdk import Client
-from llmos.sdk.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from llmos.sdk import Client
+    from llmos.sdk.data import CollectionInfo
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 SUFFIXES = frozenset(
     {".txt", ".text", ".md", ".markdown", ".html", ".htm", ".pdf", ".json", ".jsonl", ".ndjson"}
 )
 """What ``docs add`` picks up from a folder (a file named on the command line is always taken)."""
 
-docs_app = typer.Typer(help="Documents: upload, search, list and remove collections' documents.")
+docs_app = typer.Typer(
+    help="Documents: upload, search, list and remove collections' documents.", rich_markup_mode=None
+)
 
 CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection name")]
 
@@ -56,12 +61,83 @@ def collect_files(paths: list[Path]) -> list[tuple[Path, str]]:
     return found
 
 
-def _ensure_collection(client: Client, name: str, embedding_model: str | None) -> None:
+FILE_ERRORS = frozenset({400, 413, 415, 422})
+"""Statuses that belong to one file (unreadable, too large, unsupported): the others go on.
+Anything else (the embedding model, the server) would fail every file alike: the upload stops."""
+
+
+def _open_collection(client: Client, name: str, embedding_model: str | None) -> tuple[CollectionInfo, bool]:
+    """The collection, and whether this command created it."""
+    from llmos.sdk.errors import NotFoundError
+
     try:
-        client.data.get_collection(name)
+        return client.data.get_collection(name), False
     except NotFoundError:
-        client.data.create_collection(name, embedding_model=embedding_model)
-        err.print(f"created collection {escape(name)}")
+        return client.data.create_collection(name, embedding_model=embedding_model), True
+
+
+def _drop_if_empty(client: Client, name: str) -> None:
+    """Delete a collection this command created when it holds no document (leave nothing behind)."""
+    from llmos.sdk.errors import LLMOSClientError
+
+    with contextlib.suppress(LLMOSClientError):
+        if client.data.get_collection(name).documents == 0:
+            client.data.delete_collection(name)
+
+
+def _pull_embedding_model(client: Client, model: str) -> None:
+    """Pull a collection's embedding model on first use, as ``llmos run`` pulls a chat model."""
+    from llmos.cli.runtime import PullProgress
+
+    err.print(f"pulling {escape(model)}, the collection's embedding model")
+    with PullProgress(f"pulling {model}") as bar:
+        client.models.pull(model, progress=bar)
+
+
+def _upload(
+    client: Client,
+    collection: CollectionInfo,
+    files: list[tuple[Path, str]],
+    content_type: str | None,
+    meta: dict[str, Any] | None,
+) -> tuple[int, int, dict[str, list[str]]]:
+    """Upload ``files``: (documents added, chunks, failed file names by error message). Raises
+    the first error that is not one file's own (see :data:`FILE_ERRORS`)."""
+    from llmos.sdk.errors import APIStatusError, NotFoundError
+
+    added = chunks = 0
+    failures: dict[str, list[str]] = {}
+    pulled = False
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True, disable=len(files) < 2) as bar:
+        task = bar.add_task("uploading", total=len(files))
+        for path, name in files:
+            bar.update(task, description=name[-40:])
+            while True:
+                try:
+                    doc = client.data.add_document(
+                        collection.name, path, name=name, content_type=content_type, metadata=meta
+                    )
+                except NotFoundError as exc:
+                    if pulled or exc.code != "model_not_found":
+                        raise
+                    bar.stop()
+                    _pull_embedding_model(client, collection.embedding_model)
+                    bar.start()
+                    pulled = True
+                    continue
+                except APIStatusError as exc:
+                    if exc.status_code not in FILE_ERRORS or len(files) == 1:
+                        raise
+                    failures.setdefault(exc.message, []).append(name)
+                else:
+                    added += 1
+                    chunks += doc.chunks
+                    if len(files) == 1 or not err.is_terminal:
+                        out.print(f"added {escape(name)} v{doc.version} ({doc.chunks} chunks)")
+                break
+            bar.advance(task)
+    return added, chunks, failures
 
 
 def add(
@@ -77,39 +153,32 @@ def add(
         str | None, typer.Option(help="Embedding model of a collection created here (default minilm:l6)")
     ] = None,
 ) -> None:
-    """Upload documents (a folder: every supported file in it); a known name becomes a new version."""
+    """Upload documents (a folder: every supported file in it); a known name becomes a new version.
+
+    A collection that does not exist is created (and removed again if nothing could be added);
+    its embedding model is pulled on first use."""
     meta: dict[str, Any] | None = json.loads(metadata) if metadata else None
     if meta is not None and not isinstance(meta, dict):
         raise typer.BadParameter("must be a JSON object", param_hint="--metadata")
     files = collect_files(paths)
     if not files:
         raise typer.BadParameter("no txt, md, html, pdf, json or jsonl files found", param_hint="PATHS")
-    failures: list[tuple[str, str]] = []
-    chunks = 0
     with require_server() as client:
-        _ensure_collection(client, collection, embedding_model)
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=err, transient=True, disable=len(files) < 2) as bar:
-            task = bar.add_task("uploading", total=len(files))
-            for path, name in files:
-                bar.update(task, description=name[-40:])
-                try:
-                    doc = client.data.add_document(
-                        collection, path, name=name, content_type=content_type, metadata=meta
-                    )
-                except Exception as exc:  # one bad file does not stop a folder
-                    if len(files) == 1:
-                        raise
-                    failures.append((name, getattr(exc, "message", None) or str(exc)))
-                else:
-                    chunks += doc.chunks
-                    if len(files) == 1 or not err.is_terminal:
-                        out.print(f"added {escape(name)} v{doc.version} ({doc.chunks} chunks)")
-                bar.advance(task)
-    done = len(files) - len(failures)
-    out.print(f"{done} document(s), {chunks} chunks added to {escape(collection)}")
-    for name, why in failures:
-        err.print(f"[red]failed[/] {escape(name)}: {escape(why)}")
+        info, created = _open_collection(client, collection, embedding_model)
+        try:
+            added, chunks, failures = _upload(client, info, files, content_type, meta)
+        except BaseException:
+            if created:
+                _drop_if_empty(client, collection)
+            raise
+        if created and added == 0:
+            _drop_if_empty(client, collection)
+    if created and added:
+        err.print(f"created collection {escape(collection)} (embeddings by {escape(info.embedding_model)})")
+    out.print(f"{added} document(s), {chunks} chunks added to {escape(collection)}")
+    for why, names in failures.items():
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        err.print(f"[red]failed[/] {len(names)} file(s) ({escape(shown)}): {escape(why)}")
     if failures:
         raise typer.Exit(1)
 

@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar, cast
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from llmos import errors as e
-from llmos.config import ConfigError
-from llmos.sdk import errors as sdk
+from llmos.errors import ConfigError
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from llmos.sdk import errors as sdk
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +58,22 @@ _STATUS_CODES = {400: 2, 413: 2, 422: 2, 401: 8, 403: 8, 404: 3, 409: 4, 429: 9,
 """A server's answer (through the SDK) exits like the llmos error it stands for."""
 
 
+def _sdk_errors() -> ModuleType | None:
+    """The SDK's errors module if a command has used the SDK (else no SDK error can be raised):
+    so that a command that never talks to a server never imports the SDK (httpx) either."""
+    return sys.modules.get("llmos.sdk.errors")
+
+
+def _handled() -> tuple[type[Exception], ...]:
+    sdk_errors = _sdk_errors()
+    return (e.LLMOSError,) if sdk_errors is None else (e.LLMOSError, sdk_errors.LLMOSClientError)
+
+
 def exit_code(exc: e.LLMOSError | sdk.LLMOSClientError) -> int:
-    if isinstance(exc, sdk.APIConnectionError):
+    sdk_errors = _sdk_errors()
+    if sdk_errors is not None and isinstance(exc, sdk_errors.APIConnectionError):
         return 6
-    if isinstance(exc, sdk.APIStatusError):
+    if sdk_errors is not None and isinstance(exc, sdk_errors.APIStatusError):
         return _STATUS_CODES.get(exc.status_code, 1)
     for cls, code in EXIT_CODES:
         if isinstance(exc, cls):
@@ -75,7 +92,8 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except (e.LLMOSError, sdk.LLMOSClientError) as exc:
+        except _handled() as caught:
+            exc = cast("e.LLMOSError | sdk.LLMOSClientError", caught)
             log.debug("command failed", exc_info=True)
             stderr.print(f"[bold red]error:[/] {escape(message(exc))}")
             raise typer.Exit(exit_code(exc)) from None

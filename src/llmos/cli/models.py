@@ -9,20 +9,21 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from llmos.cli.format import human_age, human_count, human_size
 from llmos.cli.progress import progress_bar
-from llmos.cli.remote_registry import RemoteRegistry
-from llmos.config import load_config
-from llmos.registry.manifest import Manifest
-from llmos.registry.registry import Registry
+
+if TYPE_CHECKING:
+    from llmos.cli.remote_registry import RemoteRegistry
+    from llmos.registry.manifest import Manifest
+    from llmos.registry.registry import Registry
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
@@ -31,6 +32,8 @@ RegistryOpener = Callable[[], "Registry | RemoteRegistry"]
 
 
 def open_local_registry() -> Registry:
+    # Imported on use: the registry brings the config and the database, which --help never needs.
+    from llmos.config import load_config
     from llmos.registry import open_registry
 
     return open_registry(load_config())
@@ -41,45 +44,15 @@ def open_cli_registry() -> Registry | RemoteRegistry:
     from llmos.cli.runtime import reachable_client
 
     client = reachable_client()
-    return RemoteRegistry(client) if client is not None else open_local_registry()
+    if client is None:
+        return open_local_registry()
+    from llmos.cli.remote_registry import RemoteRegistry
+
+    return RemoteRegistry(client)
 
 
 registry_opener: RegistryOpener = open_cli_registry
 """How commands get their registry: through a running server if one answers, else local."""
-
-
-def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit in ("B", "KB") else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"
-
-
-def human_age(when: datetime | None, now: datetime | None = None) -> str:
-    if when is None:
-        return "-"
-    seconds = max(0, int(((now or datetime.now(UTC)) - when).total_seconds()))
-    for span, unit in (
-        (86400 * 365, "year"),
-        (86400 * 30, "month"),
-        (86400, "day"),
-        (3600, "hour"),
-        (60, "minute"),
-    ):
-        if seconds >= span:
-            n = seconds // span
-            return f"{n} {unit}{'s' if n > 1 else ''} ago"
-    return "just now"
-
-
-def human_count(n: int) -> str:
-    if n >= 1_000_000_000:
-        return f"{n / 1e9:.1f}B"
-    if n >= 1_000_000:
-        return f"{n / 1e6:.0f}M"
-    return str(n)
 
 
 def _json(m: Manifest) -> dict[str, Any]:
@@ -132,14 +105,49 @@ def list_(
     out.print(table)
 
 
+def _local_path(m: Manifest) -> Path:
+    """The model's file (a GGUF blob) or folder (a multi-file model) under this machine's
+    LLMOS_HOME. Raises NotFound when it is not there (a server on another machine, say)."""
+    from llmos.config import load_config
+    from llmos.errors import NotFound
+
+    paths = load_config().paths
+    found = paths.blobs / f"sha256-{m.digest}" if m.format == "gguf" else paths.models / f"sha256-{m.digest}"
+    if not found.exists():
+        raise NotFound(
+            f"{m.name} is not stored under {paths.home} on this machine; set LLMOS_HOME to the server's home"
+        )
+    return found
+
+
+def template_origin(m: Manifest) -> str:
+    """Where a model's chat template comes from, in words."""
+    source = m.metadata.get("chat_template_source")
+    if source == "file":
+        return "from the model file"
+    if source == "catalog":
+        return "from llmos's catalog (the model file has none)"
+    if source == "guessed":
+        return f"guessed: {m.metadata.get('chat_template_guess', 'ChatML')} (the model file has none)"
+    if m.format != "gguf":
+        return "- (an embedding model)"
+    return "from the model file" if m.chat_template else "none in the file: guessed at load"
+
+
 def show(
     name: Annotated[str, typer.Argument(help="family:tag or family@sha256:<digest>")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
     template: Annotated[bool, typer.Option("--template", help="Print only the chat template")] = False,
+    path: Annotated[
+        bool, typer.Option("--path", help="Print only where the model's file (or folder) is on this machine")
+    ] = False,
 ) -> None:
     """Show a model's metadata, chat template, default parameters and versions."""
     registry = registry_opener()
     m = registry.resolve(name)
+    if path:
+        out.print(str(_local_path(m)), markup=False, highlight=False)
+        return
     versions = registry.versions(name)
     if as_json:
         out.print_json(json.dumps({**_json(m), "versions": [_json(v) for v in versions]}))
@@ -157,6 +165,7 @@ def show(
         ("quantization", m.quantization or "-"),
         ("context length", str(m.context_length or "-")),
         ("embedding length", str(m.embedding_length or "-")),
+        ("chat template", template_origin(m)),
         ("license", m.license or "-"),
         ("source", m.source or "-"),
         ("parent", f"sha256:{m.parent}" if m.parent else "-"),
@@ -172,6 +181,12 @@ def show(
         out.print("\n[bold]default parameters[/]")
         for k, v in sorted(m.parameters.items()):
             out.print(f"  {escape(k)} {escape(json.dumps(v))}")
+    if m.metadata.get("chat_template_source") == "guessed":
+        err.print(
+            f"[yellow]warning:[/] {escape(m.name)}'s file carries no chat template and the catalog has none "
+            f"for it: llmos guessed the {escape(m.metadata.get('chat_template_guess', 'ChatML'))} format, "
+            "and answers may be poor"
+        )
     if m.chat_template:
         out.print("\n[bold]chat template[/]")
         out.print(escape(m.chat_template))

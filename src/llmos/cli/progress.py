@@ -4,20 +4,39 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
+from rich.text import Text
 
-from llmos.registry.progress import Progress as Report
-from llmos.registry.progress import ProgressFn
+from llmos.cli.format import human_size
+
+if TYPE_CHECKING:
+    from llmos.registry.progress import Progress as Report
+    from llmos.registry.progress import ProgressFn
+
+
+class TransferSpeedColumn(ProgressColumn):
+    """Bytes per second in binary units (rich's own column counts in decimal ones)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("?" if speed is None else f"{human_size(int(speed))}/s", style="progress.data.speed")
+
+
+def transfer_columns() -> tuple[ProgressColumn, ...]:
+    """Bytes done of the total and the speed, in binary units like every size llmos shows."""
+    return (DownloadColumn(binary_units=True), TransferSpeedColumn())
 
 
 @contextmanager
@@ -30,8 +49,7 @@ def progress_bar(console: Console, *, enabled: bool = True) -> Iterator[Progress
     columns = (
         TextColumn("{task.description:<24}"),
         BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
+        *transfer_columns(),
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, transient=True) as bar:

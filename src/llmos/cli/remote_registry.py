@@ -14,10 +14,9 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from llmos.registry.manifest import Manifest
+from llmos.registry.manifest import Manifest, Removal
 from llmos.registry.progress import Progress as Report
 from llmos.registry.progress import ProgressFn
-from llmos.registry.registry import Removal
 from llmos.sdk import Client, Model, ModelDetail, Progress
 
 
@@ -39,12 +38,18 @@ def _manifest(m: Model) -> Manifest:
         quantization=m.quantization,
         context_length=m.context_length,
         chat_template=m.chat_template if isinstance(m, ModelDetail) else None,
+        metadata=_template_facts(m) if isinstance(m, ModelDetail) else {},
         parameters=dict(m.parameters),
         license=m.license,
         source=m.source,
         parent=m.parent,
         created_at=created,
     )
+
+
+def _template_facts(m: ModelDetail) -> dict[str, str]:
+    facts = {"chat_template_source": m.chat_template_source, "chat_template_guess": m.chat_template_guess}
+    return {k: v for k, v in facts.items() if v is not None}
 
 
 def _relay(progress: ProgressFn | None) -> Callable[[Progress], None]:

@@ -6,17 +6,18 @@ model runs in this process through the kernel. A catalog model you lack is pulle
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from llmos.cli.runtime import PullProgress, err_console, reachable_client
-from llmos.config import Config, load_config
-from llmos.kernel import GenerationParams, Kernel, RequestMeta, build_kernel
-from llmos.sdk import Client
-from llmos.types import ChatMessage
+
+if TYPE_CHECKING:
+    from llmos.config import Config
+    from llmos.kernel import Kernel
+    from llmos.sdk import Client
+    from llmos.types import ChatMessage
 
 BYE = "/bye"
 PROMPT = ">>> "
@@ -47,6 +48,8 @@ def run(
     ] = False,
 ) -> None:
     """Run a model: stream the answer to PROMPT, or chat (type /bye to quit)."""
+    from llmos.config import load_config
+
     config = load_config()
     params = {
         k: v
@@ -58,6 +61,8 @@ def run(
         with client:
             _run_remote(client, model, prompt, params)
     else:
+        import asyncio  # only a model run in this process needs an event loop
+
         asyncio.run(_run_local(config, model, prompt, params))
 
 
@@ -80,6 +85,11 @@ def _run_remote(client: Client, model: str, prompt: str | None, params: dict[str
 
 
 async def _run_local(config: Config, model: str, prompt: str | None, params: dict[str, Any]) -> None:
+    # The kernel (engine, storage, scheduler) is imported only when the model runs in this process.
+    import asyncio
+
+    from llmos.kernel import GenerationParams, RequestMeta, build_kernel
+
     kernel = build_kernel(config)
     await kernel.start()
     try:

@@ -3,32 +3,60 @@ server-facing commands share: finding the server and drawing pull progress."""
 
 from __future__ import annotations
 
-import math
+import socket
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from llmos.config import Config, load_config
-from llmos.sdk import APIConnectionError, Client
+from llmos.cli.format import human_size
+from llmos.cli.progress import transfer_columns
+
+if TYPE_CHECKING:
+    from llmos.config import Config
+    from llmos.sdk import Client
 
 err_console = Console(stderr=True)
 out_console = Console()
 
 
 def make_client(config: Config | None = None, *, timeout: float = 600.0) -> Client:
+    # The config and the SDK are imported here, not at the top: ``llmos --help`` needs neither.
+    from llmos.config import load_config
+    from llmos.sdk import Client
+
     cfg = config or load_config()
     return Client(base_url=cfg.base_url, api_key=cfg.api_key, timeout=timeout)
 
 
+def _nothing_listens(base_url: str) -> bool:
+    """True when no process accepts connections at ``base_url``'s host and port: then no server
+    runs there, and the SDK (httpx) need not even be imported to find that out."""
+    url = urlsplit(base_url)
+    try:
+        port = url.port or (443 if url.scheme == "https" else 80)
+        with socket.create_connection((url.hostname or "127.0.0.1", port), timeout=1.0):
+            return False
+    except ConnectionRefusedError:
+        return True
+    except (OSError, ValueError):
+        return False  # unknown: let the SDK's own check decide
+
+
 def reachable_client(config: Config | None = None) -> Client | None:
     """A client for the configured server if one answers, else None."""
-    client = make_client(config)
+    from llmos.config import DEFAULT_PORT, load_config
+
+    cfg = config or load_config()
+    if _nothing_listens(cfg.base_url or f"http://127.0.0.1:{DEFAULT_PORT}"):  # the SDK's default
+        return None
+    client = make_client(cfg)
     if client.is_reachable():
         return client
     client.close()
@@ -37,6 +65,8 @@ def reachable_client(config: Config | None = None) -> Client | None:
 
 def require_server(config: Config | None = None) -> Client:
     """A client for the running server; raises APIConnectionError that says how to start one."""
+    from llmos.sdk import APIConnectionError
+
     client = make_client(config)
     if not client.is_reachable():
         client.close()
@@ -55,8 +85,7 @@ class PullProgress:
         self._progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            *transfer_columns(),
             console=err_console,
             transient=False,
         )
@@ -82,14 +111,6 @@ class PullProgress:
         self._progress.update(self._task, description=description, total=total, completed=completed or 0)
 
 
-def _size(n: int | None) -> str:
-    if not n:
-        return "-"
-    units = ["B", "KB", "MB", "GB", "TB"]
-    i = min(len(units) - 1, int(math.log(n, 1024)))
-    return f"{n / 1024**i:.0f} {units[i]}" if i < 3 else f"{n / 1024**i:.1f} {units[i]}"
-
-
 def _until(expires_at: float | None, keep_alive: float | None, now: Callable[[], float] = time.time) -> str:
     if keep_alive is None:
         return "forever"
@@ -110,10 +131,13 @@ def ps() -> None:
         queues = {s["model"]: s for s in client.scheduler()}
         resources = client.resources()
     table = Table(box=None)
-    for col in ("NAME", "DIGEST", "STATE", "MEMORY", "RUNNING", "QUEUED", "WAIT PRED/OBS", "UNTIL"):
+    # Names and digests whole, whatever the width (a pipe or a log is 80 columns wide).
+    table.add_column("NAME", no_wrap=True, min_width=max((len(m.name) for m in models), default=4))
+    table.add_column("DIGEST", no_wrap=True, min_width=12)
+    for col in ("STATE", "MEMORY", "RUNNING", "QUEUED", "WAIT PRED/OBS", "UNTIL"):
         table.add_column(col)
     for m in models:
-        memory = _size(m.measured_bytes or m.estimated_bytes)
+        memory = human_size(m.measured_bytes or m.estimated_bytes)
         state = m.state + (" (pinned)" if m.pinned else "")
         until = _until(m.expires_at, m.keep_alive)
         qm = queues.get(m.name, {}).get("queue_model", {})
@@ -129,14 +153,14 @@ def ps() -> None:
         if about:
             out_console.print(f"{m.name}: {'; '.join(about)}")
     budget = resources.get("budget", {}).get("ram_bytes")
-    out_console.print(f"memory: {_size(resources.get('used_bytes'))} of {_size(budget)} budget")
+    out_console.print(f"memory: {human_size(resources.get('used_bytes'))} of {human_size(budget)} budget")
     inv = resources.get("inventory", {})
     line = (
         f"machine: {inv.get('physical_cores', '?')} cores ({inv.get('logical_cores', '?')} threads), "
-        f"RAM {_size(inv.get('ram_available_bytes'))} available of {_size(inv.get('ram_total_bytes'))}"
+        f"RAM {human_size(inv.get('ram_available_bytes'))} available of {human_size(inv.get('ram_total_bytes'))}"
     )
     for gpu in inv.get("gpus", []):
-        line += f"; GPU {gpu['index']} {gpu['name']} {_size(gpu['free_bytes'])} free of {_size(gpu['total_bytes'])}"
+        line += f"; GPU {gpu['index']} {gpu['name']} {human_size(gpu['free_bytes'])} free of {human_size(gpu['total_bytes'])}"
     out_console.print(line)
 
 

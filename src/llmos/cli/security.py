@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, Protocol, TypeVar
 
 import typer
 from rich.console import Console
@@ -24,12 +24,13 @@ from rich.table import Table
 
 from llmos.cli.errors import handle_errors
 from llmos.cli.runtime import reachable_client
-from llmos.config import Config, load_config
 from llmos.errors import InvalidRequest
-from llmos.sdk import AuthenticationError, Client
-from llmos.sdk.security import ApiKey, Tenant, UsageRow
-from llmos.security import service as svc
-from llmos.security import types as dom
+
+if TYPE_CHECKING:
+    from llmos.config import Config
+    from llmos.sdk import Client
+    from llmos.sdk.security import ApiKey, Tenant, UsageRow
+    from llmos.security import types as dom
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -141,6 +142,8 @@ class RemoteSecurity:
 
 
 def _tenant(t: dom.Tenant) -> Tenant:
+    from llmos.sdk.security import Tenant
+
     return Tenant(
         name=t.name,
         plan=t.plan,
@@ -157,6 +160,8 @@ def _iso(d: datetime | None) -> str | None:
 
 
 def _key(k: dom.ApiKey, secret: str | None = None) -> ApiKey:
+    from llmos.sdk.security import ApiKey
+
     return ApiKey(
         id=k.id,
         prefix=k.prefix,
@@ -178,6 +183,8 @@ class LocalSecurity:
     """The commands' backend on the local database (no server), acting as a local admin."""
 
     def __init__(self, config: Config) -> None:
+        # The database and the security service are imported only when no server answers.
+        from llmos.security import service as svc
         from llmos.storage.db import open_database
 
         self.config = config
@@ -208,13 +215,15 @@ class LocalSecurity:
         limits: Mapping[str, Any],
         max_urgency: int | None = None,
     ) -> Tenant:
+        from llmos.security.service import KEEP
+
         t = self.security.update_tenant(
             self.actor,
             name,
             plan=plan,
             weight=weight,
             limits=limits or None,
-            max_urgency=max_urgency if max_urgency is not None else svc.KEEP,
+            max_urgency=max_urgency if max_urgency is not None else KEEP,
         )
         return _tenant(t)
 
@@ -253,9 +262,17 @@ class LocalSecurity:
         return _key(self.security.update_key(self.actor, key_id, limits=limits))
 
     def usage(self, group_by: list[str], tenant: str | None, since: date | None) -> list[UsageRow]:
+        from llmos.sdk.security import UsageRow
+
         start = datetime.combine(since, datetime.min.time(), tzinfo=UTC) if since else None
         rows = self.security.usage(self.actor, group_by, tenant=tenant, since=start)
         return [UsageRow(**{k: v for k, v in asdict(u).items()}) for u in rows]
+
+
+def _load_config() -> Config:
+    from llmos.config import load_config
+
+    return load_config()
 
 
 def open_backend() -> Backend:
@@ -263,7 +280,7 @@ def open_backend() -> Backend:
     client = reachable_client()
     if client is not None:
         return RemoteSecurity(client)
-    return LocalSecurity(load_config())
+    return LocalSecurity(_load_config())
 
 
 backend_opener: Callable[[], Backend] = open_backend
@@ -375,8 +392,10 @@ def _show_limits(limits: Mapping[str, Any]) -> str:
 
 # ---- tenants -------------------------------------------------------------------------------
 
-tenants_app = typer.Typer(help="Tenants: who shares this server, their plans, weights and limits.")
-keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.")
+tenants_app = typer.Typer(
+    help="Tenants: who shares this server, their plans, weights and limits.", rich_markup_mode=None
+)
+keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", rich_markup_mode=None)
 
 
 def tenants_create(
@@ -483,16 +502,18 @@ def keys_create(
         admin,
     )
     if local:
-        key = LocalSecurity(load_config()).keys_create(*args)
+        key = LocalSecurity(_load_config()).keys_create(*args)
     else:
+        from llmos.sdk import AuthenticationError
+
         backend = backend_opener()
         try:
             key = backend.keys_create(*args)
         except AuthenticationError:
-            if not (admin and isinstance(backend, RemoteSecurity) and load_config().api_key is None):
+            if not (admin and isinstance(backend, RemoteSecurity) and _load_config().api_key is None):
                 raise
             err.print("the server wants a key and none is set: creating the admin key on the local database")
-            key = LocalSecurity(load_config()).keys_create(*args)
+            key = LocalSecurity(_load_config()).keys_create(*args)
     err.print(
         f"created key {key.id} ({key.prefix}…) for tenant {escape(key.tenant)}, "
         f"scopes {', '.join(key.scopes)}; models {', '.join(key.models)}"
@@ -559,6 +580,12 @@ def keys_set_limits(
 # ---- usage ---------------------------------------------------------------------------------
 
 
+USAGE_COUNTS = (
+    "requests: every metered request since the database was made (chat, completions, embeddings, tasks), "
+    "refused and failed ones included; the console's dashboard counts the server's generations since it started"
+)
+
+
 def usage(
     by: Annotated[
         str, typer.Option("--by", help="Group by: tenant, model, day, key (comma list)")
@@ -584,6 +611,7 @@ def usage(
         cells = [escape(str(getattr(r, g) or "-")) for g in groups]
         table.add_row(*cells, str(r.requests), str(r.prompt_tokens), str(r.completion_tokens), str(r.errors))
     out.print(table)
+    err.print(f"[dim]{USAGE_COUNTS}[/]")
 
 
 def whoami() -> None:

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from llmos import __version__
 from llmos.cli.runtime import PullProgress, err_console
-from llmos.config import Config, load_config
 from llmos.errors import LLMOSError, ModelNotFound
-from llmos.kernel import Kernel, build_kernel
-from llmos.observability import configure_logging
-from llmos.server import Lifecycle, create_app
-from llmos.server.app import Startup
-from llmos.server.runner import server_for
+
+if TYPE_CHECKING:
+    from llmos.config import Config
+    from llmos.kernel import Kernel
+    from llmos.server import Lifecycle
+    from llmos.server.app import Startup
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,13 @@ def default_model_startup(config: Config, *, load: bool = True) -> Startup:
             if load:
                 life.mark_starting(f"loading the default model {name}")
                 await kernel.load(name)
+                log.info(
+                    'ready: %s answers on http://%s:%d (try: llmos run %s "Hello")',
+                    name,
+                    config.host,
+                    config.port,
+                    name,
+                )
         except LLMOSError as exc:
             log.error("the default model %s is not available: %s", name, exc.message)
 
@@ -54,6 +61,13 @@ def serve(
     ] = False,
 ) -> None:
     """Run the llmos server: OpenAI-compatible API under /v1, admin API under /api."""
+    # The server and the kernel are imported here: no other command needs them.
+    from llmos.config import load_config
+    from llmos.kernel import build_kernel
+    from llmos.observability import configure_logging
+    from llmos.server import Lifecycle, create_app
+    from llmos.server.runner import server_for
+
     config = load_config(host=host, port=port)
     configure_logging(config.log_level, config.log_format)
     kernel = build_kernel(config)
@@ -68,7 +82,7 @@ def serve(
     if config.log_format == "json":
         log.info("%s", banner)  # stderr stays one JSON object per line
     else:
-        err_console.print(banner)
+        err_console.print(banner, soft_wrap=True)  # one line, whatever the width
     server = server_for(
         app, life, host=config.host, port=config.port, drain_timeout=drain_timeout, log_level=config.log_level
     )

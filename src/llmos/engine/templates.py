@@ -29,6 +29,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from llmos.engine.chat_formats import CHATML_TEMPLATE
 from llmos.errors import InvalidModelFile, InvalidRequest
 from llmos.types import ChatMessage
 
@@ -42,14 +43,6 @@ MAX_RENDER_SECONDS = 2.0
 """Real templates render in milliseconds; one still running after this is looping on purpose."""
 TEMPLATE_FILENAME = "<template>"
 """The file name Jinja gives code compiled from a string: how the time bound finds its frames."""
-
-CHATML_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + (message['content'] or '') + '<|im_end|>' + '\\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
-"""Used when the model carries no template."""
 
 
 class _TemplateRaised(Exception):

@@ -45,10 +45,25 @@ CONVERTED_TENSOR_TYPES: frozenset[int] = frozenset({GGML_TYPE_Q4_1, GGML_TYPE_Q5
 """Tensor types a conversion re-encodes as Q8_0 (others keep their type)."""
 
 FILE_TYPE_NAMES: dict[int, str] = {
+    0: "f32",
+    1: "f16",
+    2: "q4_0",
     FTYPE_MOSTLY_Q4_1: "q4_1",
     FTYPE_MOSTLY_Q8_0: "q8_0",
+    8: "q5_0",
     FTYPE_MOSTLY_Q5_1: "q5_1",
+    10: "q2_k",
+    11: "q3_k_s",
+    12: "q3_k_m",
+    13: "q3_k_l",
+    14: "q4_k_s",
+    15: "q4_k_m",
+    16: "q5_k_s",
+    17: "q5_k_m",
+    18: "q6_k",
+    32: "bf16",
 }
+"""llama.cpp's ``general.file_type`` values (``llama_ftype``), as ``llmos ps`` names them."""
 
 
 def parse_mode(raw: object) -> CpuWeightsMode:

@@ -166,6 +166,15 @@ class Kernel:
         """The manifest a name resolves to. Raises InvalidModelName or ModelNotFound."""
         return await asyncio.to_thread(self.registry.resolve, name)
 
+    async def resolve_or_pullable(self, name: str) -> None:
+        """Raise ModelNotFound unless ``name`` is registered or can be pulled from the catalog
+        (what a collection may name as its embedding model: it is pulled on first use)."""
+        try:
+            await self.resolve(name)
+        except ModelNotFound:
+            if not await asyncio.to_thread(self.registry.in_catalog, name):
+                raise
+
     async def list_models(self) -> list[Manifest]:
         return await asyncio.to_thread(self.registry.list)
 
@@ -286,6 +295,18 @@ class Kernel:
             residents=tuple(self.residency.snapshot()),
             events=tuple(self.residency.events.recent(100)),
         )
+
+    async def context_per_sequence(self, name: str) -> int:
+        """The tokens one sequence of ``name`` may hold (prompt and answer): from the resident
+        model, else from what a load would give it. Raises InvalidModelName or ModelNotFound."""
+        manifest = await self.resolve(name)
+        loaded = self._loaded_now(self._key(name, manifest))
+        if loaded is not None:
+            n_ctx, n_slots = loaded.info.n_ctx, loaded.info.n_slots
+        else:
+            spec = self._loader.load_spec(manifest, Path(manifest.name), 0)
+            n_ctx, n_slots = spec.n_ctx, spec.n_slots
+        return max(1, n_ctx // max(1, n_slots))
 
     def loaded(self, name: str) -> LoadedModel | None:
         """The resident model a name (or key) refers to, if it is resident now."""
@@ -542,6 +563,14 @@ class Kernel:
 
     def _load_fn(self, key: str, manifest: Manifest) -> Callable[[LoadGrant], Any]:
         async def load(grant: LoadGrant) -> LoadedModel:
+            if manifest.metadata.get("chat_template_source") == "guessed":
+                log.warning(
+                    "%s has no chat template of its own: it answers in the %s format, a guess that "
+                    "may make it answer poorly (see 'llmos show %s')",
+                    key,
+                    manifest.metadata.get("chat_template_guess", "ChatML"),
+                    key,
+                )
             return await self._loader.load(key, manifest, self._model_path(manifest), grant)
 
         return load

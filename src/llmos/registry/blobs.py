@@ -237,13 +237,17 @@ class BlobStore:
             w.copy_from(src)
             return w.commit()
 
+    def delete_derived(self, digest: Digest) -> None:
+        """Delete the files derived from ``digest`` (a blob's, or a multi-file model's folder's)."""
+        if self.derived is not None and self.derived.is_dir():
+            for p in self.derived.glob(f"sha256-{digest}.*"):
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+
     def delete(self, digest: Digest) -> bool:
         """Delete a blob and whatever was derived from it. Returns whether the blob existed."""
         path = self.path(digest)
-        if self.derived is not None and self.derived.is_dir():
-            for p in self.derived.glob(f"{path.name}.*"):
-                with contextlib.suppress(FileNotFoundError):
-                    p.unlink()
+        self.delete_derived(digest)
         try:
             path.unlink()
         except FileNotFoundError:

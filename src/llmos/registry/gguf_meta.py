@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmos.engine.chat_formats import ChatFormatGuess, guess_chat_format
 from llmos.errors import InvalidModelFile
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ class GGUFMeta:
     tensor_bytes: int = 0
     name: str = ""
     license: str = ""
+    chat_format_guess: ChatFormatGuess | None = None
+    """When the file has no chat template: the format its vocabulary suggests."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_metadata(self) -> dict[str, Any]:
@@ -70,6 +73,14 @@ def _int(fields: dict[str, Any], key: str) -> int:
     if isinstance(v, list):  # per-layer counts: report the largest
         v = max((x for x in v if isinstance(x, int | float)), default=0)
     return int(v) if isinstance(v, int | float) else 0
+
+
+def _vocabulary_guess(fields: dict[str, Any]) -> ChatFormatGuess:
+    tokens = fields.get("tokenizer.ggml.tokens")
+    known: set[bytes] = set()
+    if tokens is not None:
+        known = {bytes(tokens.parts[i]) for i in tokens.data}
+    return guess_chat_format(lambda text: text.encode() in known)
 
 
 def _file_type_name(value: int) -> str:
@@ -151,5 +162,6 @@ def read_gguf_meta(path: Path) -> GGUFMeta:
         tensor_bytes=tensor_bytes,
         name=name if isinstance(name, str) else "",
         license=lic if isinstance(lic, str) else "",
+        chat_format_guess=None if isinstance(template, str) else _vocabulary_guess(fields),
         extra={"gguf_version": _int(fields, "GGUF.version")},
     )

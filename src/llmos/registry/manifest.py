@@ -56,6 +56,15 @@ class Manifest:
         return f"{self.name.split(':', 1)[0]}@sha256:{self.digest}"
 
 
+@dataclass(frozen=True)
+class Removal:
+    """What ``Registry.remove`` did: the versions deleted and the blobs freed."""
+
+    name: str
+    manifests: tuple[Manifest, ...]
+    freed_blobs: tuple[Digest, ...]
+
+
 def files_digest(files: tuple[ManifestFile, ...] | list[ManifestFile]) -> Digest:
     """The digest of a multi-file model: sha256 over its ``path digest size`` lines, sorted by path."""
     import hashlib

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import difflib
 import logging
 import os
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from llmos.errors import Conflict, InvalidModelName, ModelNotFound
 from llmos.registry.blobs import Blob, BlobStore, BlobWriter, check_digest
 from llmos.registry.catalog import CATALOG, CatalogEntry
 from llmos.registry.gguf_meta import GGUFMeta, read_gguf_meta
-from llmos.registry.manifest import Manifest, ManifestFile, files_digest
+from llmos.registry.manifest import Manifest, ManifestFile, Removal, files_digest
 from llmos.registry.names import ModelRef, parse_name
 from llmos.registry.progress import ProgressFn, report
 from llmos.registry.sources.hf import HfRef, HfSource, parse_hf_name
@@ -32,15 +33,6 @@ from llmos.storage.manifests import ManifestRepository
 from llmos.types import Digest
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Removal:
-    """What ``remove`` did: the versions deleted and the blobs freed."""
-
-    name: str
-    manifests: tuple[Manifest, ...]
-    freed_blobs: tuple[Digest, ...]
 
 
 class Registry:
@@ -84,7 +76,7 @@ class Registry:
             else self.manifests.by_tag(ref.family, ref.tag or "latest")
         )
         if found is None:
-            raise ModelNotFound(self._not_found(name, ref), param="model")
+            raise self._not_found(name, ref)
         return found
 
     def list(self) -> builtins.list[Manifest]:
@@ -140,6 +132,7 @@ class Registry:
                 f"{ref.name!r} is not in the catalog (available: {', '.join(sorted(self.catalog))}); "
                 f"register a local file with 'llmos import PATH --name {ref.name}'",
                 param="model",
+                suggestions=self._suggest(ref.name),
             )
         existing = self.manifests.by_tag(ref.family, ref.tag or "latest")
         if existing is not None and existing.digest == _entry_digest(entry) and self._blobs_present(existing):
@@ -195,16 +188,17 @@ class Registry:
         if ref.digest is not None:
             gone = self.manifests.delete_version(ref.family, ref.digest)
             if gone is None:
-                raise ModelNotFound(self._not_found(name, ref), param="model")
+                raise self._not_found(name, ref)
             removed = [gone]
         else:
             if self.manifests.by_tag(ref.family, tag) is None:
-                raise ModelNotFound(self._not_found(name, ref), param="model")
+                raise self._not_found(name, ref)
             removed = self.manifests.untag(ref.family, tag)
         freed = self._collect([f.digest for m in removed for f in m.files])
         for m in removed:
             if m.format != "gguf" and self.manifests.by_content(m.digest) is None:
                 shutil.rmtree(self.models_dir / f"sha256-{m.digest}", ignore_errors=True)
+                self.blobs.delete_derived(m.digest)  # e.g. its llama.cpp conversion
         return Removal(name=name, manifests=tuple(removed), freed_blobs=tuple(freed))
 
     # ---- pulling --------------------------------------------------------------------------
@@ -261,6 +255,7 @@ class Registry:
         )
         if entry.format == "gguf":
             meta = read_gguf_meta(staged[files[0].path])
+            template, template_facts = _chat_template(meta, entry.chat_template)
             return replace(
                 base,
                 architecture=meta.architecture,
@@ -268,8 +263,8 @@ class Registry:
                 quantization=meta.quantization,
                 context_length=meta.context_length,
                 embedding_length=meta.embedding_length,
-                chat_template=meta.chat_template,
-                metadata={**meta.to_metadata(), **base.metadata},
+                chat_template=template,
+                metadata={**meta.to_metadata(), **base.metadata, **template_facts},
             )
         st = read_st_meta(staged)
         return replace(
@@ -299,14 +294,31 @@ class Registry:
 
     # ---- helpers --------------------------------------------------------------------------
 
+    def in_catalog(self, name: str) -> bool:
+        """Whether ``pull(name)`` would find ``name`` in the catalog (registered or not)."""
+        try:
+            ref = self._ref(name)
+        except InvalidModelName:
+            return False
+        return ref.digest is None and ref.name in self.catalog
+
     def _ref(self, name: str) -> ModelRef:
         hub = parse_hf_name(name)
         return parse_name(hub.local_name if hub is not None else name)
 
-    def _not_found(self, name: str, ref: ModelRef) -> str:
+    def _not_found(self, name: str, ref: ModelRef) -> ModelNotFound:
         if ref.digest is None and ref.name in self.catalog:
-            return f"model {name!r} is not pulled yet; run 'llmos pull {ref.name}'"
-        return f"model {name!r} not found; see 'llmos list', or 'llmos pull' / 'llmos import' it"
+            return ModelNotFound(
+                f"model {name!r} is not pulled yet; run 'llmos pull {ref.name}'", param="model"
+            )
+        return ModelNotFound(
+            f"model {name!r} not found; see 'llmos list', or 'llmos pull' / 'llmos import' it",
+            param="model",
+            suggestions=self._suggest(ref.name),
+        )
+
+    def _suggest(self, name: str) -> tuple[str, ...]:
+        return close_names(name, [*self.catalog, *(m.name for m in self.list())])
 
     def _writer(
         self, progress: ProgressFn | None, *, total: int | None, phase: str, expected: Digest | None = None
@@ -382,6 +394,12 @@ class Registry:
         return folder
 
 
+def close_names(name: str, known: Iterable[str]) -> tuple[str, ...]:
+    """Up to three of ``known`` that look like a typo of ``name`` (``smolm2:135m`` → ``smollm2:135m``);
+    never ``name`` itself (a catalog name not pulled yet is no typo)."""
+    return tuple(difflib.get_close_matches(name, sorted(set(known) - {name}), n=3, cutoff=0.75))
+
+
 def _entry_digest(entry: CatalogEntry) -> Digest:
     if entry.format == "gguf" and len(entry.files) == 1:
         return entry.files[0].digest
@@ -392,6 +410,7 @@ def _gguf_manifest(
     name: str, digest: str, size: int, meta: GGUFMeta, file_name: str, source: str
 ) -> Manifest:
     """The manifest of a single-file GGUF model, from its header facts."""
+    template, template_facts = _chat_template(meta)
     return Manifest(
         name=name,
         digest=digest,
@@ -403,8 +422,37 @@ def _gguf_manifest(
         quantization=meta.quantization,
         context_length=meta.context_length,
         embedding_length=meta.embedding_length,
-        chat_template=meta.chat_template,
+        chat_template=template,
         license=meta.license,
         source=source,
-        metadata=meta.to_metadata(),
+        metadata={**meta.to_metadata(), **template_facts},
     )
+
+
+ENCODER_ARCHITECTURES = frozenset(
+    {
+        "bert",
+        "nomic-bert",
+        "nomic-bert-moe",
+        "jina-bert-v2",
+        "jina-bert-v3",
+        "modern-bert",
+        "neo-bert",
+        "t5encoder",
+    }
+)
+"""GGUF architectures that only encode (embedding models): they get no chat template."""
+
+
+def _chat_template(meta: GGUFMeta, catalog_template: str | None = None) -> tuple[str | None, dict[str, str]]:
+    """The chat template a GGUF model answers with, and where it came from (manifest metadata
+    ``chat_template_source``: ``file``, ``catalog`` or ``guessed``, the guess explained in
+    ``chat_template_guess``). Models that do not chat (BERT-like encoders) get none."""
+    if meta.chat_template:
+        return meta.chat_template, {"chat_template_source": "file"}
+    if catalog_template:
+        return catalog_template, {"chat_template_source": "catalog"}
+    if meta.chat_format_guess is None or meta.architecture in ENCODER_ARCHITECTURES:
+        return None, {}
+    guess = meta.chat_format_guess
+    return guess.format.template, {"chat_template_source": "guessed", "chat_template_guess": guess.reason}

@@ -32,13 +32,22 @@ class Model:
 @dataclass(frozen=True)
 class ModelDetail(Model):
     chat_template: str | None = None
+    chat_template_source: str | None = None
+    """``file``, ``catalog`` or ``guessed`` (see ``chat_template_guess``); None when it does not chat."""
+    chat_template_guess: str | None = None
     versions: tuple[Model, ...] = ()
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ModelDetail:
         base = {k: d[k] for k in Model.__dataclass_fields__ if k in d}
         versions = tuple(Model.from_json(v) for v in d.get("versions", []))
-        return cls(**base, chat_template=d.get("chat_template"), versions=versions)
+        return cls(
+            **base,
+            chat_template=d.get("chat_template"),
+            chat_template_source=d.get("chat_template_source"),
+            chat_template_guess=d.get("chat_template_guess"),
+            versions=versions,
+        )
 
 
 @dataclass(frozen=True)

@@ -99,11 +99,28 @@ def _loc_param(loc: Sequence[Any]) -> str | None:
     return ".".join(parts) or None
 
 
+def _json_decode_message(error: Any, body: Any) -> str:
+    """A body that is not JSON, in words: what is wrong and where (line and column)."""
+    pos = error.get("loc", ())[-1] if error.get("loc") else None
+    why = str((error.get("ctx") or {}).get("error") or "not valid JSON")
+    doc = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    if not isinstance(pos, int) or not isinstance(doc, str):
+        return f"the request body is not valid JSON: {why}"
+    line = doc.count("\n", 0, pos) + 1
+    column = pos - (doc.rfind("\n", 0, pos) + 1) + 1
+    return f"the request body is not valid JSON: {why} at line {line}, column {column}"
+
+
 def validation_error_response(exc: RequestValidationError) -> JSONResponse:
     errs = exc.errors()
     if not errs:
         return JSONResponse(error_body("invalid request", "invalid_request_error"), status_code=400)
     first = errs[0]
+    if first.get("type") == "json_invalid":
+        message = _json_decode_message(first, exc.body)
+        return JSONResponse(
+            error_body(message, "invalid_request_error", code="invalid_json"), status_code=400
+        )
     param = _loc_param(first.get("loc", ()))
     msg = str(first.get("msg", "invalid value"))
     message = f"{param}: {msg}" if param else msg
@@ -117,9 +134,14 @@ def validation_error_response(exc: RequestValidationError) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that turn every error into the OpenAI error shape."""
 
-    async def on_domain(_: Request, exc: Exception) -> JSONResponse:
+    async def on_domain(request: Request, exc: Exception) -> JSONResponse:
         if not isinstance(exc, e.LLMOSError):  # pragma: no cover - registered for LLMOSError only
             raise exc
+        if isinstance(exc, e.ModelNotFound) and exc.suggestions:
+            # "did you mean" names only models the caller's key may see.
+            caller = getattr(request.state, "principal", None)
+            allows = getattr(caller, "allows_model", lambda _name: False)
+            exc = exc.suggesting_only(allows)
         return domain_error_response(exc)
 
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:

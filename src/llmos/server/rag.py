@@ -3,7 +3,9 @@
 When a chat request names collections, the last user message is the query; the best chunks of
 the caller's tenant's collections go into the system message (numbered, with their document
 names), and the response carries ``citations`` — in the completion, or on each streamed chunk
-that finishes a choice.
+that finishes a choice. Only what fits goes in: the passages share the model's context per
+sequence with the messages and the answer (a third of it, at most ``max_tokens``), best first;
+the citations name the passages that went in.
 """
 
 from __future__ import annotations
@@ -19,7 +21,12 @@ from llmos.server.schemas.chat import ChatCompletionRequest, Citation
 
 DEFAULT_TOP_K = 4
 MAX_CONTEXT_CHARS = 12_000
-"""Retrieved text is cut off here (about 3,000 tokens), so the prompt leaves room to answer."""
+"""Retrieved text is cut off here (about 3,000 tokens) however large the model's context."""
+CHARS_PER_TOKEN = 3
+"""A cautious rate for English and Markdown (tokenizers average 3.5 to 4.5)."""
+TEMPLATE_TOKENS = 48
+"""What a chat template adds around the messages."""
+DEFAULT_ANSWER_TOKENS = 256
 INSTRUCTIONS = (
     "Answer the user's question using the numbered context passages below. Cite the passages you "
     "use by their number in brackets, like [1]. If the context does not contain the answer, say so."
@@ -51,18 +58,30 @@ def _query(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
-def _context(hits: list[SearchHit]) -> str:
+def _context(hits: list[SearchHit], max_chars: int) -> tuple[str, list[SearchHit]]:
+    """The system text with as many passages as ``max_chars`` holds (the last one cut short if
+    need be), and the hits that went in."""
     parts = [INSTRUCTIONS]
-    used = 0
+    used: list[SearchHit] = []
+    room = max_chars
     for n, h in enumerate(hits, start=1):
-        text = h.chunk.text.strip()
-        if used + len(text) > MAX_CONTEXT_CHARS:
-            text = text[: max(0, MAX_CONTEXT_CHARS - used)]
-        used += len(text)
-        parts.append(f"[{n}] {h.chunk.document} (chunk {h.chunk.position})\n{text}")
-        if used >= MAX_CONTEXT_CHARS:
-            break
-    return "\n\n".join(parts)
+        head = f"\n\n[{n}] {h.chunk.document} (chunk {h.chunk.position})\n"
+        text = h.chunk.text.strip()[: max(0, room - len(head))]
+        if len(text) < min(200, len(h.chunk.text.strip())):
+            break  # a stub of a passage helps nobody
+        room -= len(head) + len(text)
+        used.append(h)
+        parts.append(head + text)
+    return "".join(parts), used
+
+
+async def _context_chars(kernel: Kernel, body: ChatCompletionRequest, messages: list[dict[str, Any]]) -> int:
+    """Characters of passages that fit beside ``messages`` and the answer in one sequence."""
+    per_sequence = await kernel.context_per_sequence(body.model)
+    answer = min(body.max_completion_tokens or body.max_tokens or DEFAULT_ANSWER_TOKENS, per_sequence // 3)
+    written = len(INSTRUCTIONS) + sum(len(str(m.get("content") or "")) for m in messages)
+    left = per_sequence - answer - TEMPLATE_TOKENS - written // CHARS_PER_TOKEN
+    return min(MAX_CONTEXT_CHARS, max(0, left) * CHARS_PER_TOKEN)
 
 
 async def retrieve(
@@ -96,9 +115,9 @@ async def retrieve(
         filters=options.filters if options is not None else None,
         spent=spent,
     )
+    context, hits = _context(hits, await _context_chars(kernel, body, messages))
     if not hits:
         return Retrieval(messages, [])
-    context = _context(hits)
     out = [dict(m) for m in messages]
     if out and out[0].get("role") in ("system", "developer"):
         out[0]["content"] = f"{out[0].get('content') or ''}\n\n{context}".strip()

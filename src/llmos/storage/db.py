@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,13 +59,24 @@ def sqlite_module() -> Any:
     return dbapi2
 
 
+def sqlite_vec_path() -> str | None:
+    """Where the sqlite-vec package keeps its loadable extension (``vec0``), found without
+    importing the package: its ``__init__`` imports numpy, ~0.3 s a CLI command should not pay."""
+    spec = importlib.util.find_spec("sqlite_vec")
+    if spec is None or spec.origin is None:
+        return None
+    return str(Path(spec.origin).with_name("vec0"))
+
+
 def _load_sqlite_vec(dbapi_conn: Any) -> None:
     try:
-        import sqlite_vec  # type: ignore[import-untyped,unused-ignore]
-
+        path = sqlite_vec_path()
+        if path is None:
+            log.debug("sqlite-vec is not installed")
+            return
         dbapi_conn.enable_load_extension(True)
         try:
-            sqlite_vec.load(dbapi_conn)
+            dbapi_conn.load_extension(path)
         finally:
             dbapi_conn.enable_load_extension(False)
     except Exception as exc:  # an optional capability: vector search falls back without it

@@ -40,6 +40,7 @@ from llmos.engine.base import (
     StepResult,
     TokenLogprob,
 )
+from llmos.engine.chat_formats import guess_chat_format
 from llmos.engine.llamacpp.batch import Batch
 from llmos.engine.llamacpp.embedding import EmbeddingContext
 from llmos.engine.llamacpp.model import LlamaModel, kv_unified_option
@@ -115,6 +116,14 @@ class LlamaCppEngine:
         bos = int(llama_cpp.llama_vocab_bos(model.vocab))
         eos = int(llama_cpp.llama_vocab_eos(model.vocab))
         template = spec.chat_template if spec.chat_template is not None else model.chat_template()
+        if template is None and not spec.embedding:
+            guess = guess_chat_format(model.has_control_token)
+            template = guess.format.template
+            logger.warning(
+                "%s carries no chat template and none was given: answering in the %s format, a guess",
+                spec.model_path,
+                guess.reason,
+            )
         bos_text, eos_text = model.token_text(bos), model.token_text(eos)
         self._template = ChatTemplate(
             template, bos_token=bos_text, eos_token=eos_text, max_chars=max_chars_for_context(spec.n_ctx)

@@ -224,6 +224,10 @@ class LlamaModel:
     def detokenize(self, tokens: Sequence[TokenId], *, special: bool = False) -> str:
         return b"".join(self.piece(t, special=special) for t in tokens).decode("utf-8", errors="replace")
 
+    def has_control_token(self, text: str) -> bool:
+        """Whether ``text`` (e.g. ``<start_of_turn>``) is a single token of this vocabulary."""
+        return len(self.tokenize(text, add_special=False, parse_special=True)) == 1
+
     def is_eog(self, token: TokenId) -> bool:
         return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
 

@@ -11,10 +11,12 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-
-import httpx
+from typing import TYPE_CHECKING
 
 from llmos.errors import InvalidModelName, ModelNotFound, SourceUnavailable
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +106,8 @@ class HfSource:
     def open(self, ref: HfRef) -> Iterator[HfDownload]:
         """Stream the file. Raises SourceUnavailable (unreachable, refused, server error) or
         ModelNotFound (no such repo or file)."""
+        import httpx  # on use: every registry command builds this source, few pull from the hub
+
         headers = {"User-Agent": "llmos"}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"

@@ -188,6 +188,8 @@ async def show_model(model: str, kernel: KernelDep, principal: PrincipalDep) -> 
     return ModelDetail(
         **info.model_dump(),
         chat_template=details.manifest.chat_template,
+        chat_template_source=details.manifest.metadata.get("chat_template_source"),
+        chat_template_guess=details.manifest.metadata.get("chat_template_guess"),
         versions=[model_info(v) for v in details.versions],
     )
 

@@ -72,10 +72,11 @@ async def _body(request: Request, limit: int) -> bytes:
 
 
 async def usable_embedding_model(kernel: Kernel, principal: Principal, name: str) -> None:
-    """Raise ModelNotFound (404, the same for both) unless ``name`` is a model that exists and
-    ``principal`` may use: a collection must not embed with a model the key cannot see."""
+    """Raise ModelNotFound (404, the same for both) unless ``name`` is a model that exists (or a
+    catalog model, pulled on first use) and ``principal`` may use: a collection must not embed
+    with a model the key cannot see."""
     require_visible_model(principal, name)
-    await kernel.resolve(name)
+    await kernel.resolve_or_pullable(name)
 
 
 async def admit_embedding(

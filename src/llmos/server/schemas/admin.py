@@ -63,6 +63,11 @@ class ModelInfo(BaseModel):
 
 class ModelDetail(ModelInfo):
     chat_template: str | None
+    chat_template_source: str | None = None
+    """``file`` (the model file's own), ``catalog`` (llmos's catalog supplies it: the file has
+    none) or ``guessed`` (neither has one; llmos picked a format from the vocabulary, see
+    ``chat_template_guess``); null for models that do not chat."""
+    chat_template_guess: str | None = None
     versions: list[ModelInfo]
 
 

@@ -84,7 +84,7 @@ export function render(root) {
         ps ? tile("Resident models", count(ps.models.length), "tile-resident") : null,
         tile("Running", count(summary.running), "tile-running"),
         tile("Queued", count(summary.queued), "tile-queued"),
-        tile("Requests done", count(reqs), "tile-requests"),
+        tile("Generations since start", count(reqs), "tile-requests", "this server's, since it started; Usage counts every request"),
         tile("Tokens generated", count(tokens), "tile-tokens"),
         tile("TTFT p50 (60 s)", seconds(r.ttft_s.p50), "tile-ttft"),
         res ? tile("Model memory", bytes(res.used_bytes), "tile-memory", `of ${bytes(res.budget.ram_bytes)} budget`) : null,

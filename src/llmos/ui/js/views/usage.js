@@ -9,6 +9,10 @@ const GROUPS = [
   ["tenant,model", "Per tenant and model"],
 ];
 
+// The same words as `llmos usage` (cli/security.py): what a row counts.
+const USAGE_COUNTS =
+  "Every metered request since the database was made: chat, completions, embeddings and tasks, refused and failed ones included (the Dashboard counts generations since the server started).";
+
 export function render(root, ctx) {
   const body = h("div", {});
   let group = "tenant";
@@ -21,7 +25,7 @@ export function render(root, ctx) {
   );
   root.append(
     h("h1", {}, "Usage"),
-    h("p", { class: "muted" }, ctx.who.is_admin ? "All tenants." : `Tenant ${ctx.who.tenant} only.`),
+    h("p", { class: "muted" }, `${ctx.who.is_admin ? "All tenants." : `Tenant ${ctx.who.tenant} only.`} ${USAGE_COUNTS}`),
     picker,
     body,
   );
