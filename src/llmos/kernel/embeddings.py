@@ -13,7 +13,7 @@ from typing import Union
 
 from llmos.domain.manifest import Manifest
 from llmos.errors import InvalidRequest
-from llmos.kernel.residency import LoadedModel
+from llmos.kernel.loader import LoadedModel
 from llmos.kernel.types import Embeddings
 
 MAX_INPUTS = 2048

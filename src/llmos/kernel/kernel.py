@@ -28,9 +28,9 @@ from llmos.errors import Conflict, EngineDeadError, InvalidRequest, LLMOSError, 
 from llmos.kernel import embeddings
 from llmos.kernel import params as sampling
 from llmos.kernel.generation import Generation
+from llmos.kernel.loader import LoadedModel, ModelLoader
 from llmos.kernel.ports import GenerationHandle, Registry
-from llmos.kernel.progress import stream_operation
-from llmos.kernel.residency import LoadedModel, ModelLoader
+from llmos.kernel.pull_events import stream_operation
 from llmos.kernel.types import Embeddings, GenerationParams, PullEvent, RequestMeta, ResidentModel
 from llmos.observability.collector import StateSources
 from llmos.observability.metrics import Metrics, status_of
