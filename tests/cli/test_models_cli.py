@@ -127,7 +127,7 @@ def test_progress_bar_draws_reports() -> None:
     from rich.console import Console
 
     from llmos.cli.progress import progress_bar
-    from llmos.registry.progress import Progress
+    from llmos.domain.progress import Progress
 
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=True, width=100)

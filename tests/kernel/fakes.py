@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from llmos.config import Config, load_config
+from llmos.domain.manifest import Manifest, ManifestFile
 from llmos.engine.base import Engine
 from llmos.engine.fake import FakeEngine
 from llmos.errors import Conflict, ModelNotFound
 from llmos.kernel import Kernel, build_kernel
-from llmos.registry.manifest import Manifest, ManifestFile
 from llmos.registry.names import parse_name
 from llmos.registry.registry import close_names
 from llmos.resources.estimate import ModelShape

@@ -11,11 +11,11 @@ import anyio
 import pytest
 
 from llmos.config import load_config
+from llmos.domain.tenancy import Quota, UsageRecord
 from llmos.errors import BudgetExhausted, RateLimited
 from llmos.security.limiter import BudgetView, Limiter, Subject
 from llmos.security.principal import Principal
 from llmos.security.service import Grant, Security, local_admin
-from llmos.security.types import Quota, UsageRecord
 from llmos.server.metering import upper_bound
 from llmos.storage.db import Database
 

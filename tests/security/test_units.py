@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 import pytest
 
 from llmos.config import load_config
+from llmos.domain.tenancy import Quota
 from llmos.errors import InvalidRequest, RateLimited
 from llmos.security.keys import display_prefix, generate_key, hash_key, looks_like_key, matches
 from llmos.security.limiter import Limiter, Subject
 from llmos.security.periods import period_end, period_start
 from llmos.security.service import auth_required, is_loopback
-from llmos.security.types import Quota
 
 from .conftest import FakeClock
 

@@ -22,7 +22,7 @@ from llmos.cli.progress import progress_bar
 
 if TYPE_CHECKING:
     from llmos.cli.remote_registry import RemoteRegistry
-    from llmos.registry.manifest import Manifest
+    from llmos.domain.manifest import Manifest
     from llmos.registry.registry import Registry
 
 out = Console(highlight=False, soft_wrap=True)

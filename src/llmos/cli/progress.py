@@ -22,8 +22,8 @@ from rich.text import Text
 from llmos.cli.format import human_size
 
 if TYPE_CHECKING:
-    from llmos.registry.progress import Progress as Report
-    from llmos.registry.progress import ProgressFn
+    from llmos.domain.progress import Progress as Report
+    from llmos.domain.progress import ProgressFn
 
 
 class TransferSpeedColumn(ProgressColumn):

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from llmos.registry.manifest import Manifest, Removal
-from llmos.registry.progress import Progress as Report
-from llmos.registry.progress import ProgressFn
+from llmos.domain.manifest import Manifest, Removal
+from llmos.domain.progress import Progress as Report
+from llmos.domain.progress import ProgressFn
 from llmos.sdk import Client, Model, ModelDetail, Progress
 
 

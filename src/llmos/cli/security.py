@@ -28,9 +28,9 @@ from llmos.errors import InvalidRequest
 
 if TYPE_CHECKING:
     from llmos.config import Config
+    from llmos.domain import tenancy as dom
     from llmos.sdk import Client
     from llmos.sdk.security import ApiKey, Tenant, UsageRow
-    from llmos.security import types as dom
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from llmos.data.tokens import Tokenizer
-from llmos.data.types import Dataset, DatasetFormat
+from llmos.domain.data import Dataset, DatasetFormat
 from llmos.errors import InvalidRequest, PayloadTooLarge
-from llmos.registry.blobs import BlobStore
+from llmos.storage.blobs import BlobStore
 from llmos.storage.data_datasets import DatasetStore
 
 MAX_ERRORS = 20

@@ -22,18 +22,18 @@ from typing import Any
 
 from llmos.config import Config
 from llmos.data.service import DataService
+from llmos.domain.manifest import Manifest
 from llmos.engine.base import SamplingParams, SequenceSpec
 from llmos.errors import Conflict, EngineDeadError, InvalidRequest, LLMOSError, ModelNotFound
 from llmos.kernel import embeddings
 from llmos.kernel import params as sampling
 from llmos.kernel.generation import Generation
+from llmos.kernel.loader import LoadedModel, ModelLoader
 from llmos.kernel.ports import GenerationHandle, Registry
-from llmos.kernel.progress import stream_operation
-from llmos.kernel.residency import LoadedModel, ModelLoader
+from llmos.kernel.pull_events import stream_operation
 from llmos.kernel.types import Embeddings, GenerationParams, PullEvent, RequestMeta, ResidentModel
 from llmos.observability.collector import StateSources
 from llmos.observability.metrics import Metrics, status_of
-from llmos.registry.manifest import Manifest
 from llmos.registry.names import parse_name
 from llmos.resources.budget import MemoryBudget
 from llmos.resources.estimate import EstimateParams, MemoryEstimate
@@ -132,8 +132,8 @@ class Kernel:
         """Collections, documents, retrieval and datasets (on :attr:`database`), built on first use;
         documents are embedded with :meth:`embed`."""
         if self._data is None:
-            from llmos.data.types import Embedded
             from llmos.data.wiring import build_data_service
+            from llmos.domain.data import Embedded
 
             async def embed(model: str, texts: list[str], tenant: str) -> Embedded:
                 meta = RequestMeta(request_id=f"data-{uuid.uuid4().hex[:12]}", tenant=tenant)

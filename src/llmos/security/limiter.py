@@ -22,8 +22,8 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from llmos.domain.tenancy import Quota
 from llmos.errors import RateLimited
-from llmos.security.types import Quota
 
 WINDOW_S = 60.0
 

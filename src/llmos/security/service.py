@@ -19,14 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from llmos.config import Config
-from llmos.errors import BudgetExhausted, InvalidRequest, NotFound, Unauthorized
-from llmos.security.delegation import parent_chain
-from llmos.security.key_admin import KeyAdmin
-from llmos.security.keys import display_prefix, hash_key, looks_like_key, matches
-from llmos.security.limiter import Admission, BudgetView, Limiter, Subject
-from llmos.security.periods import period_end, period_start
-from llmos.security.principal import Principal, anonymous
-from llmos.security.types import (
+from llmos.domain.tenancy import (
     DEFAULT_PLAN,
     USAGE_GROUPS,
     ApiKey,
@@ -39,6 +32,13 @@ from llmos.security.types import (
     check_weight,
     plan_weight,
 )
+from llmos.errors import BudgetExhausted, InvalidRequest, NotFound, Unauthorized
+from llmos.security.delegation import parent_chain
+from llmos.security.key_admin import KeyAdmin
+from llmos.security.keys import display_prefix, hash_key, looks_like_key, matches
+from llmos.security.limiter import Admission, BudgetView, Limiter, Subject
+from llmos.security.periods import period_end, period_start
+from llmos.security.principal import Principal, anonymous
 from llmos.storage.db import Database
 from llmos.storage.security import SecurityRepository
 

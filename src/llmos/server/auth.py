@@ -18,7 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from llmos.errors import ModelNotFound
 from llmos.security.principal import Principal
 from llmos.server.meta import TENANT_HEADER
-from llmos.server.routes.deps import kernel as kernel_of
+from llmos.server.state import kernel as kernel_of
 
 PUBLIC_PATHS = frozenset({"/health", "/ready", "/metrics", "/", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/ui",)

@@ -30,15 +30,15 @@ from fastapi import Depends
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from llmos.domain.tenancy import UsageRecord
 from llmos.errors import LLMOSError, Overloaded
 from llmos.kernel.kernel import Kernel
 from llmos.security.principal import Principal
 from llmos.security.service import Grant
-from llmos.security.types import UsageRecord
 from llmos.server.errors import mapping_for
 from llmos.server.meta import TENANT_HEADER
-from llmos.server.routes.deps import kernel as kernel_of
-from llmos.server.routes.deps import server_state
+from llmos.server.state import kernel as kernel_of
+from llmos.server.state import server_state
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from llmos.data.types import SearchHit, Spent
+from llmos.domain.data import SearchHit, Spent
 from llmos.kernel.kernel import Kernel
 from llmos.security.principal import Principal
 from llmos.server.auth import require_visible_model

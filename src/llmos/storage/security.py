@@ -1,6 +1,6 @@
 """The security repository: tenants, API keys (hashes), usage rows and audit events.
 
-Every method is one transaction and returns domain values from :mod:`llmos.security.types`.
+Every method is one transaction and returns domain values from :mod:`llmos.domain.tenancy`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from typing import Any
 import sqlalchemy.exc
 from sqlalchemy import case, func, select, update
 
-from llmos.errors import Conflict
-from llmos.security.types import (
+from llmos.domain.tenancy import (
     ApiKey,
     AuditEvent,
     Quota,
@@ -24,6 +23,7 @@ from llmos.security.types import (
     UsageRecord,
     UsageSummary,
 )
+from llmos.errors import Conflict
 from llmos.storage.db import Database
 from llmos.storage.rows_security import ApiKeyRow, AuditRow, TenantRow, UsageRow
 
