@@ -59,6 +59,18 @@ class WindowState:
         return sum(n for _, n in self.tokens)
 
 
+def usage_tokens(s: Session, q: UsageQuery) -> int:
+    """Prompt plus completion tokens of the usage rows ``q`` selects."""
+    stmt = select(func.coalesce(func.sum(UsageRow.prompt_tokens + UsageRow.completion_tokens), 0)).where(
+        UsageRow.created_at >= q.since
+    )
+    if q.tenant is not None:
+        stmt = stmt.where(UsageRow.tenant == q.tenant)
+    if q.key_ids is not None:
+        stmt = stmt.where(UsageRow.key_id.in_(list(q.key_ids)))
+    return int(s.scalar(stmt) or 0)
+
+
 class LimitsRepository:
     """Shared windows and holds on one database (SQLite or PostgreSQL, one code path)."""
 
@@ -167,16 +179,7 @@ class LimitsRepository:
             .where(LimitEventRow.kind == kind, LimitEventRow.name == name)
             .order_by(LimitEventRow.at, LimitEventRow.id)
         ).all()
-        used = None
-        if usage is not None:  # after the holds: see the module docstring
-            q = select(func.coalesce(func.sum(UsageRow.prompt_tokens + UsageRow.completion_tokens), 0)).where(
-                UsageRow.created_at >= usage.since
-            )
-            if usage.tenant is not None:
-                q = q.where(UsageRow.tenant == usage.tenant)
-            if usage.key_ids is not None:
-                q = q.where(UsageRow.key_id.in_(list(usage.key_ids)))
-            used = int(s.scalar(q) or 0)
+        used = None if usage is None else usage_tokens(s, usage)  # after the holds: see above
         return WindowState(
             requests=tuple(at for at, r, _ in events if r),
             tokens=tuple((at, t) for at, _, t in events if t),
