@@ -99,6 +99,14 @@ class CurveEngine(FakeEngine):
         return super().step(plan)
 
 
+def make_request(rng: random.Random, workload: Workload, rid: str) -> GenerationRequest:
+    """A request of ``workload``: random prompt tokens, a random length, no early EOS."""
+    p, n = rng.randint(*workload.prompt), rng.randint(*workload.tokens)
+    params = SamplingParams(temperature=0.0, max_tokens=n, ignore_eos=True)
+    prompt = tuple(16 + rng.randrange(200) for _ in range(p))
+    return GenerationRequest(rid, SequenceSpec(rid, prompt, params), RequestClass(tenant="q"))
+
+
 def simulate(
     workload: Workload, curve: Curve, *, slots: int, lam: float, requests: int, seed: int, warmup: int
 ) -> dict[str, Any]:
@@ -124,12 +132,7 @@ def simulate(
     live: list[float] = []
     while sent < requests or sched.has_work:
         while sent < requests and next_at <= engine.now:
-            p = rng.randint(*workload.prompt)
-            n = rng.randint(*workload.tokens)
-            rid = f"r{sent}"
-            params = SamplingParams(temperature=0.0, max_tokens=n, ignore_eos=True)
-            prompt = tuple(16 + rng.randrange(200) for _ in range(p))
-            sched.add(GenerationRequest(rid, SequenceSpec(rid, prompt, params), RequestClass(tenant="q")))
+            sched.add(make_request(rng, workload, f"r{sent}"))
             sent += 1
             next_at += rng.expovariate(lam)
             if sent % 50 == 0 and sent > warmup:
@@ -171,11 +174,7 @@ def capacity(workload: Workload, curve: Curve, *, slots: int, seed: int) -> floa
     t0 = 0.0
     while True:
         while sched.in_flight < 2 * slots:
-            p, n = rng.randint(*workload.prompt), rng.randint(*workload.tokens)
-            params = SamplingParams(temperature=0.0, max_tokens=n, ignore_eos=True)
-            rid = f"c{sent}"
-            prompt = tuple(16 + rng.randrange(200) for _ in range(p))
-            sched.add(GenerationRequest(rid, SequenceSpec(rid, prompt, params), RequestClass(tenant="q")))
+            sched.add(make_request(rng, workload, f"c{sent}"))
             sent += 1
         for _rid, out in sched.step():
             if getattr(out, "finish_reason", None) is not None:
