@@ -141,7 +141,7 @@ def ps() -> None:
         state = m.state + (" (pinned)" if m.pinned else "")
         until = _until(m.expires_at, m.keep_alive)
         qm = queues.get(m.name, {}).get("queue_model", {})
-        wait = f"{_secs(qm.get('predicted_wait_mmc_s'))}/{_secs(qm.get('observed_wait_mean_s'))}"
+        wait = f"{_secs(qm.get('predicted_wait_s'))}/{_secs(qm.get('observed_wait_mean_s'))}"
         table.add_row(m.name, m.digest[:12], state, memory, str(m.running), str(m.queued), wait, until)
     out_console.print(table)
     for m in models:

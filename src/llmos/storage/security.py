@@ -25,6 +25,7 @@ from llmos.domain.tenancy import (
 )
 from llmos.errors import Conflict
 from llmos.storage.db import Database
+from llmos.storage.limits import UsageQuery, usage_tokens
 from llmos.storage.rows_security import ApiKeyRow, AuditRow, TenantRow, UsageRow
 
 
@@ -226,14 +227,7 @@ class SecurityRepository:
     ) -> int:
         """Prompt plus completion tokens recorded since ``since`` for a tenant and/or some keys."""
         with self.db.session() as s:
-            q = select(func.coalesce(func.sum(UsageRow.prompt_tokens + UsageRow.completion_tokens), 0)).where(
-                UsageRow.created_at >= since
-            )
-            if tenant is not None:
-                q = q.where(UsageRow.tenant == tenant)
-            if key_ids is not None:
-                q = q.where(UsageRow.key_id.in_(list(key_ids)))
-            return int(s.scalar(q) or 0)
+            return usage_tokens(s, UsageQuery(since, tenant, None if key_ids is None else tuple(key_ids)))
 
     def summarize(
         self,
