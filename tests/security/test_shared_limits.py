@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from llmos.security.types import UsageRecord
 
 from llmos.config import load_config
+from llmos.domain.tenancy import UsageRecord
 from llmos.errors import BudgetExhausted, RateLimited
 from llmos.security.principal import Principal
 from llmos.security.service import Grant, Security, local_admin
