@@ -1,4 +1,5 @@
-"""``POST /v1/completions`` (legacy text completions)."""
+"""``POST /v1/completions`` (legacy text completions): parse HTTP, admit, have the kernel
+answer, write HTTP."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from llmos.kernel.generation import Generation
+from llmos.kernel.answer import Answer
+from llmos.kernel.request import InferenceRequest
 from llmos.server import convert
 from llmos.server.auth import PrincipalDep
 from llmos.server.bounds import check_count
 from llmos.server.chunks import CompletionChunks
 from llmos.server.meta import request_meta
-from llmos.server.metering import admit, digest_of, meter, metered
+from llmos.server.metering import admit, meter, metered
 from llmos.server.routes.deps import KernelDep, server_state
 from llmos.server.schemas.common import ErrorResponse
 from llmos.server.schemas.completions import Completion, CompletionChoice, CompletionRequest
@@ -38,11 +40,11 @@ async def create_completion(
         request, principal, scope="inference", model=body.model, max_tokens=body.max_tokens, user=body.user
     )
     meta, lowered = request_meta(request, body, meter(request).principal or principal, grant.urgency_ceiling)
-    max_tokens = body.max_tokens or grant.max_tokens
-    params = convert.generation_params(body, logprobs=body.logprobs, max_tokens=max_tokens)
-    gen = await kernel.complete(body.model, prompts, params, meta)
+    params = convert.generation_params(
+        body, logprobs=body.logprobs, max_tokens=body.max_tokens or grant.max_tokens
+    )
+    gen = await kernel.submit(InferenceRequest(body.model, meta, prompts=tuple(prompts), sampling=params))
     meter(request).follow(gen)
-    meter(request).report(digest=digest_of(kernel, body.model))
     headers = {**convert.generation_headers(gen), **lowered}
     life = server_state(request).lifecycle
     cmpl_id = f"cmpl-{meta.request_id}"
@@ -89,7 +91,7 @@ async def create_completion(
 
 
 async def _chunks(
-    gen: Generation, cmpl_id: str, model: str, echo: list[str], include_usage: bool
+    gen: Answer, cmpl_id: str, model: str, echo: list[str], include_usage: bool
 ) -> AsyncIterator[bytes]:
     def chunk(choice: CompletionChoice) -> bytes:
         payload = Completion(id=cmpl_id, created=gen.created, model=model, choices=[choice]).model_dump(
