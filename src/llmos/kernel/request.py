@@ -16,10 +16,28 @@ from typing import Any
 from llmos.data.types import Filters, SearchMode
 from llmos.errors import InvalidRequest
 from llmos.kernel.types import GenerationParams, RequestMeta
+from llmos.scheduler.request import URGENCY_MAX, URGENCY_MIN, urgency_for_service_tier
 from llmos.security.principal import Principal
 from llmos.types import ChatMessage
 
+__all__ = [
+    "DEFAULT_TOP_K",
+    "URGENCY_MAX",
+    "URGENCY_MIN",
+    "InferenceRequest",
+    "OutputSpec",
+    "RetrievalSpec",
+    "requested_urgency",
+]
+
 DEFAULT_TOP_K = 4
+
+
+def requested_urgency(priority: int | None, service_tier: str | None) -> int:
+    """The urgency a request asks for (``URGENCY_MIN`` to ``URGENCY_MAX``): its ``priority``, else
+    what its OpenAI ``service_tier`` means. Raises InvalidRequest for an unknown tier."""
+    tier = urgency_for_service_tier(service_tier)
+    return tier if priority is None else priority
 
 
 @dataclass(frozen=True)

@@ -11,17 +11,25 @@ from llmos.engine.base import TokenLogprob
 from llmos.errors import InvalidRequest, LLMOSError, Overloaded
 from llmos.kernel.answer import Answer
 from llmos.kernel.request import DEFAULT_TOP_K, InferenceRequest, OutputSpec, RetrievalSpec
-from llmos.kernel.types import Citation, GenerationParams, RequestMeta
+from llmos.kernel.types import AnswerChoice, Citation, GenerationParams, RequestMeta
 from llmos.kernel.types import Usage as DomainUsage
 from llmos.security.principal import Principal
 from llmos.server.errors import domain_error_body
 from llmos.server.lifecycle import Lifecycle
-from llmos.server.schemas.chat import ChatCompletionRequest, ChoiceLogprobs, ContentLogprob, TopLogprob
+from llmos.server.schemas.chat import (
+    AssistantMessage,
+    ChatCompletionRequest,
+    ChoiceLogprobs,
+    ContentLogprob,
+    Delta,
+    TopLogprob,
+)
 from llmos.server.schemas.chat import Citation as CitationOut
 from llmos.server.schemas.common import PromptTokensDetails, SamplingFields, Usage
 from llmos.server.schemas.completions import CompletionLogprobs
 from llmos.server.sse import DONE, sse_event
 from llmos.server.streaming import SHUTDOWN_RETRY_S, SHUTTING_DOWN, Cut
+from llmos.structured.tool_parser import ContentDelta, StreamDelta, ToolCall
 
 QUEUE_POSITION_HEADER = "x-llmos-queue-position"
 ESTIMATED_START_HEADER = "x-llmos-estimated-start-ms"
@@ -84,6 +92,33 @@ def with_citations(payload: dict[str, Any], citations: tuple[Citation, ...] | No
     else:
         payload["citations"] = [CitationOut(**asdict(c)).model_dump(mode="json") for c in citations]
     return payload
+
+
+def _tool_call(call: ToolCall) -> dict[str, Any]:
+    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+
+
+def assistant_message(choice: AnswerChoice) -> AssistantMessage:
+    """The message of a chat completion choice: content, or tool calls (content None)."""
+    return AssistantMessage(
+        content=choice.content, tool_calls=[_tool_call(c) for c in choice.tool_calls] or None
+    )
+
+
+def piece_delta(piece: StreamDelta) -> Delta:
+    """A streamed chat delta for one piece of a tool-calling choice's answer; a call's ``id``
+    and ``name`` come on its first delta only."""
+    if isinstance(piece, ContentDelta):
+        return Delta(content=piece.text)
+    function: dict[str, Any] = {"arguments": piece.arguments}
+    entry: dict[str, Any] = {"index": piece.index}
+    if piece.id is not None:
+        entry["id"] = piece.id
+        entry["type"] = "function"
+    if piece.name is not None:
+        function = {"name": piece.name, "arguments": piece.arguments}
+    entry["function"] = function
+    return Delta(tool_calls=[entry])
 
 
 def chat_logprobs(enabled: bool, top: int | None) -> int | None:

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from llmos.kernel.answer import Answer
-from llmos.kernel.types import AnswerChoice
 from llmos.server import convert
 from llmos.server.auth import PrincipalDep
 from llmos.server.bounds import check_count
@@ -17,7 +16,6 @@ from llmos.server.meta import request_meta
 from llmos.server.metering import admit, meter, metered
 from llmos.server.routes.deps import KernelDep, server_state
 from llmos.server.schemas.chat import (
-    AssistantMessage,
     ChatChoice,
     ChatCompletion,
     ChatCompletionChunk,
@@ -76,7 +74,7 @@ async def create_chat_completion(
     choices = [
         ChatChoice(
             index=c.index,
-            message=_message(c),
+            message=convert.assistant_message(c),
             logprobs=convert.chat_choice_logprobs(c.logprobs) if with_logprobs else None,
             finish_reason=c.finish_reason,
         )
@@ -91,11 +89,6 @@ async def create_chat_completion(
     )
     payload = convert.with_citations(completion.model_dump(mode="json"), result.citations)
     return JSONResponse(payload, headers=headers)
-
-
-def _message(choice: AnswerChoice) -> AssistantMessage:
-    calls = [c.to_openai() for c in choice.tool_calls] or None
-    return AssistantMessage(content=choice.content, tool_calls=calls)
 
 
 async def _chunks(answer: Answer, chat_id: str, model: str, include_usage: bool) -> AsyncIterator[bytes]:
@@ -116,7 +109,7 @@ async def _chunks(answer: Answer, chat_id: str, model: str, include_usage: bool)
     async for delta in answer:
         if delta.pieces is not None:  # a tool-calling choice: what its text reads as
             for piece in delta.pieces:
-                yield chunk([ChunkChoice(index=delta.index, delta=Delta(**piece.to_openai()))])
+                yield chunk([ChunkChoice(index=delta.index, delta=convert.piece_delta(piece))])
         elif not delta.logprobs:
             if delta.text:
                 yield fast.content(delta.index, delta.text)  # the common event, per token
