@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import asdict
 from typing import Any
 
+from starlette.requests import Request
+
 from llmos.engine.base import TokenLogprob
 from llmos.errors import InvalidRequest, LLMOSError, Overloaded
 from llmos.kernel.answer import Answer
 from llmos.kernel.request import DEFAULT_TOP_K, InferenceRequest, OutputSpec, RetrievalSpec
-from llmos.kernel.types import AnswerChoice, Citation, GenerationParams, RequestMeta
+from llmos.kernel.types import AnswerChoice, AnswerResult, Citation, GenerationParams, RequestMeta
 from llmos.kernel.types import Usage as DomainUsage
 from llmos.security.principal import Principal
 from llmos.server.errors import domain_error_body
@@ -28,7 +30,14 @@ from llmos.server.schemas.chat import Citation as CitationOut
 from llmos.server.schemas.common import PromptTokensDetails, SamplingFields, Usage
 from llmos.server.schemas.completions import CompletionLogprobs
 from llmos.server.sse import DONE, sse_event
-from llmos.server.streaming import SHUTDOWN_RETRY_S, SHUTTING_DOWN, Cut
+from llmos.server.streaming import (
+    SHUTDOWN_RETRY_S,
+    SHUTTING_DOWN,
+    CleanupStreamingResponse,
+    ClientDisconnected,
+    Cut,
+    unless_disconnected,
+)
 from llmos.structured.tool_parser import ContentDelta, StreamDelta, ToolCall
 
 QUEUE_POSITION_HEADER = "x-llmos-queue-position"
@@ -198,6 +207,35 @@ async def sse_with_errors(
             on_error(exc)
         yield sse_event(domain_error_body(exc))
     yield DONE
+
+
+def sse_response(
+    events: AsyncIterator[bytes],
+    answer: Answer,
+    *,
+    headers: dict[str, str],
+    life: Lifecycle,
+    on_error: OnError,
+) -> CleanupStreamingResponse:
+    """The streamed response of ``answer``: ``events`` framed by :func:`sse_with_errors`, cut
+    when a drain ends the running requests, and the answer closed however the stream ends."""
+    return CleanupStreamingResponse(
+        sse_with_errors(events, on_error=on_error),
+        on_close=answer.aclose,
+        media_type="text/event-stream",
+        headers=headers,
+        cut=cut_when_drained(life, on_error),
+    )
+
+
+async def collected(request: Request, answer: Answer, life: Lifecycle) -> AnswerResult | None:
+    """``answer`` run to its end and closed; None if the client went away first (reply 499)."""
+    try:
+        return await unless_disconnected(request, answer.collect(), life=life)
+    except ClientDisconnected:
+        return None
+    finally:
+        await answer.aclose()
 
 
 def cut_when_drained(life: Lifecycle, on_error: OnError) -> Cut:

@@ -13,7 +13,7 @@ from llmos.server.auth import PrincipalDep
 from llmos.server.bounds import check_count
 from llmos.server.chunks import ChatChunks
 from llmos.server.meta import request_meta
-from llmos.server.metering import admit, meter, metered
+from llmos.server.metering import CLIENT_CLOSED, admit, meter, metered
 from llmos.server.routes.deps import KernelDep, server_state
 from llmos.server.schemas.chat import (
     ChatChoice,
@@ -25,7 +25,6 @@ from llmos.server.schemas.chat import (
 )
 from llmos.server.schemas.common import ErrorResponse
 from llmos.server.sse import sse_event
-from llmos.server.streaming import CleanupStreamingResponse, ClientDisconnected, unless_disconnected
 
 router = APIRouter(tags=["openai"])
 
@@ -54,22 +53,11 @@ async def create_chat_completion(
     chat_id = f"chatcmpl-{meta.request_id}"
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage
-        events = convert.sse_with_errors(
-            _chunks(answer, chat_id, body.model, include_usage), on_error=meter(request).fail
-        )
-        return CleanupStreamingResponse(
-            events,
-            on_close=answer.aclose,
-            media_type="text/event-stream",
-            headers=headers,
-            cut=convert.cut_when_drained(life, meter(request).fail),
-        )
-    try:
-        result = await unless_disconnected(request, answer.collect(), life=life)
-    except ClientDisconnected:
-        return Response(status_code=499)
-    finally:
-        await answer.aclose()
+        events = _chunks(answer, chat_id, body.model, include_usage)
+        return convert.sse_response(events, answer, headers=headers, life=life, on_error=meter(request).fail)
+    result = await convert.collected(request, answer, life)
+    if result is None:
+        return Response(status_code=CLIENT_CLOSED)
     with_logprobs = wanted.sampling.logprobs is not None
     choices = [
         ChatChoice(
