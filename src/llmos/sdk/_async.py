@@ -21,12 +21,7 @@ class AsyncRunner:
 
     def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None) -> None:
         self.settings = settings
-        self.http = httpx.AsyncClient(
-            base_url=settings.base_url,
-            headers=settings.headers,
-            timeout=settings.timeout,
-            transport=transport,
-        )
+        self.http = httpx.AsyncClient(**settings.http(), transport=transport)
 
     async def close(self) -> None:
         await self.http.aclose()

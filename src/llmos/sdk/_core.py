@@ -21,7 +21,7 @@ import random
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar, Unpack
 from urllib.parse import quote
 
 import httpx
@@ -198,6 +198,21 @@ def _seconds(value: str | None) -> float | None:
 # ---- configuration ----------------------------------------------------------------------------
 
 
+class Options(TypedDict, total=False):
+    """What a client takes beside its address and key (every one optional)."""
+
+    timeout: float
+    """Seconds a request may take (default 600; connecting: at most 10)."""
+    retry: RetryPolicy | None
+    """When a refused or failed request is tried again (default: :class:`RetryPolicy`)."""
+    tenant: str | None
+    """``X-LLMOS-Tenant`` on every request: the tenant an admin key (or no key) acts for."""
+    priority: int | None
+    """``X-LLMOS-Priority`` on every request: its urgency, 0-9 (capped at the tenant's)."""
+    deadline_ms: int | None
+    """``X-LLMOS-Deadline-Ms`` on every request: how long it may wait and run."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """What a client is built from: the address, the headers every request carries, timeouts."""
@@ -208,17 +223,7 @@ class Settings:
     retry: RetryPolicy
 
     @classmethod
-    def resolve(
-        cls,
-        base_url: str | None,
-        api_key: str | None,
-        *,
-        timeout: float,
-        retry: RetryPolicy | None,
-        tenant: str | None,
-        priority: int | None,
-        deadline_ms: int | None,
-    ) -> Settings:
+    def resolve(cls, base_url: str | None, api_key: str | None, **options: Unpack[Options]) -> Settings:
         """An explicit address, else ``LLMOS_BASE_URL``, else the default; a key, else
         ``LLMOS_API_KEY`` (the SDK is an edge: it reads its own environment)."""
         url = (base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/").removesuffix("/v1")
@@ -227,18 +232,23 @@ class Settings:
         if key:
             headers["authorization"] = f"Bearer {key}"
         for name, value in (
-            (TENANT_HEADER, tenant),
-            (PRIORITY_HEADER, priority),
-            (DEADLINE_HEADER, deadline_ms),
+            (TENANT_HEADER, options.get("tenant")),
+            (PRIORITY_HEADER, options.get("priority")),
+            (DEADLINE_HEADER, options.get("deadline_ms")),
         ):
             if value is not None:
                 headers[name] = str(value)
+        seconds = options.get("timeout", DEFAULT_TIMEOUT)
         return cls(
             base_url=url,
             headers=headers,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),  # a dead address fails fast
-            retry=retry or RetryPolicy(),
+            timeout=httpx.Timeout(seconds, connect=min(seconds, 10.0)),  # a dead address fails fast
+            retry=options.get("retry") or RetryPolicy(),
         )
+
+    def http(self) -> dict[str, Any]:
+        """The keyword arguments of an ``httpx.Client`` or ``httpx.AsyncClient``."""
+        return {"base_url": self.base_url, "headers": self.headers, "timeout": self.timeout}
 
 
 @contextmanager

@@ -21,12 +21,7 @@ class Runner:
 
     def __init__(self, settings: Settings, transport: httpx.BaseTransport | None) -> None:
         self.settings = settings
-        self.http = httpx.Client(
-            base_url=settings.base_url,
-            headers=settings.headers,
-            timeout=settings.timeout,
-            transport=transport,
-        )
+        self.http = httpx.Client(**settings.http(), transport=transport)
 
     def close(self) -> None:
         self.http.close()

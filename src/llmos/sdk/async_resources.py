@@ -26,7 +26,16 @@ ProgressCallback = Callable[[Progress], None]
 class AsyncServerMethods:
     """The client's own methods: the server's state, residency and generation."""
 
-    _r: AsyncRunner
+    def _connect(self, runner: AsyncRunner) -> None:
+        self._r = runner
+        self._http = runner.http
+        self.base_url = runner.settings.base_url
+        self.models = AsyncModels(runner)
+        self.security = AsyncSecurity(runner)
+        self.embeddings = AsyncEmbeddings(runner)
+        self.data = AsyncData(runner)
+        self.tasks = AsyncTasks(runner)
+        self.conversations = AsyncConversations(runner)
 
     async def is_reachable(self) -> bool:
         """Whether a server answers ``/health`` at the base URL."""
@@ -92,12 +101,12 @@ class AsyncServerMethods:
     async def chat(self, model: str, messages: Iterable[ChatMessage], **params: Any) -> Generation:
         return await self._r.run(mod.chat(model, messages, params))
 
-    async def complete(self, model: str, prompt: str, **params: Any) -> Generation:
-        return await self._r.run(mod.complete(model, prompt, params))
-
     def stream_chat(self, model: str, messages: Iterable[ChatMessage], **params: Any) -> AsyncIterator[str]:
         """The first choice's text deltas as they are generated."""
         return self._r.stream(mod.stream_chat(model, messages, params))
+
+    async def complete(self, model: str, prompt: str, **params: Any) -> Generation:
+        return await self._r.run(mod.complete(model, prompt, params))
 
     def stream_completion(self, model: str, prompt: str, **params: Any) -> AsyncIterator[str]:
         return self._r.stream(mod.stream_completion(model, prompt, params))

@@ -3,62 +3,32 @@
 from __future__ import annotations
 
 from types import TracebackType
+from typing import Unpack
 
 import httpx
 
-from llmos.sdk._core import DEFAULT_TIMEOUT, RetryPolicy, Settings
+from llmos.sdk._core import Options, Settings
 from llmos.sdk._sync import Runner
-from llmos.sdk.sync_resources import (
-    Conversations,
-    Data,
-    Embeddings,
-    ModelHandle,
-    Models,
-    Security,
-    ServerMethods,
-    Tasks,
-)
+from llmos.sdk.sync_resources import ModelHandle, Models, ServerMethods
 
 __all__ = ["Client", "ModelHandle", "Models"]
 
 
 class Client(ServerMethods):
     """Talks to an llmos server. Without arguments: ``LLMOS_BASE_URL`` (default
-    ``http://127.0.0.1:8470``) and ``LLMOS_API_KEY``. ``tenant``, ``priority`` (0-9) and
-    ``deadline_ms`` go with every request (``X-LLMOS-*`` headers); ``retry`` says when a refused
-    or failed request is tried again (default: twice, see :class:`RetryPolicy`). Use as a context
-    manager or call close()."""
+    ``http://127.0.0.1:8470``) and ``LLMOS_API_KEY``. ``options`` (see ``Options``): ``timeout``,
+    ``retry``, and ``tenant``, ``priority``, ``deadline_ms`` sent with every request. Use as a
+    context manager or call close()."""
 
     def __init__(
         self,
         base_url: str | None = None,
         api_key: str | None = None,
         *,
-        timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
-        retry: RetryPolicy | None = None,
-        tenant: str | None = None,
-        priority: int | None = None,
-        deadline_ms: int | None = None,
+        **options: Unpack[Options],
     ) -> None:
-        settings = Settings.resolve(
-            base_url,
-            api_key,
-            timeout=timeout,
-            retry=retry,
-            tenant=tenant,
-            priority=priority,
-            deadline_ms=deadline_ms,
-        )
-        self.base_url = settings.base_url
-        self._r = Runner(settings, transport)
-        self._http = self._r.http
-        self.models = Models(self._r)
-        self.security = Security(self._r)
-        self.embeddings = Embeddings(self._r)
-        self.data = Data(self._r)
-        self.tasks = Tasks(self._r)
-        self.conversations = Conversations(self._r)
+        self._connect(Runner(Settings.resolve(base_url, api_key, **options), transport))
 
     def __enter__(self) -> Client:
         return self

@@ -27,7 +27,16 @@ ProgressCallback = Callable[[Progress], None]
 class ServerMethods:
     """The client's own methods: the server's state, residency and generation."""
 
-    _r: Runner
+    def _connect(self, runner: Runner) -> None:
+        self._r = runner
+        self._http = runner.http
+        self.base_url = runner.settings.base_url
+        self.models = Models(runner)
+        self.security = Security(runner)
+        self.embeddings = Embeddings(runner)
+        self.data = Data(runner)
+        self.tasks = Tasks(runner)
+        self.conversations = Conversations(runner)
 
     def is_reachable(self) -> bool:
         """Whether a server answers ``/health`` at the base URL."""
@@ -93,12 +102,12 @@ class ServerMethods:
     def chat(self, model: str, messages: Iterable[ChatMessage], **params: Any) -> Generation:
         return self._r.run(mod.chat(model, messages, params))
 
-    def complete(self, model: str, prompt: str, **params: Any) -> Generation:
-        return self._r.run(mod.complete(model, prompt, params))
-
     def stream_chat(self, model: str, messages: Iterable[ChatMessage], **params: Any) -> Iterator[str]:
         """The first choice's text deltas as they are generated."""
         return self._r.stream(mod.stream_chat(model, messages, params))
+
+    def complete(self, model: str, prompt: str, **params: Any) -> Generation:
+        return self._r.run(mod.complete(model, prompt, params))
 
     def stream_completion(self, model: str, prompt: str, **params: Any) -> Iterator[str]:
         return self._r.stream(mod.stream_completion(model, prompt, params))
