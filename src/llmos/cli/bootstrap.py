@@ -9,28 +9,19 @@ write the database owns the server anyway).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from llmos.sdk.security import ApiKey
 
 
-@dataclass(frozen=True)
-class LocalKey:
-    """The admin key made here, as ``keys create`` prints it."""
-
-    id: str
-    prefix: str
-    tenant: str
-    scopes: tuple[str, ...]
-    models: tuple[str, ...]
-    expires_at: str | None
-    key: str
-
-
-def create_admin_key(name: str = "", expires_in: int | None = None) -> LocalKey:
+def create_admin_key(name: str = "", expires_in: int | None = None) -> ApiKey:
     """An admin key of the anonymous tenant on ``LLMOS_HOME``'s (or ``LLMOS_DATABASE_URL``'s)
     database, migrated first if need be. Raises what the security service raises."""
     # Imported here: only this command, and only without a server, opens the database.
     from llmos.config import load_config
+    from llmos.sdk.security import ApiKey
     from llmos.security import service as svc
     from llmos.storage.db import open_database
 
@@ -42,10 +33,11 @@ def create_admin_key(name: str = "", expires_in: int | None = None) -> LocalKey:
         key, secret = security.create_key(svc.local_admin(config), name=name, expires_at=expires, admin=True)
     finally:
         database.dispose()
-    return LocalKey(
+    return ApiKey(  # as the server would have answered
         id=key.id,
         prefix=key.prefix,
         tenant=key.tenant,
+        name=key.name,
         scopes=tuple(key.scopes),
         models=tuple(key.models),
         expires_at=key.expires_at.isoformat() if key.expires_at else None,

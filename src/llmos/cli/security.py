@@ -24,7 +24,6 @@ from llmos.cli.runtime import configured_base_url, no_server, reachable_client
 from llmos.errors import InvalidRequest
 
 if TYPE_CHECKING:
-    from llmos.cli.bootstrap import LocalKey
     from llmos.sdk import Client
     from llmos.sdk.security import ApiKey
 
@@ -265,7 +264,6 @@ def keys_create(
     client = None if local else open_client()
     if client is None and not admin:
         raise no_server(configured_base_url())
-    key: ApiKey | LocalKey
     if client is None:
         key = _bootstrap(name, expires_in, "no server is running" if not local else "")
     else:
@@ -301,7 +299,7 @@ def _configured_key() -> str | None:
     return load_config().api_key
 
 
-def _bootstrap(name: str, expires_in: int | None, why: str) -> LocalKey:
+def _bootstrap(name: str, expires_in: int | None, why: str) -> ApiKey:
     from llmos.cli.bootstrap import create_admin_key
 
     if why:
