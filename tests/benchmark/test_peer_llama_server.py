@@ -88,6 +88,11 @@ def test_rounds_rotate_the_server_order(peer: ModuleType) -> None:
     assert weights == {"llama-server": None, "llmos": "auto", "llmos-native": "native"}
 
 
+def test_rounds_alternate_the_concurrency_order(peer: ModuleType) -> None:
+    orders = [peer.concurrency_order([16, 1, 32, 4], r) for r in range(3)]
+    assert orders == [[1, 4, 16, 32], [32, 16, 4, 1], [1, 4, 16, 32]]
+
+
 # -- figures ---------------------------------------------------------------------------------
 
 
