@@ -6,7 +6,9 @@ servers then take the same load, one after the other in interleaved rounds (the 
 each round; every server is restarted each round): the same GGUF (SmolLM2-135M-Instruct Q4_1),
 the same threads, 16 slots and n_ctx 8192 (``llama-server -np 16 -c 8192``, llmos's defaults),
 streaming chat completions of exactly 128 tokens (``ignore_eos``), greedy, a closed loop at
-concurrency 1, 4, 16 and 32 — through llmos's own load generator (``llmos.benchmark``). llmos
+concurrency 1, 4, 16 and 32 — through llmos's own load generator (``llmos.benchmark``); the
+cells run in ascending order in even rounds and descending in odd ones, and every cell reads
+prompts of its own (the same for every server in a round: ``cell_seed``). llmos
 runs twice: on its default weights (``LLMOS_CPU_WEIGHTS=auto``) and on the file as stored
 (``native``, what llama-server reads).
 
@@ -157,6 +159,14 @@ def concurrency_order(levels: Sequence[int], round_index: int) -> list[int]:
     return ordered if round_index % 2 == 0 else ordered[::-1]
 
 
+def cell_seed(seed: int, round_index: int, concurrency: int) -> int:
+    """The prompts' seed of one cell: the same for every server in a round, different for every
+    cell and round. With one seed for all cells a server met prompts it had already read in an
+    earlier cell (llama-server keeps them in its RAM prompt cache), and a cell's TTFT measured
+    the cache rather than prefill, in an order-dependent way."""
+    return seed + 1000 * (round_index + 1) + concurrency
+
+
 def sample_cpu(pid: int) -> CpuSample:
     """CPU seconds so far of ``pid`` and each of its descendants."""
     proc = psutil.Process(pid)
@@ -211,7 +221,7 @@ def measure(server: Server, args: argparse.Namespace, round_index: int) -> list[
         n = requests_for(c, args.per_client, args.min_requests)
         load = os.getloadavg()[0]
         before, client0 = sample_cpu(server.proc.pid), client_cpu()
-        result = run_benchmark(workload(server.url, c, n, args, seed=args.seed))
+        result = run_benchmark(workload(server.url, c, n, args, seed=cell_seed(args.seed, round_index, c)))
         after, client1 = sample_cpu(server.proc.pid), client_cpu()
         server_s, engine_s = cpu_delta(before, after)
         cell = cell_stats(
