@@ -6,7 +6,9 @@ servers then take the same load, one after the other in interleaved rounds (the 
 each round; every server is restarted each round): the same GGUF (SmolLM2-135M-Instruct Q4_1),
 the same threads, 16 slots and n_ctx 8192 (``llama-server -np 16 -c 8192``, llmos's defaults),
 streaming chat completions of exactly 128 tokens (``ignore_eos``), greedy, a closed loop at
-concurrency 1, 4, 16 and 32 — through llmos's own load generator (``llmos.benchmark``). llmos
+concurrency 1, 4, 16 and 32 — through llmos's own load generator (``llmos.benchmark``); the
+cells run in ascending order in even rounds and descending in odd ones, and every cell reads
+prompts of its own (the same for every server in a round: ``cell_seed``). llmos
 runs twice: on its default weights (``LLMOS_CPU_WEIGHTS=auto``) and on the file as stored
 (``native``, what llama-server reads).
 
@@ -147,6 +149,24 @@ def round_order(contenders: Sequence[Contender], round_index: int) -> list[Conte
     return [*contenders[k:], *contenders[:k]]
 
 
+def concurrency_order(levels: Sequence[int], round_index: int) -> list[int]:
+    """The cells of round ``round_index`` on one started server: ascending in even rounds,
+    descending in odd ones, so no concurrency always runs last, on a server (and a machine) that
+    has been busy longest. (With a fixed order, 32 streams always came last: on this shared VM,
+    where the other work's load grew during a run, 32 streams looked slower than 16, and running
+    32 first made it faster than 16 on the same server.)"""
+    ordered = sorted(levels)
+    return ordered if round_index % 2 == 0 else ordered[::-1]
+
+
+def cell_seed(seed: int, round_index: int, concurrency: int) -> int:
+    """The prompts' seed of one cell: the same for every server in a round, different for every
+    cell and round. With one seed for all cells a server met prompts it had already read in an
+    earlier cell (llama-server keeps them in its RAM prompt cache), and a cell's TTFT measured
+    the cache rather than prefill, in an order-dependent way."""
+    return seed + 1000 * (round_index + 1) + concurrency
+
+
 def sample_cpu(pid: int) -> CpuSample:
     """CPU seconds so far of ``pid`` and each of its descendants."""
     proc = psutil.Process(pid)
@@ -197,11 +217,11 @@ def measure(server: Server, args: argparse.Namespace, round_index: int) -> list[
     if args.warmup:
         run_benchmark(workload(server.url, 1, args.warmup, args, seed=10_000 + args.seed))
     rows = []
-    for c in args.concurrency:
+    for c in concurrency_order(args.concurrency, round_index):
         n = requests_for(c, args.per_client, args.min_requests)
         load = os.getloadavg()[0]
         before, client0 = sample_cpu(server.proc.pid), client_cpu()
-        result = run_benchmark(workload(server.url, c, n, args, seed=args.seed))
+        result = run_benchmark(workload(server.url, c, n, args, seed=cell_seed(args.seed, round_index, c)))
         after, client1 = sample_cpu(server.proc.pid), client_cpu()
         server_s, engine_s = cpu_delta(before, after)
         cell = cell_stats(

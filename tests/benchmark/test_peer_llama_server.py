@@ -88,6 +88,17 @@ def test_rounds_rotate_the_server_order(peer: ModuleType) -> None:
     assert weights == {"llama-server": None, "llmos": "auto", "llmos-native": "native"}
 
 
+def test_rounds_alternate_the_concurrency_order(peer: ModuleType) -> None:
+    orders = [peer.concurrency_order([16, 1, 32, 4], r) for r in range(3)]
+    assert orders == [[1, 4, 16, 32], [32, 16, 4, 1], [1, 4, 16, 32]]
+
+
+def test_every_cell_reads_prompts_of_its_own(peer: ModuleType) -> None:
+    seeds = {peer.cell_seed(0, r, c) for r in range(2) for c in (1, 4, 16, 32)}
+    assert len(seeds) == 8 and peer.cell_seed(0, 1, 4) == peer.cell_seed(0, 1, 4)
+    assert 10_000 not in seeds  # the warm-up's prompts stay apart too
+
+
 # -- figures ---------------------------------------------------------------------------------
 
 

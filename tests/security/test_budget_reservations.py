@@ -5,7 +5,9 @@ budget is passed by at most one request's worth however many run at once."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -113,3 +115,32 @@ async def test_over_http_a_running_request_holds_the_rest_of_the_budget(secured:
     assert 250 <= done.json()["usage"]["total_tokens"] < 2 * 250
     spent = await s.chat(key, max_tokens=4)
     assert spent.status_code == 429 and spent.headers["x-should-retry"] == "false"
+
+
+@pytest.mark.anyio
+async def test_limit_bookkeeping_of_a_request_stays_off_the_event_loop(
+    secured: ServeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Admission, the reservation's narrowing and the release are database transactions (row
+    locks shared with other front-ends): none of them may run on the event loop's thread."""
+    from llmos.storage.limits import LimitsRepository
+
+    loop_thread = threading.get_ident()
+    calls: list[tuple[str, bool]] = []
+    for name in ("admit", "rereserve", "release"):
+        original = getattr(LimitsRepository, name)
+
+        def spy(self: LimitsRepository, *args: Any, _name: str = name, _f: Any = original, **kw: Any) -> Any:
+            calls.append((_name, threading.get_ident() == loop_thread))
+            return _f(self, *args, **kw)
+
+        monkeypatch.setattr(LimitsRepository, name, spy)
+    s = await secured(load_extra={"step_cost_s": 0.001})
+    key = await s.new_tenant("acme", limits={"token_budget": 10_000, "budget_period": "day"})
+    for stream in (False, True):
+        done = await s.chat(key, max_tokens=4, stream=stream)
+        assert done.status_code == 200
+    assert s.security.limiter.reserved("tenant", "acme") == 0
+    names = [n for n, _ in calls]
+    assert names.count("admit") >= 2 and names.count("rereserve") >= 2 and names.count("release") >= 2
+    assert [n for n, on_loop in calls if on_loop] == []

@@ -92,11 +92,12 @@ class Meter:
         if completion_tokens is not None:
             self.completion_tokens = completion_tokens
 
-    def follow(self, answer: Answer) -> None:
+    async def follow(self, answer: Answer) -> None:
         """Read the tokens from ``answer.usage`` when the response ends (streams included), with
         the tokens its retrieval spent, booked against the model version that answers.
 
-        Its prompt is tokenized by now, so a budget reservation narrows to the exact prompt."""
+        Its prompt is tokenized by now, so a budget reservation narrows to the exact prompt (a
+        database write: on a worker thread, never on the event loop)."""
         self.source = answer
         self.digest = answer.digest
         self.charge(answer.retrieval_tokens)
@@ -106,7 +107,7 @@ class Meter:
             except Exception:  # accounting must not fail the request; the wider reservation stays
                 log.debug("usage source failed", exc_info=True)
                 return
-            self.grant.refine(prompt, max(1, answer.n_choices))
+            await asyncio.to_thread(self.grant.refine, prompt, max(1, answer.n_choices))
 
     def tokens(self) -> tuple[int, int]:
         if self.source is not None:
@@ -274,9 +275,10 @@ class MeteringMiddleware:
         try:
             await self._record(state, m, status, elapsed, prompt, completion)
         finally:
-            # Only now, with the tokens in the database, may the budget reservation go.
+            # Only now, with the tokens in the database, may the budget reservation go (a
+            # database transaction: on a worker thread, never on the event loop).
             if m.grant is not None:
-                m.grant.finish(prompt + completion)
+                await asyncio.to_thread(m.grant.finish, prompt + completion)
 
     async def _record(
         self, state: dict[str, Any], m: Meter, status: int, elapsed: float, prompt: int, completion: int

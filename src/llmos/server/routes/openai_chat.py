@@ -47,7 +47,7 @@ async def create_chat_completion(
     meta, lowered = request_meta(request, body, caller, grant.urgency_ceiling)
     wanted = convert.chat_request(body, caller, meta, max_tokens=requested or grant.max_tokens)
     answer = await kernel.submit(wanted)
-    meter(request).follow(answer)
+    await meter(request).follow(answer)
     headers = {**convert.generation_headers(answer), **lowered}
     life = server_state(request).lifecycle
     chat_id = f"chatcmpl-{meta.request_id}"

@@ -43,7 +43,7 @@ async def create_completion(
         body, logprobs=body.logprobs, max_tokens=body.max_tokens or grant.max_tokens
     )
     answer = await kernel.submit(InferenceRequest(body.model, meta, prompts=tuple(prompts), sampling=params))
-    meter(request).follow(answer)
+    await meter(request).follow(answer)
     headers = {**convert.generation_headers(answer), **lowered}
     life = server_state(request).lifecycle
     cmpl_id = f"cmpl-{meta.request_id}"
