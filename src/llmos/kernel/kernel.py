@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from llmos.config import Config
 from llmos.data.service import DataService
 from llmos.engine.base import SamplingParams, SequenceSpec
 from llmos.errors import Conflict, EngineDeadError, InvalidRequest, LLMOSError, ModelNotFound
-from llmos.kernel import embeddings
+from llmos.kernel import adapters, embeddings
 from llmos.kernel import params as sampling
 from llmos.kernel.generation import Generation
 from llmos.kernel.ports import GenerationHandle, Registry
@@ -45,9 +46,12 @@ from llmos.resources.wiring import estimate_model
 from llmos.scheduler.request import GenerationRequest, RequestClass
 from llmos.scheduler.stats import SchedulerStats
 from llmos.security.service import Security
+from llmos.security.types import UsageRecord
 from llmos.storage.conversations import ConversationRepository
 from llmos.storage.db import Database, open_database
 from llmos.tasks import TaskRequest, TaskResult
+from llmos.training.manager import TrainingManager
+from llmos.training.types import Job
 from llmos.types import ChatMessage
 
 log = logging.getLogger(__name__)
@@ -117,6 +121,8 @@ class Kernel:
         self._background: set[asyncio.Future[None]] = set()
         self._deaths: dict[str, tuple[int, str]] = {}
         """Per model: how many of its engine cores died, and why the last one did."""
+        self._training: TrainingManager | None = None
+        self._training_started = asyncio.Lock()
         loader.on_dead = self._core_died
         self.security.weights.watch(self._weights_changed)
 
@@ -143,6 +149,46 @@ class Kernel:
             self._data = build_data_service(self.config, self.database, embed)
         return self._data
 
+    async def fine_tuning(self) -> TrainingManager:
+        """Fine-tuning jobs (:mod:`llmos.training`), built and started on first use (which fails
+        jobs a previous server left running and starts queued ones)."""
+        async with self._training_started:
+            if self._training is None:
+                from llmos.training.wiring import build_training
+
+                data = self.data
+                manager = build_training(
+                    self.config,
+                    self.database,
+                    self.registry,
+                    data.datasets,
+                    self.residency,
+                    cores=self.residency.cores,
+                    inference_active=self._inference_active,
+                    record_usage=self._record_training_usage,
+                )
+                await manager.start()
+                self._training = manager
+            return self._training
+
+    def _inference_active(self) -> int:
+        """Inference requests running or queued on every resident model (training yields to them)."""
+        return sum(m.core.running + m.core.queued for m in list(self._loader.loaded.values()))
+
+    def _record_training_usage(self, job: Job, tokens: int) -> None:
+        self.security.record_usage(
+            UsageRecord(
+                request_id=job.id,
+                tenant=job.tenant,
+                operation="fine-tune",
+                status=200,
+                time=datetime.now(UTC),
+                model=job.model,
+                digest=job.base_digest,
+                prompt_tokens=tokens,
+            )
+        )
+
     # ---- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -157,6 +203,8 @@ class Kernel:
         await asyncio.gather(
             *(m.core.drain(drain_timeout) for m in loaded if m is not None), return_exceptions=True
         )
+        if self._training is not None:
+            await self._training.shutdown()
         await self.residency.shutdown()
         self._started = False
 
@@ -545,6 +593,8 @@ class Kernel:
 
     def _compute_estimate(self, manifest: Manifest) -> MemoryEstimate:
         params = EstimateParams.from_engine_config(self.config.engine)
+        if adapters.is_adapter(manifest):  # served merged: as big as its base
+            manifest = adapters.adapter_base(self.registry, manifest)
         path = self._model_path(manifest)
         try:
             return estimate_model(
@@ -571,7 +621,13 @@ class Kernel:
                     manifest.metadata.get("chat_template_guess", "ChatML"),
                     key,
                 )
-            return await self._loader.load(key, manifest, self._model_path(manifest), grant)
+            if adapters.is_adapter(manifest):
+                path = await asyncio.to_thread(
+                    adapters.merged_weights, self.registry, manifest, self.config.paths.derived
+                )
+            else:
+                path = self._model_path(manifest)
+            return await self._loader.load(key, manifest, path, grant)
 
         return load
 
