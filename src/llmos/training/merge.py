@@ -1,8 +1,9 @@
 """A full GGUF from a base GGUF and a LoRA adapter GGUF: ``W' = W + scale * alpha/rank * B @ A``.
 
 Every metadata field and every tensor the adapter does not touch is copied as stored (quantized
-bytes included); an adapted tensor is dequantized, merged in float32 and stored as Q8_0 (F16 when
-its rows do not split into Q8_0 blocks). Written to a temp file beside ``dest`` and renamed into
+bytes included); an adapted tensor is dequantized and merged in float32, then stored as F32 (an
+F32 base tensor), F16 (a float base tensor, or rows that do not split into Q8_0 blocks) or Q8_0
+(a quantized one). Written to a temp file beside ``dest`` and renamed into
 place, so a crash leaves no half-written model under the final name.
 """
 
@@ -19,6 +20,8 @@ from llmos.errors import InvalidRequest
 from llmos.training.adapter_gguf import Adapter, read_adapter
 
 Q8_0_BLOCK = 32
+FLOAT_TYPES = frozenset({1, 30})
+"""F16 and BF16 (``GGMLQuantizationType``): merged tensors of these bases are stored as F16."""
 
 
 def merge_adapter(base: Path, adapter_path: Path, dest: Path, *, scale: float = 1.0) -> Path:
@@ -53,11 +56,13 @@ def merge_adapter(base: Path, adapter_path: Path, dest: Path, *, scale: float = 
         for t in reader.tensors:
             if t.name in adapter.pairs:
                 merged = _merged(t, adapter, scale)
-                if merged.shape[-1] % Q8_0_BLOCK == 0:
+                if t.tensor_type == gguf.GGMLQuantizationType.F32:
+                    writer.add_tensor(t.name, merged)
+                elif t.tensor_type in FLOAT_TYPES or merged.shape[-1] % Q8_0_BLOCK:
+                    writer.add_tensor(t.name, merged.astype(np.float16))
+                else:
                     q = gguf.quants.quantize(merged, gguf.GGMLQuantizationType.Q8_0)
                     writer.add_tensor(t.name, q, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
-                else:
-                    writer.add_tensor(t.name, merged.astype(np.float16))
             else:
                 writer.add_tensor(t.name, t.data, raw_dtype=t.tensor_type)
         writer.write_header_to_file()
