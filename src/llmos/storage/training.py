@@ -5,6 +5,7 @@ Reads take a tenant: another tenant's job is a NotFound, worded like a missing o
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -105,7 +106,7 @@ class TrainingStore:
         with self.db.session() as s:
             return _job(self._row(s, tenant, job_id))
 
-    def list(self, tenant: str, *, after: str | None = None, limit: int = 20) -> list[Job]:
+    def list(self, tenant: str, *, after: str | None = None, limit: int = 20) -> builtins.list[Job]:
         """The tenant's jobs, newest first; ``after`` a job id: the page after it."""
         with self.db.session() as s:
             q = select(TrainingJobRow).where(TrainingJobRow.tenant == tenant)
@@ -118,7 +119,7 @@ class TrainingStore:
             q = q.order_by(TrainingJobRow.created_at.desc(), TrainingJobRow.id.desc()).limit(limit)
             return [_job(r) for r in s.scalars(q)]
 
-    def in_states(self, *states: JobState) -> list[Job]:
+    def in_states(self, *states: JobState) -> builtins.list[Job]:
         """Every tenant's jobs in these states, oldest first (the queue, recovery at start)."""
         with self.db.session() as s:
             q = (
@@ -128,7 +129,7 @@ class TrainingStore:
             )
             return [_job(r) for r in s.scalars(q)]
 
-    def using_base(self, base_digest: str) -> list[Job]:
+    def using_base(self, base_digest: str) -> builtins.list[Job]:
         """Unfinished jobs training on ``base_digest`` (a base they need must not be removed)."""
         with self.db.session() as s:
             q = select(TrainingJobRow).where(
@@ -194,7 +195,7 @@ class TrainingStore:
 
     def events(
         self, tenant: str, job_id: str, *, after: int | None = None, limit: int = 20
-    ) -> list[JobEvent]:
+    ) -> builtins.list[JobEvent]:
         """The job's events, newest first (OpenAI's order); ``after`` an event id: older ones."""
         with self.db.session() as s:
             self._row(s, tenant, job_id)
@@ -204,7 +205,9 @@ class TrainingStore:
             q = q.order_by(TrainingEventRow.id.desc()).limit(limit)
             return [_event(r) for r in s.scalars(q)]
 
-    def events_since(self, tenant: str, job_id: str, since: int = 0, *, limit: int = 500) -> list[JobEvent]:
+    def events_since(
+        self, tenant: str, job_id: str, since: int = 0, *, limit: int = 500
+    ) -> builtins.list[JobEvent]:
         """Events newer than ``since``, oldest first (what a follower reads next)."""
         with self.db.session() as s:
             self._row(s, tenant, job_id)
@@ -229,7 +232,7 @@ class TrainingStore:
             s.flush()
             return _checkpoint(row)
 
-    def checkpoints(self, tenant: str, job_id: str, *, limit: int = 20) -> list[Checkpoint]:
+    def checkpoints(self, tenant: str, job_id: str, *, limit: int = 20) -> builtins.list[Checkpoint]:
         """The job's checkpoints, newest first."""
         with self.db.session() as s:
             self._row(s, tenant, job_id)

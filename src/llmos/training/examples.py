@@ -54,7 +54,7 @@ def read_conversations(path: Path) -> list[list[dict[str, Any]]]:
             raise InvalidRequest(f"line {number} of the dataset is not JSON: {exc}", param="file") from exc
         if isinstance(value, dict) and isinstance(value.get("messages"), list):
             messages = [
-                {"role": m.get("role"), "content": m.get("content") or ""}
+                {"role": str(m.get("role")), "content": str(m.get("content") or "")}
                 for m in value["messages"]
                 if isinstance(m, dict)
             ]

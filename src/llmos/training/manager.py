@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import importlib.util
 import logging
@@ -218,24 +219,24 @@ class TrainingManager:
         job = await asyncio.to_thread(self.store.get, tenant, job_id)
         return self._live(job)
 
-    async def list(self, tenant: str, *, after: str | None = None, limit: int = 20) -> list[Job]:
+    async def list(self, tenant: str, *, after: str | None = None, limit: int = 20) -> builtins.list[Job]:
         jobs = await asyncio.to_thread(self.store.list, tenant, after=after, limit=limit)
         return [self._live(j) for j in jobs]
 
     async def events(
         self, tenant: str, job_id: str, *, after: int | None = None, limit: int = 20
-    ) -> list[JobEvent]:
+    ) -> builtins.list[JobEvent]:
         """The job's events, newest first. Raises NotFound."""
         return await asyncio.to_thread(self.store.events, tenant, job_id, after=after, limit=limit)
 
-    async def events_since(self, tenant: str, job_id: str, since: int = 0) -> list[JobEvent]:
+    async def events_since(self, tenant: str, job_id: str, since: int = 0) -> builtins.list[JobEvent]:
         """Events newer than ``since``, oldest first (a follower's next read). Raises NotFound."""
         return await asyncio.to_thread(self.store.events_since, tenant, job_id, since)
 
-    async def checkpoints(self, tenant: str, job_id: str, *, limit: int = 20) -> list[Checkpoint]:
+    async def checkpoints(self, tenant: str, job_id: str, *, limit: int = 20) -> builtins.list[Checkpoint]:
         return await asyncio.to_thread(self.store.checkpoints, tenant, job_id, limit=limit)
 
-    def running(self) -> list[RunningJob]:
+    def running(self) -> builtins.list[RunningJob]:
         with self._lock:
             return [
                 RunningJob(
