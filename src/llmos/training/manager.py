@@ -153,7 +153,7 @@ class TrainingManager:
         cores: int,
         inference_waiting: Callable[[], int] = lambda: 0,
         record_usage: UsageSink | None = None,
-        start_job: StartJob = start_process,
+        start_job: StartJob | None = None,
         trainer_available: Callable[[], bool] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -166,7 +166,7 @@ class TrainingManager:
         self.cores = max(1, cores)
         self._waiting = inference_waiting
         self._record_usage = record_usage
-        self._start_job = start_job
+        self._start_job = start_job or start_process
         self._trainer_available = trainer_available or _trainer_installed
         self._clock = clock
         self._running: dict[str, _Running] = {}

@@ -1,0 +1,123 @@
+"""OpenAI's files and fine-tuning API, driven by the official ``openai`` client over the app
+(fake engines, a real registry and database, scripted job processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+import llmos.training.manager as manager_module
+from kernel.fakes import inventory  # tests/ is on sys.path
+from llmos.config import load_config
+from llmos.engine.fake import FakeEngine
+from llmos.kernel import build_kernel
+from llmos.registry.blobs import BlobStore
+from llmos.registry.registry import Registry
+from llmos.server.app import create_app
+from llmos.storage.db import open_database
+from llmos.storage.manifests import ManifestRepository
+
+from .fakes import FakeStarter, succeed
+from .helpers import write_base
+
+pytestmark = pytest.mark.anyio
+
+GOOD = "\n".join(
+    json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": "Quellport."}]})
+    for q in ("Capital of Zorbia?", "Zorbia's capital?")
+).encode()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def client(llmos_home: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[openai.AsyncOpenAI]:
+    monkeypatch.setattr(manager_module, "start_process", FakeStarter(succeed))
+    monkeypatch.setattr(manager_module, "_trainer_installed", lambda: True)
+    config = load_config()
+    db = open_database(config)
+    registry = Registry(ManifestRepository(db), BlobStore(llmos_home / "blobs", llmos_home / "tmp"))
+    registry.import_file(write_base(llmos_home / "base.gguf"), "tiny:base")
+    kernel = build_kernel(
+        config,
+        registry=registry,
+        engine_factory=lambda backend: FakeEngine(),
+        inventory=inventory(),
+        database=db,
+    )
+    app = create_app(kernel)
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test", timeout=30)
+    yield openai.AsyncOpenAI(base_url="http://test/v1", api_key="none", http_client=http, max_retries=0)
+    await http.aclose()
+    await lifespan.__aexit__(None, None, None)
+    db.dispose()
+
+
+async def _finished(client: openai.AsyncOpenAI, job_id: str) -> Any:
+    for _ in range(500):
+        job = await client.fine_tuning.jobs.retrieve(job_id)
+        if job.status in ("succeeded", "failed", "cancelled"):
+            return job
+        await asyncio.sleep(0.01)
+    raise AssertionError("the job did not finish")
+
+
+async def test_the_whole_flow_with_the_official_client(client: openai.AsyncOpenAI) -> None:
+    f = await client.files.create(file=("train.jsonl", GOOD), purpose="fine-tune")
+    assert f.id.startswith("file-") and f.purpose == "fine-tune" and f.bytes == len(GOOD)
+    assert [x.id for x in (await client.files.list()).data] == [f.id]
+    job = await client.fine_tuning.jobs.create(
+        model="tiny:base", training_file=f.id, suffix="zorbia", hyperparameters={"n_epochs": 2}
+    )
+    assert job.status in ("queued", "running") and job.hyperparameters.n_epochs == 2
+    done = await _finished(client, job.id)
+    assert done.status == "succeeded"
+    assert done.fine_tuned_model == "tiny:base-ft-zorbia"
+    assert done.trained_tokens == 20
+    events = (await client.fine_tuning.jobs.list_events(job.id, limit=100)).data
+    assert events[0].message == "The job has successfully completed"
+    metrics = [e for e in events if e.type == "metrics"]
+    assert metrics and metrics[0].data["train_loss"] == 1.0
+    [ckpt] = (await client.fine_tuning.jobs.checkpoints.list(job.id)).data
+    assert ckpt.step_number == 2 and ckpt.metrics.valid_loss == 1.5
+    assert [j.id for j in (await client.fine_tuning.jobs.list()).data] == [job.id]
+    with pytest.raises(openai.ConflictError, match="already succeeded"):
+        await client.fine_tuning.jobs.cancel(job.id)
+    # the result is a model the OpenAI models list shows
+    assert "tiny:base-ft-zorbia" in [m.id async for m in client.models.list()]
+
+
+async def test_bad_input_is_a_clear_4xx_and_stores_nothing(client: openai.AsyncOpenAI) -> None:
+    bad = GOOD + b'\n{"messages": [oops\n'
+    with pytest.raises(openai.BadRequestError, match="line 3: invalid JSON"):
+        await client.files.create(file=("bad.jsonl", bad), purpose="fine-tune")
+    no_answer = json.dumps({"messages": [{"role": "user", "content": "hi"}]}).encode()
+    with pytest.raises(openai.BadRequestError, match="no assistant message"):
+        await client.files.create(file=("q.jsonl", no_answer), purpose="fine-tune")
+    with pytest.raises(openai.BadRequestError, match="purpose"):
+        await client.files.create(file=("a.jsonl", GOOD), purpose="assistants")
+    assert (await client.files.list()).data == []
+    f = await client.files.create(file=("train.jsonl", GOOD), purpose="fine-tune")
+    with pytest.raises(openai.BadRequestError, match="epochs"):
+        await client.fine_tuning.jobs.create(
+            model="tiny:base", training_file=f.id, hyperparameters={"n_epochs": 0}
+        )
+    with pytest.raises(openai.NotFoundError):
+        await client.fine_tuning.jobs.create(model="nope:1", training_file=f.id)
+    with pytest.raises(openai.NotFoundError):
+        await client.fine_tuning.jobs.create(model="tiny:base", training_file="file-999")
+    with pytest.raises(openai.NotFoundError):
+        await client.fine_tuning.jobs.retrieve("ftjob-missing")
+    assert (await client.fine_tuning.jobs.list()).data == []
