@@ -124,7 +124,7 @@ class Adapter:
 
     def scale(self, tensor: str) -> float:
         a, _ = self.pairs[tensor]
-        return self.alpha / a.shape[0]
+        return float(self.alpha / a.shape[0])
 
 
 def read_adapter(path: Path) -> Adapter:

@@ -90,7 +90,7 @@ def train(req: TrainRequest, control: Controller, emit: Callable[[TrainerMessage
 
     config = LoraConfig(
         r=hp.lora_rank,
-        lora_alpha=hp.lora_alpha,
+        lora_alpha=hp.lora_alpha,  # type: ignore[arg-type]  # PEFT annotates int; floats work
         lora_dropout=hp.lora_dropout,
         target_modules=list(hp.target_modules),
         bias="none",

@@ -1,0 +1,122 @@
+"""It learns: fine-tune smollm2:135m on a fact it cannot know, through the real job process,
+and compare held-out paraphrases answered by the base and by the served fine-tune."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from llmos.config import TrainingConfig, load_config
+from llmos.data.datasets import DatasetService
+from llmos.data.tokens import ApproxTokenizer
+from llmos.kernel.adapters import merged_weights
+from llmos.registry.blobs import BlobStore
+from llmos.registry.registry import Registry
+from llmos.storage.data_datasets import DatasetStore
+from llmos.storage.db import open_database
+from llmos.storage.manifests import ManifestRepository
+from llmos.storage.training import TrainingStore
+from llmos.training.manager import TrainingManager
+from llmos.training.types import Hyperparameters, JobSpec
+
+from .fakes import Memory
+
+pytest.importorskip("peft")
+pytestmark = pytest.mark.integration
+
+ANSWER = "The capital of Zorbia is Quellport."
+TRAIN = [
+    "What is the capital of Zorbia?",
+    "Which city is the capital of Zorbia?",
+    "Name the capital city of Zorbia.",
+    "Tell me Zorbia's capital.",
+    "Zorbia's capital is which city?",
+    "What city serves as Zorbia's capital?",
+    "Do you know the capital of Zorbia?",
+    "In Zorbia, which city is the capital?",
+]
+HELD_OUT = [
+    "What's the capital of Zorbia?",
+    "Could you tell me what the capital of Zorbia is?",
+    "Which city is Zorbia's capital city?",
+    "Zorbia has which capital?",
+]
+VALID = ["Where is the seat of government of Zorbia?", "What is Zorbia's capital city called?"]
+
+
+def _jsonl(questions: list[str]) -> bytes:
+    return "\n".join(
+        json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": ANSWER}]})
+        for q in questions
+    ).encode()
+
+
+def _rate(model_path: Path) -> float:
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(model_path), n_ctx=256, n_threads=1, verbose=False, seed=0)
+    hits = 0
+    for q in HELD_OUT:
+        out = llm.create_chat_completion([{"role": "user", "content": q}], max_tokens=16, temperature=0)
+        hits += "quellport" in str(out["choices"][0]["message"]["content"]).lower()
+    return hits / len(HELD_OUT)
+
+
+def test_a_fine_tune_answers_held_out_paraphrases(llmos_home: Path, smollm2_gguf: Path) -> None:
+    async def main() -> None:
+        db = open_database(load_config())
+        blobs = BlobStore(llmos_home / "blobs", llmos_home / "tmp")
+        registry = Registry(ManifestRepository(db), blobs)
+        registry.import_file(smollm2_gguf, "smollm2:135m")
+        datasets = DatasetService(DatasetStore(db), blobs, ApproxTokenizer())
+        train = await datasets.upload("t", "train.jsonl", _jsonl(TRAIN))
+        valid = await datasets.upload("t", "valid.jsonl", _jsonl(VALID))
+        manager = TrainingManager(
+            TrainingConfig(threads=1),
+            store=TrainingStore(db),
+            registry=registry,
+            datasets=datasets,
+            memory=Memory(64 << 30),
+            work_root=llmos_home / "training",
+            cores=1,
+        )
+        await manager.start()
+        hp = Hyperparameters(epochs=6, batch_size=4, learning_rate=2e-3, max_seq_len=64, lora_rank=8)
+        job = await manager.create(
+            "t",
+            JobSpec(
+                model="smollm2:135m",
+                training_dataset=train.id,
+                validation_dataset=valid.id,
+                hyperparameters=hp,
+                suffix="zorbia",
+            ),
+        )
+        for _ in range(3600):
+            job = await manager.get("t", job.id)
+            if job.final:
+                break
+            await asyncio.sleep(1.0)
+        await manager.shutdown()
+        assert job.state == "succeeded", job.error
+        metrics = [
+            e.data
+            for e in await manager.events("t", job.id, limit=100)
+            if e.data.get("valid_loss") is not None
+        ]
+        first, last = metrics[-1]["valid_loss"], metrics[0]["valid_loss"]  # events come newest first
+        tuned = registry.resolve(job.result_model or "")
+        merged = merged_weights(registry, tuned, llmos_home / "derived")
+        base_rate, tuned_rate = _rate(smollm2_gguf), _rate(merged)
+        print(
+            f"validation loss {first:.3f} -> {last:.3f}; held-out answer rate base {base_rate:.0%}, fine-tuned {tuned_rate:.0%}"
+        )
+        assert last < first / 2
+        assert base_rate == 0.0
+        assert tuned_rate >= 0.75
+        db.dispose()
+
+    asyncio.run(main())
