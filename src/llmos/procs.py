@@ -29,6 +29,16 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def describe_exit(code: int) -> str:
+    """A child's exit code for error messages: ``killed by SIGKILL``, ``exit code 1``."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"exit code {code}"
+    return f"exit code {code}"
+
+
 def die_with_parent(parent_pid: int) -> None:
     """In a child process: exit when ``parent_pid`` dies (``PR_SET_PDEATHSIG`` on Linux, and a
     watchdog thread that notices the parent pid change wherever that is unavailable)."""

@@ -29,7 +29,7 @@ from llmos.core.channel import Channel, PipeChannel, QueueChannel
 from llmos.core.engine_core import serve
 from llmos.engine.backends import make_engine
 from llmos.engine.base import Engine
-from llmos.procs import die_with_parent
+from llmos.procs import describe_exit, die_with_parent
 
 logger = logging.getLogger(__name__)
 
@@ -95,12 +95,7 @@ class ProcessHost:
         code = proc.exitcode
         if code is None:
             return ""
-        if code < 0:
-            try:
-                return f"killed by {signal.Signals(-code).name}"
-            except ValueError:
-                return f"exit code {code}"
-        return f"exit code {code}"
+        return describe_exit(code)
 
     def stop(self, timeout: float) -> None:
         proc = self._proc

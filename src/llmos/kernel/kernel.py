@@ -50,7 +50,7 @@ from llmos.security.types import UsageRecord
 from llmos.storage.conversations import ConversationRepository
 from llmos.storage.db import Database, open_database
 from llmos.tasks import TaskRequest, TaskResult
-from llmos.training.manager import TrainingManager
+from llmos.training.manager import RunningJob, TrainingManager
 from llmos.training.types import Job
 from llmos.types import ChatMessage
 
@@ -170,6 +170,10 @@ class Kernel:
                 await manager.start()
                 self._training = manager
             return self._training
+
+    def training_jobs(self) -> list[RunningJob]:
+        """Running fine-tuning jobs (memory, threads, paused), none before the manager is used."""
+        return self._training.running() if self._training is not None else []
 
     def _inference_active(self) -> int:
         """Inference requests running or queued on every resident model (training yields to them)."""

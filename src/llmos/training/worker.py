@@ -20,7 +20,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from llmos.errors import LLMOSError
-from llmos.procs import die_with_parent
+from llmos.procs import describe_exit, die_with_parent
 from llmos.training.messages import Control, Failed, TrainerMessage, TrainRequest
 
 log = logging.getLogger(__name__)
@@ -111,12 +111,7 @@ class JobProcess:
         code = self._proc.exitcode
         if code is None:
             return "still running"
-        if code < 0:
-            try:
-                return f"killed by {signal.Signals(-code).name}"
-            except ValueError:
-                return f"exit code {code}"
-        return f"exit code {code}"
+        return describe_exit(code)
 
     def stop(self, timeout: float) -> None:
         """Wait up to ``timeout`` for the process to end, then kill it. Idempotent."""

@@ -28,6 +28,7 @@ from llmos.server.schemas.introspection import (
     ResourcesResponse,
     SchedulerRequestsResponse,
     SchedulerResponse,
+    TrainingView,
 )
 
 router = APIRouter(prefix="/api", tags=["introspection"])
@@ -80,6 +81,11 @@ async def resources(kernel: KernelDep, principal: PrincipalDep) -> ResourcesResp
         budget=view.budget,
         used_bytes=view.used_bytes,
         residents=[r for r in view.residents if principal.allows_model(r.model)],
+        training=TrainingView(
+            yield_policy=kernel.config.training.yield_policy,
+            max_jobs=kernel.config.training.max_jobs,
+            jobs=[j for j in kernel.training_jobs() if principal.is_admin or j.tenant == principal.tenant],
+        ),
     )
 
 
