@@ -13,6 +13,7 @@ from llmos.sdk.conversations import Conversations
 from llmos.sdk.data import Data
 from llmos.sdk.embeddings import Embeddings
 from llmos.sdk.errors import APIConnectionError, NotFoundError
+from llmos.sdk.fine_tuning import FineTuning
 from llmos.sdk.security import Security
 from llmos.sdk.tasks import Tasks
 from llmos.sdk.types import ChatMessage, Generation, Model, ModelDetail, Progress, RunningModel
@@ -45,6 +46,7 @@ class Client:
         self.data = Data(self)
         self.tasks = Tasks(self)
         self.conversations = Conversations(self)
+        self.fine_tuning = FineTuning(self)
 
     def __enter__(self) -> Client:
         return self

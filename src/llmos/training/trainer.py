@@ -61,6 +61,9 @@ def train(req: TrainRequest, control: Controller, emit: Callable[[TrainerMessage
     import torch
     from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # the job reports its own progress, as events
 
     hp = req.hyperparameters
     torch.manual_seed(hp.seed)
