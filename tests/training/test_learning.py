@@ -25,7 +25,7 @@ from llmos.training.types import Hyperparameters, JobSpec
 from .fakes import Memory
 
 pytest.importorskip("peft")
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]  # torch on 2 shared cores
 
 ANSWER = "The capital of Zorbia is Quellport."
 TRAIN = [
