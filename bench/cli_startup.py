@@ -2,8 +2,9 @@
 
 Each command runs ``--runs`` times in a fresh interpreter (this venv's Python, the sources of
 ``--ref`` exported by ``git archive`` and put first on ``PYTHONPATH``), against a fresh
-``LLMOS_HOME`` and a closed port (no server answers, so ``list`` reads the local registry, made
-and migrated by one untimed run first; every command also runs once untimed, so that Python has
+``LLMOS_HOME`` and a closed port (no server answers: since issue 18 ``list`` answers, exit code 6,
+that none runs and how to start one; before, it read the local registry, made and migrated by
+one untimed run first; every command also runs once untimed, so that Python has
 written its bytecode caches, as on any installation: ``PYTHONDONTWRITEBYTECODE`` is unset for the
 runs). Reported per command: the median wall time and the
 median CPU time (user + system, which depends less on what else the machine runs), and the
@@ -48,9 +49,19 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+ANSWERS = (0, 6)
+"""Exit codes of a command that answered: 6 is "no llmos server is running" (``list``)."""
+
+
+def _run(argv: list[str], env: dict[str, str]) -> None:
+    done = subprocess.run(argv, env=env, capture_output=True, text=True)
+    if done.returncode not in ANSWERS:
+        raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr}")
+
+
 def _time(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     cpu0, t0 = _children_cpu(), time.perf_counter()
-    subprocess.run(argv, env=env, check=True, capture_output=True)
+    _run(argv, env)
     return time.perf_counter() - t0, _children_cpu() - cpu0
 
 
@@ -90,10 +101,10 @@ def measure(ref: str, runs: int) -> dict[str, Any]:
         )
         if not where.stdout.decode().startswith(str(root)):
             raise SystemExit(f"the export of {ref} is not what Python imports: {where.stdout.decode()}")
-        subprocess.run([sys.executable, "-m", "llmos", "list"], env=env, check=True, capture_output=True)
+        _run([sys.executable, "-m", "llmos", "list"], env)
         commands: dict[str, Any] = {}
         for cmd in COMMANDS:
-            subprocess.run([sys.executable, "-m", "llmos", *cmd], env=env, check=True, capture_output=True)
+            _run([sys.executable, "-m", "llmos", *cmd], env)
             walls, cpus = zip(
                 *(_time([sys.executable, "-m", "llmos", *cmd], env) for _ in range(runs)), strict=True
             )
@@ -120,8 +131,9 @@ def render(results: dict[str, Any]) -> str:
         "# CLI start-up: the time to answer a command",
         "",
         "Command: `python bench/cli_startup.py --ref <ref> --label <label>` (see its docstring): medians of",
-        "fresh interpreters; no server running, so `list` reads the local registry. CPU time is user +",
-        "system; the machine is shared (load average 1/5/15 min at the time of each run).",
+        "fresh interpreters; no server running, so `list` reads the local registry (before issue 18) or",
+        "answers that no server runs and how to start one (from issue 18 on: the CLI is the SDK's user).",
+        "CPU time is user + system; the machine is shared (load average 1/5/15 min at each run).",
         "Goals (issue 17): `llmos --help` ≤ 0.5 s, `llmos list` ≤ 1 s.",
         "",
         "| | " + " | ".join(f"{label} ({results[label]['commit'][:10]})" for label in labels) + " |",

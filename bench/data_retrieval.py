@@ -41,8 +41,8 @@ import numpy as np
 from llmos.data.datasets import DatasetService
 from llmos.data.service import DataService
 from llmos.data.tokens import ApproxTokenizer
-from llmos.data.types import NewChunk, NewDocument
-from llmos.registry.blobs import BlobStore
+from llmos.domain.data import NewChunk, NewDocument
+from llmos.storage.blobs import BlobStore
 from llmos.storage.data_datasets import DatasetStore
 from llmos.storage.data_vectors import exact_top_k
 from llmos.storage.db import Database, make_engine

@@ -29,7 +29,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import llmos.server.routes.openai_chat as chat_route
+import llmos.kernel.kernel as kernel_module
 from kernel.fakes import fake_kernel
 from llmos.server import Lifecycle, create_app
 from llmos.server.runner import server_for
@@ -81,14 +81,14 @@ async def measure(url: str, seconds: float, clients: int) -> dict[str, Any]:
 def serve(port: int, on_loop: bool) -> None:
     """The server process: fake engines, planning on or off the event loop."""
     if on_loop:  # what the server did before: plan_chat on the event loop
-        real_to_thread = chat_route.asyncio.to_thread
+        real_to_thread = asyncio.to_thread
 
         async def inline(fn: Any, *args: Any, **kwargs: Any) -> Any:
-            if fn is chat_route.plan_chat:
+            if fn is kernel_module.plan_chat:
                 return fn(*args, **kwargs)
             return await real_to_thread(fn, *args, **kwargs)
 
-        chat_route.asyncio.to_thread = inline  # type: ignore[assignment]
+        asyncio.to_thread = inline  # the kernel plans through asyncio.to_thread
     with tempfile.TemporaryDirectory() as tmp:
         life = Lifecycle()
         app = create_app(fake_kernel(Path(tmp)), lifecycle=life)

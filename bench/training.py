@@ -29,14 +29,14 @@ from typing import Any
 from llmos.config import TrainingConfig, TrainingYield, load_config
 from llmos.data.datasets import DatasetService
 from llmos.data.tokens import ApproxTokenizer
-from llmos.registry.blobs import BlobStore
+from llmos.domain.training import Hyperparameters, JobSpec
 from llmos.registry.registry import Registry
+from llmos.storage.blobs import BlobStore
 from llmos.storage.data_datasets import DatasetStore
 from llmos.storage.db import open_database
 from llmos.storage.manifests import ManifestRepository
 from llmos.storage.training import TrainingStore
 from llmos.training.manager import TrainingManager
-from llmos.training.types import Hyperparameters, JobSpec
 
 RESULTS = Path(__file__).parent / "results"
 MODEL = Path.home() / ".cache" / "llmos-tests" / "SmolLM2-135M-Instruct.Q4_1.gguf"

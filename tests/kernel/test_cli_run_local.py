@@ -26,8 +26,11 @@ def no_server(llmos_home: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
 
 
 def _import(cli: CliRunner, gguf: Path) -> None:
-    r = cli.invoke(app, ["import", str(gguf), "--name", MODEL, "--quiet"])
-    assert r.exit_code == 0, r.output
+    """Register ``gguf`` in the local registry (``llmos import`` needs a server; ``run`` does not)."""
+    from llmos.config import load_config
+    from llmos.registry import open_registry
+
+    open_registry(load_config()).import_file(gguf, MODEL)
 
 
 def test_run_in_process_with_the_fake_backend(

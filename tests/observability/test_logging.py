@@ -91,7 +91,7 @@ async def test_every_line_of_a_request_has_its_id_and_one_access_line(serve: App
     assert line["tenant"] == "acme" and line["model"] == "fake:1" and isinstance(line["latency_ms"], float)
     # The model loads inside the first request that reaches it: the kernel's line carries that id.
     [loading] = [x for x in records if str(x["message"]).startswith("loading fake:1")]
-    assert loading["request_id"] in ("my-id-1", rid) and loading["logger"] == "llmos.kernel.residency"
+    assert loading["request_id"] in ("my-id-1", rid) and loading["logger"] == "llmos.kernel.loader"
     refused = [x for x in records if x["request_id"] == "my-id-1" and x["logger"] == "llmos.access"]
     assert len(refused) == 1 and refused[0]["status"] == first_status
     assert SECRET not in out.getvalue() and "the secret prompt" not in out.getvalue()

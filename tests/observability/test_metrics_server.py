@@ -20,8 +20,10 @@ MSG = [{"role": "user", "content": "hi"}]
 ADMIN_KEY = "sk-llmos-observability-admin-key-0123456789"
 
 
-async def scrape(s: App) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    r = await s.client.get("/metrics")
+async def scrape(
+    s: App, headers: dict[str, str] | None = None
+) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    r = await s.client.get("/metrics", headers=headers)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
@@ -187,6 +189,6 @@ async def test_a_spent_budget_is_counted_as_a_limit_rejection(serve: AppFactory,
     assert (await s.client.post("/v1/chat/completions", json=chat, headers=acme)).status_code == 200
     refused = await s.client.post("/v1/chat/completions", json=chat, headers=acme)
     assert refused.status_code == 429 and refused.json()["error"]["code"] == "insufficient_quota"
-    m = await scrape(s)
+    m = await scrape(s, admin)  # keys are required: /metrics needs metrics:read or admin
     assert get(m, "llmos_limit_rejections_total", tenant="acme", reason="insufficient_quota") == 1
     assert get(m, "llmos_requests_total", model="fake:1", tenant="acme", status="ok") == 1

@@ -13,11 +13,11 @@ import gguf
 import numpy as np
 from sqlalchemy import text
 
-from llmos.registry.blobs import BlobStore
 from llmos.registry.catalog import CatalogEntry, CatalogFile, PackageMember
 from llmos.registry.registry import Registry
 from llmos.registry.sources.hf import HfSource
 from llmos.registry.sources.pypi import PipFetcher
+from llmos.storage.blobs import BlobStore
 from llmos.storage.db import Database
 from llmos.storage.manifests import ManifestRepository
 

@@ -9,6 +9,7 @@ from typing import Any, BinaryIO
 
 import pytest
 
+from llmos.domain.progress import Progress
 from llmos.errors import (
     IntegrityError,
     InvalidModelFile,
@@ -20,10 +21,9 @@ from llmos.errors import (
     SourceUnavailable,
     StorageFull,
 )
-from llmos.registry.blobs import BlobStore
-from llmos.registry.progress import Progress
 from llmos.registry.registry import Registry
 from llmos.registry.sources.pypi import PipFetcher
+from llmos.storage.blobs import BlobStore
 from llmos.storage.db import Database
 from llmos.storage.manifests import ManifestRepository
 

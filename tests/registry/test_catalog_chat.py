@@ -87,7 +87,7 @@ def test_each_catalog_chat_model_names_the_primary_colours(cli: CliRunner, model
 
 def test_show_says_where_each_template_comes_from(cli: CliRunner) -> None:
     sources = {
-        name: json.loads(cli.invoke(app, ["show", name, "--json"]).stdout)["metadata"]["chat_template_source"]
+        name: json.loads(cli.invoke(app, ["show", name, "--json"]).stdout)["chat_template_source"]
         for name in CHAT_MODELS
     }
     assert sources == {"gemma3:270m": "catalog", "smollm2:135m": "file"}

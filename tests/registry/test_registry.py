@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from llmos.domain.manifest import ManifestFile, files_digest
+from llmos.domain.progress import Progress
 from llmos.errors import Conflict, ModelNotFound
 from llmos.registry.catalog import CatalogEntry, CatalogFile, PackageMember
-from llmos.registry.manifest import ManifestFile, files_digest
-from llmos.registry.progress import Progress
 from llmos.registry.registry import Registry
 from llmos.registry.sources.pypi import PipFetcher
 from llmos.storage.db import Database

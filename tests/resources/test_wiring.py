@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from llmos.config import Config, EngineConfig, Paths
+from llmos.domain.manifest import Manifest, ManifestFile
 from llmos.errors import InvalidRequest
-from llmos.registry.manifest import Manifest, ManifestFile
 from llmos.resources import EstimateParams, Inventory, estimate_memory, read_shape
 from llmos.resources.estimate import RUNTIME_OVERHEAD_BYTES
 from llmos.resources.wiring import estimate_model, residency_from_config

@@ -11,11 +11,10 @@ import anyio
 import pytest
 
 from llmos.config import load_config
+from llmos.domain.tenancy import UsageRecord
 from llmos.errors import BudgetExhausted, RateLimited
-from llmos.security.limiter import BudgetView, Limiter, Subject
 from llmos.security.principal import Principal
 from llmos.security.service import Grant, Security, local_admin
-from llmos.security.types import Quota, UsageRecord
 from llmos.server.metering import upper_bound
 from llmos.storage.db import Database
 
@@ -78,22 +77,6 @@ def test_no_reservation_without_a_budget(tmp_path: Path, database: Database) -> 
     free = Principal(tenant="globex", scopes=frozenset({"inference"}))
     grants = [s.admit(free, max_tokens=10**6, estimate=lambda a: a) for _ in range(3)]
     assert [g.reserved for g in grants] == [0, 0, 0] and s.limiter.reserved("tenant", "globex") == 0
-
-
-def test_tokens_settled_while_the_database_was_read_are_not_missed() -> None:
-    limiter = Limiter(FakeClock())
-    acme = Subject("tenant", "acme", Quota(token_budget=100))
-    before = limiter.settled(acme)
-    stale = BudgetView(used=0, budget=100, settled_before=before)  # read before the others ended
-    for tokens in (60, 45):
-        done = limiter.admit([acme], budgets={acme: BudgetView(0, 100, before)}, reserve=60)
-        done.finish(tokens)  # its row is in the database now, maybe after ``stale`` was read
-    assert limiter.reserved("tenant", "acme") == 0
-    with pytest.raises(RateLimited):
-        limiter.admit([acme], budgets={acme: stale}, reserve=5)
-    # Read after they ended, the database holds those tokens: only ``used`` counts them.
-    fresh = BudgetView(used=50, budget=100, settled_before=limiter.settled(acme))
-    limiter.admit([acme], budgets={acme: fresh}, reserve=5).finish(5)
 
 
 def test_upper_bound_of_a_request() -> None:

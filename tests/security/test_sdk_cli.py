@@ -1,4 +1,5 @@
-"""The SDK's ``client.security`` over the API, and the CLI: on a server and on the local database."""
+"""The SDK's ``client.security`` over the API, and the CLI: through a server, and its one local
+path (the first admin key) without one."""
 
 from __future__ import annotations
 
@@ -70,45 +71,20 @@ async def test_async_sdk_security(secured: ServeFactory) -> None:
             await acme.security.whoami()
 
 
-def test_cli_without_a_server_works_on_the_database(llmos_home: Path) -> None:
+def test_cli_without_a_server_makes_only_the_first_admin_key(llmos_home: Path) -> None:
     code, key, err = llmos("keys", "create", "--admin")
     assert code == 0, err
-    assert key.strip().startswith("sk-llmos-") and "not shown again" in err
-    assert llmos("tenants", "create", "acme", "--plan", "pro", "--rpm", "5")[0] == 0
-    code, out, _ = llmos("tenants", "list", "--json")
-    tenants = {t["name"]: t for t in json.loads(out)}
-    assert tenants["acme"]["weight"] == 2.0 and tenants["acme"]["limits"]["requests_per_minute"] == 5
-    code, out, err = llmos(
-        "tenants", "set-limits", "acme", "--clear", "rpm", "--budget", "1000", "--budget-period", "day"
-    )
-    assert code == 0 and "budget=1000/day" in out, err
-    code, secret, err = llmos(
-        "keys",
-        "create",
-        "--tenant",
-        "acme",
-        "--scopes",
-        "inference,embeddings",
-        "--models",
-        "fake:*",
-        "--expires",
-        "30d",
-    )
-    assert code == 0, err
-    keys = json.loads(llmos("keys", "list", "--json", "--tenant", "acme")[1])
-    assert len(keys) == 1 and keys[0]["scopes"] == ["inference", "embeddings"] and keys[0]["key"] is None
-    assert secret.strip() not in llmos("keys", "list")[1]
-    code, out, err = llmos("keys", "set-limits", keys[0]["id"], "--rpm", "7", "--budget", "500")
-    assert code == 0 and "rpm=7" in out and "budget=500/month" in out, err
-    code, out, _ = llmos("keys", "revoke", keys[0]["id"])
-    assert code == 0 and "revoked" in out
-    assert llmos("usage", "--json")[1].strip() == "[]"
-    code, _, err = llmos("keys", "create", "--tenant", "nowhere")
-    assert code == 3 and "llmos tenants create nowhere" in err
+    assert key.strip().startswith("sk-llmos-") and "not shown again" in err and "local database" in err
+    for args in (["tenants", "create", "acme"], ["keys", "list"], ["keys", "create"], ["usage"]):
+        code, out, err = llmos(*args)
+        assert code == 6 and out == "", args
+        assert (
+            err.startswith("error: no llmos server is running at") and "start one with 'llmos serve'" in err
+        )
+    code, _, err = llmos("keys", "create", "--local")
+    assert code == 2 and "--admin" in err
     code, _, err = llmos("keys", "create", "--expires", "yesterday")
     assert code == 2
-    code, _, err = llmos("tenants", "set-limits", "acme")
-    assert code == 2 and "nothing to change" in err
 
 
 class ViaTestClient(httpx.BaseTransport):
@@ -143,7 +119,7 @@ def server(llmos_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         def reachable() -> Client:
             return Client(base_url="http://test", transport=ViaTestClient(tc))
 
-        monkeypatch.setattr(cli_security, "reachable_client", reachable)
+        monkeypatch.setattr(cli_security, "open_client", reachable)
         yield tc
 
 
@@ -159,10 +135,39 @@ def test_cli_through_a_server(server: TestClient, monkeypatch: pytest.MonkeyPatc
     def with_key() -> Client:
         return Client(base_url="http://test", api_key=admin_key, transport=ViaTestClient(server))
 
-    monkeypatch.setattr(cli_security, "reachable_client", with_key)
-    assert llmos("tenants", "create", "acme")[0] == 0
-    code, secret, _ = llmos("keys", "create", "--tenant", "acme")
+    monkeypatch.setattr(cli_security, "open_client", with_key)
+    assert llmos("tenants", "create", "acme", "--plan", "pro", "--rpm", "5")[0] == 0
+    code, out, _ = llmos("tenants", "list", "--json")
+    tenants = {t["name"]: t for t in json.loads(out)}
+    assert tenants["acme"]["weight"] == 2.0 and tenants["acme"]["limits"]["requests_per_minute"] == 5
+    code, out, err = llmos(
+        "tenants", "set-limits", "acme", "--clear", "rpm", "--budget", "1000", "--budget-period", "day"
+    )
+    assert code == 0 and "budget=1000/day" in out, err
+    code, _, err = llmos("tenants", "set-limits", "acme")
+    assert code == 2 and "nothing to change" in err
+    code, _, err = llmos("keys", "create", "--tenant", "nowhere")
+    assert code == 3 and "llmos tenants create nowhere" in err
+    code, secret, _ = llmos(
+        "keys",
+        "create",
+        "--tenant",
+        "acme",
+        "--scopes",
+        "inference,embeddings",
+        "--models",
+        "fake:*",
+        "--expires",
+        "30d",
+    )
     assert code == 0
+    listed = json.loads(llmos("keys", "list", "--json", "--tenant", "acme")[1])
+    assert (
+        len(listed) == 1 and listed[0]["scopes"] == ["inference", "embeddings"] and listed[0]["key"] is None
+    )
+    assert secret.strip() not in llmos("keys", "list")[1]
+    code, out, err = llmos("keys", "set-limits", listed[0]["id"], "--rpm", "7", "--budget", "500")
+    assert code == 0 and "rpm=7" in out and "budget=500/month" in out, err
     r = server.post(
         "/v1/chat/completions",
         json={"model": "fake:1", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2},

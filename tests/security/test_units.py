@@ -7,12 +7,14 @@ from datetime import UTC, datetime
 import pytest
 
 from llmos.config import load_config
+from llmos.domain.tenancy import Quota
 from llmos.errors import InvalidRequest, RateLimited
 from llmos.security.keys import display_prefix, generate_key, hash_key, looks_like_key, matches
 from llmos.security.limiter import Limiter, Subject
 from llmos.security.periods import period_end, period_start
 from llmos.security.service import auth_required, is_loopback
-from llmos.security.types import Quota
+from llmos.storage.db import Database
+from llmos.storage.limits import LimitsRepository
 
 from .conftest import FakeClock
 
@@ -54,21 +56,24 @@ def test_auth_modes() -> None:
     assert not auth_required(load_config(auth="off", host="0.0.0.0"))
 
 
-def test_limiter_counts_nothing_when_one_subject_refuses() -> None:
+def test_limiter_counts_nothing_when_one_subject_refuses(database: Database) -> None:
     clock = FakeClock(0.0)
-    limiter = Limiter(clock)
-    tenant = Subject("tenant", "acme", Quota(requests_per_minute=10))
+    limiter = Limiter(clock, LimitsRepository(database))
+    tenant = Subject("tenant", "acme", Quota(requests_per_minute=2))
     key = Subject("key", "k1", Quota(requests_per_minute=1))
     limiter.admit([tenant, key]).finish(0)
     with pytest.raises(RateLimited) as refused:
         limiter.admit([tenant, key])
     assert refused.value.retry_after == 60.0
-    assert len(limiter._windows[("tenant", "acme")].requests) == 1  # the refused request was not counted
+    other = Subject("key", "k2", Quota())
+    limiter.admit([tenant, other]).finish(0)  # the refused request was not counted for the tenant
+    with pytest.raises(RateLimited):
+        limiter.admit([tenant, other])
 
 
-def test_limiter_tokens_and_concurrency_windows() -> None:
+def test_limiter_tokens_and_concurrency_windows(database: Database) -> None:
     clock = FakeClock(0.0)
-    limiter = Limiter(clock)
+    limiter = Limiter(clock, LimitsRepository(database))
     s = Subject("tenant", "t", Quota(tokens_per_minute=100, concurrent_requests=2))
     a = limiter.admit([s])
     b = limiter.admit([s])
@@ -89,3 +94,14 @@ def test_limiter_tokens_and_concurrency_windows() -> None:
     clock.advance(1)
     limiter.admit([s]).finish(0)
     assert limiter.in_flight("tenant", "t") == 0
+
+
+def test_a_dead_front_ends_holds_expire(database: Database) -> None:
+    clock = FakeClock(0.0)
+    limiter = Limiter(clock, LimitsRepository(database), lease_s=120.0)
+    s = Subject("tenant", "t", Quota(concurrent_requests=1))
+    limiter.admit([s])  # never finished: its front-end died
+    with pytest.raises(RateLimited):
+        limiter.admit([s])
+    clock.advance(120)
+    limiter.admit([s]).finish(0)

@@ -7,6 +7,7 @@ tenant's ceiling is lowered to it (not refused) and ``X-LLMOS-Priority-Lowered``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,11 +22,16 @@ pytestmark = pytest.mark.anyio
 def _spy(s: Served) -> list[RequestMeta]:
     """Record the RequestMeta of every generation, embedding and task the kernel is asked for."""
     seen: list[RequestMeta] = []
-    for name, at in (("chat", 3), ("complete", 3), ("embed", 2), ("run_task", 2)):
+    metas: dict[str, Callable[[tuple[Any, ...]], RequestMeta]] = {
+        "submit": lambda args: args[0].meta,
+        "embed": lambda args: args[2],
+        "run_task": lambda args: args[2],
+    }
+    for name, meta_of in metas.items():
         real = getattr(s.kernel, name)
 
-        async def spy(*args: Any, _real: Any = real, _at: int = at, **kw: Any) -> Any:
-            seen.append(args[_at])
+        async def spy(*args: Any, _real: Any = real, _meta: Any = meta_of, **kw: Any) -> Any:
+            seen.append(_meta(args))
             return await _real(*args, **kw)
 
         setattr(s.kernel, name, spy)

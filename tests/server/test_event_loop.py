@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-import llmos.server.routes.openai_chat as chat_route
+import llmos.kernel.kernel as kernel_module
 from llmos.server.schemas.chat import MAX_TOOLS
 
 from .conftest import ServeFactory
@@ -29,14 +29,14 @@ async def test_health_answers_while_the_heaviest_chat_is_planned(
     s = await serve()
     planning, health_answered = threading.Event(), threading.Event()
     released: list[bool] = []
-    real = chat_route.plan_chat
+    real = kernel_module.plan_chat
 
     def held_plan(*args: Any, **kwargs: Any) -> Any:
         planning.set()
         released.append(health_answered.wait(timeout=10))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(chat_route, "plan_chat", held_plan)
+    monkeypatch.setattr(kernel_module, "plan_chat", held_plan)
     body = {
         "model": "fake:1",
         "messages": [{"role": "user", "content": "Weather in Oslo for 3 days?"}],

@@ -1,7 +1,8 @@
 """Every route that spends tokens is metered, found by walking the app's routes.
 
 A route spends tokens when its code (or a server function it calls) reaches a token-spending
-operation: a kernel method that runs a request on a model (it takes a ``RequestMeta``) or a data
+operation: a kernel method that runs a request on a model (it takes a ``RequestMeta`` or an
+``InferenceRequest``, which carries one) or a data
 service method that embeds on a caller's behalf (it takes ``spent``). Such a route must carry
 the :func:`llmos.server.metering.metered` marker, which gives it limits, budgets and a usage row.
 """
@@ -22,6 +23,7 @@ from llmos.config import load_config
 from llmos.data.service import DataService
 from llmos.engine.fake import FakeEngine
 from llmos.kernel import Kernel, build_kernel
+from llmos.kernel.request import InferenceRequest
 from llmos.kernel.types import RequestMeta
 from llmos.server import create_app
 from llmos.server.metering import is_metered
@@ -31,11 +33,12 @@ from llmos.server.routes.deps import KernelDep
 def spending_operations() -> set[str]:
     """Names of the kernel's and the data service's token-spending methods, by their signatures."""
     names = set()
-    for cls, marker in ((Kernel, RequestMeta), (DataService, None)):
+    markers = {RequestMeta, InferenceRequest}
+    for cls, typed in ((Kernel, True), (DataService, False)):
         for name, fn in inspect.getmembers(cls, inspect.isfunction):
             params = inspect.signature(fn).parameters
-            hints = get_type_hints(fn) if marker is not None else {}
-            if (marker is not None and marker in hints.values()) or (marker is None and "spent" in params):
+            hints = get_type_hints(fn) if typed else {}
+            if (typed and markers & set(hints.values())) or (not typed and "spent" in params):
                 names.add(name)
     return names
 
@@ -95,7 +98,15 @@ def _app(tmp_path: Path) -> FastAPI:
 
 
 def test_the_spending_operations_are_found() -> None:
-    assert spending_operations() >= {"chat", "complete", "embed", "run_task", "add_document", "search"}
+    assert spending_operations() >= {
+        "submit",
+        "chat",
+        "complete",
+        "embed",
+        "run_task",
+        "add_document",
+        "search",
+    }
 
 
 def test_every_token_spending_route_is_metered(tmp_path: Path) -> None:

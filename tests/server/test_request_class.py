@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +93,24 @@ async def test_serve_startup_pulls_and_loads_the_default_model(serve: ServeFacto
         await asyncio.sleep(0.01)
     assert [m["name"] for m in (await s.client.get("/api/ps")).json()["models"]] == ["cat:1"]
     assert [m["name"] for m in (await s.client.get("/api/models")).json()["models"]] == ["cat:1"]
+
+
+async def test_a_default_model_that_cannot_be_pulled_leaves_the_server_degraded(
+    serve: ServeFactory, tmp_path: Path
+) -> None:
+    from llmos.cli.serve import default_model_startup
+
+    cfg = load_config(home=tmp_path / "h", default_model="ghost:1")
+    s = await serve(config=cfg, models=["fake:1"], startup=default_model_startup(cfg))
+    for _ in range(500):
+        r = await s.client.get("/ready")
+        if r.json()["status"] != "starting":
+            break
+        await asyncio.sleep(0.01)
+    assert r.status_code == 503 and r.json()["status"] == "degraded"
+    assert "the default model ghost:1 is not available" in r.json()["detail"]
+    # Every other model is still served.
+    chat = await s.client.post(
+        "/v1/chat/completions", json={"model": "fake:1", "messages": MSG, "max_tokens": 2}
+    )
+    assert chat.status_code == 200

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import inspect, text
 
 from llmos.config import load_config
+from llmos.domain.manifest import Manifest, ManifestFile
 from llmos.errors import Conflict, InvalidRequest, SourceUnavailable
-from llmos.registry.manifest import Manifest, ManifestFile
 from llmos.storage.db import Database, make_engine, open_database
 from llmos.storage.manifests import ManifestRepository
 from llmos.storage.migrate import current_revision, downgrade, head_revision, upgrade

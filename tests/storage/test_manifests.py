@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy.exc
 from sqlalchemy import func, select, text
 
-from llmos.registry.manifest import Manifest, ManifestFile
+from llmos.domain.manifest import Manifest, ManifestFile
 from llmos.storage.db import Database
 from llmos.storage.manifests import ManifestRepository
 from llmos.storage.rows import ManifestFileRow, ManifestRow

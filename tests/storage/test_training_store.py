@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from llmos.domain.training import Checkpoint, Hyperparameters, Job, Progress
 from llmos.errors import NotFound
 from llmos.storage.db import Database
 from llmos.storage.training import TrainingStore
-from llmos.training.types import Checkpoint, Hyperparameters, Job, Progress
 
 
 def _job(job_id: str, tenant: str = "acme", second: int = 0) -> Job:

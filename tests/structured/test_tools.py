@@ -20,7 +20,7 @@ from llmos.structured import (
     plan_chat,
     render_tool_history,
 )
-from llmos.structured.tool_parser import CallWatcher
+from llmos.structured.tool_parser import CallWatcher, ToolCall
 
 WEATHER = {
     "type": "function",
@@ -200,16 +200,11 @@ def test_parse_answer_text_and_calls() -> None:
         id_factory=_ids(),
     )
     assert answer.content is None
-    assert [c.to_openai() for c in answer.tool_calls] == [
-        {"id": "call_0", "type": "function", "function": {"name": "add", "arguments": '{"a": 1, "b": 2}'}},
-        {
-            "id": "call_1",
-            "type": "function",
-            "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
-        },
-    ]
-    assert answer.to_openai()["content"] is None and len(answer.to_openai()["tool_calls"]) == 2
-    assert parse_answer("hi").to_openai() == {"role": "assistant", "content": "hi"}
+    assert answer.tool_calls == (
+        ToolCall("call_0", "add", '{"a": 1, "b": 2}'),
+        ToolCall("call_1", "get_weather", '{"city": "Oslo"}'),
+    )  # their OpenAI shape: tests/server/test_answer_shapes.py
+    assert parse_answer("hi") == ParsedAnswer("hi")
     truncated = '<tool_call>{"name": "add", "arguments": {"a": 1'
     assert parse_answer(truncated) == ParsedAnswer(None)  # the markup never becomes content
     assert parse_answer("<tool_ca") == ParsedAnswer(None)
@@ -303,16 +298,7 @@ def test_stream_of_calls_matches_the_whole_answer(size: int) -> None:
     assert [c["id"] for c in calls] == ["call_0", "call_1"]
     assert stream.is_tool_answer and [c.arguments for c in stream.tool_calls] == [c.arguments for c in whole]
     first = next(d for d in deltas if isinstance(d, ToolCallDelta))
-    assert first.to_openai() == {
-        "tool_calls": [
-            {
-                "index": 0,
-                "id": "call_0",
-                "type": "function",
-                "function": {"name": "get_weather", "arguments": ""},
-            }
-        ]
-    }
+    assert first == ToolCallDelta(index=0, arguments="", id="call_0", name="get_weather")
     if size < 10:  # arguments arrive in several fragments, not at the end in one piece
         assert sum(1 for d in deltas if isinstance(d, ToolCallDelta) and d.index == 0) > 3
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from llmos.domain.training import Progress
 from llmos.training.adapter_gguf import HeadCounts, gguf_pairs, write_adapter
 from llmos.training.messages import (
     CheckpointSaved,
@@ -18,7 +19,6 @@ from llmos.training.messages import (
     TrainerMessage,
     TrainRequest,
 )
-from llmos.training.types import Progress
 
 from .helpers import N_EMBD, N_HEAD, N_HEAD_KV
 

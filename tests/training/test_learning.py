@@ -12,15 +12,15 @@ import pytest
 from llmos.config import TrainingConfig, load_config
 from llmos.data.datasets import DatasetService
 from llmos.data.tokens import ApproxTokenizer
+from llmos.domain.training import Hyperparameters, JobSpec
 from llmos.kernel.adapters import merged_weights
-from llmos.registry.blobs import BlobStore
 from llmos.registry.registry import Registry
+from llmos.storage.blobs import BlobStore
 from llmos.storage.data_datasets import DatasetStore
 from llmos.storage.db import open_database
 from llmos.storage.manifests import ManifestRepository
 from llmos.storage.training import TrainingStore
 from llmos.training.manager import TrainingManager
-from llmos.training.types import Hyperparameters, JobSpec
 
 from .fakes import Memory
 

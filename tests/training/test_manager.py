@@ -12,15 +12,15 @@ import pytest
 from llmos.config import TrainingConfig, load_config
 from llmos.data.datasets import DatasetService
 from llmos.data.tokens import ApproxTokenizer
+from llmos.domain.training import Hyperparameters, Job, JobSpec
 from llmos.errors import Conflict, InvalidRequest, MissingDependency, ModelNotFound, NotFound
-from llmos.registry.blobs import BlobStore
 from llmos.registry.registry import Registry
+from llmos.storage.blobs import BlobStore
 from llmos.storage.data_datasets import DatasetStore
 from llmos.storage.db import Database, open_database
 from llmos.storage.manifests import ManifestRepository
 from llmos.storage.training import TrainingStore
 from llmos.training.manager import TrainingManager
-from llmos.training.types import Hyperparameters, Job, JobSpec
 
 from .fakes import FakeStarter, Memory, crash, succeed, wait_for_cancel
 from .helpers import write_base

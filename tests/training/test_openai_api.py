@@ -18,9 +18,9 @@ from kernel.fakes import inventory  # tests/ is on sys.path
 from llmos.config import load_config
 from llmos.engine.fake import FakeEngine
 from llmos.kernel import build_kernel
-from llmos.registry.blobs import BlobStore
 from llmos.registry.registry import Registry
 from llmos.server.app import create_app
+from llmos.storage.blobs import BlobStore
 from llmos.storage.db import open_database
 from llmos.storage.manifests import ManifestRepository
 

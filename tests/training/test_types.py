@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from llmos.domain.training import Hyperparameters
 from llmos.errors import InvalidRequest
-from llmos.training.types import Hyperparameters
 
 
 def test_defaults_are_valid_and_round_trip() -> None:

@@ -58,6 +58,18 @@ _STATUS_CODES = {400: 2, 413: 2, 422: 2, 401: 8, 403: 8, 404: 3, 409: 4, 429: 9,
 """A server's answer (through the SDK) exits like the llmos error it stands for."""
 
 
+_STREAMED = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "rate_limit_error": 429,
+    "insufficient_quota": 429,
+    "upstream_error": 502,
+    "timeout_error": 504,
+}
+"""The status an error event's OpenAI ``type`` stands for (the server's ``server/errors.py``)."""
+
+
 def _sdk_errors() -> ModuleType | None:
     """The SDK's errors module if a command has used the SDK (else no SDK error can be raised):
     so that a command that never talks to a server never imports the SDK (httpx) either."""
@@ -74,7 +86,12 @@ def exit_code(exc: e.LLMOSError | sdk.LLMOSClientError) -> int:
     if sdk_errors is not None and isinstance(exc, sdk_errors.APIConnectionError):
         return 6
     if sdk_errors is not None and isinstance(exc, sdk_errors.APIStatusError):
-        return _STATUS_CODES.get(exc.status_code, 1)
+        status = exc.status_code
+        if status == 200:  # an error event inside a streamed answer: its type says what it was
+            status = _STREAMED.get(exc.type or "", 500)
+            if str(exc.code or "").endswith("not_found"):
+                status = 404
+        return _STATUS_CODES.get(status, 1)
     for cls, code in EXIT_CODES:
         if isinstance(exc, cls):
             return code

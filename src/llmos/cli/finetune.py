@@ -74,7 +74,7 @@ def show(job_id: Annotated[str, typer.Argument()]) -> None:
     hp = {k: v for k, v in job.hyperparameters.items() if k not in ("n_epochs",)}
     out.print("  hyperparameters " + ", ".join(f"{k}={v}" for k, v in sorted(hp.items())))
     for c in checkpoints:
-        out.print(f"  checkpoint step {c['step_number']}: {c['metrics']}")
+        out.print(f"  checkpoint step {c.step_number}: {c.metrics}")
 
 
 def logs(

@@ -1,7 +1,9 @@
 """Registry commands: ``llmos pull``, ``list``, ``show``, ``rm``, ``cp``, ``import``.
 
-Each command is a thin layer over the registry built from ``load_config()`` (see
-:func:`open_local_registry`); rendering lives here, behaviour in :mod:`llmos.registry`.
+Each command asks the server's registry through the SDK (``llmos serve`` must run, here or at
+``LLMOS_BASE_URL``); rendering lives here, behaviour in the server's :mod:`llmos.registry`.
+``import`` sends the file's absolute path, which the server reads: it is meant for a server on
+this machine.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -19,46 +22,35 @@ from rich.table import Table
 
 from llmos.cli.format import human_age, human_count, human_size
 from llmos.cli.progress import progress_bar
+from llmos.cli.runtime import require_server
 
 if TYPE_CHECKING:
-    from llmos.cli.remote_registry import RemoteRegistry
-    from llmos.registry.manifest import Manifest
-    from llmos.registry.registry import Registry
+    from llmos.cli.progress import ProgressFn
+    from llmos.sdk import Client, Model, ModelDetail
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
 
-RegistryOpener = Callable[[], "Registry | RemoteRegistry"]
 
-
-def open_local_registry() -> Registry:
-    # Imported on use: the registry brings the config and the database, which --help never needs.
-    from llmos.config import load_config
-    from llmos.registry import open_registry
-
-    return open_registry(load_config())
-
-
-def open_cli_registry() -> Registry | RemoteRegistry:
-    """The running server's registry (through the SDK) when one answers, else the local one."""
-    from llmos.cli.runtime import reachable_client
-
-    client = reachable_client()
-    if client is None:
-        return open_local_registry()
-    from llmos.cli.remote_registry import RemoteRegistry
-
-    return RemoteRegistry(client)
-
-
-registry_opener: RegistryOpener = open_cli_registry
-"""How commands get their registry: through a running server if one answers, else local."""
-
-
-def _json(m: Manifest) -> dict[str, Any]:
+def _json(m: Model) -> dict[str, Any]:
     d = asdict(m)
-    d["created_at"] = m.created_at.isoformat() if m.created_at else None
+    d.pop("versions", None)
     return d
+
+
+def _when(m: Model) -> datetime | None:
+    try:
+        return datetime.fromisoformat(m.created_at) if m.created_at else None
+    except ValueError:
+        return None
+
+
+def _fetch(name: str, quiet: bool, run: Callable[[Client, ProgressFn], object]) -> ModelDetail:
+    """Run a pull or an import (``run(client, progress)``) with a bar unless ``quiet``; the
+    model it made, as the server shows it."""
+    with require_server() as client, progress_bar(err, enabled=not quiet) as bar:
+        run(client, bar)
+        return client.models.show(name)
 
 
 def pull(
@@ -67,11 +59,9 @@ def pull(
     ],
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar")] = False,
 ) -> None:
-    """Download a model into the local registry, verifying its checksum."""
-    registry = registry_opener()
-    with progress_bar(err, enabled=not quiet) as bar:
-        m = registry.pull(name, progress=bar)
-    out.print(f"pulled {escape(m.name)} sha256:{m.short_digest} ({human_size(m.size)})")
+    """Download a model into the server's registry, verifying its checksum."""
+    m = _fetch(name, quiet, lambda client, bar: client.models.pull(name, progress=bar))
+    out.print(f"pulled {escape(m.name)} sha256:{m.digest[:12]} ({human_size(m.size)})")
 
 
 def import_(
@@ -79,19 +69,20 @@ def import_(
     name: Annotated[str, typer.Option("--name", "-n", help="The name to register it under, family:tag")],
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar")] = False,
 ) -> None:
-    """Register a local GGUF file (a new file under an existing name becomes its newest version)."""
-    registry = registry_opener()
-    with progress_bar(err, enabled=not quiet) as bar:
-        m = registry.import_file(path, name, progress=bar)
+    """Register a GGUF file on this machine (a new file under an existing name becomes its newest
+    version); the server reads it, so it must run on this machine."""
+    where = str(path.expanduser().absolute())
+    m = _fetch(name, quiet, lambda client, bar: client.models.import_file(where, name, progress=bar))
     parent = f" (previous version {m.parent[:12]})" if m.parent else ""
-    out.print(f"imported {escape(m.name)} sha256:{m.short_digest} ({human_size(m.size)}){parent}")
+    out.print(f"imported {escape(m.name)} sha256:{m.digest[:12]} ({human_size(m.size)}){parent}")
 
 
 def list_(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
-    """List the models in the local registry."""
-    models = registry_opener().list()
+    """List the models in the server's registry."""
+    with require_server() as client:
+        models = client.models.list()
     if as_json:
         out.print_json(json.dumps([_json(m) for m in models]))
         return
@@ -100,12 +91,12 @@ def list_(
         table.add_column(col)
     for m in models:
         table.add_row(
-            escape(m.name), m.short_digest, human_size(m.size), m.quantization or "-", human_age(m.created_at)
+            escape(m.name), m.digest[:12], human_size(m.size), m.quantization or "-", human_age(_when(m))
         )
     out.print(table)
 
 
-def _local_path(m: Manifest) -> Path:
+def _local_path(m: Model) -> Path:
     """The model's file (a GGUF blob) or folder (a multi-file model) under this machine's
     LLMOS_HOME. Raises NotFound when it is not there (a server on another machine, say)."""
     from llmos.config import load_config
@@ -120,15 +111,15 @@ def _local_path(m: Manifest) -> Path:
     return found
 
 
-def template_origin(m: Manifest) -> str:
+def template_origin(m: ModelDetail) -> str:
     """Where a model's chat template comes from, in words."""
-    source = m.metadata.get("chat_template_source")
+    source = m.chat_template_source
     if source == "file":
         return "from the model file"
     if source == "catalog":
         return "from llmos's catalog (the model file has none)"
     if source == "guessed":
-        return f"guessed: {m.metadata.get('chat_template_guess', 'ChatML')} (the model file has none)"
+        return f"guessed: {m.chat_template_guess or 'ChatML'} (the model file has none)"
     if m.format != "gguf":
         return "- (an embedding model)"
     return "from the model file" if m.chat_template else "none in the file: guessed at load"
@@ -143,12 +134,12 @@ def show(
     ] = False,
 ) -> None:
     """Show a model's metadata, chat template, default parameters and versions."""
-    registry = registry_opener()
-    m = registry.resolve(name)
+    with require_server() as client:
+        m = client.models.show(name)
     if path:
         out.print(str(_local_path(m)), markup=False, highlight=False)
         return
-    versions = registry.versions(name)
+    versions = m.versions
     if as_json:
         out.print_json(json.dumps({**_json(m), "versions": [_json(v) for v in versions]}))
         return
@@ -164,12 +155,11 @@ def show(
         ("parameters", human_count(m.parameter_count) if m.parameter_count else "-"),
         ("quantization", m.quantization or "-"),
         ("context length", str(m.context_length or "-")),
-        ("embedding length", str(m.embedding_length or "-")),
         ("chat template", template_origin(m)),
         ("license", m.license or "-"),
         ("source", m.source or "-"),
         ("parent", f"sha256:{m.parent}" if m.parent else "-"),
-        ("created", m.created_at.isoformat(timespec="seconds") if m.created_at else "-"),
+        ("created", str(m.created_at or "-")[:19]),
     ]
     table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
@@ -181,10 +171,10 @@ def show(
         out.print("\n[bold]default parameters[/]")
         for k, v in sorted(m.parameters.items()):
             out.print(f"  {escape(k)} {escape(json.dumps(v))}")
-    if m.metadata.get("chat_template_source") == "guessed":
+    if m.chat_template_source == "guessed":
         err.print(
             f"[yellow]warning:[/] {escape(m.name)}'s file carries no chat template and the catalog has none "
-            f"for it: llmos guessed the {escape(m.metadata.get('chat_template_guess', 'ChatML'))} format, "
+            f"for it: llmos guessed the {escape(m.chat_template_guess or 'ChatML')} format, "
             "and answers may be poor"
         )
     if m.chat_template:
@@ -194,7 +184,7 @@ def show(
     for v in versions:
         mark = "*" if v.digest == m.digest else " "
         out.print(
-            f" {mark} {escape(v.pinned_name)}  {human_size(v.size)}  {human_age(v.created_at)}"
+            f" {mark} {escape(v.name.split(':', 1)[0])}@sha256:{v.digest}  {human_size(v.size)}  {human_age(_when(v))}"
             + (f"  (parent {v.parent[:12]})" if v.parent else "")
         )
 
@@ -205,11 +195,10 @@ def rm(
     ],
 ) -> None:
     """Remove models; a blob is deleted once no model references it."""
-    registry = registry_opener()
-    for name in names:
-        removal = registry.remove(name)
-        freed = sum(f.size for m in removal.manifests for f in m.files if f.digest in removal.freed_blobs)
-        out.print(f"deleted {escape(name)}" + (f" (freed {human_size(freed)})" if freed else ""))
+    with require_server() as client:
+        for name in names:
+            client.models.delete(name)
+            out.print(f"deleted {escape(name)}")
 
 
 def cp(
@@ -217,7 +206,8 @@ def cp(
     dst: Annotated[str, typer.Argument(help="New name, family:tag")],
 ) -> None:
     """Give a model a second name (no bytes are copied)."""
-    m = registry_opener().copy(src, dst)
+    with require_server() as client:
+        m = client.models.copy(src, dst)
     out.print(f"copied {escape(src)} to {escape(m.name)}")
 
 

@@ -1,8 +1,8 @@
-"""A rich progress bar fed by registry progress reports."""
+"""A rich progress bar fed by the server's pull and import progress (the SDK's ``Progress``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -22,8 +22,9 @@ from rich.text import Text
 from llmos.cli.format import human_size
 
 if TYPE_CHECKING:
-    from llmos.registry.progress import Progress as Report
-    from llmos.registry.progress import ProgressFn
+    from llmos.sdk import Progress as Report
+
+ProgressFn = Callable[["Report"], None]
 
 
 class TransferSpeedColumn(ProgressColumn):
@@ -56,6 +57,6 @@ def progress_bar(console: Console, *, enabled: bool = True) -> Iterator[Progress
         task: TaskID = bar.add_task("starting", total=None)
 
         def update(report: Report) -> None:
-            bar.update(task, description=report.phase, total=report.total, completed=report.completed or 0)
+            bar.update(task, description=report.status, total=report.total, completed=report.completed or 0)
 
         yield update

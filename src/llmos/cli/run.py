@@ -88,7 +88,7 @@ async def _run_local(config: Config, model: str, prompt: str | None, params: dic
     # The kernel (engine, storage, scheduler) is imported only when the model runs in this process.
     import asyncio
 
-    from llmos.kernel import GenerationParams, RequestMeta, build_kernel
+    from llmos.kernel import GenerationParams, InferenceRequest, RequestMeta, build_kernel
 
     kernel = build_kernel(config)
     await kernel.start()
@@ -98,15 +98,13 @@ async def _run_local(config: Config, model: str, prompt: str | None, params: dic
         line = prompt if prompt is not None else await asyncio.to_thread(_read)
         while line is not None:
             history.append({"role": "user", "content": line})
-            gen = await kernel.chat(
-                model,
-                history,
-                GenerationParams(**params),
-                RequestMeta(request_id=kernel.new_request_id(), tenant=config.anonymous_tenant),
+            meta = RequestMeta(request_id=kernel.new_request_id(), tenant=config.anonymous_tenant)
+            wanted = InferenceRequest(
+                model, meta, messages=tuple(history), sampling=GenerationParams(**params)
             )
             reply = ""
-            async with gen:
-                async for delta in gen:
+            async with await kernel.submit(wanted) as answer:
+                async for delta in answer:
                     reply += delta.text
                     _write(delta.text)
             _write("\n")

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from llmos.cli.format import human_size
 from llmos.cli.progress import transfer_columns
+from llmos.errors import SourceUnavailable
 
 if TYPE_CHECKING:
     from llmos.config import Config
@@ -51,10 +52,10 @@ def _nothing_listens(base_url: str) -> bool:
 
 def reachable_client(config: Config | None = None) -> Client | None:
     """A client for the configured server if one answers, else None."""
-    from llmos.config import DEFAULT_PORT, load_config
+    from llmos.config import load_config
 
     cfg = config or load_config()
-    if _nothing_listens(cfg.base_url or f"http://127.0.0.1:{DEFAULT_PORT}"):  # the SDK's default
+    if _nothing_listens(configured_base_url(cfg)):
         return None
     client = make_client(cfg)
     if client.is_reachable():
@@ -63,17 +64,34 @@ def reachable_client(config: Config | None = None) -> Client | None:
     return None
 
 
-def require_server(config: Config | None = None) -> Client:
-    """A client for the running server; raises APIConnectionError that says how to start one."""
-    from llmos.sdk import APIConnectionError
+def no_server(base_url: str) -> SourceUnavailable:
+    """The one-line answer of a command that needs a server when none answers (exit code 6)."""
+    return SourceUnavailable(
+        f"no llmos server is running at {base_url}; start one with 'llmos serve' (or set LLMOS_BASE_URL)"
+    )
 
-    client = make_client(config)
+
+def configured_base_url(config: Config | None = None) -> str:
+    """Where the CLI looks for the server: ``LLMOS_BASE_URL`` (or the config), else the default."""
+    from llmos.config import DEFAULT_PORT, load_config
+
+    cfg = config or load_config()
+    return (cfg.base_url or f"http://127.0.0.1:{DEFAULT_PORT}").rstrip("/").removesuffix("/v1")
+
+
+def require_server(config: Config | None = None) -> Client:
+    """A client for the running server; raises :func:`no_server`'s error when none answers
+    (without importing the SDK when nothing even listens there: that answer is instant)."""
+    from llmos.config import load_config
+
+    cfg = config or load_config()
+    base_url = configured_base_url(cfg)
+    if _nothing_listens(base_url):
+        raise no_server(base_url)
+    client = make_client(cfg)
     if not client.is_reachable():
         client.close()
-        raise APIConnectionError(
-            f"no llmos server is running at {client.base_url}; start one with 'llmos serve' "
-            "(or set LLMOS_BASE_URL)"
-        )
+        raise no_server(client.base_url)
     return client
 
 
@@ -141,7 +159,7 @@ def ps() -> None:
         state = m.state + (" (pinned)" if m.pinned else "")
         until = _until(m.expires_at, m.keep_alive)
         qm = queues.get(m.name, {}).get("queue_model", {})
-        wait = f"{_secs(qm.get('predicted_wait_mmc_s'))}/{_secs(qm.get('observed_wait_mean_s'))}"
+        wait = f"{_secs(qm.get('predicted_wait_s'))}/{_secs(qm.get('observed_wait_mean_s'))}"
         table.add_row(m.name, m.digest[:12], state, memory, str(m.running), str(m.queued), wait, until)
     out_console.print(table)
     for m in models:

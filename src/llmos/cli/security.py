@@ -1,10 +1,7 @@
-"""``llmos tenants ...``, ``llmos keys ...``, ``llmos usage``, ``llmos whoami``.
-
-Through the running server (the SDK) when one answers at ``LLMOS_BASE_URL``; with no server, on
-the database directly (:class:`LocalSecurity`), so the first admin key can be made before any
-key exists: ``llmos keys create --admin``. When a server answers 401 to that command and no
-``LLMOS_API_KEY`` is set, the key is made on the local database too (whoever can write the
-database owns the server anyway).
+"""``llmos tenants ...``, ``llmos keys ...``, ``llmos usage``, ``llmos whoami``: through the
+running server (the SDK) at ``LLMOS_BASE_URL``. The one exception, the first admin key made
+before any server runs or any key exists (``llmos keys create --admin``), is
+:mod:`llmos.cli.bootstrap`'s.
 """
 
 from __future__ import annotations
@@ -15,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -23,14 +20,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from llmos.cli.errors import handle_errors
-from llmos.cli.runtime import reachable_client
+from llmos.cli.runtime import configured_base_url, no_server, reachable_client
 from llmos.errors import InvalidRequest
 
 if TYPE_CHECKING:
-    from llmos.config import Config
     from llmos.sdk import Client
-    from llmos.sdk.security import ApiKey, Tenant, UsageRow
-    from llmos.security import types as dom
+    from llmos.sdk.security import ApiKey
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -39,252 +34,16 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class Backend(Protocol):
-    """What the commands need: the server's API (through the SDK) or the local database."""
-
-    def tenants_list(self) -> list[Tenant]: ...
-    def tenants_create(
-        self,
-        name: str,
-        plan: str | None,
-        weight: float | None,
-        limits: Mapping[str, Any],
-        max_urgency: int | None = None,
-    ) -> Tenant: ...
-    def tenants_update(
-        self,
-        name: str,
-        plan: str | None,
-        weight: float | None,
-        limits: Mapping[str, Any],
-        max_urgency: int | None = None,
-    ) -> Tenant: ...
-    def keys_create(
-        self,
-        tenant: str | None,
-        name: str,
-        scopes: list[str] | None,
-        models: list[str] | None,
-        expires_in: int | None,
-        limits: Mapping[str, Any],
-        admin: bool,
-    ) -> ApiKey: ...
-    def keys_list(self, tenant: str | None) -> list[ApiKey]: ...
-    def keys_revoke(self, key_id: str) -> ApiKey: ...
-    def keys_update(self, key_id: str, limits: Mapping[str, Any]) -> ApiKey: ...
-    def usage(self, group_by: list[str], tenant: str | None, since: date | None) -> list[UsageRow]: ...
+open_client: Callable[[], Client | None] = reachable_client
+"""The running server's client, None when none answers (tests swap it)."""
 
 
-class RemoteSecurity:
-    """The commands' backend on a running server."""
-
-    def __init__(self, client: Client) -> None:
-        self.s = client.security
-
-    def tenants_list(self) -> list[Tenant]:
-        return self.s.tenants.list()
-
-    def tenants_create(
-        self,
-        name: str,
-        plan: str | None,
-        weight: float | None,
-        limits: Mapping[str, Any],
-        max_urgency: int | None = None,
-    ) -> Tenant:
-        return self.s.tenants.create(
-            name, plan=plan, weight=weight, limits=limits or None, max_urgency=max_urgency
-        )
-
-    def tenants_update(
-        self,
-        name: str,
-        plan: str | None,
-        weight: float | None,
-        limits: Mapping[str, Any],
-        max_urgency: int | None = None,
-    ) -> Tenant:
-        return self.s.tenants.update(
-            name, plan=plan, weight=weight, limits=limits or None, max_urgency=max_urgency
-        )
-
-    def keys_create(
-        self,
-        tenant: str | None,
-        name: str,
-        scopes: list[str] | None,
-        models: list[str] | None,
-        expires_in: int | None,
-        limits: Mapping[str, Any],
-        admin: bool,
-    ) -> ApiKey:
-        return self.s.keys.create(
-            tenant=tenant,
-            name=name,
-            scopes=scopes,
-            models=models,
-            expires_in=expires_in,
-            limits=limits or None,
-            admin=admin,
-        )
-
-    def keys_list(self, tenant: str | None) -> list[ApiKey]:
-        return self.s.keys.list(tenant=tenant)
-
-    def keys_revoke(self, key_id: str) -> ApiKey:
-        return self.s.keys.revoke(key_id)
-
-    def keys_update(self, key_id: str, limits: Mapping[str, Any]) -> ApiKey:
-        return self.s.keys.update(key_id, limits=limits)
-
-    def usage(self, group_by: list[str], tenant: str | None, since: date | None) -> list[UsageRow]:
-        return self.s.usage(group_by, tenant=tenant, since=since)
-
-
-def _tenant(t: dom.Tenant) -> Tenant:
-    from llmos.sdk.security import Tenant
-
-    return Tenant(
-        name=t.name,
-        plan=t.plan,
-        weight=t.weight,
-        limits=t.limits.to_json(),
-        store_prompts=t.store_prompts,
-        created_at=t.created_at.isoformat() if t.created_at else None,
-        max_urgency=t.urgency_ceiling,
-    )
-
-
-def _iso(d: datetime | None) -> str | None:
-    return d.isoformat() if d else None
-
-
-def _key(k: dom.ApiKey, secret: str | None = None) -> ApiKey:
-    from llmos.sdk.security import ApiKey
-
-    return ApiKey(
-        id=k.id,
-        prefix=k.prefix,
-        tenant=k.tenant,
-        name=k.name,
-        scopes=k.scopes,
-        models=k.models,
-        limits=k.limits.to_json(),
-        created_at=_iso(k.created_at),
-        expires_at=_iso(k.expires_at),
-        revoked_at=_iso(k.revoked_at),
-        last_used_at=_iso(k.last_used_at),
-        key=secret,
-        parent=k.parent_id,
-    )
-
-
-class LocalSecurity:
-    """The commands' backend on the local database (no server), acting as a local admin."""
-
-    def __init__(self, config: Config) -> None:
-        # The database and the security service are imported only when no server answers.
-        from llmos.security import service as svc
-        from llmos.storage.db import open_database
-
-        self.config = config
-        self.security = svc.Security(config, open_database(config))
-        self.actor = svc.local_admin(config)
-
-    def tenants_list(self) -> list[Tenant]:
-        return [_tenant(t) for t in self.security.list_tenants(self.actor)]
-
-    def tenants_create(
-        self,
-        name: str,
-        plan: str | None,
-        weight: float | None,
-        limits: Mapping[str, Any],
-        max_urgency: int | None = None,
-    ) -> Tenant:
-        t = self.security.create_tenant(
-            self.actor, name, plan=plan, weight=weight, limits=limits, max_urgency=max_urgency
-        )
-        return _tenant(t)
-
-    def tenants_update(
-        self,
-        name: str,
-        plan: str | None,
-        weight: float | None,
-        limits: Mapping[str, Any],
-        max_urgency: int | None = None,
-    ) -> Tenant:
-        from llmos.security.service import KEEP
-
-        t = self.security.update_tenant(
-            self.actor,
-            name,
-            plan=plan,
-            weight=weight,
-            limits=limits or None,
-            max_urgency=max_urgency if max_urgency is not None else KEEP,
-        )
-        return _tenant(t)
-
-    def keys_create(
-        self,
-        tenant: str | None,
-        name: str,
-        scopes: list[str] | None,
-        models: list[str] | None,
-        expires_in: int | None,
-        limits: Mapping[str, Any],
-        admin: bool,
-    ) -> ApiKey:
-        from datetime import timedelta
-
-        expires = self.security.now() + timedelta(seconds=expires_in) if expires_in else None
-        key, secret = self.security.create_key(
-            self.actor,
-            tenant=tenant,
-            name=name,
-            scopes=scopes,
-            models=models,
-            expires_at=expires,
-            limits=limits,
-            admin=admin,
-        )
-        return _key(key, secret)
-
-    def keys_list(self, tenant: str | None) -> list[ApiKey]:
-        return [_key(k) for k in self.security.list_keys(self.actor, tenant)]
-
-    def keys_revoke(self, key_id: str) -> ApiKey:
-        return _key(self.security.revoke_key(self.actor, key_id))
-
-    def keys_update(self, key_id: str, limits: Mapping[str, Any]) -> ApiKey:
-        return _key(self.security.update_key(self.actor, key_id, limits=limits))
-
-    def usage(self, group_by: list[str], tenant: str | None, since: date | None) -> list[UsageRow]:
-        from llmos.sdk.security import UsageRow
-
-        start = datetime.combine(since, datetime.min.time(), tzinfo=UTC) if since else None
-        rows = self.security.usage(self.actor, group_by, tenant=tenant, since=start)
-        return [UsageRow(**{k: v for k, v in asdict(u).items()}) for u in rows]
-
-
-def _load_config() -> Config:
-    from llmos.config import load_config
-
-    return load_config()
-
-
-def open_backend() -> Backend:
-    """The running server's API when one answers, else the local database."""
-    client = reachable_client()
-    if client is not None:
-        return RemoteSecurity(client)
-    return LocalSecurity(_load_config())
-
-
-backend_opener: Callable[[], Backend] = open_backend
-"""How commands reach tenants and keys (tests swap it)."""
+def _server() -> Client:
+    """The running server's client; raises the one-line "start one with 'llmos serve'" error."""
+    client = open_client()
+    if client is None:
+        raise no_server(configured_base_url())
+    return client
 
 
 # ---- parsing -------------------------------------------------------------------------------
@@ -413,9 +172,11 @@ def tenants_create(
     max_urgency: MaxUrgency = None,
 ) -> None:
     """Create a tenant."""
-    t = backend_opener().tenants_create(
-        name, plan, weight, _limits(rpm, tpm, concurrency, max_tokens, budget, budget_period), max_urgency
-    )
+    limits = _limits(rpm, tpm, concurrency, max_tokens, budget, budget_period)
+    with _server() as client:
+        t = client.security.tenants.create(
+            name, plan=plan, weight=weight, limits=limits or None, max_urgency=max_urgency
+        )
     out.print(
         f"created tenant {escape(t.name)} (plan {t.plan}, weight {t.weight:g}, "
         f"max urgency {t.max_urgency}; {_show_limits(t.limits)})"
@@ -424,7 +185,8 @@ def tenants_create(
 
 def tenants_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
     """List tenants with their plans, weights and limits."""
-    tenants = backend_opener().tenants_list()
+    with _server() as client:
+        tenants = client.security.tenants.list()
     if as_json:
         out.print_json(json.dumps([asdict(t) for t in tenants]))
         return
@@ -456,7 +218,10 @@ def tenants_set_limits(
         raise InvalidRequest(
             "nothing to change: give a limit (--rpm, --budget...), --clear, --plan, --weight or --max-urgency"
         )
-    t = backend_opener().tenants_update(name, plan, weight, limits, max_urgency)
+    with _server() as client:
+        t = client.security.tenants.update(
+            name, plan=plan, weight=weight, limits=limits or None, max_urgency=max_urgency
+        )
     out.print(
         f"tenant {escape(t.name)}: plan {t.plan}, weight {t.weight:g}, max urgency {t.max_urgency}; "
         f"{_show_limits(t.limits)}"
@@ -488,32 +253,37 @@ def keys_create(
     budget: Budget = None,
     budget_period: Period = None,
     local: Annotated[
-        bool, typer.Option("--local", help="Write to the local database, not the server")
+        bool, typer.Option("--local", help="With --admin: make it on the local database, not the server")
     ] = False,
 ) -> None:
     """Create an API key and print it (this once: only its hash is kept)."""
-    args = (
-        tenant,
-        name,
-        _split(scopes),
-        _split(models),
-        parse_expiry(expires),
-        _limits(rpm, tpm, concurrency, max_tokens, budget, budget_period),
-        admin,
-    )
-    if local:
-        key = LocalSecurity(_load_config()).keys_create(*args)
+    limits = _limits(rpm, tpm, concurrency, max_tokens, budget, budget_period)
+    expires_in = parse_expiry(expires)
+    if local and not admin:
+        raise InvalidRequest("--local makes the first admin key only: add --admin, or start 'llmos serve'")
+    client = None if local else open_client()
+    if client is None and not admin:
+        raise no_server(configured_base_url())
+    if client is None:
+        key = _bootstrap(name, expires_in, "no server is running" if not local else "")
     else:
         from llmos.sdk import AuthenticationError
 
-        backend = backend_opener()
-        try:
-            key = backend.keys_create(*args)
-        except AuthenticationError:
-            if not (admin and isinstance(backend, RemoteSecurity) and _load_config().api_key is None):
-                raise
-            err.print("the server wants a key and none is set: creating the admin key on the local database")
-            key = LocalSecurity(_load_config()).keys_create(*args)
+        with client:
+            try:
+                key = client.security.keys.create(
+                    tenant=tenant,
+                    name=name,
+                    scopes=_split(scopes),
+                    models=_split(models),
+                    expires_in=expires_in,
+                    limits=limits or None,
+                    admin=admin,
+                )
+            except AuthenticationError:
+                if not admin or _configured_key() is not None:
+                    raise
+                key = _bootstrap(name, expires_in, "the server wants a key and none is set")
     err.print(
         f"created key {key.id} ({key.prefix}…) for tenant {escape(key.tenant)}, "
         f"scopes {', '.join(key.scopes)}; models {', '.join(key.models)}"
@@ -523,12 +293,27 @@ def keys_create(
     out.print(key.key or "", markup=False)
 
 
+def _configured_key() -> str | None:
+    from llmos.config import load_config
+
+    return load_config().api_key
+
+
+def _bootstrap(name: str, expires_in: int | None, why: str) -> ApiKey:
+    from llmos.cli.bootstrap import create_admin_key
+
+    if why:
+        err.print(f"{why}: creating the admin key on the local database")
+    return create_admin_key(name, expires_in)
+
+
 def keys_list(
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's keys")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """List API keys (prefixes only; secrets are never kept)."""
-    keys = backend_opener().keys_list(tenant)
+    with _server() as client:
+        keys = client.security.keys.list(tenant=tenant)
     if as_json:
         out.print_json(json.dumps([asdict(k) for k in keys]))
         return
@@ -555,7 +340,8 @@ def keys_revoke(
     key_id: Annotated[str, typer.Argument(help="The key's id (key_…), from 'llmos keys list'")],
 ) -> None:
     """Revoke a key: its next request is refused (401)."""
-    k = backend_opener().keys_revoke(key_id)
+    with _server() as client:
+        k = client.security.keys.revoke(key_id)
     out.print(f"revoked {k.id} ({k.prefix}…) of tenant {escape(k.tenant)}")
 
 
@@ -573,7 +359,8 @@ def keys_set_limits(
     limits = _limits(rpm, tpm, concurrency, max_tokens, budget, budget_period, clear or ())
     if not limits:
         raise InvalidRequest("nothing to change: give a limit (--rpm, --budget...) or --clear")
-    k = backend_opener().keys_update(key_id, limits)
+    with _server() as client:
+        k = client.security.keys.update(key_id, limits=limits)
     out.print(f"key {k.id} ({k.prefix}…): {_show_limits(k.limits)}")
 
 
@@ -600,7 +387,8 @@ def usage(
         start = date.fromisoformat(since) if since else None
     except ValueError:
         raise InvalidRequest(f"--since {since!r}: give a date like 2026-11-01", param="since") from None
-    rows = backend_opener().usage(groups, tenant, start)
+    with _server() as client:
+        rows = client.security.usage(groups, tenant=tenant, since=start)
     if as_json:
         out.print_json(json.dumps([asdict(r) for r in rows]))
         return
@@ -616,9 +404,7 @@ def usage(
 
 def whoami() -> None:
     """Who the configured key (LLMOS_API_KEY) is on the running server."""
-    from llmos.cli.runtime import require_server
-
-    with require_server() as client:
+    with _server() as client:
         me = client.security.whoami()
     out.print(
         f"tenant {escape(me.tenant)}; key {me.key_prefix or '(none)'}; scopes {', '.join(me.scopes)}; "

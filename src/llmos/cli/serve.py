@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 def default_model_startup(config: Config, *, load: bool = True) -> Startup:
     """The startup work of ``llmos serve``: pull the default model if it is missing (with a
-    progress bar), then load it. A failure is logged; the server still serves other models."""
+    progress bar), then load it. A failure is logged and leaves the server degraded: it still
+    serves other models, but ``/ready`` answers 503 naming the failure."""
 
     async def startup(kernel: Kernel, life: Lifecycle) -> None:
         name = config.default_model
@@ -46,6 +47,7 @@ def default_model_startup(config: Config, *, load: bool = True) -> Startup:
                 )
         except LLMOSError as exc:
             log.error("the default model %s is not available: %s", name, exc.message)
+            life.mark_degraded(f"the default model {name} is not available: {exc.message}")
 
     return startup
 

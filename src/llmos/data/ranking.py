@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from llmos.data.types import Filters
+from llmos.domain.data import Filters
 
 RRF_K = 60
 

@@ -1,7 +1,7 @@
 """The data service: collections of documents per tenant, hybrid search, datasets.
 
 Uploading a document parses it, cuts it into token windows, embeds every chunk (through the
-injected :data:`~llmos.data.types.Embedder`), and only then stores the document, its chunks,
+injected :data:`~llmos.domain.data.Embedder`), and only then stores the document, its chunks,
 their embeddings and index entries in one transaction: an upload that fails at any step leaves
 nothing behind. A document uploaded again under the same name becomes a new version; the old
 version stays (listed, not searched) until it is deleted.
@@ -23,7 +23,7 @@ from llmos.data.datasets import DatasetService, check_name
 from llmos.data.parsers import detect_format, extract_text
 from llmos.data.ranking import matches, reciprocal_rank_fusion
 from llmos.data.tokens import Tokenizer
-from llmos.data.types import (
+from llmos.domain.data import (
     DEFAULT_CHUNK_OVERLAP,
     DEFAULT_CHUNK_TOKENS,
     DEFAULT_EMBEDDING_MODEL,

@@ -6,8 +6,8 @@ from llmos.config import Config
 from llmos.data.datasets import DatasetService
 from llmos.data.service import DataService
 from llmos.data.tokens import Tokenizer, default_tokenizer
-from llmos.data.types import Embedder
-from llmos.registry.blobs import BlobStore
+from llmos.domain.data import Embedder
+from llmos.storage.blobs import BlobStore
 from llmos.storage.data_datasets import DatasetStore
 from llmos.storage.db import Database
 from llmos.storage.documents import DocumentStore

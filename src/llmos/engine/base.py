@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from llmos.config import CpuWeightsMode
+from llmos.errors import InvalidRequest
 from llmos.types import ChatMessage, FinishReason, SeqId, TokenId
 
 
@@ -270,3 +271,21 @@ class Engine(Protocol):
     def health(self) -> EngineHealth: ...
 
     def unload(self) -> None: ...
+
+
+def check_embedding_input(toks: Sequence[TokenId], max_tokens: int, n_vocab: int) -> None:
+    """Raise InvalidRequest for an input no embedding engine can take: empty, longer than
+    ``max_tokens``, or holding a token id outside the vocabulary. (No input index in the
+    messages: the kernel embeds a request in chunks.)"""
+    if not toks:
+        raise InvalidRequest("cannot embed an empty input", param="input")
+    if len(toks) > max_tokens:
+        raise InvalidRequest(
+            f"an input is {len(toks)} tokens; this model's maximum context length for embeddings "
+            f"is {max_tokens} tokens",
+            param="input",
+        )
+    if min(toks) < 0 or max(toks) >= n_vocab:
+        raise InvalidRequest(
+            f"an input holds a token id outside the vocabulary [0, {n_vocab})", param="input"
+        )

@@ -18,9 +18,9 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from llmos.engine.base import EngineHealth, EngineInfo, LoadSpec
+from llmos.engine.base import EngineHealth, EngineInfo, LoadSpec, check_embedding_input
 from llmos.engine.embedding_only import EmbeddingOnly
-from llmos.errors import EngineError, InvalidModelFile, InvalidRequest, MissingDependency
+from llmos.errors import EngineError, InvalidModelFile, MissingDependency
 from llmos.types import TokenId
 
 logger = logging.getLogger(__name__)
@@ -149,19 +149,8 @@ class TorchSentenceEngine(EmbeddingOnly):
         input, an unknown token id or an input longer than the model's ``max_seq_length``."""
         info = self.info
         token_lists = [self.tokenize(x) if isinstance(x, str) else [int(t) for t in x] for x in inputs]
-        for toks in token_lists:  # no input index in messages: the kernel embeds in chunks
-            if not toks:
-                raise InvalidRequest("cannot embed an empty input", param="input")
-            if len(toks) > info.n_ctx:
-                raise InvalidRequest(
-                    f"an input is {len(toks)} tokens; this model's maximum context length is "
-                    f"{info.n_ctx} tokens",
-                    param="input",
-                )
-            if min(toks) < 0 or max(toks) >= info.n_vocab:
-                raise InvalidRequest(
-                    f"an input holds a token id outside the vocabulary [0, {info.n_vocab})", param="input"
-                )
+        for toks in token_lists:
+            check_embedding_input(toks, info.n_ctx, info.n_vocab)
         order = sorted(range(len(token_lists)), key=lambda i: len(token_lists[i]))
         out: list[list[float]] = [[] for _ in token_lists]
         for start in range(0, len(order), BATCH_SIZE):

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from llmos.kernel.answer import Answer
 from llmos.kernel.factory import build_kernel
 from llmos.kernel.generation import Generation
 from llmos.kernel.kernel import Kernel, ModelDetails
+from llmos.kernel.request import InferenceRequest, OutputSpec, RetrievalSpec
 from llmos.kernel.types import (
+    AnswerChoice,
+    AnswerResult,
     ChoiceDelta,
     ChoiceResult,
+    Citation,
     GenerationParams,
     GenerationResult,
     PullEvent,
@@ -17,16 +22,23 @@ from llmos.kernel.types import (
 )
 
 __all__ = [
+    "Answer",
+    "AnswerChoice",
+    "AnswerResult",
     "ChoiceDelta",
     "ChoiceResult",
+    "Citation",
     "Generation",
     "GenerationParams",
     "GenerationResult",
+    "InferenceRequest",
     "Kernel",
     "ModelDetails",
+    "OutputSpec",
     "PullEvent",
     "RequestMeta",
     "ResidentModel",
+    "RetrievalSpec",
     "Usage",
     "build_kernel",
 ]

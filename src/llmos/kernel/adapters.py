@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from llmos.domain.manifest import Manifest
 from llmos.errors import ModelNotFound
 from llmos.kernel.ports import Registry
-from llmos.registry.manifest import Manifest
 from llmos.registry.names import parse_name
 
 

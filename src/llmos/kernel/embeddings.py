@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Union
 
+from llmos.domain.manifest import Manifest
 from llmos.errors import InvalidRequest
-from llmos.kernel.residency import LoadedModel
+from llmos.kernel.loader import LoadedModel
 from llmos.kernel.types import Embeddings
-from llmos.registry.manifest import Manifest
 
 MAX_INPUTS = 2048
 """Inputs in one request (OpenAI's bound)."""

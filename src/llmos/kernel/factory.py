@@ -10,8 +10,8 @@ from llmos.config import Config
 from llmos.core import CoreHost, ProcessHost, ThreadHost
 from llmos.data.service import DataService
 from llmos.kernel.kernel import Kernel
+from llmos.kernel.loader import HostFactory, LoadedModel, ModelLoader
 from llmos.kernel.ports import EngineFactory, Registry
-from llmos.kernel.residency import HostFactory, LoadedModel, ModelLoader
 from llmos.observability.metrics import Metrics, ObservedEventLog
 from llmos.resources.inventory import Inventory, take_inventory
 from llmos.resources.residency import ResidencyManager

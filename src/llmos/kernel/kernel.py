@@ -23,18 +23,23 @@ from typing import Any
 
 from llmos.config import Config
 from llmos.data.service import DataService
+from llmos.domain.manifest import Manifest
+from llmos.domain.tenancy import UsageRecord
+from llmos.domain.training import Job
 from llmos.engine.base import SamplingParams, SequenceSpec
 from llmos.errors import Conflict, EngineDeadError, InvalidRequest, LLMOSError, ModelNotFound
 from llmos.kernel import adapters, embeddings
 from llmos.kernel import params as sampling
+from llmos.kernel.answer import Answer
 from llmos.kernel.generation import Generation
+from llmos.kernel.loader import LoadedModel, ModelLoader
 from llmos.kernel.ports import GenerationHandle, Registry
-from llmos.kernel.progress import stream_operation
-from llmos.kernel.residency import LoadedModel, ModelLoader
+from llmos.kernel.pull_events import stream_operation
+from llmos.kernel.request import InferenceRequest
+from llmos.kernel.retrieval import Retrieved, retrieve
 from llmos.kernel.types import Embeddings, GenerationParams, PullEvent, RequestMeta, ResidentModel
 from llmos.observability.collector import StateSources
 from llmos.observability.metrics import Metrics, status_of
-from llmos.registry.manifest import Manifest
 from llmos.registry.names import parse_name
 from llmos.resources.budget import MemoryBudget
 from llmos.resources.estimate import EstimateParams, MemoryEstimate
@@ -46,12 +51,11 @@ from llmos.resources.wiring import estimate_model
 from llmos.scheduler.request import GenerationRequest, RequestClass
 from llmos.scheduler.stats import SchedulerStats
 from llmos.security.service import Security
-from llmos.security.types import UsageRecord
 from llmos.storage.conversations import ConversationRepository
 from llmos.storage.db import Database, open_database
-from llmos.tasks import TaskRequest, TaskResult
+from llmos.structured import ChatPlan, plan_chat
+from llmos.tasks import PromptSize, TaskRequest, TaskResult
 from llmos.training.manager import RunningJob, TrainingManager
-from llmos.training.types import Job
 from llmos.types import ChatMessage
 
 log = logging.getLogger(__name__)
@@ -138,8 +142,8 @@ class Kernel:
         """Collections, documents, retrieval and datasets (on :attr:`database`), built on first use;
         documents are embedded with :meth:`embed`."""
         if self._data is None:
-            from llmos.data.types import Embedded
             from llmos.data.wiring import build_data_service
+            from llmos.domain.data import Embedded
 
             async def embed(model: str, texts: list[str], tenant: str) -> Embedded:
                 meta = RequestMeta(request_id=f"data-{uuid.uuid4().hex[:12]}", tenant=tenant)
@@ -408,29 +412,84 @@ class Kernel:
 
     # ---- generation ----------------------------------------------------------------------
 
-    async def chat(
-        self, model: str, messages: Sequence[ChatMessage], params: GenerationParams, meta: RequestMeta
-    ) -> Generation:
-        """Start a chat completion with ``params.n`` choices. The caller iterates and closes it."""
-        if not messages:
-            raise InvalidRequest("messages must not be empty", param="messages")
+    async def submit(self, request: InferenceRequest) -> Answer:
+        """Compose and start one request: the one path every chat and completion takes.
+
+        In order: the sampling fields are checked; a chat's retrieval runs (its ``retrieval``),
+        then its tools and response format are planned (off the event loop: compiling a
+        client's schemas into a grammar is CPU work it sizes); the model is made resident and
+        the prompt rendered and submitted to its engine core, ``n`` sequences per prompt. The
+        caller iterates or collects the :class:`Answer` and closes it.
+
+        Raises InvalidRequest (a bad field, a prompt longer than the context), Forbidden (no
+        ``data`` scope for retrieval), NotFound (a collection), ModelNotFound,
+        ResourceExhausted, EngineDeadError."""
+        sampling.validate(request.sampling, self.config.limits)
+        if request.messages is None:
+            prompts = list(request.prompts or ())
+
+            async def tokenize(m: LoadedModel) -> list[list[int]]:
+                return await m.core.tokenize(prompts, add_special=True, parse_special=False)
+
+            generation, digest = await self._generate(request.model, tokenize, request.sampling, request.meta)
+            return Answer(generation, digest=digest)
+        retrieved, plan = await self._compose(request)
+        params = request.sampling if plan.grammar is None else replace(request.sampling, grammar=plan.grammar)
 
         async def render(m: LoadedModel) -> list[list[int]]:
-            return [await m.core.render_prompt(messages)]
+            return [await m.core.render_prompt(plan.messages)]
 
-        return await self._generate(model, render, params, meta)
+        generation, digest = await self._generate(request.model, render, params, request.meta)
+        return Answer(
+            generation,
+            plan=plan,
+            citations=retrieved.citations,
+            retrieval_tokens=retrieved.tokens,
+            digest=digest,
+        )
+
+    async def measure_prompt(self, request: InferenceRequest) -> PromptSize | None:
+        """The tokens ``request``'s chat would render to, beside what one sequence may hold.
+
+        Counting needs the model's tokenizer and chat template, so the model is made resident
+        (a generation that follows needs that anyway); None if it was evicted in between."""
+        await self.load(request.model, keep_alive=request.meta.keep_alive)
+        loaded = self.loaded(request.model)
+        if loaded is None or request.messages is None:
+            return None
+        _, plan = await self._compose(request)
+        n_prompt = len(await loaded.core.render_prompt(plan.messages))
+        per_sequence = max(1, loaded.info.n_ctx // max(1, loaded.info.n_slots))
+        return PromptSize(prompt_tokens=n_prompt, context_tokens=per_sequence)
+
+    async def _compose(self, request: InferenceRequest) -> tuple[Retrieved, ChatPlan]:
+        """A chat's messages with retrieved context, planned for its tools and response format."""
+        if request.retrieval is None:
+            retrieved = Retrieved(request.messages or (), None)
+        else:
+            retrieved = await retrieve(self.data, self.context_per_sequence, request)
+        out = request.output
+        plan = await asyncio.to_thread(
+            plan_chat,
+            list(retrieved.messages),
+            response_format=out.response_format,
+            tools=out.tools,
+            tool_choice=out.tool_choice,
+            parallel_tool_calls=out.parallel_tool_calls,
+        )
+        return retrieved, plan
+
+    async def chat(
+        self, model: str, messages: Sequence[ChatMessage], params: GenerationParams, meta: RequestMeta
+    ) -> Answer:
+        """:meth:`submit` a plain chat with ``params.n`` choices. The caller iterates and closes it."""
+        return await self.submit(InferenceRequest(model, meta, messages=tuple(messages), sampling=params))
 
     async def complete(
         self, model: str, prompts: Sequence[str], params: GenerationParams, meta: RequestMeta
-    ) -> Generation:
-        """Start a text completion: ``params.n`` choices for each prompt, in prompt order."""
-        if not prompts:
-            raise InvalidRequest("prompt must not be empty", param="prompt")
-
-        async def render(m: LoadedModel) -> list[list[int]]:
-            return await m.core.tokenize(prompts, add_special=True, parse_special=False)
-
-        return await self._generate(model, render, params, meta)
+    ) -> Answer:
+        """:meth:`submit` a text completion: ``params.n`` choices for each prompt, in prompt order."""
+        return await self.submit(InferenceRequest(model, meta, prompts=tuple(prompts), sampling=params))
 
     async def _generate(
         self,
@@ -438,8 +497,7 @@ class Kernel:
         render: Callable[[LoadedModel], Any],
         params: GenerationParams,
         meta: RequestMeta,
-    ) -> Generation:
-        sampling.validate(params, self.config.limits)
+    ) -> tuple[Generation, str]:
         manifest = await self.resolve(model)
         embeddings.require_generative(model, manifest)
         key = self._key(model, manifest)
@@ -493,7 +551,7 @@ class Kernel:
             on_close=release,
             observer=observation,
         )
-        return generation
+        return generation, loaded.manifest.digest
 
     async def _acquire(self, key: str, manifest: Manifest, keep_alive: float | None) -> Lease[LoadedModel]:
         """Hold the model resident for one request; a name re-pointed to a new version since

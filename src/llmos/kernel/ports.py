@@ -10,12 +10,12 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from llmos.config import Config
 from llmos.core.stream import Item, Signal
+from llmos.domain.manifest import Manifest, Removal
+from llmos.domain.progress import ProgressFn
 from llmos.engine.base import Engine
-from llmos.registry.manifest import Manifest
 
 
 class GenerationHandle(Protocol):
@@ -44,19 +44,22 @@ class GenerationHandle(Protocol):
 
 
 class Registry(Protocol):
+    """Model names to manifests and files (:class:`llmos.registry.registry.Registry`). Blocking:
+    the kernel calls it on a worker thread. Unknown names raise ModelNotFound."""
+
     def resolve(self, name: str) -> Manifest: ...
 
     def list(self) -> builtins.list[Manifest]: ...
 
-    def pull(self, name: str, progress: Callable[..., Any] | None = None) -> Manifest: ...
+    def pull(self, name: str, progress: ProgressFn | None = None) -> Manifest: ...
 
     def in_catalog(self, name: str) -> bool:
         """Whether ``pull(name)`` would find ``name`` in the catalog (registered or not)."""
         ...
 
-    def import_file(self, path: Path, name: str, progress: Callable[..., Any] | None = None) -> Manifest: ...
+    def import_file(self, path: Path, name: str, progress: ProgressFn | None = None) -> Manifest: ...
 
-    def remove(self, name: str) -> Any: ...
+    def remove(self, name: str) -> Removal: ...
 
     def copy(self, src: str, dst: str) -> Manifest: ...
 
@@ -75,4 +78,3 @@ class Registry(Protocol):
 
 EngineFactory = Callable[[str], Engine]
 """Backend name (``llamacpp``, ``fake``) → an unloaded engine (run by an in-process core)."""
-RegistryFactory = Callable[[Config], Registry]

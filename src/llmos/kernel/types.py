@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from llmos.engine.base import TokenLogprob
+from llmos.structured.tool_parser import StreamDelta, ToolCall
 from llmos.types import FinishReason
 
 DEFAULT_URGENCY = 5
@@ -57,6 +58,9 @@ class ChoiceDelta:
     text: str = ""
     logprobs: tuple[TokenLogprob, ...] = ()
     finish_reason: FinishReason | None = None
+    pieces: tuple[StreamDelta, ...] | None = None
+    """Of a tool-calling choice: ``text`` read as content and tool-call deltas (what a client
+    sees; markup never becomes content); None when ``text`` is the content as it is."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,41 @@ class ChoiceResult:
 class GenerationResult:
     choices: tuple[ChoiceResult, ...]
     usage: Usage
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A retrieved chunk that went into the prompt."""
+
+    document: str
+    document_id: int
+    chunk: int
+    score: float
+    collection: str
+    version: int
+
+
+@dataclass(frozen=True)
+class AnswerChoice:
+    """One choice of a finished answer: its raw ``text``, read back as ``content`` or tool calls."""
+
+    index: int
+    text: str
+    content: str | None
+    tool_calls: tuple[ToolCall, ...]
+    finish_reason: FinishReason
+    """``tool_calls`` when the model stopped after calling tools, else the engine's reason."""
+    logprobs: tuple[TokenLogprob, ...] = ()
+
+
+@dataclass(frozen=True)
+class AnswerResult:
+    """A finished answer: every choice read back, the usage, and what retrieval cited (None
+    when the request named no collections)."""
+
+    choices: tuple[AnswerChoice, ...]
+    usage: Usage
+    citations: tuple[Citation, ...] | None = None
 
 
 @dataclass(frozen=True)

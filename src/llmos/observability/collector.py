@@ -91,7 +91,8 @@ def _scheduler_gauges(stats: Sequence[SchedulerStats]) -> Iterator[GaugeMetricFa
     )
     predicted = GaugeMetricFamily(
         "llmos_queue_predicted_wait_seconds",
-        "Mean queue wait the queueing model predicts (formula: mmc = Erlang C, mg1 = Pollaczek-Khinchine)",
+        "Mean queue wait the queueing model predicts (formula: load_aware = birth-death chain with the "
+        "measured service rate per batch size, mmc = Erlang C, mg1 = Pollaczek-Khinchine)",
         labels=["model", "formula"],
     )
     observed = GaugeMetricFamily(
@@ -110,7 +111,12 @@ def _scheduler_gauges(stats: Sequence[SchedulerStats]) -> Iterator[GaugeMetricFa
         arrival.add_metric([s.model], q.arrival_rate)
         if q.utilization is not None:
             util.add_metric([s.model], q.utilization)
-        for formula, value in (("mmc", q.predicted_wait_mmc_s), ("mg1", q.predicted_wait_mg1_s)):
+        formulas = (
+            ("load_aware", q.predicted_wait_s),
+            ("mmc", q.predicted_wait_mmc_s),
+            ("mg1", q.predicted_wait_mg1_s),
+        )
+        for formula, value in formulas:
             if value is not None:
                 predicted.add_metric([s.model, formula], value)
         for stat, value in (("mean", q.observed_wait_mean_s), ("p95", q.observed_wait_p95_s)):

@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from llmos import __version__
 from llmos.observability.collector import StateCollector, StateSources
 from llmos.observability.logging import annotate_request
 from llmos.observability.observations import EmbeddingObservation, RequestObservation, status_of
 from llmos.observability.window import RecentRequests, TokenRate, history, summarize
 from llmos.resources.events import EventLog, ResourceEvent
 from llmos.scheduler.events import SchedulerEvent
+from llmos.version import __version__
 
 __all__ = ["EmbeddingObservation", "Metrics", "ObservedEventLog", "RequestObservation", "status_of"]
 

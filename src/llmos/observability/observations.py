@@ -4,20 +4,40 @@ observation turns them into :class:`~llmos.observability.metrics.Metrics` observ
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
+
+from prometheus_client import Counter, Histogram
 
 from llmos.errors import LLMOSError
-from llmos.observability.window import Sample
+from llmos.observability.window import RecentRequests, Sample, TokenRate
 
-if TYPE_CHECKING:
-    from llmos.observability.metrics import Metrics
+
+class Instruments(Protocol):
+    """What an observation records into: the instruments of
+    :class:`~llmos.observability.metrics.Metrics`, which opens the observations."""
+
+    clock: Callable[[], float]
+    requests: Counter
+    prompt_tokens: Counter
+    completion_tokens: Counter
+    ttft: Histogram
+    tpot: Histogram
+    e2e: Histogram
+    embedding_requests: Counter
+    embedding_tokens: Counter
+    embedding_latency: Histogram
+    recent: RecentRequests
+    token_rate: TokenRate
+
+    def record_totals(self, model: str, **deltas: int) -> None: ...
 
 
 class RequestObservation:
     """One generation request, from the kernel to its end. Call :meth:`output` as tokens
     stream and :meth:`finish` once (later calls are ignored)."""
 
-    def __init__(self, metrics: Metrics, model: str, tenant: str, started: float) -> None:
+    def __init__(self, metrics: Instruments, model: str, tenant: str, started: float) -> None:
         self._m = metrics
         self.model = model
         self.tenant = tenant
@@ -81,7 +101,7 @@ class RequestObservation:
 class EmbeddingObservation:
     """One embedding request; call :meth:`finish` once (later calls are ignored)."""
 
-    def __init__(self, metrics: Metrics, model: str, tenant: str, started: float) -> None:
+    def __init__(self, metrics: Instruments, model: str, tenant: str, started: float) -> None:
         self._m = metrics
         self.model = model
         self.tenant = tenant

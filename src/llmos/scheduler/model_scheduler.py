@@ -116,6 +116,8 @@ class ModelScheduler:
         self.tenant_weights: dict[TenantId, float] = dict(self.config.tenant_weights)
         self.counts_total = dict.fromkeys(_COUNTERS, 0)
         self.steps = 0
+        self._step_started: tuple[float, int] | None = None
+        """(clock, batch) of the last engine step, while the batch stayed busy after it."""
         self.dead: str | None = None
         """Why the engine died, once it has (every later ``add`` raises EngineDeadError)."""
         self.progressed = False
@@ -227,6 +229,11 @@ class ModelScheduler:
 
     def _step(self) -> None:
         now = self._clock()
+        if self._step_started is not None:
+            # Start to start: the whole loop (schedule, step, emit) is what a request waits on.
+            at, batch = self._step_started
+            self.queue_model.record_step(batch, now - at)
+            self._step_started = None
         changed = self._reap(now)
         changed |= self._admit(now)
         runnable = self.policy.runnable(self._running, now)
@@ -244,6 +251,8 @@ class ModelScheduler:
             self._fail_planned(plan, e)
             return
         self._absorb(plan, result)
+        if self._running:
+            self._step_started = (now, len(plan))
         self._refresh_positions(self._clock())
 
     def _reap(self, now: float) -> bool:
@@ -352,6 +361,7 @@ class ModelScheduler:
             if t is not None and t.phase == "running" and sid not in kicked_out:
                 fed = min(n, t.prefill_remaining)
                 t.prefill_remaining -= fed
+                t.steps += 1
                 prompt_fed[sid] = fed
         by_seq = {out.seq_id: out for out in result.outputs}
         for sid in prompt_fed.keys() | by_seq.keys():
@@ -375,7 +385,7 @@ class ModelScheduler:
                 )
             elif out.finish_reason is not None:
                 self._leave_slot(t, now)
-                self.queue_model.record_service(t.service_s)
+                self.queue_model.record_service(t.service_s, t.steps)
                 self._finish(t, now, "finish", out)
             elif generated or out.text or out.logprobs:
                 t.produced = True

@@ -10,8 +10,17 @@ Predictions of the mean time in queue:
 * M/G/1, Pollaczek–Khinchine, applied to one server c times as fast (service ``S/c``):
   ``Wq = λ·E[(S/c)²] / (2·(1 − ρ))``. With exponential service and c = 1 both agree.
 
-Batched decoding makes S depend on load (a fuller batch decodes each sequence more slowly);
-since S is measured live, the estimates follow.
+* Load-aware (the one to act on): batched decoding makes S depend on load (a fuller batch
+  decodes each sequence more slowly), which neither formula above models, so at moderate load
+  they under-predict the wait up to 3×. The model also learns the service-rate curve from the
+  core's own steps (:class:`~llmos.scheduler.service_curve.ServiceCurve`: step time per batch
+  size, steps per request) and solves the birth–death chain with those state-dependent rates,
+  corrected for the variability of the work per request
+  (:func:`~llmos.scheduler.birth_death.load_aware_wait`). ``bench/queue_model.py`` checks it
+  against the scheduler's observed waits for ρ from 0.2 to 0.9 (``bench/results/queue_model.md``).
+
+:meth:`QueueModel.predicted_wait` (at the current load) and :meth:`QueueModel.predicted_wait_at`
+(at a given arrival rate spread over some replicas) are what an autoscaler reads.
 """
 
 from __future__ import annotations
@@ -21,6 +30,8 @@ from collections import deque
 from collections.abc import Callable
 
 from llmos.errors import InvalidRequest
+from llmos.scheduler.birth_death import load_aware_wait
+from llmos.scheduler.service_curve import ServiceCurve
 from llmos.scheduler.stats import QueueModelStats
 
 
@@ -87,6 +98,7 @@ class QueueModel:
         self._arrivals: deque[float] = deque(maxlen=window)
         self._services: deque[float] = deque(maxlen=window)
         self._waits: deque[float] = deque(maxlen=window)
+        self.curve = ServiceCurve(slots, window=window)
         self.n_arrivals = 0
         self.n_services = 0
         self.n_waits = 0
@@ -95,9 +107,15 @@ class QueueModel:
         self._arrivals.append(self._clock() if t is None else t)
         self.n_arrivals += 1
 
-    def record_service(self, seconds: float) -> None:
+    def record_service(self, seconds: float, steps: int = 0) -> None:
+        """A request left its slot after holding it ``seconds`` over ``steps`` engine steps."""
         self._services.append(max(0.0, seconds))
         self.n_services += 1
+        self.curve.record_work(steps)
+
+    def record_step(self, batch: int, seconds: float) -> None:
+        """An engine step over ``batch`` sequences took ``seconds`` (from its start to the next's)."""
+        self.curve.record_step(batch, seconds)
 
     def record_wait(self, seconds: float) -> None:
         self._waits.append(max(0.0, seconds))
@@ -135,6 +153,29 @@ class QueueModel:
         """Expected seconds until ``departures`` requests leave the slots (c servers, mean S)."""
         return max(0, departures) * self.expected_service() / self.slots
 
+    def predicted_wait(self, now: float | None = None) -> float | None:
+        """Predicted mean queue wait (seconds) at the arrival rate measured now; see
+        :meth:`predicted_wait_at`."""
+        return self.predicted_wait_at(self.arrival_rate(now))
+
+    def predicted_wait_at(self, arrival_rate: float, replicas: int = 1) -> float | None:
+        """Predicted mean queue wait (seconds) if ``arrival_rate`` requests/s were spread evenly
+        over ``replicas`` copies of this model, each with this one's slots and service curve.
+
+        ``math.inf`` when that load saturates them; None before anything was measured. Load-aware
+        once a step and a finished request were seen; until then the M/M/c wait with the mean
+        slot-holding time. Raises InvalidRequest for ``replicas`` < 1 or a negative rate.
+        """
+        if replicas < 1 or arrival_rate < 0:
+            raise InvalidRequest("predicted_wait_at needs replicas >= 1 and a rate >= 0")
+        lam = arrival_rate / replicas
+        if self.curve.ready:
+            return load_aware_wait(lam, self.curve.rates(), self.curve.steps_scv())
+        mean = self.service_mean()
+        if mean is None or mean <= 0:
+            return None
+        return mmc_mean_wait(lam, 1.0 / mean, self.slots)
+
     def estimate(self, now: float | None = None) -> QueueModelStats:
         lam = self.arrival_rate(now)
         mean = self.service_mean()
@@ -145,6 +186,7 @@ class QueueModel:
             rho = lam * mean / c
             mmc = _finite(mmc_mean_wait(lam, 1.0 / mean, c))
             mg1 = _finite(mg1_mean_wait(lam, mean, var if var is not None else mean * mean, c))
+        predicted = self.predicted_wait_at(lam)
         waits = sorted(self._waits)
         p95 = waits[min(len(waits) - 1, math.ceil(0.95 * len(waits)) - 1)] if waits else None
         return QueueModelStats(
@@ -155,6 +197,10 @@ class QueueModel:
             utilization=rho,
             predicted_wait_mmc_s=mmc,
             predicted_wait_mg1_s=mg1,
+            predicted_wait_s=None if predicted is None else _finite(predicted),
+            step_time_s=self.curve.step_times(),
+            steps_per_request=self.curve.steps_mean(),
+            steps_scv=self.curve.steps_scv(),
             observed_wait_mean_s=sum(waits) / len(waits) if waits else None,
             observed_wait_p95_s=p95,
             arrivals=self.n_arrivals,

@@ -17,6 +17,12 @@ class QueueModelStats:
     ``utilization`` is ρ = λ·E[S]/c. ``predicted_wait_mmc_s`` is the M/M/c (Erlang C) mean queue
     wait and ``predicted_wait_mg1_s`` the M/G/1 (Pollaczek–Khinchine) mean queue wait of one
     server c times as fast (service time S/c); both None when ρ ≥ 1 (the queue grows without bound).
+    ``predicted_wait_s`` is the load-aware prediction (service rates per batch size measured from
+    the model's own steps; see :mod:`llmos.scheduler.queue_model`), the one to act on; None
+    before anything was measured or when the load saturates the model. ``step_time_s`` is the
+    step time with 1 … ``slots`` sequences in the batch (measured or extrapolated),
+    ``steps_per_request`` the mean steps a request holds a slot and ``steps_scv`` their squared
+    coefficient of variation.
     """
 
     arrival_rate: float
@@ -31,6 +37,10 @@ class QueueModelStats:
     arrivals: int
     services: int
     waits: int
+    predicted_wait_s: float | None = None
+    step_time_s: tuple[float, ...] = ()
+    steps_per_request: float | None = None
+    steps_scv: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ class Ticket:
     first_admitted_at: float | None = None
     slot_since: float = 0.0
     service_s: float = 0.0
+    steps: int = 0
+    """Engine steps this request ran in (the queueing model's measure of its work)."""
     completion_tokens: int = 0
     produced: bool = False
     cancelled: bool = False

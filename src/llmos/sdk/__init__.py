@@ -1,10 +1,12 @@
 """The llmos Python SDK: ``Client`` and ``AsyncClient`` over the server's HTTP API (httpx).
 
-It imports nothing from the server, the engine or storage.
+It imports nothing from the server, the engine or storage. One core (``_core``: requests,
+answers, errors, retries, pagination, streams) under two thin shells (``Client``, ``AsyncClient``).
 """
 
 from __future__ import annotations
 
+from llmos.sdk._core import RetryPolicy
 from llmos.sdk.async_client import AsyncClient, AsyncModelHandle, AsyncModels
 from llmos.sdk.client import Client, ModelHandle, Models
 from llmos.sdk.errors import (
@@ -44,6 +46,7 @@ __all__ = [
     "PermissionDeniedError",
     "Progress",
     "RateLimitError",
+    "RetryPolicy",
     "RunningModel",
     "ServerError",
     "ServiceUnavailableError",

@@ -6,14 +6,11 @@ Messages are chat-completions messages (``{"role": ..., "content": ...}``, with 
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from llmos.sdk.async_client import AsyncClient
-    from llmos.sdk.client import Client
+from llmos.sdk._core import Call, Paged, nothing, rows, segment
 
 _MESSAGE_KEYS = ("role", "content", "name", "tool_call_id", "tool_calls")
 
@@ -80,101 +77,49 @@ class Conversation:
         return [m.to_chat() for m in self.messages]
 
 
-def _clean(messages: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def _stored(messages: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Only the fields the server stores (a chat response's message may carry more)."""
     return [{k: m[k] for k in _MESSAGE_KEYS if m.get(k) is not None or k == "content"} for m in messages]
 
 
-class Conversations:
-    """``client.conversations``: create, get, list, append, update, delete."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def create(
-        self,
-        *,
-        title: str = "",
-        metadata: dict[str, Any] | None = None,
-        messages: Iterable[dict[str, Any]] = (),
-    ) -> Conversation:
-        body = {"title": title, "metadata": metadata or {}, "messages": _clean(messages)}
-        return Conversation.from_json(self._client._request("POST", "/api/conversations", json=body))
-
-    def get(self, conversation_id: str) -> Conversation:
-        """The conversation with every message. Raises NotFoundError (also for another tenant's)."""
-        return Conversation.from_json(self._client._request("GET", f"/api/conversations/{conversation_id}"))
-
-    def list(self, *, limit: int = 50, offset: int = 0) -> list[Conversation]:
-        """This tenant's conversations, most recently updated first."""
-        d = self._client._request("GET", "/api/conversations", params={"limit": limit, "offset": offset})
-        return [Conversation.from_json(c) for c in d["data"]]
-
-    def append(
-        self, conversation_id: str, messages: Iterable[dict[str, Any]]
-    ) -> builtins.list[StoredMessage]:
-        """Append messages at the end; returns them with their positions."""
-        body = {"messages": _clean(messages)}
-        d = self._client._request("POST", f"/api/conversations/{conversation_id}/messages", json=body)
-        return [StoredMessage.from_json(m) for m in d["data"]]
-
-    def update(
-        self, conversation_id: str, *, title: str | None = None, metadata: dict[str, Any] | None = None
-    ) -> Conversation:
-        body: dict[str, Any] = {}
-        if title is not None:
-            body["title"] = title
-        if metadata is not None:
-            body["metadata"] = metadata
-        d = self._client._request("PATCH", f"/api/conversations/{conversation_id}", json=body)
-        return Conversation.from_json(d)
-
-    def delete(self, conversation_id: str) -> None:
-        self._client._request("DELETE", f"/api/conversations/{conversation_id}")
+def _conv(conversation_id: str) -> str:
+    return f"/api/conversations/{segment(conversation_id)}"
 
 
-class AsyncConversations:
-    """``AsyncClient.conversations``: the same methods as :class:`Conversations`, awaited."""
+def create(
+    title: str, metadata: dict[str, Any] | None, messages: Iterable[dict[str, Any]]
+) -> Call[Conversation]:
+    body = {"title": title, "metadata": metadata or {}, "messages": _stored(messages)}
+    return Call("POST", "/api/conversations", Conversation.from_json, json=body)
 
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
 
-    async def create(
-        self,
-        *,
-        title: str = "",
-        metadata: dict[str, Any] | None = None,
-        messages: Iterable[dict[str, Any]] = (),
-    ) -> Conversation:
-        body = {"title": title, "metadata": metadata or {}, "messages": _clean(messages)}
-        return Conversation.from_json(await self._client._request("POST", "/api/conversations", json=body))
+def get(conversation_id: str) -> Call[Conversation]:
+    return Call("GET", _conv(conversation_id), Conversation.from_json)
 
-    async def get(self, conversation_id: str) -> Conversation:
-        d = await self._client._request("GET", f"/api/conversations/{conversation_id}")
-        return Conversation.from_json(d)
 
-    async def list(self, *, limit: int = 50, offset: int = 0) -> list[Conversation]:
-        params = {"limit": limit, "offset": offset}
-        d = await self._client._request("GET", "/api/conversations", params=params)
-        return [Conversation.from_json(c) for c in d["data"]]
+def list_page(offset: int, limit: int) -> Call[list[Conversation]]:
+    params = {"limit": limit, "offset": offset}
+    return Call("GET", "/api/conversations", rows(Conversation.from_json), params=params)
 
-    async def append(
-        self, conversation_id: str, messages: Iterable[dict[str, Any]]
-    ) -> builtins.list[StoredMessage]:
-        body = {"messages": _clean(messages)}
-        d = await self._client._request("POST", f"/api/conversations/{conversation_id}/messages", json=body)
-        return [StoredMessage.from_json(m) for m in d["data"]]
 
-    async def update(
-        self, conversation_id: str, *, title: str | None = None, metadata: dict[str, Any] | None = None
-    ) -> Conversation:
-        body: dict[str, Any] = {}
-        if title is not None:
-            body["title"] = title
-        if metadata is not None:
-            body["metadata"] = metadata
-        d = await self._client._request("PATCH", f"/api/conversations/{conversation_id}", json=body)
-        return Conversation.from_json(d)
+def every(page_size: int) -> Paged[Conversation]:
+    """Every conversation of this tenant, most recently updated first, page by page."""
+    return Paged(list_page, size=page_size)
 
-    async def delete(self, conversation_id: str) -> None:
-        await self._client._request("DELETE", f"/api/conversations/{conversation_id}")
+
+def append(conversation_id: str, messages: Iterable[dict[str, Any]]) -> Call[list[StoredMessage]]:
+    body = {"messages": _stored(messages)}
+    return Call("POST", f"{_conv(conversation_id)}/messages", rows(StoredMessage.from_json), json=body)
+
+
+def update(conversation_id: str, title: str | None, metadata: dict[str, Any] | None) -> Call[Conversation]:
+    body: dict[str, Any] = {}
+    if title is not None:
+        body["title"] = title
+    if metadata is not None:
+        body["metadata"] = metadata
+    return Call("PATCH", _conv(conversation_id), Conversation.from_json, json=body)
+
+
+def delete(conversation_id: str) -> Call[None]:
+    return Call("DELETE", _conv(conversation_id), nothing)

@@ -13,8 +13,9 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
-from urllib.parse import quote
+from typing import Any
+
+from llmos.sdk._core import Call, clean, nothing, rows, segment
 
 Source = str | Path | bytes
 """A local file's path, or the document's bytes (then ``name`` is required)."""
@@ -136,26 +137,6 @@ class Answer:
         )
 
 
-def _ask_body(
-    model: str,
-    question: str | Sequence[Mapping[str, Any]],
-    collections: Sequence[str],
-    top_k: int,
-    params: Mapping[str, Any],
-) -> dict[str, Any]:
-    messages = (
-        [{"role": "user", "content": question}] if isinstance(question, str) else [dict(m) for m in question]
-    )
-    return {
-        "model": model,
-        "messages": messages,
-        "collections": list(collections),
-        "retrieval": {"top_k": top_k},
-        **params,
-        "stream": False,
-    }
-
-
 def _read(source: Source, name: str | None) -> tuple[bytes, str]:
     if isinstance(source, bytes):
         if not name:
@@ -165,241 +146,119 @@ def _read(source: Source, name: str | None) -> tuple[bytes, str]:
     return path.read_bytes(), name or path.name
 
 
-def _doc_params(name: str, content_type: str | None, metadata: Mapping[str, Any] | None) -> dict[str, str]:
-    params = {"name": name}
-    if content_type:
-        params["content_type"] = content_type
-    if metadata:
-        params["metadata"] = json.dumps(dict(metadata))
-    return params
-
-
-def _search_body(
-    collections: str | Sequence[str], query: str, top_k: int, mode: str, filters: Mapping[str, Any] | None
-) -> tuple[str, dict[str, Any]]:
-    body: dict[str, Any] = {"query": query, "top_k": top_k, "mode": mode}
-    if filters:
-        body["filters"] = dict(filters)
-    if isinstance(collections, str):
-        return f"/api/collections/{quote(collections, safe='')}/search", body
-    return "/api/search", {**body, "collections": list(collections)}
-
-
 def _col(name: str) -> str:
-    return f"/api/collections/{quote(name, safe='')}"
+    return f"/api/collections/{segment(name)}"
 
 
-class _SyncRequester(Protocol):
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any: ...
+# ---- collections -----------------------------------------------------------------------------
 
 
-class _AsyncRequester(Protocol):
-    async def _request(self, method: str, path: str, **kwargs: Any) -> Any: ...
+def create_collection(
+    name: str,
+    embedding_model: str | None,
+    chunk_tokens: int | None,
+    chunk_overlap: int | None,
+    description: str,
+) -> Call[CollectionInfo]:
+    body = {
+        "name": name,
+        "embedding_model": embedding_model,
+        "chunk_tokens": chunk_tokens,
+        "chunk_overlap": chunk_overlap,
+        "description": description,
+    }
+    return Call("POST", "/api/collections", CollectionInfo.from_json, json=body)
 
 
-class Data:
-    """``client.data`` on :class:`llmos.Client`."""
+def list_collections() -> Call[list[CollectionInfo]]:
+    return Call("GET", "/api/collections", rows(CollectionInfo.from_json))
 
-    def __init__(self, client: _SyncRequester) -> None:
-        self._client = client
 
-    # collections
-    def create_collection(
-        self,
-        name: str,
-        *,
-        embedding_model: str | None = None,
-        chunk_tokens: int | None = None,
-        chunk_overlap: int | None = None,
-        description: str = "",
-    ) -> CollectionInfo:
-        body = {
-            "name": name,
-            "embedding_model": embedding_model,
-            "chunk_tokens": chunk_tokens,
-            "chunk_overlap": chunk_overlap,
-            "description": description,
+def get_collection(name: str) -> Call[CollectionInfo]:
+    return Call("GET", _col(name), CollectionInfo.from_json)
+
+
+def delete_collection(name: str) -> Call[None]:
+    return Call("DELETE", _col(name), nothing)
+
+
+# ---- documents -------------------------------------------------------------------------------
+
+
+def add_document(
+    collection: str,
+    source: Source,
+    name: str | None,
+    content_type: str | None,
+    metadata: Mapping[str, Any] | None,
+) -> Call[DocumentInfo]:
+    data, doc_name = _read(source, name)
+    params = clean(
+        {
+            "name": doc_name,
+            "content_type": content_type or None,
+            "metadata": json.dumps(dict(metadata)) if metadata else None,
         }
-        return CollectionInfo.from_json(self._client._request("POST", "/api/collections", json=body))
-
-    def list_collections(self) -> list[CollectionInfo]:
-        return [CollectionInfo.from_json(c) for c in self._client._request("GET", "/api/collections")["data"]]
-
-    def get_collection(self, name: str) -> CollectionInfo:
-        return CollectionInfo.from_json(self._client._request("GET", _col(name)))
-
-    def delete_collection(self, name: str) -> None:
-        self._client._request("DELETE", _col(name))
-
-    # documents
-    def add_document(
-        self,
-        collection: str,
-        source: Source,
-        *,
-        name: str | None = None,
-        content_type: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> DocumentInfo:
-        """Upload a file (or bytes) into ``collection``; the same name again is a new version."""
-        data, doc_name = _read(source, name)
-        params = _doc_params(doc_name, content_type, metadata)
-        raw = self._client._request("POST", f"{_col(collection)}/documents", params=params, content=data)
-        return DocumentInfo.from_json(raw)
-
-    def list_documents(
-        self, collection: str, *, name: str | None = None, all_versions: bool = False
-    ) -> list[DocumentInfo]:
-        params: dict[str, Any] = {"all_versions": str(all_versions).lower()}
-        if name is not None:
-            params["name"] = name
-        raw = self._client._request("GET", f"{_col(collection)}/documents", params=params)
-        return [DocumentInfo.from_json(d) for d in raw["data"]]
-
-    def delete_document(self, collection: str, document_id: int) -> DocumentInfo:
-        """Delete one version."""
-        return DocumentInfo.from_json(
-            self._client._request("DELETE", f"{_col(collection)}/documents/{int(document_id)}")
-        )
-
-    def delete_documents(self, collection: str, name: str) -> list[DocumentInfo]:
-        """Delete every version of ``name``."""
-        raw = self._client._request("DELETE", f"{_col(collection)}/documents", params={"name": name})
-        return [DocumentInfo.from_json(d) for d in raw["data"]]
-
-    def search(
-        self,
-        collections: str | Sequence[str],
-        query: str,
-        *,
-        top_k: int = 5,
-        mode: str = "hybrid",
-        filters: Mapping[str, Any] | None = None,
-    ) -> list[SearchHit]:
-        """Ranked chunks (``mode``: hybrid, vector or keyword) of one collection or several."""
-        path, body = _search_body(collections, query, top_k, mode, filters)
-        return [SearchHit.from_json(h) for h in self._client._request("POST", path, json=body)["data"]]
-
-    def ask(
-        self,
-        model: str,
-        question: str | Sequence[Mapping[str, Any]],
-        collections: Sequence[str],
-        *,
-        top_k: int = 4,
-        **params: Any,
-    ) -> Answer:
-        """Chat with ``model`` over ``collections``: the best passages go into the prompt and come
-        back as ``citations`` (``params``: max_tokens, temperature, ...)."""
-        body = _ask_body(model, question, collections, top_k, params)
-        return Answer.from_json(self._client._request("POST", "/v1/chat/completions", json=body))
-
-    # datasets
-    def upload_dataset(self, name: str, source: Source) -> DatasetInfo:
-        """Upload JSONL (chat or prompt/completion form); BadRequestError lists the bad lines."""
-        data, _ = _read(source, name)
-        raw = self._client._request("POST", "/api/datasets", params={"name": name}, content=data)
-        return DatasetInfo.from_json(raw)
-
-    def list_datasets(self) -> list[DatasetInfo]:
-        return [DatasetInfo.from_json(d) for d in self._client._request("GET", "/api/datasets")["data"]]
-
-    def delete_dataset(self, dataset_id: int) -> DatasetInfo:
-        return DatasetInfo.from_json(self._client._request("DELETE", f"/api/datasets/{int(dataset_id)}"))
+    )
+    return Call("POST", f"{_col(collection)}/documents", DocumentInfo.from_json, params=params, content=data)
 
 
-class AsyncData:
-    """``client.data`` on :class:`llmos.AsyncClient` (the same methods, awaited)."""
+def list_documents(collection: str, name: str | None, all_versions: bool) -> Call[list[DocumentInfo]]:
+    params = clean({"all_versions": str(all_versions).lower(), "name": name})
+    return Call("GET", f"{_col(collection)}/documents", rows(DocumentInfo.from_json), params=params)
 
-    def __init__(self, client: _AsyncRequester) -> None:
-        self._client = client
 
-    async def create_collection(
-        self,
-        name: str,
-        *,
-        embedding_model: str | None = None,
-        chunk_tokens: int | None = None,
-        chunk_overlap: int | None = None,
-        description: str = "",
-    ) -> CollectionInfo:
-        body = {
-            "name": name,
-            "embedding_model": embedding_model,
-            "chunk_tokens": chunk_tokens,
-            "chunk_overlap": chunk_overlap,
-            "description": description,
-        }
-        return CollectionInfo.from_json(await self._client._request("POST", "/api/collections", json=body))
+def delete_document(collection: str, document_id: int) -> Call[DocumentInfo]:
+    return Call("DELETE", f"{_col(collection)}/documents/{int(document_id)}", DocumentInfo.from_json)
 
-    async def list_collections(self) -> list[CollectionInfo]:
-        raw = await self._client._request("GET", "/api/collections")
-        return [CollectionInfo.from_json(c) for c in raw["data"]]
 
-    async def delete_collection(self, name: str) -> None:
-        await self._client._request("DELETE", _col(name))
+def delete_documents(collection: str, name: str) -> Call[list[DocumentInfo]]:
+    path = f"{_col(collection)}/documents"
+    return Call("DELETE", path, rows(DocumentInfo.from_json), params={"name": name})
 
-    async def add_document(
-        self,
-        collection: str,
-        source: Source,
-        *,
-        name: str | None = None,
-        content_type: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> DocumentInfo:
-        data, doc_name = _read(source, name)
-        params = _doc_params(doc_name, content_type, metadata)
-        raw = await self._client._request(
-            "POST", f"{_col(collection)}/documents", params=params, content=data
-        )
-        return DocumentInfo.from_json(raw)
 
-    async def list_documents(
-        self, collection: str, *, name: str | None = None, all_versions: bool = False
-    ) -> list[DocumentInfo]:
-        params: dict[str, Any] = {"all_versions": str(all_versions).lower()}
-        if name is not None:
-            params["name"] = name
-        raw = await self._client._request("GET", f"{_col(collection)}/documents", params=params)
-        return [DocumentInfo.from_json(d) for d in raw["data"]]
+def search(
+    collections: str | Sequence[str], query: str, top_k: int, mode: str, filters: Mapping[str, Any] | None
+) -> Call[list[SearchHit]]:
+    body: dict[str, Any] = clean({"query": query, "top_k": top_k, "mode": mode, "filters": filters or None})
+    if isinstance(collections, str):
+        return Call("POST", f"{_col(collections)}/search", rows(SearchHit.from_json), json=body)
+    body["collections"] = list(collections)
+    return Call("POST", "/api/search", rows(SearchHit.from_json), json=body)
 
-    async def delete_documents(self, collection: str, name: str) -> list[DocumentInfo]:
-        raw = await self._client._request("DELETE", f"{_col(collection)}/documents", params={"name": name})
-        return [DocumentInfo.from_json(d) for d in raw["data"]]
 
-    async def search(
-        self,
-        collections: str | Sequence[str],
-        query: str,
-        *,
-        top_k: int = 5,
-        mode: str = "hybrid",
-        filters: Mapping[str, Any] | None = None,
-    ) -> list[SearchHit]:
-        path, body = _search_body(collections, query, top_k, mode, filters)
-        return [
-            SearchHit.from_json(h) for h in (await self._client._request("POST", path, json=body))["data"]
-        ]
+def ask(
+    model: str,
+    question: str | Sequence[Mapping[str, Any]],
+    collections: Sequence[str],
+    top_k: int,
+    params: Mapping[str, Any],
+) -> Call[Answer]:
+    history = (
+        [{"role": "user", "content": question}] if isinstance(question, str) else [dict(m) for m in question]
+    )
+    body = {
+        "model": model,
+        "messages": history,
+        "collections": list(collections),
+        "retrieval": {"top_k": top_k},
+        **params,
+        "stream": False,
+    }
+    return Call("POST", "/v1/chat/completions", Answer.from_json, json=body)
 
-    async def ask(
-        self,
-        model: str,
-        question: str | Sequence[Mapping[str, Any]],
-        collections: Sequence[str],
-        *,
-        top_k: int = 4,
-        **params: Any,
-    ) -> Answer:
-        body = _ask_body(model, question, collections, top_k, params)
-        return Answer.from_json(await self._client._request("POST", "/v1/chat/completions", json=body))
 
-    async def upload_dataset(self, name: str, source: Source) -> DatasetInfo:
-        data, _ = _read(source, name)
-        raw = await self._client._request("POST", "/api/datasets", params={"name": name}, content=data)
-        return DatasetInfo.from_json(raw)
+# ---- datasets --------------------------------------------------------------------------------
 
-    async def list_datasets(self) -> list[DatasetInfo]:
-        return [
-            DatasetInfo.from_json(d) for d in (await self._client._request("GET", "/api/datasets"))["data"]
-        ]
+
+def upload_dataset(name: str, source: Source) -> Call[DatasetInfo]:
+    data, _ = _read(source, name)
+    return Call("POST", "/api/datasets", DatasetInfo.from_json, params={"name": name}, content=data)
+
+
+def list_datasets() -> Call[list[DatasetInfo]]:
+    return Call("GET", "/api/datasets", rows(DatasetInfo.from_json))
+
+
+def delete_dataset(dataset_id: int) -> Call[DatasetInfo]:
+    return Call("DELETE", f"/api/datasets/{int(dataset_id)}", DatasetInfo.from_json)

@@ -11,7 +11,9 @@ import sys
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
+
+from llmos.sdk._core import Call
 
 EmbeddingInput = str | Sequence[str] | Sequence[int] | Sequence[Sequence[int]]
 """A text, texts, one token list (the model's own token ids) or token lists."""
@@ -43,9 +45,9 @@ def _vector(raw: Any) -> list[float]:
     return [float(v) for v in raw]
 
 
-def request_body(
+def create(
     model: str, input: EmbeddingInput, dimensions: int | None, user: str | None
-) -> dict[str, Any]:
+) -> Call[EmbeddingResult]:
     items: str | list[Any] = (
         input if isinstance(input, str) else [x if isinstance(x, str | int) else list(x) for x in input]
     )
@@ -54,40 +56,4 @@ def request_body(
         body["dimensions"] = dimensions
     if user is not None:
         body["user"] = user
-    return body
-
-
-class _SyncRequester(Protocol):
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any: ...
-
-
-class _AsyncRequester(Protocol):
-    async def _request(self, method: str, path: str, **kwargs: Any) -> Any: ...
-
-
-class Embeddings:
-    """``client.embeddings`` on :class:`llmos.Client`."""
-
-    def __init__(self, client: _SyncRequester) -> None:
-        self._client = client
-
-    def create(
-        self, model: str, input: EmbeddingInput, *, dimensions: int | None = None, user: str | None = None
-    ) -> EmbeddingResult:
-        """Embed ``input`` with ``model``; raises BadRequestError for an input the model cannot take."""
-        body = request_body(model, input, dimensions, user)
-        return EmbeddingResult.from_json(self._client._request("POST", "/v1/embeddings", json=body))
-
-
-class AsyncEmbeddings:
-    """``client.embeddings`` on :class:`llmos.AsyncClient`."""
-
-    def __init__(self, client: _AsyncRequester) -> None:
-        self._client = client
-
-    async def create(
-        self, model: str, input: EmbeddingInput, *, dimensions: int | None = None, user: str | None = None
-    ) -> EmbeddingResult:
-        """Embed ``input`` with ``model``; raises BadRequestError for an input the model cannot take."""
-        body = request_body(model, input, dimensions, user)
-        return EmbeddingResult.from_json(await self._client._request("POST", "/v1/embeddings", json=body))
+    return Call("POST", "/v1/embeddings", EmbeddingResult.from_json, json=body)

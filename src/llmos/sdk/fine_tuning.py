@@ -1,4 +1,5 @@
-"""``client.fine_tuning``: fine-tuning jobs over the server's OpenAI fine-tuning API.
+"""``client.fine_tuning``: fine-tuning jobs over the server's OpenAI fine-tuning API (its
+result types and calls; the shells in ``sync_resources.py`` / ``async_resources.py`` run them).
 
 job = client.fine_tuning.create("smollm2:135m", "train.jsonl", validation="val.jsonl", epochs=3)
 for event in client.fine_tuning.follow(job.id):
@@ -7,12 +8,15 @@ for event in client.fine_tuning.follow(job.id):
 
 from __future__ import annotations
 
-import builtins
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, TypeGuard
+
+from llmos.sdk._core import Call, Stream, clean, rows, segment
+
+Source = str | Path | bytes
+"""A local JSONL file's path, its bytes, or the ``file-…`` id of one already uploaded."""
 
 FINAL = frozenset({"succeeded", "failed", "cancelled"})
 
@@ -82,77 +86,103 @@ class FineTuningEvent:
         )
 
 
-class _Sync(Protocol):
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any: ...
+@dataclass(frozen=True)
+class FineTuningCheckpoint:
+    id: str
+    created_at: int
+    fine_tuning_job_id: str
+    fine_tuned_model_checkpoint: str
+    step_number: int
+    metrics: dict[str, Any] = field(default_factory=dict)
 
-
-class FineTuning:
-    def __init__(self, client: _Sync) -> None:
-        self._c = client
-
-    def upload(self, data: str | Path | bytes, name: str | None = None) -> str:
-        """Upload a JSONL file (checked line by line by the server); its ``file-…`` id."""
-        content = data if isinstance(data, bytes) else Path(data).read_bytes()
-        filename = name or (Path(data).name if not isinstance(data, bytes) else "train.jsonl")
-        body = self._c._request(
-            "POST", "/v1/files", files={"file": (filename, content)}, data={"purpose": "fine-tune"}
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> FineTuningCheckpoint:
+        return cls(
+            id=d["id"],
+            created_at=int(d["created_at"]),
+            fine_tuning_job_id=d["fine_tuning_job_id"],
+            fine_tuned_model_checkpoint=d["fine_tuned_model_checkpoint"],
+            step_number=int(d["step_number"]),
+            metrics=dict(d.get("metrics") or {}),
         )
-        return str(body["id"])
 
-    def create(
-        self,
-        model: str,
-        data: str | Path | bytes,
-        *,
-        validation: str | Path | bytes | None = None,
-        epochs: int | None = None,
-        merge: bool = False,
-        suffix: str | None = None,
-        hyperparameters: Mapping[str, Any] | None = None,
-    ) -> FineTuningJob:
-        """Upload the data (a local path or bytes; a ``file-…`` id is used as is) and start a job."""
-        training = data if isinstance(data, str) and data.startswith("file-") else self.upload(data)
-        hp: dict[str, Any] = dict(hyperparameters or {})
-        if epochs is not None:
-            hp["n_epochs"] = epochs
-        if merge:
-            hp["merge"] = True
-        body: dict[str, Any] = {"model": model, "training_file": training, "hyperparameters": hp}
-        if validation is not None:
-            is_id = isinstance(validation, str) and validation.startswith("file-")
-            body["validation_file"] = validation if is_id else self.upload(validation)
-        if suffix:
-            body["suffix"] = suffix
-        return FineTuningJob.from_json(self._c._request("POST", "/v1/fine_tuning/jobs", json=body))
 
-    def list(self, limit: int = 20) -> builtins.list[FineTuningJob]:
-        body = self._c._request("GET", "/v1/fine_tuning/jobs", params={"limit": limit})
-        return [FineTuningJob.from_json(d) for d in body["data"]]
+JOBS = "/v1/fine_tuning/jobs"
 
-    def get(self, job_id: str) -> FineTuningJob:
-        return FineTuningJob.from_json(self._c._request("GET", f"/v1/fine_tuning/jobs/{job_id}"))
 
-    def cancel(self, job_id: str) -> FineTuningJob:
-        return FineTuningJob.from_json(self._c._request("POST", f"/v1/fine_tuning/jobs/{job_id}/cancel"))
+def is_file_id(source: Source) -> TypeGuard[str]:
+    """Whether ``source`` names a file already on the server (``file-…``), not a local path."""
+    return isinstance(source, str) and source.startswith("file-")
 
-    def events(self, job_id: str, limit: int = 100) -> builtins.list[FineTuningEvent]:
-        """Oldest first (the API pages newest first)."""
-        body = self._c._request("GET", f"/v1/fine_tuning/jobs/{job_id}/events", params={"limit": limit})
-        return [FineTuningEvent.from_json(d) for d in reversed(body["data"])]
 
-    def checkpoints(self, job_id: str) -> builtins.list[dict[str, Any]]:
-        body = self._c._request("GET", f"/v1/fine_tuning/jobs/{job_id}/checkpoints")
-        return list(body["data"])
+def upload(source: Source, name: str | None) -> Call[str]:
+    """Upload JSONL (checked line by line by the server) for fine-tuning; answers its ``file-…`` id."""
+    if isinstance(source, bytes):
+        content, filename = source, name or "train.jsonl"
+    else:
+        content, filename = Path(source).read_bytes(), name or Path(source).name
+    return Call(
+        "POST",
+        "/v1/files",
+        lambda body: str(body["id"]),
+        files={"file": (filename, content)},
+        form={"purpose": "fine-tune"},
+    )
 
-    def follow(self, job_id: str, *, interval: float = 1.0) -> Iterator[FineTuningEvent]:
-        """Every event, oldest first, until the job ends."""
-        seen = 0
-        while True:
-            job = self.get(job_id)
-            for e in self.events(job_id):
-                if e.number > seen:
-                    seen = e.number
-                    yield e
-            if job.final:
-                return
-            time.sleep(interval)
+
+def hyperparameters(epochs: int | None, merge: bool, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The job's ``hyperparameters`` body: ``extra`` (learning_rate_multiplier, batch_size, lora_rank,
+    ...) with ``n_epochs`` and ``merge`` when given."""
+    return {**(extra or {}), **clean({"n_epochs": epochs, "merge": True if merge else None})}
+
+
+def create(
+    model: str, training_file: str, validation_file: str | None, hp: Mapping[str, Any], suffix: str | None
+) -> Call[FineTuningJob]:
+    body = clean(
+        {
+            "model": model,
+            "training_file": training_file,
+            "validation_file": validation_file,
+            "hyperparameters": dict(hp),
+            "suffix": suffix or None,
+        }
+    )
+    return Call("POST", JOBS, FineTuningJob.from_json, json=body)
+
+
+def list_jobs(limit: int) -> Call[list[FineTuningJob]]:
+    return Call("GET", JOBS, rows(FineTuningJob.from_json), params={"limit": limit})
+
+
+def get(job_id: str) -> Call[FineTuningJob]:
+    return Call("GET", f"{JOBS}/{segment(job_id)}", FineTuningJob.from_json)
+
+
+def cancel(job_id: str) -> Call[FineTuningJob]:
+    return Call("POST", f"{JOBS}/{segment(job_id)}/cancel", FineTuningJob.from_json)
+
+
+def events(job_id: str, limit: int) -> Call[list[FineTuningEvent]]:
+    """The newest ``limit`` events, oldest first (the API pages newest first)."""
+    return Call(
+        "GET",
+        f"{JOBS}/{segment(job_id)}/events",
+        lambda body: [FineTuningEvent.from_json(d) for d in reversed(body["data"])],
+        params={"limit": limit},
+    )
+
+
+def checkpoints(job_id: str, limit: int) -> Call[list[FineTuningCheckpoint]]:
+    return Call(
+        "GET",
+        f"{JOBS}/{segment(job_id)}/checkpoints",
+        rows(FineTuningCheckpoint.from_json),
+        params={"limit": limit},
+    )
+
+
+def follow(job_id: str) -> Stream[FineTuningEvent]:
+    """Every event of the job, oldest first, as the server writes them, until the job ends
+    (the server's event stream: ``GET .../events?stream=true``)."""
+    return Stream("GET", f"{JOBS}/{segment(job_id)}/events?stream=true", FineTuningEvent.from_json)

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from llmos.sdk._core import Call, segment
 from llmos.sdk.types import Usage
-
-if TYPE_CHECKING:
-    from llmos.sdk.async_client import AsyncClient
-    from llmos.sdk.client import Client
 
 
 @dataclass(frozen=True)
@@ -62,100 +59,43 @@ class TaskResult:
         )
 
 
-def task_body(text: str, params: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
-    body: dict[str, Any] = {"text": text, "params": {k: v for k, v in params.items() if v is not None}}
+def list_tasks() -> Call[list[dict[str, Any]]]:
+    return Call("GET", "/api/tasks", lambda d: list(d["data"]))
+
+
+def run(task: str, text: str, params: dict[str, Any] | None, options: dict[str, Any]) -> Call[TaskResult]:
+    """``options``: model, input_format, max_input_chars, max_tokens, temperature, seed."""
+    body: dict[str, Any] = {
+        "text": text,
+        "params": {k: v for k, v in (params or {}).items() if v is not None},
+    }
     body.update({k: v for k, v in options.items() if v is not None})
-    return body
+    return Call("POST", f"/api/tasks/{segment(task)}", TaskResult.from_json, json=body)
 
 
-class Tasks:
-    """``client.tasks``: ``run(task, text, ...)`` or one method per task."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def list(self) -> list[dict[str, Any]]:
-        """The tasks the server runs: name, description, params."""
-        return list(self._client._request("GET", "/api/tasks")["data"])
-
-    def run(
-        self, task: str, text: str, *, params: dict[str, Any] | None = None, **options: Any
-    ) -> TaskResult:
-        """Run ``task`` on ``text``. ``options``: model, input_format, max_input_chars, max_tokens,
-        temperature, seed. Raises NotFoundError (no such task or model), BadRequestError."""
-        body = task_body(text, params or {}, options)
-        return TaskResult.from_json(self._client._request("POST", f"/api/tasks/{task}", json=body))
-
-    def summarize(self, text: str, *, max_words: int | None = None, **options: Any) -> TaskResult:
-        return self.run("summarize", text, params={"max_words": max_words}, **options)
-
-    def translate(
-        self, text: str, target_language: str, *, source_language: str | None = None, **options: Any
-    ) -> TaskResult:
-        params = {"target_language": target_language, "source_language": source_language}
-        return self.run("translate", text, params=params, **options)
-
-    def classify(
-        self, text: str, labels: Sequence[str], *, multi_label: bool = False, **options: Any
-    ) -> TaskResult:
-        params = {"labels": list(labels), "multi_label": multi_label}
-        return self.run("classify", text, params=params, **options)
-
-    def sentiment(self, text: str, **options: Any) -> TaskResult:
-        return self.run("sentiment", text, **options)
-
-    def extract_entities(
-        self,
-        text: str,
-        *,
-        types: Sequence[str] | None = None,
-        max_entities: int | None = None,
-        **options: Any,
-    ) -> TaskResult:
-        params = {"types": list(types) if types is not None else None, "max_entities": max_entities}
-        return self.run("extract_entities", text, params=params, **options)
+def summarize(text: str, max_words: int | None, options: dict[str, Any]) -> Call[TaskResult]:
+    return run("summarize", text, {"max_words": max_words}, options)
 
 
-class AsyncTasks:
-    """``AsyncClient.tasks``: the same methods as :class:`Tasks`, awaited."""
+def translate(
+    text: str, target_language: str, source_language: str | None, options: dict[str, Any]
+) -> Call[TaskResult]:
+    params = {"target_language": target_language, "source_language": source_language}
+    return run("translate", text, params, options)
 
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
 
-    async def list(self) -> list[dict[str, Any]]:
-        return list((await self._client._request("GET", "/api/tasks"))["data"])
+def classify(
+    text: str, labels: Sequence[str], multi_label: bool, options: dict[str, Any]
+) -> Call[TaskResult]:
+    return run("classify", text, {"labels": list(labels), "multi_label": multi_label}, options)
 
-    async def run(
-        self, task: str, text: str, *, params: dict[str, Any] | None = None, **options: Any
-    ) -> TaskResult:
-        body = task_body(text, params or {}, options)
-        return TaskResult.from_json(await self._client._request("POST", f"/api/tasks/{task}", json=body))
 
-    async def summarize(self, text: str, *, max_words: int | None = None, **options: Any) -> TaskResult:
-        return await self.run("summarize", text, params={"max_words": max_words}, **options)
+def sentiment(text: str, options: dict[str, Any]) -> Call[TaskResult]:
+    return run("sentiment", text, None, options)
 
-    async def translate(
-        self, text: str, target_language: str, *, source_language: str | None = None, **options: Any
-    ) -> TaskResult:
-        params = {"target_language": target_language, "source_language": source_language}
-        return await self.run("translate", text, params=params, **options)
 
-    async def classify(
-        self, text: str, labels: Sequence[str], *, multi_label: bool = False, **options: Any
-    ) -> TaskResult:
-        params = {"labels": list(labels), "multi_label": multi_label}
-        return await self.run("classify", text, params=params, **options)
-
-    async def sentiment(self, text: str, **options: Any) -> TaskResult:
-        return await self.run("sentiment", text, **options)
-
-    async def extract_entities(
-        self,
-        text: str,
-        *,
-        types: Sequence[str] | None = None,
-        max_entities: int | None = None,
-        **options: Any,
-    ) -> TaskResult:
-        params = {"types": list(types) if types is not None else None, "max_entities": max_entities}
-        return await self.run("extract_entities", text, params=params, **options)
+def extract_entities(
+    text: str, types: Sequence[str] | None, max_entities: int | None, options: dict[str, Any]
+) -> Call[TaskResult]:
+    params = {"types": list(types) if types is not None else None, "max_entities": max_entities}
+    return run("extract_entities", text, params, options)

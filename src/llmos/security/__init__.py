@@ -33,8 +33,8 @@ takes is given back when the response ends. Outside HTTP, call
 
 from __future__ import annotations
 
+from llmos.domain.tenancy import ApiKey, AuditEvent, Quota, Tenant, UsageRecord, UsageSummary
 from llmos.security.principal import ALL_SCOPES, ParentKey, Principal, Scope, anonymous
-from llmos.security.types import ApiKey, AuditEvent, Quota, Tenant, UsageRecord, UsageSummary
 
 __all__ = [
     "ALL_SCOPES",

@@ -11,9 +11,9 @@ import fnmatch
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
+from llmos.domain.tenancy import ApiKey, Quota
 from llmos.errors import Forbidden, Unauthorized
 from llmos.security.principal import ParentKey, Principal
-from llmos.security.types import ApiKey, Quota
 
 MAX_KEY_DEPTH = 8
 """How many keys deep delegation may go (a key made by a key made by a key...)."""

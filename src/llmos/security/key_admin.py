@@ -11,11 +11,11 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from llmos.domain.tenancy import ApiKey, Quota, StoredKey, Tenant
 from llmos.errors import Forbidden, InvalidRequest, NotFound
 from llmos.security.delegation import child_terms
 from llmos.security.keys import generate_key, new_key_id
 from llmos.security.principal import ALL_SCOPES, Principal
-from llmos.security.types import ApiKey, Quota, StoredKey, Tenant
 from llmos.storage.security import SecurityRepository
 
 DEFAULT_KEY_SCOPES: tuple[str, ...] = ("inference", "embeddings", "models:read", "fine-tune", "data")

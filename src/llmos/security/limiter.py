@@ -1,52 +1,41 @@
-"""Rate limits held in memory: requests and tokens per sliding minute, concurrent requests.
+"""Rate limits shared by every front-end on one database: requests and tokens per sliding
+minute, concurrent requests, and token-budget reservations.
 
-Each subject (a tenant, a key) has its own windows. :meth:`Limiter.admit` checks every subject
-of a request against its quota and, only if all pass, counts the request in each (no partial
-charges); :meth:`Admission.finish` gives back the concurrency slot and charges the tokens the
-request really used. Time comes from an injected clock, so tests step it instead of sleeping.
+Each subject (a tenant, a key) has its own windows, kept in the database
+(:class:`llmos.storage.limits.LimitsRepository`) so that two ``llmos serve`` processes on one
+PostgreSQL enforce one limit between them; SQLite takes the same path on one host.
+:meth:`Limiter.admit` checks every subject of a request against its quota and, only if all
+pass, counts the request in each and holds a concurrency slot (no partial charges), all in one
+transaction serialized per subject; :meth:`Admission.finish` gives back the slot and charges the
+tokens the request really used. Time comes from an injected clock (epoch seconds: front-ends on
+several hosts need synchronized clocks), so tests step it instead of sleeping.
 
-Token budgets are summed from the database, but requests that are still running are not in
-it yet. So a request under a budget *reserves* an upper bound of the tokens it may use: a new
+Token budgets are summed from the usage rows, but requests that are still running are not in
+them yet. So a request under a budget *reserves* an upper bound of the tokens it may use: a new
 request is admitted only while ``used + reserved`` is below the budget, where ``reserved`` is
-what the subject's running requests hold (see :class:`BudgetView`). When a request ends, its
-real tokens go to the database first and then its reservation is released; the tokens released
-meanwhile are counted as "settled" so an admission that read the database just before cannot
-miss them. Hence the tokens charged in a period pass the budget by at most what the last
-request admitted really used (one request's worth), however many run at once.
+what the subject's running requests hold, on every front-end. When a request ends, its real
+tokens go to the database first and then its hold is released (see the storage module for why
+that order never lets an admission miss them). Hence the tokens charged in a period pass the
+budget by at most what the last request admitted really used (one request's worth), however
+many run at once, on however many front-ends.
+
+A hold lasts at most ``lease_s`` (an hour by default): the slots and reservations of a
+front-end that died free themselves then.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import deque
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from llmos.errors import RateLimited
-from llmos.security.types import Quota
+from llmos.domain.tenancy import Quota
+from llmos.errors import BudgetExhausted, RateLimited
+from llmos.storage.limits import LimitsRepository, SubjectKey, UsageQuery, WindowState
 
 WINDOW_S = 60.0
-
-
-@dataclass
-class _Windows:
-    requests: deque[float] = field(default_factory=deque)
-    tokens: deque[tuple[float, int]] = field(default_factory=deque)
-    token_sum: int = 0
-    in_flight: int = 0
-    reserved: int = 0
-    """Tokens the running requests under a budget may still use (their reservations)."""
-
-    def trim(self, now: float) -> None:
-        start = now - WINDOW_S
-        while self.requests and self.requests[0] <= start:
-            self.requests.popleft()
-        while self.tokens and self.tokens[0][0] <= start:
-            self.token_sum -= self.tokens.popleft()[1]
-
-    @property
-    def idle(self) -> bool:
-        return not self.requests and not self.tokens and self.in_flight == 0 and self.reserved == 0
+LEASE_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -68,12 +57,14 @@ class Subject:
 
 @dataclass(frozen=True)
 class BudgetView:
-    """What admission knows of a budgeted subject: the tokens the database holds for this
-    period (``used``), the budget, and the settled count read *before* the database was."""
+    """A budgeted subject's budget, the usage rows that count against it, and when it renews."""
 
-    used: int
     budget: int
-    settled_before: int
+    usage: UsageQuery
+    period: str
+    renews_at: datetime
+    retry_after_s: float
+    """Seconds until it renews."""
 
 
 class Admission:
@@ -82,11 +73,13 @@ class Admission:
     def __init__(
         self,
         limiter: Limiter,
+        hold_id: str,
         subjects: Sequence[Subject],
         budgeted: Sequence[Subject] = (),
         reserved: int = 0,
     ) -> None:
         self._limiter = limiter
+        self.hold_id = hold_id
         self.subjects = tuple(subjects)
         self.budgeted = tuple(budgeted)
         """The subjects this request holds a budget reservation with."""
@@ -97,7 +90,8 @@ class Admission:
         """Change this request's budget reservation to ``tokens`` (e.g. once its prompt is known)."""
         if not self.budgeted or self._done:
             return
-        self._limiter._rereserve(self, max(0, tokens))
+        self.reserved = max(0, tokens)
+        self._limiter.store.rereserve(self.hold_id, [_key(s) for s in self.budgeted], self.reserved)
 
     def finish(self, tokens: int) -> None:
         """Release the concurrency slot and the reservation, and charge ``tokens`` to the
@@ -105,23 +99,35 @@ class Admission:
         if self._done:
             return
         self._done = True
-        self._limiter._finish(self, tokens)
+        self._limiter.store.release(
+            self.hold_id, [_key(s) for s in self.subjects], now=self._limiter.clock(), tokens=max(0, tokens)
+        )
+
+
+def _key(s: Subject) -> SubjectKey:
+    return (s.kind, s.name)
 
 
 class Limiter:
-    """Sliding one-minute windows per subject, safe to use from several threads."""
+    """Sliding one-minute windows and budget holds per subject, in the database; safe to use
+    from several threads and several processes."""
 
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._windows: dict[tuple[str, str], _Windows] = {}
-        self._settled: dict[tuple[str, str], int] = {}
-        """Tokens of budgeted requests that ended, per subject, ever (only grows)."""
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        store: LimitsRepository | Callable[[], LimitsRepository],
+        *,
+        lease_s: float = LEASE_S,
+    ) -> None:
+        self.clock = clock
+        self._store = store
+        self.lease_s = lease_s
 
-    def settled(self, subject: Subject) -> int:
-        """The subject's settled-token count; read it *before* reading its usage from the database."""
-        with self._lock:
-            return self._settled.get((subject.kind, subject.name), 0)
+    @property
+    def store(self) -> LimitsRepository:
+        if not isinstance(self._store, LimitsRepository):
+            self._store = self._store()
+        return self._store
 
     def admit(
         self,
@@ -132,56 +138,62 @@ class Limiter:
     ) -> Admission:
         """Count a new request for every subject, or raise RateLimited (with Retry-After) and count none.
 
-        For each subject in ``budgets``, the request is refused (429, retry soon) while the
-        subject's running requests hold the rest of its budget, and otherwise reserves ``reserve``
-        tokens of it until :meth:`Admission.finish`.
+        For each subject in ``budgets``: BudgetExhausted once its usage reaches the budget, and
+        RateLimited (retry soon) while the running requests of every front-end hold the rest of
+        it; otherwise the request reserves ``reserve`` tokens of it until :meth:`Admission.finish`.
         """
         budgets = budgets or {}
-        with self._lock:
-            now = self._clock()
-            for s in subjects:
-                w = self._window(s)
-                w.trim(now)
+        by_key = {_key(s): s for s in subjects}
+        views = {_key(s): v for s, v in budgets.items()}
+        now = self.clock()
+
+        def check(states: Mapping[SubjectKey, WindowState]) -> None:
+            for key, s in by_key.items():
+                w = states[key]
                 self._check(s, w, now)
-                view = budgets.get(s)
+                view = views.get(key)
                 if view is not None:
                     self._check_budget(s, w, view)
-            for s in subjects:
-                w = self._window(s)
-                w.requests.append(now)
-                w.in_flight += 1
-                if s in budgets:
-                    w.reserved += reserve
-            return Admission(self, subjects, [s for s in subjects if s in budgets], reserve)
+
+        hold = uuid.uuid4().hex
+        self.store.admit(
+            list(by_key),
+            hold_id=hold,
+            now=now,
+            window_s=WINDOW_S,
+            lease_s=self.lease_s,
+            reserve={k: reserve for k in views},
+            usage={k: v.usage for k, v in views.items()},
+            check=check,
+        )
+        return Admission(self, hold, subjects, [s for s in subjects if _key(s) in views], reserve)
 
     def reserved(self, kind: str, name: str) -> int:
-        with self._lock:
-            w = self._windows.get((kind, name))
-            return w.reserved if w else 0
+        """Tokens the subject's running requests (on every front-end) hold against its budget."""
+        return self.store.holds((kind, name), now=self.clock())[1]
 
-    def _check_budget(self, s: Subject, w: _Windows, view: BudgetView) -> None:
-        # Tokens settled since the database was read may or may not be in ``used``: count them
-        # (at worst twice, which only refuses early) rather than risk missing them.
-        late = self._settled.get((s.kind, s.name), 0) - view.settled_before
-        held = w.reserved + late
-        if held > 0 and view.used + held >= view.budget:
-            left = max(0, view.budget - view.used)
+    def in_flight(self, kind: str, name: str) -> int:
+        """The subject's running requests, on every front-end."""
+        return self.store.holds((kind, name), now=self.clock())[0]
+
+    @staticmethod
+    def _check_budget(s: Subject, w: WindowState, view: BudgetView) -> None:
+        used = w.used or 0
+        if used >= view.budget:
+            raise BudgetExhausted(
+                f"{s.label} has used its token budget ({used} of {view.budget} tokens this "
+                f"{view.period}); it renews at {view.renews_at.isoformat()}",
+                retry_after=view.retry_after_s,
+            )
+        if w.reserved > 0 and used + w.reserved >= view.budget:
             raise RateLimited(
-                f"the {left} tokens left in the token budget of {s.label} are reserved by its "
-                f"{w.in_flight} running requests; retry when they end",
+                f"the {view.budget - used} tokens left in the token budget of {s.label} are reserved "
+                f"by its {w.in_flight} running requests; retry when they end",
                 retry_after=1.0,
             )
 
-    def in_flight(self, kind: str, name: str) -> int:
-        with self._lock:
-            w = self._windows.get((kind, name))
-            return w.in_flight if w else 0
-
-    def _window(self, s: Subject) -> _Windows:
-        return self._windows.setdefault((s.kind, s.name), _Windows())
-
     @staticmethod
-    def _check(s: Subject, w: _Windows, now: float) -> None:
+    def _check(s: Subject, w: WindowState, now: float) -> None:
         q = s.quota
         if q.concurrent_requests is not None and w.in_flight >= q.concurrent_requests:
             raise RateLimited(
@@ -195,9 +207,10 @@ class Limiter:
                 f"{s.label} is over its limit of {q.requests_per_minute} requests per minute",
                 retry_after=max(0.001, oldest + WINDOW_S - now),
             )
-        if q.tokens_per_minute is not None and w.token_sum >= q.tokens_per_minute:
+        token_sum = w.token_sum
+        if q.tokens_per_minute is not None and token_sum >= q.tokens_per_minute:
             # Wait until enough of the window's tokens age out to bring it under the limit.
-            excess = w.token_sum - q.tokens_per_minute
+            excess = token_sum - q.tokens_per_minute
             freed, at = 0, now
             for t, n in w.tokens:
                 freed += n
@@ -208,33 +221,3 @@ class Limiter:
                 f"{s.label} is over its limit of {q.tokens_per_minute} tokens per minute",
                 retry_after=max(0.001, at + WINDOW_S - now),
             )
-
-    def _rereserve(self, admission: Admission, tokens: int) -> None:
-        with self._lock:
-            for s in admission.budgeted:
-                w = self._windows.get((s.kind, s.name))
-                if w is not None:
-                    w.reserved = max(0, w.reserved - admission.reserved + tokens)
-            admission.reserved = tokens
-
-    def _finish(self, admission: Admission, tokens: int) -> None:
-        with self._lock:
-            now = self._clock()
-            for s in admission.budgeted:
-                key = (s.kind, s.name)
-                self._settled[key] = self._settled.get(key, 0) + max(0, tokens)
-                w = self._windows.get(key)
-                if w is not None:
-                    w.reserved = max(0, w.reserved - admission.reserved)
-            for s in admission.subjects:
-                key = (s.kind, s.name)
-                w = self._windows.get(key)
-                if w is None:
-                    continue
-                w.in_flight = max(0, w.in_flight - 1)
-                if tokens > 0:
-                    w.tokens.append((now, tokens))
-                    w.token_sum += tokens
-                w.trim(now)
-                if w.idle:
-                    del self._windows[key]

@@ -11,8 +11,8 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+from llmos.domain.tenancy import Quota
 from llmos.errors import Forbidden
-from llmos.security.types import Quota
 
 Scope = Literal[
     "inference",

@@ -19,14 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from llmos.config import Config
-from llmos.errors import BudgetExhausted, InvalidRequest, NotFound, Unauthorized
-from llmos.security.delegation import parent_chain
-from llmos.security.key_admin import KeyAdmin
-from llmos.security.keys import display_prefix, hash_key, looks_like_key, matches
-from llmos.security.limiter import Admission, BudgetView, Limiter, Subject
-from llmos.security.periods import period_end, period_start
-from llmos.security.principal import Principal, anonymous
-from llmos.security.types import (
+from llmos.domain.tenancy import (
     DEFAULT_PLAN,
     USAGE_GROUPS,
     ApiKey,
@@ -39,7 +32,15 @@ from llmos.security.types import (
     check_weight,
     plan_weight,
 )
+from llmos.errors import InvalidRequest, NotFound, Unauthorized
+from llmos.security.delegation import parent_chain
+from llmos.security.key_admin import KeyAdmin
+from llmos.security.keys import display_prefix, hash_key, looks_like_key, matches
+from llmos.security.limiter import Admission, BudgetView, Limiter, Subject
+from llmos.security.periods import period_end, period_start
+from llmos.security.principal import Principal, anonymous
 from llmos.storage.db import Database
+from llmos.storage.limits import LimitsRepository, UsageQuery
 from llmos.storage.security import SecurityRepository
 
 log = logging.getLogger(__name__)
@@ -141,17 +142,19 @@ class Security(KeyAdmin):
         self._database = database
         self._store: SecurityRepository | None = None
         self._clock = clock
-        self.limiter = Limiter(clock)
+        self.limiter = Limiter(clock, lambda: LimitsRepository(self._db()))
         self.weights = weights if weights is not None else TenantWeights(config.scheduler.tenant_weights)
         self._touched: dict[str, datetime] = {}
 
     # ---- basics --------------------------------------------------------------------------
 
+    def _db(self) -> Database:
+        return self._database if isinstance(self._database, Database) else self._database()
+
     @property
     def store(self) -> SecurityRepository:
         if self._store is None:
-            db = self._database if isinstance(self._database, Database) else self._database()
-            self._store = SecurityRepository(db)
+            self._store = SecurityRepository(self._db())
         return self._store
 
     @property
@@ -399,20 +402,14 @@ class Security(KeyAdmin):
             budget = s.quota.token_budget
             if budget is None:
                 continue
-            settled = self.limiter.settled(s)  # before the database: see BudgetView
             start = period_start(now, s.quota.budget_period)
-            if s.kind == "tenant":
-                used = self.store.tokens_since(start, tenant=s.name)
-            else:  # a key's budget covers the keys made from it
-                used = self.store.tokens_since(start, key_ids=self.store.key_family(s.name))
-            if used >= budget:
-                end = period_end(now, s.quota.budget_period)
-                raise BudgetExhausted(
-                    f"{s.label} has used its token budget ({used} of {budget} tokens this "
-                    f"{s.quota.budget_period}); it renews at {end.isoformat()}",
-                    retry_after=(end - now).total_seconds(),
-                )
-            budgets[s] = BudgetView(used=used, budget=budget, settled_before=settled)
+            end = period_end(now, s.quota.budget_period)
+            usage = (
+                UsageQuery(start, tenant=s.name)
+                if s.kind == "tenant"  # a key's budget covers the keys made from it
+                else UsageQuery(start, key_ids=tuple(self.store.key_family(s.name)))
+            )
+            budgets[s] = BudgetView(budget, usage, s.quota.budget_period, end, (end - now).total_seconds())
         allowance = max_tokens or cap or completion_allowance or self.config.limits.max_tokens
         reserve = 0
         if budgets:

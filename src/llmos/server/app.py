@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from llmos import __version__
 from llmos.errors import InvalidRequest, PayloadTooLarge
 from llmos.kernel.kernel import Kernel
 from llmos.observability.access import AccessLog
@@ -39,7 +38,8 @@ from llmos.server.routes import (
     tasks,
     ui,
 )
-from llmos.server.routes.deps import ServerState
+from llmos.server.state import ServerState
+from llmos.version import __version__
 
 log = logging.getLogger(__name__)
 

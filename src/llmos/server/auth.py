@@ -15,10 +15,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from llmos.errors import ModelNotFound
+from llmos.kernel.retrieval import require_visible_model as require_visible_model  # re-exported for routes
 from llmos.security.principal import Principal
 from llmos.server.meta import TENANT_HEADER
-from llmos.server.routes.deps import kernel as kernel_of
+from llmos.server.state import kernel as kernel_of
 
 PUBLIC_PATHS = frozenset({"/health", "/ready", "/metrics", "/", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/ui",)
@@ -56,12 +56,3 @@ def require_caller(request: Request, credentials: Credentials) -> None:
 
 
 PrincipalDep = Annotated[Principal, Depends(principal)]
-
-
-def require_visible_model(principal: Principal, name: str) -> None:
-    """Raise ModelNotFound (404) unless ``principal``'s model patterns allow ``name``: a model a key
-    may not use is hidden from it, worded exactly like one that does not exist."""
-    if not principal.allows_model(name):
-        raise ModelNotFound(
-            f"model {name!r} not found; see 'llmos list', or 'llmos pull' / 'llmos import' it", param="model"
-        )

@@ -1,4 +1,8 @@
-"""The server's readiness (starting → ready → draining) and its drain.
+"""The server's readiness (starting → ready | degraded → draining) and its drain.
+
+``degraded``: the start-up work failed (the default model could not be pulled or loaded). The
+server serves every other model, but ``/ready`` answers 503 saying why, so an orchestrator keeps
+traffic meant for that model away and an operator sees it; fix the cause and restart.
 
 A drain lets the requests in flight finish: ``/ready`` answers 503 at once (the server keeps
 listening, so a load balancer sees it), new token-spending requests get 503 with ``Retry-After``,
@@ -13,7 +17,7 @@ import asyncio
 import contextlib
 from typing import Literal
 
-Phase = Literal["starting", "ready", "draining"]
+Phase = Literal["starting", "ready", "degraded", "draining"]
 
 DRAIN_GRACE_S = 2.0
 """After cutting the last requests, how long the drain waits for their streams to close."""
@@ -41,6 +45,12 @@ class Lifecycle:
         if self.phase == "starting":
             self.phase = "ready"
             self.detail = "ready"
+
+    def mark_degraded(self, detail: str) -> None:
+        """The start-up work failed: ``/ready`` stays 503 with ``detail`` (the reason)."""
+        if self.phase == "starting":
+            self.phase = "degraded"
+            self.detail = detail
 
     def mark_starting(self, detail: str) -> None:
         if self.phase == "starting":

@@ -7,8 +7,8 @@ from dataclasses import replace
 from starlette.requests import Request
 
 from llmos.errors import InvalidRequest
+from llmos.kernel.request import URGENCY_MAX, URGENCY_MIN, requested_urgency
 from llmos.kernel.types import RequestMeta
-from llmos.scheduler.request import URGENCY_MAX, URGENCY_MIN, urgency_for_service_tier
 from llmos.security.principal import Principal
 from llmos.server.schemas.common import SamplingFields
 
@@ -44,9 +44,7 @@ def request_meta(
     ``X-LLMOS-Tenant`` or ``user`` picked at admission). Urgency: ``X-LLMOS-Priority``, else
     ``priority``, else ``service_tier``, lowered to the tenant's ``ceiling``. Deadline:
     ``X-LLMOS-Deadline-Ms``."""
-    urgency = urgency_for_service_tier(body.service_tier)
-    if body.priority is not None:
-        urgency = body.priority
+    urgency = requested_urgency(body.priority, body.service_tier)
     header = request.headers.get(PRIORITY_HEADER)
     if header is not None:
         urgency = _int_header(PRIORITY_HEADER, header)

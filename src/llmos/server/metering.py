@@ -23,40 +23,28 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 from fastapi import Depends
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from llmos.domain.tenancy import UsageRecord
 from llmos.errors import LLMOSError, Overloaded
+from llmos.kernel.answer import Answer
 from llmos.kernel.kernel import Kernel
 from llmos.security.principal import Principal
 from llmos.security.service import Grant
-from llmos.security.types import UsageRecord
 from llmos.server.errors import mapping_for
 from llmos.server.meta import TENANT_HEADER
-from llmos.server.routes.deps import kernel as kernel_of
-from llmos.server.routes.deps import server_state
+from llmos.server.state import kernel as kernel_of
+from llmos.server.state import server_state
 
 log = logging.getLogger(__name__)
 
 DRAIN_RETRY_S = 5.0
 """Retry-After for requests a draining server refuses (a replacement usually answers by then)."""
-
-
-class _Usage(Protocol):
-    @property
-    def prompt_tokens(self) -> int: ...
-
-    @property
-    def completion_tokens(self) -> int: ...
-
-
-class HasUsage(Protocol):
-    @property
-    def usage(self) -> _Usage: ...
 
 
 @dataclass
@@ -72,7 +60,7 @@ class Meter:
     principal: Principal | None = None
     """The caller the row is charged to (set by :func:`admit`; else the authenticated caller)."""
     grant: Grant | None = None
-    source: HasUsage | None = None
+    source: Answer | None = None
     extra_prompt_tokens: int = 0
     """Tokens spent beside the main operation (e.g. embedding a RAG query), added to the prompt's."""
     failed_status: int | None = None
@@ -104,24 +92,27 @@ class Meter:
         if completion_tokens is not None:
             self.completion_tokens = completion_tokens
 
-    def follow(self, source: HasUsage) -> None:
-        """Read the tokens from ``source.usage`` when the response ends (a streamed Generation).
+    def follow(self, answer: Answer) -> None:
+        """Read the tokens from ``answer.usage`` when the response ends (streams included), with
+        the tokens its retrieval spent, booked against the model version that answers.
 
         Its prompt is tokenized by now, so a budget reservation narrows to the exact prompt."""
-        self.source = source
+        self.source = answer
+        self.digest = answer.digest
+        self.charge(answer.retrieval_tokens)
         if self.grant is not None and self.grant.reserved:
             try:
-                prompt = int(source.usage.prompt_tokens)
+                prompt = answer.usage.prompt_tokens
             except Exception:  # accounting must not fail the request; the wider reservation stays
                 log.debug("usage source failed", exc_info=True)
                 return
-            self.grant.refine(prompt, int(getattr(source, "n_choices", 1) or 1))
+            self.grant.refine(prompt, max(1, answer.n_choices))
 
     def tokens(self) -> tuple[int, int]:
         if self.source is not None:
             try:
                 u = self.source.usage
-                return int(u.prompt_tokens) + self.extra_prompt_tokens, int(u.completion_tokens)
+                return u.prompt_tokens + self.extra_prompt_tokens, u.completion_tokens
             except Exception:  # usage is for accounting; a broken source must not fail the request
                 log.debug("usage source failed", exc_info=True)
         return self.prompt_tokens + self.extra_prompt_tokens, self.completion_tokens
@@ -243,12 +234,6 @@ def is_rejected(status: int) -> bool:
     """A 4xx: the request was refused (bad input, no permission, over a limit) and books no
     tokens; except 499, a client that went away while it was being served."""
     return 400 <= status < 500 and status != CLIENT_CLOSED
-
-
-def digest_of(kernel: Kernel, model: str) -> str:
-    """The digest of the resident model ``model`` names (empty if it is not resident)."""
-    loaded = kernel.loaded(model)
-    return loaded.manifest.digest if loaded is not None else ""
 
 
 class MeteringMiddleware:

@@ -1,7 +1,8 @@
-"""Persistence: the database engine, migrations and repositories that return domain objects.
+"""Persistence: the database engine, migrations, repositories that return domain objects, and
+the content-addressed blob store (model files, uploaded files, datasets) under ``LLMOS_HOME``.
 
-ORM rows (``rows.py``) never leave this package; callers get :mod:`llmos.registry.manifest`
-objects and other domain types from the repositories.
+ORM rows (``rows.py``) never leave this package; callers get :mod:`llmos.domain` values from
+the repositories. This package imports no service package above it.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import sqlalchemy.exc
 from sqlalchemy import func, select
 
-from llmos.data.types import Dataset
+from llmos.domain.data import Dataset
 from llmos.errors import Conflict, NotFound
 from llmos.storage.db import Database
 from llmos.storage.rows_data import DatasetRow

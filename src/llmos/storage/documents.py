@@ -16,7 +16,7 @@ import sqlalchemy.exc
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from llmos.data.types import ChunkHit, Collection, Document, NewDocument
+from llmos.domain.data import ChunkHit, Collection, Document, NewDocument
 from llmos.errors import Conflict, InvalidRequest, NotFound
 from llmos.storage.data_keyword import keyword_search
 from llmos.storage.data_vectors import Vector, VectorIndex, exact_top_k, vector_index

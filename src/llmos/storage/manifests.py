@@ -10,7 +10,7 @@ import sqlalchemy.exc
 from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
-from llmos.registry.manifest import Manifest, ManifestFile
+from llmos.domain.manifest import Manifest, ManifestFile
 from llmos.storage.db import Database
 from llmos.storage.rows import ManifestFileRow, ManifestRow, TagRow
 from llmos.types import Digest

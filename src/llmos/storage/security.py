@@ -1,6 +1,6 @@
 """The security repository: tenants, API keys (hashes), usage rows and audit events.
 
-Every method is one transaction and returns domain values from :mod:`llmos.security.types`.
+Every method is one transaction and returns domain values from :mod:`llmos.domain.tenancy`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from typing import Any
 import sqlalchemy.exc
 from sqlalchemy import case, func, select, update
 
-from llmos.errors import Conflict
-from llmos.security.types import (
+from llmos.domain.tenancy import (
     ApiKey,
     AuditEvent,
     Quota,
@@ -24,7 +23,9 @@ from llmos.security.types import (
     UsageRecord,
     UsageSummary,
 )
+from llmos.errors import Conflict
 from llmos.storage.db import Database
+from llmos.storage.limits import UsageQuery, usage_tokens
 from llmos.storage.rows_security import ApiKeyRow, AuditRow, TenantRow, UsageRow
 
 
@@ -226,14 +227,7 @@ class SecurityRepository:
     ) -> int:
         """Prompt plus completion tokens recorded since ``since`` for a tenant and/or some keys."""
         with self.db.session() as s:
-            q = select(func.coalesce(func.sum(UsageRow.prompt_tokens + UsageRow.completion_tokens), 0)).where(
-                UsageRow.created_at >= since
-            )
-            if tenant is not None:
-                q = q.where(UsageRow.tenant == tenant)
-            if key_ids is not None:
-                q = q.where(UsageRow.key_id.in_(list(key_ids)))
-            return int(s.scalar(q) or 0)
+            return usage_tokens(s, UsageQuery(since, tenant, None if key_ids is None else tuple(key_ids)))
 
     def summarize(
         self,

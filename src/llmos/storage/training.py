@@ -12,10 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from llmos.errors import NotFound
-from llmos.storage.db import Database
-from llmos.storage.rows_training import TrainingCheckpointRow, TrainingEventRow, TrainingJobRow
-from llmos.training.types import (
+from llmos.domain.training import (
     Checkpoint,
     EventLevel,
     Hyperparameters,
@@ -24,6 +21,9 @@ from llmos.training.types import (
     JobState,
     Progress,
 )
+from llmos.errors import NotFound
+from llmos.storage.db import Database
+from llmos.storage.rows_training import TrainingCheckpointRow, TrainingEventRow, TrainingJobRow
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmos.structured.tools import CALL_CLOSE, CALL_OPEN
-from llmos.types import JSON
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +43,6 @@ class ToolCall:
     arguments: str
     """The arguments as a JSON text, as OpenAI sends them."""
 
-    def to_openai(self) -> JSON:
-        return {
-            "id": self.id,
-            "type": "function",
-            "function": {"name": self.name, "arguments": self.arguments},
-        }
-
 
 @dataclass(frozen=True)
 class ParsedAnswer:
@@ -59,20 +51,10 @@ class ParsedAnswer:
     content: str | None
     tool_calls: tuple[ToolCall, ...] = ()
 
-    def to_openai(self) -> JSON:
-        """The assistant message of a chat completion choice."""
-        message: JSON = {"role": "assistant", "content": self.content}
-        if self.tool_calls:
-            message["tool_calls"] = [c.to_openai() for c in self.tool_calls]
-        return message
-
 
 @dataclass(frozen=True)
 class ContentDelta:
     text: str
-
-    def to_openai(self) -> JSON:
-        return {"content": self.text}
 
 
 @dataclass(frozen=True)
@@ -83,17 +65,6 @@ class ToolCallDelta:
     arguments: str
     id: str | None = None
     name: str | None = None
-
-    def to_openai(self) -> JSON:
-        fn: JSON = {"arguments": self.arguments}
-        entry: JSON = {"index": self.index}
-        if self.id is not None:
-            entry["id"] = self.id
-            entry["type"] = "function"
-        if self.name is not None:
-            fn = {"name": self.name, "arguments": self.arguments}
-        entry["function"] = fn
-        return {"tool_calls": [entry]}
 
 
 StreamDelta = ContentDelta | ToolCallDelta

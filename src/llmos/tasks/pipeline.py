@@ -59,6 +59,8 @@ class Generated:
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
+    digest: str = ""
+    """The digest of the model version that generated it, when known."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ class TaskResult:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str
+    digest: str = ""
+    """The digest of the model version that answered ("" if the generator did not say)."""
 
 
 def _call(name: str, request: TaskRequest, spec: TaskSpec, max_tokens: int) -> GenerateCall:
@@ -147,6 +151,7 @@ async def run_task(
         prompt_tokens=generated.prompt_tokens,
         completion_tokens=generated.completion_tokens,
         finish_reason=generated.finish_reason,
+        digest=generated.digest,
     )
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from llmos.registry.manifest import Manifest
-from llmos.training.types import Hyperparameters
+from llmos.domain.manifest import Manifest
+from llmos.domain.training import Hyperparameters
 
 RUNTIME_BYTES = 900 << 20
 """torch + transformers + peft in a fresh interpreter, before any weights."""

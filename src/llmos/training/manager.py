@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Protocol
 
 from llmos.config import TrainingConfig
-from llmos.data.datasets import DatasetService
+from llmos.domain.data import Dataset
+from llmos.domain.manifest import Manifest
+from llmos.domain.training import Checkpoint, Job, JobEvent, JobSpec, Progress
 from llmos.errors import Conflict, InvalidRequest, LLMOSError, MissingDependency
-from llmos.registry.manifest import Manifest
-from llmos.registry.names import parse_name
 from llmos.storage.training import TrainingStore
 from llmos.training.adapter_gguf import check_trainable
 from llmos.training.estimate import training_bytes, training_threads
@@ -50,7 +50,6 @@ from llmos.training.messages import (
     TrainerMessage,
     TrainRequest,
 )
-from llmos.training.types import Checkpoint, Job, JobEvent, JobSpec, Progress
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +103,18 @@ class MemoryGate(Protocol):
     def free(self, device: str = "cpu") -> int: ...
 
 
+class DatasetFiles(Protocol):
+    """What the manager needs of the data subsystem's datasets (``DatasetService``)."""
+
+    async def get(self, tenant: str, dataset_id: int) -> Dataset:
+        """Raises NotFound (also for another tenant's)."""
+        ...
+
+    def locate(self, tenant: str, dataset_id: int) -> tuple[Dataset, Path]:
+        """The dataset and the file of its bytes. Blocking; raises NotFound."""
+        ...
+
+
 UsageSink = Callable[[Job, int], None]
 """Books a finished job's trained tokens to its tenant (a usage row)."""
 
@@ -147,7 +158,7 @@ class TrainingManager:
         *,
         store: TrainingStore,
         registry: ModelRegistry,
-        datasets: DatasetService,
+        datasets: DatasetFiles,
         memory: MemoryGate,
         work_root: Path,
         cores: int,
@@ -276,7 +287,7 @@ class TrainingManager:
         job = Job(
             id=f"ftjob-{uuid.uuid4().hex[:24]}",
             tenant=tenant,
-            model=spec.model,
+            model=manifest.name,  # canonical (family:tag): result names and lineage derive from it
             base_digest=manifest.digest,
             training_dataset=spec.training_dataset,
             validation_dataset=spec.validation_dataset,
@@ -391,12 +402,10 @@ class TrainingManager:
         await asyncio.to_thread(self.store.set_state, job.id, "failed", error=reason, only_from=("queued",))
 
     def _request(self, job: Job, manifest: Manifest) -> TrainRequest:
-        train = self.datasets.blobs.require(self.datasets.store.get(job.tenant, job.training_dataset).digest)
+        _, train = self.datasets.locate(job.tenant, job.training_dataset)
         valid = None
         if job.validation_dataset is not None:
-            valid = self.datasets.blobs.require(
-                self.datasets.store.get(job.tenant, job.validation_dataset).digest
-            )
+            _, valid = self.datasets.locate(job.tenant, job.validation_dataset)
         work = self.work_root / job.id
         work.mkdir(parents=True, exist_ok=True)
         meta = manifest.metadata
@@ -485,7 +494,7 @@ class TrainingManager:
             "base_model": base.name,
             "base_digest": base.digest,
             "training_dataset": job.training_dataset,
-            "training_dataset_digest": self.datasets.store.get(job.tenant, job.training_dataset).digest,
+            "training_dataset_digest": self.datasets.locate(job.tenant, job.training_dataset)[0].digest,
             "validation_dataset": job.validation_dataset,
             "hyperparameters": job.hyperparameters.to_dict(),
             "metrics": done.metrics,
@@ -571,14 +580,14 @@ def describe(p: Progress) -> str:
 
 def result_name(job: Job) -> str:
     """``family:tag-ft-<suffix or job id>`` (OpenAI's ``ft:…`` names do not parse as ours)."""
-    ref = parse_name(job.model)
-    tag = ref.tag or "latest"
+    family, _, tag = job.model.partition(":")
     label = job.suffix or job.id.removeprefix("ftjob-")[:12]
-    return f"{ref.family}:{tag}-ft-{label}"[: len(ref.family) + 1 + 127]
+    return f"{family}:{tag or 'latest'}-ft-{label}"[: len(family) + 1 + 127]
 
 
 def _family(name: str) -> str:
-    return parse_name(name).family
+    """The family of a registered (canonical) name: ``family:tag`` or ``family@sha256:…``."""
+    return re.split(r"[:@]", name, maxsplit=1)[0]
 
 
 def _check_suffix(suffix: str | None) -> str | None:

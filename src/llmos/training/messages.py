@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmos.training.types import Hyperparameters, Progress
+from llmos.domain.training import Hyperparameters, Progress
 
 
 @dataclass(frozen=True)

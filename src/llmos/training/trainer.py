@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from llmos.domain.training import Progress
 from llmos.engine.templates import ChatTemplate
 from llmos.errors import InvalidRequest, MissingDependency
 from llmos.training.adapter_gguf import HeadCounts, gguf_pairs, write_adapter
@@ -29,7 +30,6 @@ from llmos.training.messages import (
     TrainerMessage,
     TrainRequest,
 )
-from llmos.training.types import Progress
 
 
 class Cancelled(Exception):

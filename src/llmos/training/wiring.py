@@ -5,17 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from llmos.config import Config
-from llmos.data.datasets import DatasetService
 from llmos.storage.db import Database
 from llmos.storage.training import TrainingStore
-from llmos.training.manager import MemoryGate, ModelRegistry, TrainingManager, UsageSink
+from llmos.training.manager import DatasetFiles, MemoryGate, ModelRegistry, TrainingManager, UsageSink
 
 
 def build_training(
     config: Config,
     database: Database,
     registry: ModelRegistry,
-    datasets: DatasetService,
+    datasets: DatasetFiles,
     memory: MemoryGate,
     *,
     cores: int,

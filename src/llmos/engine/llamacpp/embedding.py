@@ -19,7 +19,7 @@ from typing import Any
 import llama_cpp
 import numpy as np
 
-from llmos.engine.base import LoadSpec
+from llmos.engine.base import LoadSpec, check_embedding_input
 from llmos.engine.llamacpp.model import LlamaModel, physical_cores
 from llmos.errors import EngineError, EngineGenerateError, InvalidRequest
 from llmos.types import TokenId
@@ -77,7 +77,7 @@ class EmbeddingContext:
             for x in inputs
         ]
         for toks in token_lists:
-            self._check(toks)
+            check_embedding_input(toks, self.max_tokens, self.n_vocab)
         out: list[list[float]] = []
         i = 0
         while i < len(token_lists):
@@ -93,21 +93,6 @@ class EmbeddingContext:
                 i += 1
             out.extend(self._embed_group(group, normalize))
         return out
-
-    def _check(self, toks: list[TokenId]) -> None:
-        # No input index in these messages: the kernel embeds a request in chunks.
-        if not toks:
-            raise InvalidRequest("cannot embed an empty input", param="input")
-        if len(toks) > self.max_tokens:
-            raise InvalidRequest(
-                f"an input is {len(toks)} tokens; this model's maximum context length for embeddings "
-                f"is {self.max_tokens} tokens",
-                param="input",
-            )
-        if min(toks) < 0 or max(toks) >= self.n_vocab:
-            raise InvalidRequest(
-                f"an input holds a token id outside the vocabulary [0, {self.n_vocab})", param="input"
-            )
 
     def _embed_group(self, group: list[list[TokenId]], normalize: bool) -> list[list[float]]:
         batch = self._batch

@@ -17,9 +17,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from llmos.config import Config
+from llmos.domain.manifest import Manifest
 from llmos.errors import Forbidden, LLMOSError
 from llmos.kernel.types import PullEvent, ResidentModel
-from llmos.registry.manifest import Manifest
 from llmos.security.principal import Principal
 from llmos.server import audit
 from llmos.server.auth import PrincipalDep, require_visible_model

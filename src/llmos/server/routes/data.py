@@ -18,7 +18,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from llmos.data.parsers import known_format
-from llmos.data.types import Collection, SearchMode
+from llmos.domain.data import Collection, SearchMode
 from llmos.errors import InvalidRequest, PayloadTooLarge
 from llmos.kernel.kernel import Kernel
 from llmos.security.principal import Principal

@@ -1,29 +1,16 @@
-"""What every route reaches through the app: the kernel and the server's settings."""
+"""What every route reaches through the app, as FastAPI dependencies: the kernel and the
+server's state (:mod:`llmos.server.state`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, cast
+from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from llmos.kernel.kernel import Kernel
-from llmos.server.lifecycle import Lifecycle
-
-
-@dataclass(frozen=True)
-class ServerState:
-    kernel: Kernel
-    lifecycle: Lifecycle
-
-
-def server_state(request: Request) -> ServerState:
-    return cast(ServerState, request.app.state.llmos)
-
-
-def kernel(request: Request) -> Kernel:
-    return server_state(request).kernel
-
+from llmos.server.state import ServerState, kernel, server_state
 
 KernelDep = Annotated[Kernel, Depends(kernel)]
 StateDep = Annotated[ServerState, Depends(server_state)]
+
+__all__ = ["KernelDep", "ServerState", "StateDep", "kernel", "server_state"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from llmos import __version__
 from llmos.server.routes.deps import StateDep
+from llmos.version import __version__
 
 router = APIRouter(tags=["health"])
 

@@ -1,4 +1,5 @@
-"""``POST /v1/completions`` (legacy text completions)."""
+"""``POST /v1/completions`` (legacy text completions): parse HTTP, admit, have the kernel
+answer, write HTTP."""
 
 from __future__ import annotations
 
@@ -7,18 +8,18 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from llmos.kernel.generation import Generation
+from llmos.kernel.answer import Answer
+from llmos.kernel.request import InferenceRequest
 from llmos.server import convert
 from llmos.server.auth import PrincipalDep
 from llmos.server.bounds import check_count
 from llmos.server.chunks import CompletionChunks
 from llmos.server.meta import request_meta
-from llmos.server.metering import admit, digest_of, meter, metered
+from llmos.server.metering import CLIENT_CLOSED, admit, meter, metered
 from llmos.server.routes.deps import KernelDep, server_state
 from llmos.server.schemas.common import ErrorResponse
 from llmos.server.schemas.completions import Completion, CompletionChoice, CompletionRequest
 from llmos.server.sse import sse_event
-from llmos.server.streaming import CleanupStreamingResponse, ClientDisconnected, unless_disconnected
 
 router = APIRouter(tags=["openai"])
 
@@ -38,37 +39,26 @@ async def create_completion(
         request, principal, scope="inference", model=body.model, max_tokens=body.max_tokens, user=body.user
     )
     meta, lowered = request_meta(request, body, meter(request).principal or principal, grant.urgency_ceiling)
-    max_tokens = body.max_tokens or grant.max_tokens
-    params = convert.generation_params(body, logprobs=body.logprobs, max_tokens=max_tokens)
-    gen = await kernel.complete(body.model, prompts, params, meta)
-    meter(request).follow(gen)
-    meter(request).report(digest=digest_of(kernel, body.model))
-    headers = {**convert.generation_headers(gen), **lowered}
+    params = convert.generation_params(
+        body, logprobs=body.logprobs, max_tokens=body.max_tokens or grant.max_tokens
+    )
+    answer = await kernel.submit(InferenceRequest(body.model, meta, prompts=tuple(prompts), sampling=params))
+    meter(request).follow(answer)
+    headers = {**convert.generation_headers(answer), **lowered}
     life = server_state(request).lifecycle
     cmpl_id = f"cmpl-{meta.request_id}"
     # Choice i answers prompt i // n (OpenAI's order).
-    echo = [prompts[i // body.n] if body.echo else "" for i in range(gen.n_choices)]
+    echo = [prompts[i // body.n] if body.echo else "" for i in range(answer.n_choices)]
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage
-        events = convert.sse_with_errors(
-            _chunks(gen, cmpl_id, body.model, echo, include_usage), on_error=meter(request).fail
-        )
-        return CleanupStreamingResponse(
-            events,
-            on_close=gen.aclose,
-            media_type="text/event-stream",
-            headers=headers,
-            cut=convert.cut_when_drained(life, meter(request).fail),
-        )
-    try:
-        result = await unless_disconnected(request, gen.collect(), life=life)
-    except ClientDisconnected:
-        return Response(status_code=499)
-    finally:
-        await gen.aclose()
+        events = _chunks(answer, cmpl_id, body.model, echo, include_usage)
+        return convert.sse_response(events, answer, headers=headers, life=life, on_error=meter(request).fail)
+    result = await convert.collected(request, answer, life)
+    if result is None:
+        return Response(status_code=CLIENT_CLOSED)
     completion = Completion(
         id=cmpl_id,
-        created=gen.created,
+        created=answer.created,
         model=body.model,
         choices=[
             CompletionChoice(
@@ -89,22 +79,22 @@ async def create_completion(
 
 
 async def _chunks(
-    gen: Generation, cmpl_id: str, model: str, echo: list[str], include_usage: bool
+    answer: Answer, cmpl_id: str, model: str, echo: list[str], include_usage: bool
 ) -> AsyncIterator[bytes]:
     def chunk(choice: CompletionChoice) -> bytes:
-        payload = Completion(id=cmpl_id, created=gen.created, model=model, choices=[choice]).model_dump(
+        payload = Completion(id=cmpl_id, created=answer.created, model=model, choices=[choice]).model_dump(
             mode="json"
         )
         if not include_usage:
             del payload["usage"]
         return sse_event(payload)
 
-    fast = CompletionChunks(cmpl_id, gen.created, model, include_usage=include_usage)
+    fast = CompletionChunks(cmpl_id, answer.created, model, include_usage=include_usage)
     offsets = [len(e) for e in echo]
     for index, text in enumerate(echo):
         if text:
             yield chunk(CompletionChoice(index=index, text=text, finish_reason=None))
-    async for delta in gen:
+    async for delta in answer:
         if not delta.logprobs and delta.finish_reason is None:
             offsets[delta.index] += len(delta.text)
             yield fast.text(delta.index, delta.text)  # the common event, per token
@@ -120,6 +110,6 @@ async def _chunks(
         )
     if include_usage:
         final = Completion(
-            id=cmpl_id, created=gen.created, model=model, choices=[], usage=convert.usage(gen.usage)
+            id=cmpl_id, created=answer.created, model=model, choices=[], usage=convert.usage(answer.usage)
         )
         yield sse_event(final.model_dump(mode="json"))

@@ -10,11 +10,16 @@ to the tenant when the job ends.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from starlette.responses import StreamingResponse
 
+from llmos.domain.training import FINAL_STATES, JobSpec
 from llmos.server.auth import PrincipalDep
+from llmos.server.convert import sse_with_errors
 from llmos.server.metering import admit, meter, metered
 from llmos.server.routes.deps import KernelDep
 from llmos.server.routes.openai_files import parse_file_id, tenant_of
@@ -28,7 +33,8 @@ from llmos.server.schemas.fine_tuning import (
     JobList,
     JobOut,
 )
-from llmos.training.types import JobSpec
+from llmos.server.sse import sse_event
+from llmos.training.manager import TrainingManager
 
 router = APIRouter(
     prefix="/v1/fine_tuning",
@@ -43,6 +49,10 @@ router = APIRouter(
 )
 
 Limit = Annotated[int, Query(ge=1, le=100)]
+FOLLOW_POLL_S = 0.5
+"""How often a followed job's new events are read."""
+KEEPALIVE_S = 15.0
+"""A comment line this often keeps a quiet event stream (a long epoch) open through proxies."""
 
 
 @router.post("/jobs", response_model=JobOut, dependencies=[metered("fine-tune")])
@@ -103,13 +113,41 @@ async def list_events(
     principal: PrincipalDep,
     after: str | None = None,
     limit: Limit = 20,
-) -> EventList:
-    """Newest first; ``after`` an event id pages to older ones (OpenAI's order)."""
+    stream: bool = False,
+) -> EventList | StreamingResponse:
+    """Newest first; ``after`` an event id pages to older ones (OpenAI's order). ``stream=true``
+    (llmos): every event after ``after`` as server-sent events, oldest first, as they are
+    written, then ``[DONE]`` when the job has ended."""
     tenant = tenant_of(principal)
     manager = await kernel.fine_tuning()
     anchor = _event_number(after)
-    events = await manager.events(tenant, job_id, after=anchor, limit=limit + 1)
-    return EventList(data=[EventOut.of(e) for e in events[:limit]], has_more=len(events) > limit)
+    if stream:
+        await manager.get(tenant, job_id)  # a 404 before the stream starts
+        events = _follow(manager, tenant, job_id, anchor or 0)
+        return StreamingResponse(sse_with_errors(events), media_type="text/event-stream")
+    found = await manager.events(tenant, job_id, after=anchor, limit=limit + 1)
+    return EventList(data=[EventOut.of(e) for e in found[:limit]], has_more=len(found) > limit)
+
+
+async def _follow(manager: TrainingManager, tenant: str, job_id: str, since: int) -> AsyncIterator[bytes]:
+    """The job's events after ``since`` as SSE until a read that began after the job ended
+    (its last events are written just after its final state)."""
+    ended = False
+    quiet = 0.0
+    while True:
+        job = await manager.get(tenant, job_id)
+        new = await manager.events_since(tenant, job_id, since)
+        for event in new:
+            since = event.id
+            yield sse_event(EventOut.of(event))
+        if ended and not new:
+            return
+        ended = job.state in FINAL_STATES
+        quiet = 0.0 if new else quiet + FOLLOW_POLL_S
+        if quiet >= KEEPALIVE_S:
+            quiet = 0.0
+            yield b": keep-alive\n\n"
+        await asyncio.sleep(0 if ended else FOLLOW_POLL_S)
 
 
 @router.get("/jobs/{job_id}/checkpoints", response_model=CheckpointList)

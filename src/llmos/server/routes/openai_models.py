@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from llmos.domain.manifest import Manifest
 from llmos.errors import Forbidden
-from llmos.registry.manifest import Manifest
 from llmos.security.principal import Principal
 from llmos.server.auth import PrincipalDep, require_visible_model
 from llmos.server.routes.deps import KernelDep

@@ -13,9 +13,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from llmos.domain.tenancy import ApiKey, AuditEvent, Quota, Tenant, UsageSummary
 from llmos.errors import InvalidRequest, NotFound
 from llmos.security.service import KEEP
-from llmos.security.types import ApiKey, AuditEvent, Quota, Tenant, UsageSummary
 from llmos.server.auth import PrincipalDep
 from llmos.server.routes.deps import KernelDep
 from llmos.server.schemas.common import ErrorResponse

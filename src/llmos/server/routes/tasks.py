@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from llmos.kernel.types import DEFAULT_URGENCY, RequestMeta
 from llmos.server.auth import PrincipalDep
 from llmos.server.meta import capped, request_id
-from llmos.server.metering import admit, digest_of, meter, metered
+from llmos.server.metering import admit, meter, metered
 from llmos.server.routes.deps import KernelDep
 from llmos.server.schemas.common import ErrorResponse, Usage
 from llmos.server.schemas.tasks import TaskInfo, TaskInput, TaskListResponse, TaskRequestBody, TaskResponse
@@ -62,7 +62,7 @@ async def run_task(
     )
     meter(request).report(
         model=model,
-        digest=digest_of(kernel, model),
+        digest=result.digest,
         prompt_tokens=result.prompt_tokens,
         completion_tokens=result.completion_tokens,
     )

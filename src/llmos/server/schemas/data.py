@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from llmos.data.types import Collection, Dataset, Document, SearchHit
+from llmos.domain.data import Collection, Dataset, Document, SearchHit
 from llmos.server.schemas.common import RequestModel
 
 MetadataValue = str | int | float | bool | None

@@ -7,9 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from llmos.data.types import Dataset
+from llmos.domain.data import Dataset
+from llmos.domain.training import Checkpoint, Hyperparameters, Job, JobEvent
 from llmos.server.schemas.common import RequestModel
-from llmos.training.types import Checkpoint, Hyperparameters, Job, JobEvent
 
 FILE_PREFIX = "file-"
 

@@ -20,6 +20,7 @@ function modelCard(s) {
       stat("Utilization ρ", pct(q.utilization)),
       stat("Arrivals", `${q.arrival_rate.toFixed(2)}/s`),
       stat("Mean service", seconds(q.service_mean_s)),
+      stat("Predicted wait (load-aware)", seconds(q.predicted_wait_s)),
       stat("Predicted wait (M/M/c)", seconds(q.predicted_wait_mmc_s)),
       stat("Predicted wait (M/G/1)", seconds(q.predicted_wait_mg1_s)),
       stat("Observed wait (mean)", seconds(q.observed_wait_mean_s)),

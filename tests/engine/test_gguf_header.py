@@ -1,13 +1,17 @@
+"""The one GGUF reader: a model's facts as its manifest keeps them (the header-level reads the
+memory estimates make are tested beside them, in ``tests/resources/test_estimate.py``)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
+import gguf
+import numpy as np
 import pytest
 
+from llmos.engine.gguf_header import read_gguf_header, read_gguf_meta
 from llmos.errors import InvalidModelFile
-from llmos.registry.gguf_meta import read_gguf_meta
-
-from .helpers import write_gguf
+from registry.helpers import write_gguf
 
 
 def test_reads_a_crafted_file(tmp_path: Path) -> None:
@@ -54,3 +58,26 @@ def test_truncated(tmp_path: Path, keep: int) -> None:
     cut.write_bytes(data[:keep])
     with pytest.raises(InvalidModelFile, match="truncated"):
         read_gguf_meta(cut)
+
+
+def test_a_file_without_a_template_gets_a_guess_from_its_vocabulary(tmp_path: Path) -> None:
+    path = tmp_path / "gemma.gguf"
+    w = gguf.GGUFWriter(str(path), "gemma3")
+    w.add_token_list(["<pad>", "<start_of_turn>", "<end_of_turn>", "hello"])
+    w.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    meta = read_gguf_meta(path)
+    assert meta.chat_template is None and meta.vocab_size == 4
+    assert meta.chat_format_guess is not None and meta.chat_format_guess.format.name == "gemma"
+    # Only the names asked for are decoded; other string arrays keep their length alone.
+    assert read_gguf_header(path).fields["tokenizer.ggml.tokens"].values is None
+    tokens = read_gguf_header(path, strings=["tokenizer.ggml.tokens"]).fields["tokenizer.ggml.tokens"]
+    assert tokens.values == ("<pad>", "<start_of_turn>", "<end_of_turn>", "hello")
+
+
+def test_a_file_with_a_template_is_not_guessed(tmp_path: Path) -> None:
+    meta = read_gguf_meta(write_gguf(tmp_path / "m.gguf", template="{{ x }}"))
+    assert meta.chat_format_guess is None and meta.extra == {"gguf_version": 3}

@@ -6,36 +6,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Callable
-from typing import Any
 
+from llmos.domain.manifest import Manifest
+from llmos.domain.progress import Progress, ProgressFn
 from llmos.kernel.types import PullEvent
-from llmos.registry.manifest import Manifest
 
-Operation = Callable[[Callable[[Any], None]], Manifest]
+Operation = Callable[[ProgressFn], Manifest]
 """A blocking call given a progress callback, returning the stored manifest."""
 
 
-def to_event(progress: Any) -> PullEvent:
-    """Read a registry progress report (any object with status/completed/total/digest fields)."""
-    if isinstance(progress, PullEvent):
-        return progress
-    if isinstance(progress, str):
-        return PullEvent(status=progress)
-    if isinstance(progress, dict):
-        get: Callable[[str], Any] = progress.get
-    else:
-
-        def get(key: str) -> Any:
-            return getattr(progress, key, None)
-
-    status = get("status") or get("message") or get("phase") or "working"
-    completed = get("completed") if get("completed") is not None else get("done_bytes")
-    total = get("total") if get("total") is not None else get("total_bytes")
+def to_event(progress: Progress) -> PullEvent:
+    """A registry progress report as the pull event the server streams."""
     return PullEvent(
-        status=str(status),
-        completed=int(completed) if isinstance(completed, int | float) else None,
-        total=int(total) if isinstance(total, int | float) else None,
-        digest=str(get("digest")) if get("digest") else None,
+        status=progress.phase, completed=progress.completed, total=progress.total, digest=progress.digest
     )
 
 
@@ -47,7 +30,7 @@ async def stream_operation(operation: Operation) -> AsyncGenerator[PullEvent, No
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[PullEvent] = asyncio.Queue()
 
-    def report(progress: Any) -> None:
+    def report(progress: Progress) -> None:
         loop.call_soon_threadsafe(queue.put_nowait, to_event(progress))
 
     task = asyncio.ensure_future(asyncio.to_thread(operation, report))

@@ -9,9 +9,9 @@ from typing import BinaryIO
 
 import pytest
 
+from llmos.domain.progress import Progress
 from llmos.errors import IntegrityError, InvalidRequest, StorageFull
-from llmos.registry.blobs import BlobStore, check_digest
-from llmos.registry.progress import Progress
+from llmos.storage.blobs import BlobStore, check_digest
 
 
 def store(tmp_path: Path, **kw: object) -> BlobStore:

@@ -22,9 +22,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, BinaryIO
 
+from llmos.domain.progress import ProgressFn, report
 from llmos.errors import IntegrityError, InvalidRequest, NotFound, StorageFull
 from llmos.procs import pid_alive
-from llmos.registry.progress import ProgressFn, report
 from llmos.types import Digest
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""Domain types of the training subsystem: hyperparameters, jobs, events, checkpoints."""
+"""Domain types of training: hyperparameters, jobs, events, checkpoints, progress (what
+``storage`` keeps and ``llmos.training`` runs)."""
 
 from __future__ import annotations
 

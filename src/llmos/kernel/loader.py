@@ -17,8 +17,8 @@ from typing import Any
 
 from llmos.config import Config
 from llmos.core import CoreClient, CoreHost, CoreSpec
+from llmos.domain.manifest import Manifest
 from llmos.engine.base import EngineInfo, LoadSpec
-from llmos.registry.manifest import Manifest
 from llmos.resources.residency import LoadGrant
 from llmos.scheduler.events import SchedulerEvent
 
