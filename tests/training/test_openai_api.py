@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from fastapi import FastAPI
 
 import llmos.training.manager as manager_module
 from kernel.fakes import inventory  # tests/ is on sys.path
@@ -19,6 +20,7 @@ from llmos.config import load_config
 from llmos.engine.fake import FakeEngine
 from llmos.kernel import build_kernel
 from llmos.registry.registry import Registry
+from llmos.sdk import AsyncClient, NotFoundError
 from llmos.server.app import create_app
 from llmos.storage.blobs import BlobStore
 from llmos.storage.db import open_database
@@ -41,7 +43,7 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-async def client(llmos_home: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[openai.AsyncOpenAI]:
+async def app(llmos_home: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FastAPI]:
     monkeypatch.setattr(manager_module, "start_process", FakeStarter(succeed))
     monkeypatch.setattr(manager_module, "_trainer_installed", lambda: True)
     config = load_config()
@@ -58,11 +60,16 @@ async def client(llmos_home: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIter
     app = create_app(kernel)
     lifespan = app.router.lifespan_context(app)
     await lifespan.__aenter__()
+    yield app
+    await lifespan.__aexit__(None, None, None)
+    db.dispose()
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[openai.AsyncOpenAI]:
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test", timeout=30)
     yield openai.AsyncOpenAI(base_url="http://test/v1", api_key="none", http_client=http, max_retries=0)
     await http.aclose()
-    await lifespan.__aexit__(None, None, None)
-    db.dispose()
 
 
 async def _finished(client: openai.AsyncOpenAI, job_id: str) -> Any:
@@ -121,3 +128,18 @@ async def test_bad_input_is_a_clear_4xx_and_stores_nothing(client: openai.AsyncO
     with pytest.raises(openai.NotFoundError):
         await client.fine_tuning.jobs.retrieve("ftjob-missing")
     assert (await client.fine_tuning.jobs.list()).data == []
+
+
+async def test_the_sdk_follows_a_job_over_the_servers_event_stream(app: FastAPI) -> None:
+    async with AsyncClient("http://test", transport=httpx.ASGITransport(app=app)) as sdk:
+        job = await sdk.fine_tuning.create("tiny:base", GOOD, validation=GOOD, suffix="follow")
+        followed = [e async for e in sdk.fine_tuning.follow(job.id)]
+        done = await sdk.fine_tuning.get(job.id)
+        with pytest.raises(NotFoundError):
+            [e async for e in sdk.fine_tuning.follow("ftjob-missing")]
+    numbers = [e.number for e in followed]
+    assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
+    assert followed[0].message.startswith("Created fine-tuning job")
+    assert followed[-1].message == "The job has successfully completed"
+    assert [e.data["step"] for e in followed if e.type == "metrics"] == [1, 2]
+    assert done.status == "succeeded" and done.fine_tuned_model == "tiny:base-ft-follow"
