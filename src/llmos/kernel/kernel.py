@@ -273,15 +273,15 @@ class Kernel:
     ) -> ResidentModel:
         """Make a registered model resident (no pull). Raises ModelNotFound, ResourceExhausted."""
         manifest = await self.resolve(name)
-        key = self._key(name, manifest)
+        target = await self._target(name, manifest)  # an adapter: its base
         await self.residency.ensure_resident(
-            key,
-            self._estimate(manifest),
-            self._load_fn(key, manifest),
+            target.key,
+            self._estimate(target.loaded),
+            self._load_fn(target.key, target.loaded),
             keep_alive=_keep_alive(keep_alive),
             pin=pin,
         )
-        return next(r for r in self.ps() if r.name == key)
+        return next(r for r in self.ps() if r.name == target.key)
 
     async def unload(self, name: str) -> bool:
         """Unload now if idle (True), else once its requests end (False). Raises ModelNotFound."""
@@ -390,6 +390,12 @@ class Kernel:
         """
         checked = embeddings.check_inputs(inputs)
         manifest = await self.resolve(model)
+        if adapters.is_adapter(manifest):
+            raise InvalidRequest(
+                f"model {model!r} is a fine-tuned LoRA adapter for chat and completions; "
+                "embed with its base model",
+                param="model",
+            )
         key = self._key(model, manifest)
         observation = self.metrics.start_embedding(key, meta.tenant)
         try:
@@ -453,8 +459,8 @@ class Kernel:
 
         Counting needs the model's tokenizer and chat template, so the model is made resident
         (a generation that follows needs that anyway); None if it was evicted in between."""
-        await self.load(request.model, keep_alive=request.meta.keep_alive)
-        loaded = self.loaded(request.model)
+        resident = await self.load(request.model, keep_alive=request.meta.keep_alive)
+        loaded = self._loaded_now(resident.name)
         if loaded is None or request.messages is None:
             return None
         _, plan = await self._compose(request)
@@ -500,10 +506,11 @@ class Kernel:
     ) -> tuple[Generation, str]:
         manifest = await self.resolve(model)
         embeddings.require_generative(model, manifest)
-        key = self._key(model, manifest)
-        observation = self.metrics.start_request(key, meta.tenant)
+        target = await self._target(model, manifest)
+        key = target.key
+        observation = self.metrics.start_request(manifest.name if target.adapters else key, meta.tenant)
         try:
-            lease = await self._acquire(key, manifest, _keep_alive(meta.keep_alive))
+            lease = await self._acquire(key, target.loaded, _keep_alive(meta.keep_alive))
         except BaseException as exc:
             observation.finish(status_of(exc))
             raise
@@ -527,7 +534,7 @@ class Kernel:
                     if sp.max_tokens > room:
                         sp = _with_max_tokens(sp, room)
                     seq_id = f"{meta.request_id}-{group}-{choice}"
-                    spec = SequenceSpec(seq_id=seq_id, prompt=tuple(tokens), params=sp)
+                    spec = SequenceSpec(seq_id, tuple(tokens), sp, adapters=target.adapters)
                     req = GenerationRequest(request_id=seq_id, spec=spec, cls=cls)
                     handles.append((loaded.core.submit(req), group))
         except BaseException as exc:
@@ -551,7 +558,7 @@ class Kernel:
             on_close=release,
             observer=observation,
         )
-        return generation, loaded.manifest.digest
+        return generation, (manifest.digest if target.adapters else loaded.manifest.digest)
 
     async def _acquire(self, key: str, manifest: Manifest, keep_alive: float | None) -> Lease[LoadedModel]:
         """Hold the model resident for one request; a name re-pointed to a new version since
@@ -628,6 +635,13 @@ class Kernel:
 
     # ---- internals -----------------------------------------------------------------------
 
+    async def _target(self, name: str, manifest: Manifest) -> adapters.Target:
+        """What serves ``name``: the model itself, or for a fine-tuned adapter its base's core
+        with the adapter applied. Raises ModelNotFound (an adapter whose base is gone)."""
+        if adapters.is_adapter(manifest):
+            return await asyncio.to_thread(adapters.on_base, self.registry, manifest)
+        return adapters.Target(loaded=manifest, key=self._key(name, manifest))
+
     @staticmethod
     def _key(name: str, manifest: Manifest) -> str:
         """The residency key: ``family:tag``, or the pinned name for a digest reference."""
@@ -655,8 +669,6 @@ class Kernel:
 
     def _compute_estimate(self, manifest: Manifest) -> MemoryEstimate:
         params = EstimateParams.from_engine_config(self.config.engine)
-        if adapters.is_adapter(manifest):  # served merged: as big as its base
-            manifest = adapters.adapter_base(self.registry, manifest)
         path = self._model_path(manifest)
         try:
             return estimate_model(
@@ -683,13 +695,7 @@ class Kernel:
                     manifest.metadata.get("chat_template_guess", "ChatML"),
                     key,
                 )
-            if adapters.is_adapter(manifest):
-                path = await asyncio.to_thread(
-                    adapters.merged_weights, self.registry, manifest, self.config.paths.derived
-                )
-            else:
-                path = self._model_path(manifest)
-            return await self._loader.load(key, manifest, path, grant)
+            return await self._loader.load(key, manifest, self._model_path(manifest), grant)
 
         return load
 
