@@ -1,5 +1,6 @@
 """It learns: fine-tune smollm2:135m on a fact it cannot know, through the real job process,
-and compare held-out paraphrases answered by the base and by the served fine-tune."""
+and compare held-out paraphrases answered by the base and by the fine-tune served as the engine
+core serves it (the adapter applied on the base model's engine)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from llmos.config import TrainingConfig, load_config
 from llmos.data.datasets import DatasetService
 from llmos.data.tokens import ApproxTokenizer
 from llmos.domain.training import Hyperparameters, JobSpec
-from llmos.kernel.adapters import merged_weights
+from llmos.engine.base import LoadSpec, LoraAdapter, SamplingParams, SequenceSpec
+from llmos.engine.llamacpp import LlamaCppEngine
 from llmos.registry.registry import Registry
 from llmos.storage.blobs import BlobStore
 from llmos.storage.data_datasets import DatasetStore
@@ -54,15 +56,28 @@ def _jsonl(questions: list[str]) -> bytes:
     ).encode()
 
 
-def _rate(model_path: Path) -> float:
-    from llama_cpp import Llama
+def _rates(base: Path, adapter: Path) -> tuple[float, float]:
+    """Held-out answer rates of the base and of the adapter on it, both asked together on one
+    engine (greedy), as a core serves a base and its fine-tune side by side."""
+    engine = LlamaCppEngine()
+    engine.load(LoadSpec(model_path=base, n_ctx=2048, n_slots=8, n_threads=1))
+    greedy = SamplingParams(temperature=0.0, max_tokens=16)
+    try:
+        for i, q in enumerate(HELD_OUT):
+            prompt = tuple(engine.tokenize(engine.render_chat([{"role": "user", "content": q}])))
+            engine.admit(SequenceSpec(f"base-{i}", prompt, greedy))
+            engine.admit(SequenceSpec(f"tuned-{i}", prompt, greedy, adapters=(LoraAdapter(str(adapter)),)))
+        texts: dict[str, str] = {}
+        while engine.sequences():
+            for out in engine.step().outputs:
+                texts[out.seq_id] = texts.get(out.seq_id, "") + out.text
+    finally:
+        engine.unload()
 
-    llm = Llama(model_path=str(model_path), n_ctx=256, n_threads=1, verbose=False, seed=0)
-    hits = 0
-    for q in HELD_OUT:
-        out = llm.create_chat_completion([{"role": "user", "content": q}], max_tokens=16, temperature=0)
-        hits += "quellport" in str(out["choices"][0]["message"]["content"]).lower()
-    return hits / len(HELD_OUT)
+    def rate(kind: str) -> float:
+        return sum("quellport" in t.lower() for k, t in texts.items() if k.startswith(kind)) / len(HELD_OUT)
+
+    return rate("base"), rate("tuned")
 
 
 def test_a_fine_tune_answers_held_out_paraphrases(llmos_home: Path, smollm2_gguf: Path) -> None:
@@ -109,8 +124,7 @@ def test_a_fine_tune_answers_held_out_paraphrases(llmos_home: Path, smollm2_gguf
         ]
         first, last = metrics[-1]["valid_loss"], metrics[0]["valid_loss"]  # events come newest first
         tuned = registry.resolve(job.result_model or "")
-        merged = merged_weights(registry, tuned, llmos_home / "derived")
-        base_rate, tuned_rate = _rate(smollm2_gguf), _rate(merged)
+        base_rate, tuned_rate = _rates(smollm2_gguf, registry.model_path(tuned))
         print(
             f"validation loss {first:.3f} -> {last:.3f}; held-out answer rate base {base_rate:.0%}, fine-tuned {tuned_rate:.0%}"
         )

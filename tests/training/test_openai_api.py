@@ -143,3 +143,27 @@ async def test_the_sdk_follows_a_job_over_the_servers_event_stream(app: FastAPI)
     assert followed[-1].message == "The job has successfully completed"
     assert [e.data["step"] for e in followed if e.type == "metrics"] == [1, 2]
     assert done.status == "succeeded" and done.fine_tuned_model == "tiny:base-ft-follow"
+
+
+async def test_a_fine_tune_is_served_on_its_base_models_core(
+    client: openai.AsyncOpenAI, app: FastAPI
+) -> None:
+    f = await client.files.create(file=("train.jsonl", GOOD), purpose="fine-tune")
+    job = await client.fine_tuning.jobs.create(model="tiny:base", training_file=f.id, suffix="served")
+    assert (await _finished(client, job.id)).status == "succeeded"
+    ask = [{"role": "user", "content": "Capital of Zorbia?"}]
+    tuned = await client.chat.completions.create(model="tiny:base-ft-served", messages=ask, temperature=0)
+    base = await client.chat.completions.create(model="tiny:base", messages=ask, temperature=0)
+    assert tuned.model == "tiny:base-ft-served" and base.model == "tiny:base"
+    assert tuned.choices[0].message.content != base.choices[0].message.content
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+        resident = (await http.get("/api/ps")).json()["models"]
+        shown = (await http.get("/api/models/tiny:base-ft-served")).json()
+        base_digest = (await http.get("/api/models/tiny:base")).json()["digest"]
+    assert [m["name"] for m in resident] == ["tiny:base"]  # one core serves both
+    lineage = shown["lineage"]
+    assert shown["adapter_of"] == lineage["base_digest"] == base_digest
+    assert lineage["job_id"] == job.id and lineage["base_model"] == "tiny:base" and not lineage["merged"]
+    assert len(lineage["training_dataset_digest"]) == 64 and lineage["validation_dataset_digest"] is None
+    assert lineage["hyperparameters"]["epochs"] >= 1
+    assert lineage["metrics"] == {"train_loss": 1.0, "valid_loss": 1.5, "trained_tokens": 20}

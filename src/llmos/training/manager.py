@@ -496,6 +496,11 @@ class TrainingManager:
             "training_dataset": job.training_dataset,
             "training_dataset_digest": self.datasets.locate(job.tenant, job.training_dataset)[0].digest,
             "validation_dataset": job.validation_dataset,
+            "validation_dataset_digest": (
+                None
+                if job.validation_dataset is None
+                else self.datasets.locate(job.tenant, job.validation_dataset)[0].digest
+            ),
             "hyperparameters": job.hyperparameters.to_dict(),
             "metrics": done.metrics,
             "merged": done.merged,
