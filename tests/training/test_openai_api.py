@@ -26,7 +26,7 @@ from llmos.storage.blobs import BlobStore
 from llmos.storage.db import open_database
 from llmos.storage.manifests import ManifestRepository
 
-from .fakes import FakeStarter, succeed
+from .fakes import FakeStarter, succeed, wait_for_cancel
 from .helpers import write_base
 
 pytestmark = pytest.mark.anyio
@@ -167,3 +167,24 @@ async def test_a_fine_tune_is_served_on_its_base_models_core(
     assert len(lineage["training_dataset_digest"]) == 64 and lineage["validation_dataset_digest"] is None
     assert lineage["hyperparameters"]["epochs"] >= 1
     assert lineage["metrics"] == {"train_loss": 1.0, "valid_loss": 1.5, "trained_tokens": 20}
+
+
+async def test_resources_show_running_and_queued_jobs_and_the_yield_policy(
+    client: openai.AsyncOpenAI, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(manager_module, "start_process", FakeStarter(wait_for_cancel))
+    f = await client.files.create(file=("train.jsonl", GOOD), purpose="fine-tune")
+    first = await client.fine_tuning.jobs.create(model="tiny:base", training_file=f.id)
+    second = await client.fine_tuning.jobs.create(model="tiny:base", training_file=f.id)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+        for _ in range(500):
+            training = (await http.get("/api/resources")).json()["training"]
+            if training["jobs"] and training["jobs"][0]["progress"]:
+                break
+            await asyncio.sleep(0.01)
+    assert (training["yield_policy"], training["max_jobs"]) == ("pause", 1)
+    [running] = training["jobs"]
+    assert running["id"] == first.id and running["progress"]["step"] == 1 and running["threads"] >= 1
+    assert [q["id"] for q in training["queued"]] == [second.id]  # one job at a time
+    for job in (second, first):
+        await client.fine_tuning.jobs.cancel(job.id)

@@ -179,6 +179,10 @@ class Kernel:
         """Running fine-tuning jobs (memory, threads, paused), none before the manager is used."""
         return self._training.running() if self._training is not None else []
 
+    async def training_queue(self) -> list[Job]:
+        """Fine-tuning jobs waiting to start, none before the manager is used."""
+        return await self._training.queued() if self._training is not None else []
+
     def _inference_active(self) -> int:
         """Inference requests running or queued on every resident model (training yields to them)."""
         return sum(m.core.running + m.core.queued for m in list(self._loader.loaded.values()))

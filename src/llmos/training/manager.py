@@ -263,6 +263,10 @@ class TrainingManager:
                 for r in self._running.values()
             ]
 
+    async def queued(self) -> builtins.list[Job]:
+        """Every tenant's jobs waiting to start, oldest first."""
+        return await asyncio.to_thread(self.store.in_states, "queued")
+
     def _live(self, job: Job) -> Job:
         with self._lock:
             r = self._running.get(job.id)

@@ -24,6 +24,7 @@ from llmos.server.schemas.admin import RunningModel
 from llmos.server.schemas.introspection import (
     ModelRequests,
     PinRequest,
+    QueuedJob,
     ResourceEventsResponse,
     ResourcesResponse,
     SchedulerRequestsResponse,
@@ -76,6 +77,8 @@ async def scheduler_requests(kernel: KernelDep, principal: PrincipalDep) -> Sche
 async def resources(kernel: KernelDep, principal: PrincipalDep) -> ResourcesResponse:
     principal.require("models:read")
     view = kernel.resources()
+    everyone = principal.is_admin
+    queued = [j for j in await kernel.training_queue() if everyone or j.tenant == principal.tenant]
     return ResourcesResponse(
         inventory=view.inventory,
         budget=view.budget,
@@ -84,7 +87,11 @@ async def resources(kernel: KernelDep, principal: PrincipalDep) -> ResourcesResp
         training=TrainingView(
             yield_policy=kernel.config.training.yield_policy,
             max_jobs=kernel.config.training.max_jobs,
-            jobs=[j for j in kernel.training_jobs() if principal.is_admin or j.tenant == principal.tenant],
+            jobs=[j for j in kernel.training_jobs() if everyone or j.tenant == principal.tenant],
+            queued=[
+                QueuedJob(id=j.id, tenant=j.tenant, model=j.model, created_at=int(j.created_at.timestamp()))
+                for j in queued
+            ],
         ),
     )
 

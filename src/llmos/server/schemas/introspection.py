@@ -26,12 +26,21 @@ class SchedulerRequestsResponse(BaseModel):
     models: list[ModelRequests]
 
 
+class QueuedJob(BaseModel):
+    id: str
+    tenant: str
+    model: str
+    created_at: int
+
+
 class TrainingView(BaseModel):
-    """Fine-tuning beside inference: the yield policy and the caller's running jobs."""
+    """Fine-tuning beside inference: the yield policy, the caller's running jobs and those
+    waiting for memory or a job slot."""
 
     yield_policy: str
     max_jobs: int
     jobs: list[RunningJob]
+    queued: list[QueuedJob] = []
 
 
 class ResourcesResponse(BaseModel):
