@@ -164,6 +164,20 @@ class SchedulerConfig:
     tenant_weights: dict[str, float] = field(default_factory=dict)
 
 
+TrainingYield = Literal["pause", "threads", "none"]
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    max_jobs: int = 1
+    """Fine-tuning jobs running at once (``LLMOS_TRAINING_MAX_JOBS``); the rest wait queued."""
+    yield_policy: TrainingYield = "pause"
+    """What a running job does while inference requests are queued (``LLMOS_TRAINING_YIELD``):
+    ``pause`` between optimizer steps, drop to one thread (``threads``), or nothing (``none``)."""
+    threads: int = 0
+    """Threads a job trains with (``LLMOS_TRAINING_THREADS``); 0: half the cores, at least one."""
+
+
 @dataclass(frozen=True)
 class Config:
     paths: Paths
@@ -196,6 +210,7 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     engine: EngineConfig = field(default_factory=EngineConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
 
 
 class Settings(BaseSettings):
@@ -234,6 +249,9 @@ class Settings(BaseSettings):
     max_queue_per_tenant: int = Field(default=64, ge=1)
     max_body_bytes: Size = Field(default=4 * 1024 * 1024, ge=1024)
     max_tokens: int = Field(default=8192, ge=1)
+    training_max_jobs: int = Field(default=1, ge=1, le=64)
+    training_yield: TrainingYield = "pause"
+    training_threads: int = Field(default=0, ge=0)
 
     @field_validator("home", mode="after")
     @classmethod
@@ -308,6 +326,11 @@ class Settings(BaseSettings):
                 aging_seconds=self.scheduler_aging_seconds,
                 max_queue=self.max_queue,
                 max_queue_per_tenant=self.max_queue_per_tenant,
+            ),
+            training=TrainingConfig(
+                max_jobs=self.training_max_jobs,
+                yield_policy=self.training_yield,
+                threads=self.training_threads,
             ),
         )
 

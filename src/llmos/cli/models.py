@@ -167,6 +167,8 @@ def show(
     for key, value in rows:
         table.add_row(key, escape(value))
     out.print(table)
+    if m.lineage:
+        _print_lineage(m.lineage, m.adapter_of)
     if m.parameters:
         out.print("\n[bold]default parameters[/]")
         for k, v in sorted(m.parameters.items()):
@@ -219,3 +221,46 @@ def register(app: typer.Typer) -> None:
     app.command("rm")(rm)
     app.command("cp")(cp)
     app.command("import")(import_)
+
+
+def _print_lineage(lineage: dict[str, Any], adapter_of: str | None) -> None:
+    """A fine-tune's making: what it was trained from, with what, and how far its losses fell."""
+    hp = lineage.get("hyperparameters") or {}
+    metrics = lineage.get("metrics") or {}
+    served = (
+        f"LoRA adapter on sha256:{adapter_of[:12]} (runs on the base's engine core)"
+        if adapter_of
+        else "merged weights (a full model)"
+    )
+    rows = [
+        ("base model", f"{lineage.get('base_model', '-')}"),
+        ("base digest", f"sha256:{lineage.get('base_digest', '')}"),
+        ("dataset digest", f"sha256:{lineage.get('training_dataset_digest', '')}"),
+        ("validation digest", _sha(lineage.get("validation_dataset_digest"))),
+        ("job", str(lineage.get("job_id", "-"))),
+        ("served as", served),
+        ("hyperparameters", ", ".join(f"{k}={v}" for k, v in sorted(hp.items())) or "-"),
+        ("final losses", _losses(metrics)),
+    ]
+    out.print("\n[bold]lineage[/]")
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for key, value in rows:
+        table.add_row(f"  {key}", escape(value))
+    out.print(table)
+
+
+def _sha(digest: object) -> str:
+    return f"sha256:{digest}" if digest else "-"
+
+
+def _losses(metrics: dict[str, Any]) -> str:
+    parts = [
+        f"{label} {metrics[key]:.4f}"
+        for key, label in (("train_loss", "training"), ("valid_loss", "validation"))
+        if isinstance(metrics.get(key), int | float)
+    ]
+    if isinstance(metrics.get("trained_tokens"), int):
+        parts.append(f"{metrics['trained_tokens']} tokens trained")
+    return ", ".join(parts) or "-"

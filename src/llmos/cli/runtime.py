@@ -180,6 +180,28 @@ def ps() -> None:
     for gpu in inv.get("gpus", []):
         line += f"; GPU {gpu['index']} {gpu['name']} {human_size(gpu['free_bytes'])} free of {human_size(gpu['total_bytes'])}"
     out_console.print(line)
+    _print_training(resources.get("training"))
+
+
+def _print_training(training: dict[str, Any] | None) -> None:
+    """Fine-tuning jobs beside the models: running (memory, threads, step), queued, the policy."""
+    if not training:
+        return
+    running, queued = training.get("jobs", []), training.get("queued", [])
+    out_console.print(
+        f"training: {len(running)} running, {len(queued)} queued (at most {training.get('max_jobs')} at once); "
+        f"while inference waits, jobs yield by: {training.get('yield_policy')}"
+    )
+    for j in running:
+        p = j.get("progress") or {}
+        step = f"step {p.get('step', 0)}/{p.get('total_steps', '?')}" if p else "starting"
+        state = "paused for inference" if j.get("paused") else f"{j.get('threads')} thread(s)"
+        out_console.print(
+            f"  {j['id']}  {j['model']}  running  {human_size(j.get('memory_bytes'))}  {state}  {step}"
+            + (f"  pid {j['pid']}" if j.get("pid") else "")
+        )
+    for j in queued:
+        out_console.print(f"  {j['id']}  {j['model']}  queued")
 
 
 def load(

@@ -14,8 +14,6 @@ from the reader thread that lives exactly as long as the core.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import multiprocessing
 import os
@@ -31,10 +29,9 @@ from llmos.core.channel import Channel, PipeChannel, QueueChannel
 from llmos.core.engine_core import serve
 from llmos.engine.backends import make_engine
 from llmos.engine.base import Engine
+from llmos.procs import describe_exit, die_with_parent
 
 logger = logging.getLogger(__name__)
-
-PR_SET_PDEATHSIG = 1
 
 
 class CoreHost(Protocol):
@@ -61,27 +58,9 @@ class CoreHost(Protocol):
 # --- a child process ------------------------------------------------------------------------
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        logger.warning("PR_SET_PDEATHSIG unavailable; relying on the watchdog thread")
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
-
-    def watchdog() -> None:
-        while True:
-            if os.getppid() != parent_pid:
-                os._exit(1)
-            time.sleep(0.2)
-
-    threading.Thread(target=watchdog, name="llmos-core-watchdog", daemon=True).start()
-
-
 def process_main(conn: Connection, parent_pid: int) -> None:
     """Entry point of a core's process: serve until told to stop, the pipe closes or the engine dies."""
-    _die_with_parent(parent_pid)
+    die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when we stop
     serve(PipeChannel(conn), make_engine)
 
@@ -116,12 +95,7 @@ class ProcessHost:
         code = proc.exitcode
         if code is None:
             return ""
-        if code < 0:
-            try:
-                return f"killed by {signal.Signals(-code).name}"
-            except ValueError:
-                return f"exit code {code}"
-        return f"exit code {code}"
+        return describe_exit(code)
 
     def stop(self, timeout: float) -> None:
         proc = self._proc

@@ -189,9 +189,14 @@ class DatasetService:
         return await asyncio.to_thread(self.store.get, tenant, dataset_id)
 
     async def path(self, tenant: str, dataset_id: int) -> Path:
-        """Where the dataset's bytes are (for training). Raises NotFound."""
+        """Where the dataset's bytes are. Raises NotFound."""
         ds = await self.get(tenant, dataset_id)
         return self.blobs.require(ds.digest)
+
+    def locate(self, tenant: str, dataset_id: int) -> tuple[Dataset, Path]:
+        """The dataset and the file of its bytes (for a trainer). Blocking; raises NotFound."""
+        ds = self.store.get(tenant, dataset_id)
+        return ds, self.blobs.require(ds.digest)
 
     async def delete(self, tenant: str, dataset_id: int) -> Dataset:
         """Remove the dataset; its blob goes too unless another dataset has the same bytes."""

@@ -8,4 +8,5 @@ above (``registry``, ``data``, ``security``), and import nothing of llmos but ``
 * :mod:`llmos.domain.progress`: progress reports of long registry and blob-store operations.
 * :mod:`llmos.domain.data`: collections, documents, chunks, search hits, datasets.
 * :mod:`llmos.domain.tenancy`: tenants, API keys, quotas, usage and audit events.
+* :mod:`llmos.domain.training`: fine-tuning jobs, hyperparameters, events, checkpoints.
 """

@@ -102,12 +102,28 @@ class SamplingParams:
 
 
 @dataclass(frozen=True)
+class LoraAdapter:
+    """A LoRA adapter a sequence runs with: its file (llama.cpp's adapter GGUF, made for the
+    loaded model) and its scale. The path is the identity: adapters are content-addressed blobs."""
+
+    path: str
+    scale: float = 1.0
+
+
+AdapterSet = tuple[LoraAdapter, ...]
+"""The adapters a sequence runs with (``()``: the base model alone). A step never decodes two
+adapter sets together, and a sequence reuses only KV computed under its own adapter set."""
+
+
+@dataclass(frozen=True)
 class SequenceSpec:
-    """A sequence to admit: its id, its prompt as tokens, and how to sample it."""
+    """A sequence to admit: its id, its prompt as tokens, how to sample it, and the LoRA
+    adapters applied to the model for it."""
 
     seq_id: SeqId
     prompt: tuple[TokenId, ...]
     params: SamplingParams = field(default_factory=SamplingParams)
+    adapters: AdapterSet = ()
 
 
 @dataclass(frozen=True)
@@ -243,7 +259,9 @@ class Engine(Protocol):
         ...
 
     def admit(self, spec: SequenceSpec) -> Admission:
-        """Give the sequence a slot (reusing a resident prefix where one matches)."""
+        """Give the sequence a slot (reusing a resident prefix computed under the same adapter
+        set where one matches), loading its adapters on first use. Raises InvalidRequest for an
+        adapter the model cannot take."""
         ...
 
     def step(self, plan: StepPlan | None = None) -> StepResult:

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmos.engine.base import (
+    AdapterSet,
     Admission,
     EngineHealth,
     EngineInfo,
@@ -276,16 +277,18 @@ class FakeEngine:
         slot = self._free_slot()
         if slot is None or self._kv_free() < len(spec.prompt):
             raise EngineGenerateError("no free slot or KV cells for the sequence; ask can_admit first")
-        cached = self._shared_prefix(spec.prompt)
+        cached = self._shared_prefix(spec.prompt, spec.adapters)
         self._order += 1
         self._seqs[spec.seq_id] = _Seq(
             spec=spec, slot=slot, cached_tokens=cached, prompt_done=cached, order=self._order
         )
         return Admission(seq_id=spec.seq_id, slot=slot, cached_tokens=cached)
 
-    def _shared_prefix(self, prompt: tuple[TokenId, ...]) -> int:
+    def _shared_prefix(self, prompt: tuple[TokenId, ...], adapters: AdapterSet) -> int:
         best = 0
         for s in self._seqs.values():
+            if s.spec.adapters != adapters:  # KV made under another adapter set is not reusable
+                continue
             kv = s.spec.prompt[: s.prompt_done] + tuple(s.generated[: s.fed_generated])
             n = 0
             for a, b in zip(kv, prompt, strict=False):
@@ -458,7 +461,11 @@ class FakeEngine:
         seed = 0 if p.temperature == 0 else (p.seed or 0)
         if self._eos_after is not None and pos >= self._eos_after and not p.ignore_eos:
             return self._finish(s, "stop", (), ())
-        offset = _digest(s.spec.prompt, seed) % len(LOREM)
+        applied = tuple((a.path, a.scale) for a in s.spec.adapters if a.scale != 0)
+        # An adapter at scale 0 leaves the model as it is; any other makes it say something else.
+        offset = (_digest(s.spec.prompt, seed, applied) if applied else _digest(s.spec.prompt, seed)) % len(
+            LOREM
+        )
         char = LOREM[(offset + pos) % len(LOREM)]
         tok = BYTE_OFFSET + ord(char)
         if p.logit_bias:

@@ -17,15 +17,18 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from llmos.config import Config
 from llmos.data.service import DataService
 from llmos.domain.manifest import Manifest
+from llmos.domain.tenancy import UsageRecord
+from llmos.domain.training import Job
 from llmos.engine.base import SamplingParams, SequenceSpec
 from llmos.errors import Conflict, EngineDeadError, InvalidRequest, LLMOSError, ModelNotFound
-from llmos.kernel import embeddings
+from llmos.kernel import adapters, embeddings
 from llmos.kernel import params as sampling
 from llmos.kernel.answer import Answer
 from llmos.kernel.generation import Generation
@@ -52,6 +55,7 @@ from llmos.storage.conversations import ConversationRepository
 from llmos.storage.db import Database, open_database
 from llmos.structured import ChatPlan, plan_chat
 from llmos.tasks import PromptSize, TaskRequest, TaskResult
+from llmos.training.manager import RunningJob, TrainingManager
 from llmos.types import ChatMessage
 
 log = logging.getLogger(__name__)
@@ -121,6 +125,8 @@ class Kernel:
         self._background: set[asyncio.Future[None]] = set()
         self._deaths: dict[str, tuple[int, str]] = {}
         """Per model: how many of its engine cores died, and why the last one did."""
+        self._training: TrainingManager | None = None
+        self._training_started = asyncio.Lock()
         loader.on_dead = self._core_died
         self.security.weights.watch(self._weights_changed)
 
@@ -147,6 +153,54 @@ class Kernel:
             self._data = build_data_service(self.config, self.database, embed)
         return self._data
 
+    async def fine_tuning(self) -> TrainingManager:
+        """Fine-tuning jobs (:mod:`llmos.training`), built and started on first use (which fails
+        jobs a previous server left running and starts queued ones)."""
+        async with self._training_started:
+            if self._training is None:
+                from llmos.training.wiring import build_training
+
+                data = self.data
+                manager = build_training(
+                    self.config,
+                    self.database,
+                    self.registry,
+                    data.datasets,
+                    self.residency,
+                    cores=self.residency.cores,
+                    inference_active=self._inference_active,
+                    record_usage=self._record_training_usage,
+                )
+                await manager.start()
+                self._training = manager
+            return self._training
+
+    def training_jobs(self) -> list[RunningJob]:
+        """Running fine-tuning jobs (memory, threads, paused), none before the manager is used."""
+        return self._training.running() if self._training is not None else []
+
+    async def training_queue(self) -> list[Job]:
+        """Fine-tuning jobs waiting to start, none before the manager is used."""
+        return await self._training.queued() if self._training is not None else []
+
+    def _inference_active(self) -> int:
+        """Inference requests running or queued on every resident model (training yields to them)."""
+        return sum(m.core.running + m.core.queued for m in list(self._loader.loaded.values()))
+
+    def _record_training_usage(self, job: Job, tokens: int) -> None:
+        self.security.record_usage(
+            UsageRecord(
+                request_id=job.id,
+                tenant=job.tenant,
+                operation="fine-tune",
+                status=200,
+                time=datetime.now(UTC),
+                model=job.model,
+                digest=job.base_digest,
+                prompt_tokens=tokens,
+            )
+        )
+
     # ---- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -161,6 +215,8 @@ class Kernel:
         await asyncio.gather(
             *(m.core.drain(drain_timeout) for m in loaded if m is not None), return_exceptions=True
         )
+        if self._training is not None:
+            await self._training.shutdown()
         await self.residency.shutdown()
         self._started = False
 
@@ -221,15 +277,15 @@ class Kernel:
     ) -> ResidentModel:
         """Make a registered model resident (no pull). Raises ModelNotFound, ResourceExhausted."""
         manifest = await self.resolve(name)
-        key = self._key(name, manifest)
+        target = await self._target(name, manifest)  # an adapter: its base
         await self.residency.ensure_resident(
-            key,
-            self._estimate(manifest),
-            self._load_fn(key, manifest),
+            target.key,
+            self._estimate(target.loaded),
+            self._load_fn(target.key, target.loaded),
             keep_alive=_keep_alive(keep_alive),
             pin=pin,
         )
-        return next(r for r in self.ps() if r.name == key)
+        return next(r for r in self.ps() if r.name == target.key)
 
     async def unload(self, name: str) -> bool:
         """Unload now if idle (True), else once its requests end (False). Raises ModelNotFound."""
@@ -338,6 +394,12 @@ class Kernel:
         """
         checked = embeddings.check_inputs(inputs)
         manifest = await self.resolve(model)
+        if adapters.is_adapter(manifest):
+            raise InvalidRequest(
+                f"model {model!r} is a fine-tuned LoRA adapter for chat and completions; "
+                "embed with its base model",
+                param="model",
+            )
         key = self._key(model, manifest)
         observation = self.metrics.start_embedding(key, meta.tenant)
         try:
@@ -401,8 +463,8 @@ class Kernel:
 
         Counting needs the model's tokenizer and chat template, so the model is made resident
         (a generation that follows needs that anyway); None if it was evicted in between."""
-        await self.load(request.model, keep_alive=request.meta.keep_alive)
-        loaded = self.loaded(request.model)
+        resident = await self.load(request.model, keep_alive=request.meta.keep_alive)
+        loaded = self._loaded_now(resident.name)
         if loaded is None or request.messages is None:
             return None
         _, plan = await self._compose(request)
@@ -448,10 +510,11 @@ class Kernel:
     ) -> tuple[Generation, str]:
         manifest = await self.resolve(model)
         embeddings.require_generative(model, manifest)
-        key = self._key(model, manifest)
-        observation = self.metrics.start_request(key, meta.tenant)
+        target = await self._target(model, manifest)
+        key = target.key
+        observation = self.metrics.start_request(manifest.name if target.adapters else key, meta.tenant)
         try:
-            lease = await self._acquire(key, manifest, _keep_alive(meta.keep_alive))
+            lease = await self._acquire(key, target.loaded, _keep_alive(meta.keep_alive))
         except BaseException as exc:
             observation.finish(status_of(exc))
             raise
@@ -475,7 +538,7 @@ class Kernel:
                     if sp.max_tokens > room:
                         sp = _with_max_tokens(sp, room)
                     seq_id = f"{meta.request_id}-{group}-{choice}"
-                    spec = SequenceSpec(seq_id=seq_id, prompt=tuple(tokens), params=sp)
+                    spec = SequenceSpec(seq_id, tuple(tokens), sp, adapters=target.adapters)
                     req = GenerationRequest(request_id=seq_id, spec=spec, cls=cls)
                     handles.append((loaded.core.submit(req), group))
         except BaseException as exc:
@@ -499,7 +562,7 @@ class Kernel:
             on_close=release,
             observer=observation,
         )
-        return generation, loaded.manifest.digest
+        return generation, (manifest.digest if target.adapters else loaded.manifest.digest)
 
     async def _acquire(self, key: str, manifest: Manifest, keep_alive: float | None) -> Lease[LoadedModel]:
         """Hold the model resident for one request; a name re-pointed to a new version since
@@ -575,6 +638,13 @@ class Kernel:
         return self._clock()
 
     # ---- internals -----------------------------------------------------------------------
+
+    async def _target(self, name: str, manifest: Manifest) -> adapters.Target:
+        """What serves ``name``: the model itself, or for a fine-tuned adapter its base's core
+        with the adapter applied. Raises ModelNotFound (an adapter whose base is gone)."""
+        if adapters.is_adapter(manifest):
+            return await asyncio.to_thread(adapters.on_base, self.registry, manifest)
+        return adapters.Target(loaded=manifest, key=self._key(name, manifest))
 
     @staticmethod
     def _key(name: str, manifest: Manifest) -> str:

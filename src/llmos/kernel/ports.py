@@ -69,6 +69,12 @@ class Registry(Protocol):
         """What an engine loads: the GGUF blob, or the folder of a multi-file model."""
         ...
 
+    def register_derived(
+        self, path: Path, name: str, *, base: Manifest, adapter: bool, lineage: dict[str, object]
+    ) -> Manifest:
+        """Register a fine-tune's result (adapter or merged GGUF) made from ``base``."""
+        ...
+
 
 EngineFactory = Callable[[str], Engine]
 """Backend name (``llamacpp``, ``fake``) → an unloaded engine (run by an in-process core)."""

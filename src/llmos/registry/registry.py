@@ -159,6 +159,59 @@ class Registry:
         manifest = _gguf_manifest(ref.name, blob.digest, blob.size, meta, src.name, f"file:{src}")
         return self._register(manifest, ref, [blob.digest] if new else [], progress)
 
+    def register_derived(
+        self, path: Path, name: str, *, base: Manifest, adapter: bool, lineage: dict[str, object]
+    ) -> Manifest:
+        """Register a file made from ``base`` (a fine-tune's LoRA adapter GGUF, or a merged GGUF)
+        as ``name``; its manifest's parent is ``base`` and ``metadata["lineage"]`` says how it was
+        made. An adapter keeps the base's facts and is marked ``metadata["adapter_of"]`` (the
+        base's digest): the base cannot be removed while it exists. Raises InvalidModelName,
+        InvalidModelFile, StorageFull, leaving nothing behind."""
+        ref = self._ref(name)
+        if ref.digest is not None:
+            raise InvalidModelName(
+                f"a result needs a 'family:tag' name, not a digest: {name!r}", param="suffix"
+            )
+        size = path.stat().st_size
+        meta = None if adapter else read_gguf_meta(path)
+        with path.open("rb") as f, self._writer(None, total=size, phase="copying") as w:
+            w.copy_from(f)
+            blob, new = self._commit(w)
+        if meta is None:
+            manifest = replace(
+                base,
+                name=ref.name,
+                digest=blob.digest,
+                size=blob.size,
+                files=(
+                    ManifestFile(
+                        path=f"{ref.family.rsplit('/', 1)[-1]}-adapter.gguf",
+                        digest=blob.digest,
+                        size=blob.size,
+                    ),
+                ),
+                quantization="LoRA F32",
+                source=f"fine-tune:{lineage.get('job_id', '')}",
+                metadata={**base.metadata, "adapter_of": base.digest, "lineage": lineage},
+            )
+        else:
+            manifest = _gguf_manifest(
+                ref.name, blob.digest, blob.size, meta, path.name, f"fine-tune:{lineage.get('job_id', '')}"
+            )
+            manifest = replace(
+                manifest,
+                chat_template=manifest.chat_template or base.chat_template,
+                parameters=dict(base.parameters),
+                metadata={**manifest.metadata, "lineage": lineage},
+            )
+        manifest = replace(manifest, parent=base.digest, created_at=None)
+        return self._register(manifest, ref, [blob.digest] if new else [], None)
+
+    def dependents(self, digests: Iterable[Digest]) -> builtins.list[Manifest]:
+        """Tagged adapters whose base is one of ``digests``."""
+        wanted = set(digests)
+        return [m for m in self.list() if m.metadata.get("adapter_of") in wanted]
+
     def copy(self, src: str, dst: str) -> Manifest:
         """Give ``src``'s version the name ``dst`` (no bytes copied). Raises Conflict when ``dst``
         already names a different version."""
@@ -182,9 +235,22 @@ class Registry:
 
     def remove(self, name: str) -> Removal:
         """Remove a name (``family:tag``: the tag and its version history; ``family@sha256:…``:
-        that version). Blobs no remaining version references are deleted. Raises ModelNotFound."""
+        that version). Blobs no remaining version references are deleted. Raises ModelNotFound,
+        or Conflict when a fine-tuned adapter is built on a version it would remove."""
         ref = self._ref(name)
         tag = ref.tag or "latest"
+        going = (
+            [ref.digest]
+            if ref.digest is not None
+            else [m.digest for m in self.manifests.versions(ref.family, tag)]
+        )
+        users = [m.name for m in self.dependents(going) if m.name != ref.name]
+        if users:
+            raise Conflict(
+                f"{name!r} is the base of fine-tuned adapter(s) {', '.join(sorted(users))}; remove "
+                "them first (or register a merged fine-tune, which does not depend on its base)",
+                param="model",
+            )
         if ref.digest is not None:
             gone = self.manifests.delete_version(ref.family, ref.digest)
             if gone is None:

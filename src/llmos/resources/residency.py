@@ -170,6 +170,8 @@ class ResidencyManager(Generic[T]):
         self._sleep = sleep
         self._sweep_interval = sweep_interval
         self._entries: dict[str, _Entry[T]] = {}
+        self._reserved: dict[str, int] = {}
+        """RAM held by work beside the models (fine-tuning jobs), by owner."""
         self._model_keep_alive: dict[str, float] = {}
         self._admit_lock = asyncio.Lock()
         self._sweeper: asyncio.Task[None] | None = None
@@ -178,7 +180,8 @@ class ResidencyManager(Generic[T]):
 
     def used(self, device: Device = "cpu") -> int:
         """Bytes charged to ``device`` by resident, loading and unloading models."""
-        return sum(e.charges().get(device, 0) for e in self._entries.values())
+        models = sum(e.charges().get(device, 0) for e in self._entries.values())
+        return models + (sum(self._reserved.values()) if device == "cpu" else 0)
 
     def free(self, device: Device = "cpu") -> int:
         return self.budget.capacity(device) - self.used(device)
@@ -186,6 +189,27 @@ class ResidencyManager(Generic[T]):
     def fits(self, estimate: MemoryEstimate) -> bool:
         """Whether ``estimate`` fits next to the current residents without evicting anything."""
         return all(need <= self.free(dev) for dev, need in estimate.charges().items())
+
+    def can_reserve(self, nbytes: int) -> bool:
+        """Whether ``nbytes`` of RAM fit beside the residents and reservations, evicting nothing."""
+        return nbytes <= self.free("cpu")
+
+    def reserve(self, owner: str, nbytes: int) -> bool:
+        """Charge ``nbytes`` of RAM to ``owner`` (a fine-tuning job) if :meth:`can_reserve`; models
+        then load only into what is left. Idle models are not evicted for it: inference comes first."""
+        if owner in self._reserved:
+            return True
+        if not self.can_reserve(nbytes):
+            return False
+        self._reserved[owner] = nbytes
+        return True
+
+    def unreserve(self, owner: str) -> None:
+        """Give back ``owner``'s reservation (idempotent)."""
+        self._reserved.pop(owner, None)
+
+    def reservations(self) -> dict[str, int]:
+        return dict(self._reserved)
 
     def is_resident(self, model: str) -> bool:
         entry = self._entries.get(model)

@@ -40,7 +40,7 @@ PRIORITY_HEADER = "x-llmos-priority"
 DEADLINE_HEADER = "x-llmos-deadline-ms"
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
-RESOURCES = ("models", "security", "embeddings", "data", "tasks", "conversations")
+RESOURCES = ("models", "security", "embeddings", "data", "tasks", "conversations", "fine_tuning")
 """The resources each client carries, by attribute name (the same on both)."""
 
 
@@ -62,6 +62,9 @@ class Call(Generic[T]):
     params: Mapping[str, Any] | None = None
     json: Any = None
     content: bytes | None = None
+    files: Mapping[str, tuple[str, bytes]] | None = None
+    """Multipart file fields (name → (filename, bytes)), sent with ``form``'s fields."""
+    form: Mapping[str, str] | None = None
     timeout: float | None = None
     retry: bool = True
     """False: one try, whatever the answer (a health probe wants the first answer)."""
@@ -73,6 +76,8 @@ class Call(Generic[T]):
             params=self.params,
             json=self.json,
             content=self.content,
+            files=self.files,
+            data=self.form,
             timeout=httpx.USE_CLIENT_DEFAULT if self.timeout is None else self.timeout,
         )
 

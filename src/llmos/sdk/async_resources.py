@@ -13,6 +13,7 @@ from llmos.sdk import _core
 from llmos.sdk import conversations as conv
 from llmos.sdk import data as dat
 from llmos.sdk import embeddings as emb
+from llmos.sdk import fine_tuning as ft
 from llmos.sdk import models as mod
 from llmos.sdk import security as sec
 from llmos.sdk import tasks as tsk
@@ -36,6 +37,7 @@ class AsyncServerMethods:
         self.data = AsyncData(runner)
         self.tasks = AsyncTasks(runner)
         self.conversations = AsyncConversations(runner)
+        self.fine_tuning = AsyncFineTuning(runner)
 
     async def is_reachable(self) -> bool:
         """Whether a server answers ``/health`` at the base URL."""
@@ -464,3 +466,61 @@ class AsyncConversations:
 
     async def delete(self, conversation_id: str) -> None:
         await self._r.run(conv.delete(conversation_id))
+
+
+class AsyncFineTuning:
+    """``client.fine_tuning``: LoRA fine-tuning jobs scheduled by the server (OpenAI's
+    fine-tuning API); a succeeded job's ``fine_tuned_model`` is a model like any other."""
+
+    def __init__(self, runner: AsyncRunner) -> None:
+        self._r = runner
+
+    async def upload(self, source: ft.Source, *, name: str | None = None) -> str:
+        """Upload a JSONL file (a path or bytes) for fine-tuning; its ``file-…`` id. Raises
+        BadRequestError naming the bad lines."""
+        return await self._r.run(ft.upload(source, name))
+
+    async def create(
+        self,
+        model: str,
+        data: ft.Source,
+        *,
+        validation: ft.Source | None = None,
+        epochs: int | None = None,
+        merge: bool = False,
+        suffix: str | None = None,
+        hyperparameters: Mapping[str, Any] | None = None,
+    ) -> ft.FineTuningJob:
+        """Upload the data (a ``file-…`` id is used as is) and queue a job on ``model``.
+        ``merge``: the result is a full merged GGUF instead of a LoRA adapter on the base."""
+        training = data if ft.is_file_id(data) else await self._r.run(ft.upload(data, None))
+        checked = None
+        if validation is not None:
+            checked = (
+                validation if ft.is_file_id(validation) else await self._r.run(ft.upload(validation, None))
+            )
+        hp = ft.hyperparameters(epochs, merge, hyperparameters)
+        return await self._r.run(ft.create(model, training, checked, hp, suffix))
+
+    async def list(self, *, limit: int = 20) -> builtins.list[ft.FineTuningJob]:
+        """Your tenant's jobs, newest first."""
+        return await self._r.run(ft.list_jobs(limit))
+
+    async def get(self, job_id: str) -> ft.FineTuningJob:
+        """Raises NotFoundError (also for another tenant's job)."""
+        return await self._r.run(ft.get(job_id))
+
+    async def cancel(self, job_id: str) -> ft.FineTuningJob:
+        """Cancel a queued or running job: it registers nothing and leaves no files."""
+        return await self._r.run(ft.cancel(job_id))
+
+    async def events(self, job_id: str, *, limit: int = 100) -> builtins.list[ft.FineTuningEvent]:
+        """The newest ``limit`` events, oldest first."""
+        return await self._r.run(ft.events(job_id, limit))
+
+    async def checkpoints(self, job_id: str, *, limit: int = 10) -> builtins.list[ft.FineTuningCheckpoint]:
+        return await self._r.run(ft.checkpoints(job_id, limit))
+
+    def follow(self, job_id: str) -> AsyncIterator[ft.FineTuningEvent]:
+        """Every event as it is written, oldest first, until the job ends."""
+        return self._r.stream(ft.follow(job_id))

@@ -1,6 +1,6 @@
 """What :class:`~llmos.sdk.Client` offers: its own methods (the server, generation), model
 handles and its resources (``models``, ``security``, ``embeddings``, ``data``, ``tasks``,
-``conversations``): one line a method over the calls of the resource modules, run by the
+``conversations``, ``fine_tuning``): one line a method over the calls of the resource modules, run by the
 synchronous runner. ``async_resources.py`` is this file, awaited (``scripts/unasync_sdk.py``)."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from llmos.sdk import _core
 from llmos.sdk import conversations as conv
 from llmos.sdk import data as dat
 from llmos.sdk import embeddings as emb
+from llmos.sdk import fine_tuning as ft
 from llmos.sdk import models as mod
 from llmos.sdk import security as sec
 from llmos.sdk import tasks as tsk
@@ -37,6 +38,7 @@ class ServerMethods:
         self.data = Data(runner)
         self.tasks = Tasks(runner)
         self.conversations = Conversations(runner)
+        self.fine_tuning = FineTuning(runner)
 
     def is_reachable(self) -> bool:
         """Whether a server answers ``/health`` at the base URL."""
@@ -463,3 +465,59 @@ class Conversations:
 
     def delete(self, conversation_id: str) -> None:
         self._r.run(conv.delete(conversation_id))
+
+
+class FineTuning:
+    """``client.fine_tuning``: LoRA fine-tuning jobs scheduled by the server (OpenAI's
+    fine-tuning API); a succeeded job's ``fine_tuned_model`` is a model like any other."""
+
+    def __init__(self, runner: Runner) -> None:
+        self._r = runner
+
+    def upload(self, source: ft.Source, *, name: str | None = None) -> str:
+        """Upload a JSONL file (a path or bytes) for fine-tuning; its ``file-…`` id. Raises
+        BadRequestError naming the bad lines."""
+        return self._r.run(ft.upload(source, name))
+
+    def create(
+        self,
+        model: str,
+        data: ft.Source,
+        *,
+        validation: ft.Source | None = None,
+        epochs: int | None = None,
+        merge: bool = False,
+        suffix: str | None = None,
+        hyperparameters: Mapping[str, Any] | None = None,
+    ) -> ft.FineTuningJob:
+        """Upload the data (a ``file-…`` id is used as is) and queue a job on ``model``.
+        ``merge``: the result is a full merged GGUF instead of a LoRA adapter on the base."""
+        training = data if ft.is_file_id(data) else self._r.run(ft.upload(data, None))
+        checked = None
+        if validation is not None:
+            checked = validation if ft.is_file_id(validation) else self._r.run(ft.upload(validation, None))
+        hp = ft.hyperparameters(epochs, merge, hyperparameters)
+        return self._r.run(ft.create(model, training, checked, hp, suffix))
+
+    def list(self, *, limit: int = 20) -> builtins.list[ft.FineTuningJob]:
+        """Your tenant's jobs, newest first."""
+        return self._r.run(ft.list_jobs(limit))
+
+    def get(self, job_id: str) -> ft.FineTuningJob:
+        """Raises NotFoundError (also for another tenant's job)."""
+        return self._r.run(ft.get(job_id))
+
+    def cancel(self, job_id: str) -> ft.FineTuningJob:
+        """Cancel a queued or running job: it registers nothing and leaves no files."""
+        return self._r.run(ft.cancel(job_id))
+
+    def events(self, job_id: str, *, limit: int = 100) -> builtins.list[ft.FineTuningEvent]:
+        """The newest ``limit`` events, oldest first."""
+        return self._r.run(ft.events(job_id, limit))
+
+    def checkpoints(self, job_id: str, *, limit: int = 10) -> builtins.list[ft.FineTuningCheckpoint]:
+        return self._r.run(ft.checkpoints(job_id, limit))
+
+    def follow(self, job_id: str) -> Iterator[ft.FineTuningEvent]:
+        """Every event as it is written, oldest first, until the job ends."""
+        return self._r.stream(ft.follow(job_id))

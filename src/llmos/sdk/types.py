@@ -36,6 +36,12 @@ class ModelDetail(Model):
     """``file``, ``catalog`` or ``guessed`` (see ``chat_template_guess``); None when it does not chat."""
     chat_template_guess: str | None = None
     versions: tuple[Model, ...] = ()
+    adapter_of: str | None = None
+    """A fine-tuned LoRA adapter's base model digest (it runs on that base's engine core)."""
+    lineage: dict[str, Any] | None = None
+    """A fine-tune's making: ``job_id``, ``base_model``, ``base_digest``,
+    ``training_dataset_digest``, ``validation_dataset_digest``, ``hyperparameters``, ``metrics``
+    (final losses), ``merged``."""
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ModelDetail:
@@ -47,6 +53,8 @@ class ModelDetail(Model):
             chat_template_source=d.get("chat_template_source"),
             chat_template_guess=d.get("chat_template_guess"),
             versions=versions,
+            adapter_of=d.get("adapter_of"),
+            lineage=d.get("lineage"),
         )
 
 

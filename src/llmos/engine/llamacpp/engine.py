@@ -12,6 +12,12 @@ Slots are llama.cpp sequence ids ``0..n_slots-1``. Two KV layouts (``LoadSpec.ex
   or gets a running sequence's prefix copied across streams (a whole-stream copy, trimmed).
 * unified: all sequences share ``n_ctx`` cells of one buffer; ids ``n_slots..`` hold the KV of
   recently finished sequences as a small prefix cache (evicted first whenever room is needed).
+
+LoRA adapters (``SequenceSpec.adapters``) load onto this model on first use (``adapters.py``).
+llama.cpp applies adapters per context, so a step runs one decode per adapter set among its
+sequences (the set the context already has first) and samples each set's sequences right after
+its decode. Every KV cell range remembers the adapter set that computed it, and a sequence
+reuses a prefix only from its own set (KV made under another adapter is another model's KV).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Any
 import llama_cpp
 
 from llmos.engine.base import (
+    AdapterSet,
     Admission,
     EngineHealth,
     EngineInfo,
@@ -41,6 +48,7 @@ from llmos.engine.base import (
     TokenLogprob,
 )
 from llmos.engine.chat_formats import guess_chat_format
+from llmos.engine.llamacpp.adapters import Adapters
 from llmos.engine.llamacpp.batch import Batch
 from llmos.engine.llamacpp.embedding import EmbeddingContext
 from llmos.engine.llamacpp.model import LlamaModel, kv_unified_option
@@ -84,6 +92,9 @@ class LlamaCppEngine:
         self._free_slots: list[int] = []
         self._cache: OrderedDict[int, list[TokenId]] = OrderedDict()
         self._free_cache_ids: list[int] = []
+        self._adapters: Adapters | None = None
+        self._kv_owner: dict[int, AdapterSet] = {}
+        """The adapter set whose decodes made the KV a slot or cache id holds."""
         self._order = 0
         self._spec: LoadSpec | None = None
         self._last_error = ""
@@ -131,6 +142,7 @@ class LlamaCppEngine:
         self._model = model
         self._spec = spec
         self._batch = Batch(spec.n_batch)
+        self._adapters = Adapters(model.handle)
         self._free_slots = list(range(spec.n_slots))
         self._free_cache_ids = list(range(spec.n_slots, spec.n_slots + n_cache))
         self._info = EngineInfo(
@@ -174,6 +186,16 @@ class LlamaCppEngine:
             raise EngineError("no model loaded")
         return self._batch
 
+    def _ad(self) -> Adapters:
+        if self._adapters is None:
+            raise EngineError("no model loaded")
+        return self._adapters
+
+    @property
+    def adapters_loaded(self) -> list[str]:
+        """The adapter files loaded onto the model."""
+        return self._ad().loaded
+
     def unload(self) -> None:
         for seq in list(self._seqs.values()):
             seq.sampler.close()
@@ -181,6 +203,8 @@ class LlamaCppEngine:
         self._cache.clear()
         self._residue.clear()
         self._pending_copy.clear()
+        self._kv_owner.clear()
+        self._adapters = None  # llama.cpp frees them with the model
         if self._batch is not None:
             self._batch.close()
             self._batch = None
@@ -243,13 +267,15 @@ class LlamaCppEngine:
             raise Overloaded("no free slot in this engine", retry_after=1.0)
         if not self._fits(len(spec.prompt) + 1):
             raise Overloaded("not enough free KV cells for this prompt", retry_after=1.0)
+        self._ad().load(spec.adapters)
         sampler = SamplerChain(spec.params, m.vocab, m.n_vocab)
         if m.shape.kv_unified:
             slot = self._free_slots.pop(0)
             self._make_room(len(spec.prompt) + 1)
-            cached = self._reuse_prefix(spec.prompt, slot)
+            cached = self._reuse_prefix(spec.prompt, slot, spec.adapters)
         else:
-            slot, cached = self._reuse_prefix_per_slot(spec.prompt)
+            slot, cached = self._reuse_prefix_per_slot(spec.prompt, spec.adapters)
+        self._kv_owner[slot] = spec.adapters
         self._order += 1
         seq = Seq(spec, slot, sampler, order=self._order, n_past=cached, cached_tokens=cached)
         self._seqs[spec.seq_id] = seq
@@ -279,14 +305,19 @@ class LlamaCppEngine:
         llama_cpp.llama_memory_seq_rm(self._m().memory, cid, -1, -1)
         self._free_cache_ids.append(cid)
 
-    def _reuse_prefix(self, prompt: Sequence[TokenId], slot: int) -> int:
-        """Copy the KV of the longest matching resident/cached prefix into ``slot``."""
+    def _reuse_prefix(self, prompt: Sequence[TokenId], slot: int, adapters: AdapterSet) -> int:
+        """Copy the KV of the longest matching resident/cached prefix made under ``adapters``
+        into ``slot``."""
         best_src, best_n = -1, 0
         limit = len(prompt) - 1  # at least one token must be fed to get logits
         candidates: list[tuple[int, Sequence[TokenId], int]] = [
-            (s.slot, s.tokens, s.n_past) for s in self._seqs.values()
+            (s.slot, s.tokens, s.n_past) for s in self._seqs.values() if s.spec.adapters == adapters
         ]
-        candidates += [(cid, toks, len(toks)) for cid, toks in self._cache.items()]
+        candidates += [
+            (cid, toks, len(toks))
+            for cid, toks in self._cache.items()
+            if self._kv_owner.get(cid, ()) == adapters
+        ]
         for src, toks, n_kv in candidates:
             n = common_prefix(prompt, toks, min(limit, n_kv))
             if n > best_n:
@@ -296,19 +327,23 @@ class LlamaCppEngine:
             self._cache.move_to_end(best_src)
         return best_n
 
-    def _reuse_prefix_per_slot(self, prompt: Sequence[TokenId]) -> tuple[int, int]:
-        """Pick a free slot for ``prompt`` and reuse the longest KV prefix found: the leftover of
-        a free slot in place, or a running sequence's cells copied into the least recently freed
-        slot. Returns (slot, reused tokens)."""
+    def _reuse_prefix_per_slot(self, prompt: Sequence[TokenId], adapters: AdapterSet) -> tuple[int, int]:
+        """Pick a free slot for ``prompt`` and reuse the longest KV prefix made under
+        ``adapters``: the leftover of a free slot in place, or a running sequence's cells copied
+        into the least recently freed slot. Returns (slot, reused tokens)."""
         mem = self._m().memory
         limit = len(prompt) - 1  # at least one token must be fed to get logits
         best_slot, best_n = -1, 0
         for slot in self._free_slots:
+            if self._kv_owner.get(slot, ()) != adapters:
+                continue
             n = common_prefix(prompt, self._residue.get(slot, ()), limit)
             if n > best_n:
                 best_slot, best_n = slot, n
         src, src_n = -1, 0
         for s in self._seqs.values():
+            if s.spec.adapters != adapters:
+                continue
             n = common_prefix(prompt, s.tokens, min(limit, s.n_past))
             if n > src_n:
                 src, src_n = s.slot, n
@@ -372,14 +407,39 @@ class LlamaCppEngine:
     def step(self, plan: StepPlan | None = None) -> StepResult:
         t0 = time.perf_counter()
         m = self._m()
-        batch = self._batch
-        if batch is None:
-            raise EngineError("no model loaded")
         work = self._plan(plan)
         outputs: list[SeqOutput] = []
         preempted: list[SeqSnapshot] = []
         if not m.shape.kv_unified:
             work = self._within_slot(work, outputs)
+        n_tokens = 0
+        for adapters, group in self._by_adapter_set(work):
+            # an earlier decode of this step may have preempted one of them to make room
+            group = [w for w in group if self._seqs.get(w.seq.seq_id) is w.seq]
+            if group:
+                self._ad().apply(m.ctx, adapters)
+                n_tokens += self._decode(group, outputs, preempted)
+        return StepResult(
+            outputs=tuple(outputs),
+            n_tokens=n_tokens,
+            elapsed_s=time.perf_counter() - t0,
+            preempted=tuple(preempted),
+        )
+
+    def _by_adapter_set(self, work: list[_Work]) -> list[tuple[AdapterSet, list[_Work]]]:
+        """The step's work by adapter set, the context's current set first (one switch fewer)."""
+        groups: dict[AdapterSet, list[_Work]] = {}
+        for w in work:
+            groups.setdefault(w.seq.spec.adapters, []).append(w)
+        if len(groups) < 2:
+            return list(groups.items())
+        active = self._ad().active
+        return sorted(groups.items(), key=lambda item: item[0] != active)
+
+    def _decode(self, work: list[_Work], outputs: list[SeqOutput], preempted: list[SeqSnapshot]) -> int:
+        """One decode of ``work`` (sequences of one adapter set, applied already), shrinking it
+        while the KV is full, then sampling those that sample. Returns the tokens fed."""
+        m, batch = self._m(), self._b()
         shared = self._prefill_shared(work)
         while work:
             batch.clear()
@@ -399,18 +459,12 @@ class LlamaCppEngine:
             for w in work:
                 outputs.append(self._finish_error(w.seq, self._last_error))
             work = []
-        n_tokens = shared + sum(len(w.chunk) for w in work)
         for w in work:
             seq = w.seq
             seq.n_past += len(w.chunk)
             if w.sample:
                 outputs.append(self._sample(seq, w.index))
-        return StepResult(
-            outputs=tuple(outputs),
-            n_tokens=n_tokens,
-            elapsed_s=time.perf_counter() - t0,
-            preempted=tuple(preempted),
-        )
+        return shared + sum(len(w.chunk) for w in work)
 
     def _prefill_shared(self, work: list[_Work]) -> int:
         """Feed the common start of fresh prompts in this step once, in a decode of its own,
@@ -546,6 +600,7 @@ class LlamaCppEngine:
             llama_cpp.llama_memory_seq_rm(mem, cid, -1, -1)
             llama_cpp.llama_memory_seq_cp(mem, seq.slot, cid, 0, seq.n_past)
             self._cache[cid] = seq.tokens[: seq.n_past]
+            self._kv_owner[cid] = seq.spec.adapters
         llama_cpp.llama_memory_seq_rm(mem, seq.slot, -1, -1)
         seq.sampler.close()
         self._free_slots.append(seq.slot)
@@ -600,6 +655,7 @@ class LlamaCppEngine:
                 )
             raise Overloaded("not enough free KV cells to restore this sequence", retry_after=1.0)
         validate(spec.params)
+        self._ad().load(spec.adapters)
         sampler = SamplerChain(spec.params, m.vocab, m.n_vocab)
         sampler.accept_history(snapshot.generated)
         # Writing a state into a slot that a queued copy reads from (or writes to) would race it.
@@ -607,6 +663,7 @@ class LlamaCppEngine:
         slot = ready[0]
         self._free_slots.remove(slot)
         self._residue.pop(slot, None)
+        self._kv_owner[slot] = spec.adapters
         self._make_room(len(tokens) + 1)
         llama_cpp.llama_memory_seq_rm(m.memory, slot, -1, -1)
         n_past = 0

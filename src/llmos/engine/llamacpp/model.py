@@ -183,6 +183,11 @@ class LlamaModel:
         return self._ctx
 
     @property
+    def handle(self) -> Any:
+        """The ``llama_model`` pointer (what adapters load onto)."""
+        return self._model
+
+    @property
     def vocab(self) -> Any:
         return self._vocab
 

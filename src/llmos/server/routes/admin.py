@@ -29,6 +29,7 @@ from llmos.server.schemas.admin import (
     CopyRequest,
     DeleteResponse,
     ImportRequest,
+    Lineage,
     LoadRequest,
     ModelDetail,
     ModelInfo,
@@ -191,7 +192,13 @@ async def show_model(model: str, kernel: KernelDep, principal: PrincipalDep) -> 
         chat_template_source=details.manifest.metadata.get("chat_template_source"),
         chat_template_guess=details.manifest.metadata.get("chat_template_guess"),
         versions=[model_info(v) for v in details.versions],
+        adapter_of=details.manifest.metadata.get("adapter_of"),
+        lineage=_lineage(details.manifest.metadata.get("lineage")),
     )
+
+
+def _lineage(raw: object) -> Lineage | None:
+    return Lineage.model_validate(raw) if isinstance(raw, dict) else None
 
 
 @router.delete("/models/{model:path}", response_model=DeleteResponse)

@@ -24,10 +24,12 @@ from llmos.server.schemas.admin import RunningModel
 from llmos.server.schemas.introspection import (
     ModelRequests,
     PinRequest,
+    QueuedJob,
     ResourceEventsResponse,
     ResourcesResponse,
     SchedulerRequestsResponse,
     SchedulerResponse,
+    TrainingView,
 )
 
 router = APIRouter(prefix="/api", tags=["introspection"])
@@ -75,11 +77,22 @@ async def scheduler_requests(kernel: KernelDep, principal: PrincipalDep) -> Sche
 async def resources(kernel: KernelDep, principal: PrincipalDep) -> ResourcesResponse:
     principal.require("models:read")
     view = kernel.resources()
+    everyone = principal.is_admin
+    queued = [j for j in await kernel.training_queue() if everyone or j.tenant == principal.tenant]
     return ResourcesResponse(
         inventory=view.inventory,
         budget=view.budget,
         used_bytes=view.used_bytes,
         residents=[r for r in view.residents if principal.allows_model(r.model)],
+        training=TrainingView(
+            yield_policy=kernel.config.training.yield_policy,
+            max_jobs=kernel.config.training.max_jobs,
+            jobs=[j for j in kernel.training_jobs() if everyone or j.tenant == principal.tenant],
+            queued=[
+                QueuedJob(id=j.id, tenant=j.tenant, model=j.model, created_at=int(j.created_at.timestamp()))
+                for j in queued
+            ],
+        ),
     )
 
 

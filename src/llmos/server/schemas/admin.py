@@ -45,6 +45,20 @@ class ProgressEvent(BaseModel):
     done: bool = False
 
 
+class Lineage(BaseModel):
+    """How a fine-tuned model was made (its manifest's ``lineage``)."""
+
+    job_id: str
+    base_model: str
+    base_digest: str
+    training_dataset_digest: str
+    validation_dataset_digest: str | None = None
+    hyperparameters: dict[str, Any]
+    metrics: dict[str, Any]
+    """Final losses and trained tokens."""
+    merged: bool
+
+
 class ModelInfo(BaseModel):
     name: str
     digest: str
@@ -69,6 +83,10 @@ class ModelDetail(ModelInfo):
     ``chat_template_guess``); null for models that do not chat."""
     chat_template_guess: str | None = None
     versions: list[ModelInfo]
+    adapter_of: str | None = None
+    """For a fine-tuned LoRA adapter: the sha256 digest of the base model it runs on."""
+    lineage: Lineage | None = None
+    """For a fine-tune's result: how it was made."""
 
 
 class ModelListResponse(BaseModel):

@@ -1,10 +1,9 @@
 """security: rate windows and budget reservations in the database, shared by every front-end
 
-Numbered 0007: issue 19 takes 0006. On this branch it follows 0005; when merged after 0006,
-``down_revision`` becomes "0006".
+Numbered 0007: it follows issue 19's 0006 (training jobs).
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-02
 """
 
@@ -14,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
