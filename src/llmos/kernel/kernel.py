@@ -15,17 +15,16 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from llmos.config import Config
 from llmos.data.service import DataService
 from llmos.domain.manifest import Manifest
 from llmos.engine.base import SamplingParams, SequenceSpec
 from llmos.errors import Conflict, EngineDeadError, InvalidRequest, LLMOSError, ModelNotFound
-from llmos.kernel import embeddings
+from llmos.kernel import embeddings, tasks
 from llmos.kernel import params as sampling
 from llmos.kernel.answer import Answer
 from llmos.kernel.generation import Generation
@@ -442,7 +441,7 @@ class Kernel:
     async def _generate(
         self,
         model: str,
-        render: Callable[[LoadedModel], Any],
+        render: Callable[[LoadedModel], Awaitable[list[list[int]]]],
         params: GenerationParams,
         meta: RequestMeta,
     ) -> tuple[Generation, str]:
@@ -458,7 +457,7 @@ class Kernel:
         handles: list[tuple[GenerationHandle, int]] = []
         loaded = lease.handle
         try:
-            prompts: list[list[int]] = await render(loaded)
+            prompts = await render(loaded)
             n_ctx_slot = max(1, loaded.info.n_ctx // max(1, loaded.info.n_slots))
             deadline = None if meta.deadline_s is None else self._clock() + meta.deadline_s
             cls = RequestClass(tenant=meta.tenant, urgency=meta.urgency, deadline=deadline)
@@ -558,9 +557,7 @@ class Kernel:
 
     async def run_task(self, task: str, request: TaskRequest, meta: RequestMeta) -> TaskResult:
         """Run a task pipeline (summarize, classify...) on the chat path; see :mod:`llmos.kernel.tasks`."""
-        from llmos.kernel.tasks import run_task
-
-        return await run_task(self, task, request, meta)
+        return await tasks.run_task(self, task, request, meta)
 
     @functools.cached_property
     def conversations(self) -> ConversationRepository:
@@ -619,7 +616,7 @@ class Kernel:
             raise InvalidRequest(f"model {manifest.name!r} has no files", param="model")
         return self.registry.model_path(manifest)
 
-    def _load_fn(self, key: str, manifest: Manifest) -> Callable[[LoadGrant], Any]:
+    def _load_fn(self, key: str, manifest: Manifest) -> Callable[[LoadGrant], Awaitable[LoadedModel]]:
         async def load(grant: LoadGrant) -> LoadedModel:
             if manifest.metadata.get("chat_template_source") == "guessed":
                 log.warning(

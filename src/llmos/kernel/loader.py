@@ -10,6 +10,7 @@ aborting what still runs, then stop the core).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,13 +120,12 @@ class ModelLoader:
             if model is not None and self.on_dead is not None:
                 self.on_dead(model, why)
 
-        extra: dict[str, Any] = {} if self._clock is None else {"clock": self._clock}
         core = CoreClient(
             self._host_factory(spec.backend),
             spec,
+            clock=self._clock or time.monotonic,
             on_event=self._on_event(key) if self._on_event else None,
             on_dead=died,
-            **extra,
         )
         info = await core.start()
         model = LoadedModel(key=key, manifest=manifest, core=core, info=info)
