@@ -29,7 +29,7 @@ from typing import Any
 from llmos import errors
 from llmos.config import SchedulerConfig
 from llmos.engine.base import EngineHealth, EngineInfo, LoadSpec, SeqOutput, SeqStatus, SequenceSpec
-from llmos.scheduler.events import SchedulerEvent
+from llmos.scheduler.request_events import SchedulerEvent
 from llmos.scheduler.stats import QueuePosition, SchedulerCounts, SchedulerStats
 from llmos.types import ChatMessage, TenantId, TokenId
 

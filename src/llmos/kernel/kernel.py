@@ -24,8 +24,7 @@ from llmos.data.service import DataService
 from llmos.domain.manifest import Manifest
 from llmos.engine.base import SamplingParams, SequenceSpec
 from llmos.errors import Conflict, EngineDeadError, InvalidRequest, LLMOSError, ModelNotFound
-from llmos.kernel import embeddings, tasks
-from llmos.kernel import params as sampling
+from llmos.kernel import embeddings, sampling, tasks
 from llmos.kernel.answer import Answer
 from llmos.kernel.generation import Generation
 from llmos.kernel.loader import LoadedModel, ModelLoader
@@ -39,10 +38,10 @@ from llmos.observability.metrics import Metrics, status_of
 from llmos.registry.names import parse_name
 from llmos.resources.budget import MemoryBudget
 from llmos.resources.estimate import EstimateParams, MemoryEstimate
-from llmos.resources.events import ResourceEvent
 from llmos.resources.inventory import Inventory
 from llmos.resources.keepalive import parse_keep_alive
 from llmos.resources.residency import Lease, LoadGrant, ResidencyManager, ResidentInfo
+from llmos.resources.residency_events import ResourceEvent
 from llmos.resources.wiring import estimate_model
 from llmos.scheduler.request import GenerationRequest, RequestClass
 from llmos.scheduler.stats import SchedulerStats

@@ -21,7 +21,7 @@ from llmos.core import CoreClient, CoreHost, CoreSpec
 from llmos.domain.manifest import Manifest
 from llmos.engine.base import EngineInfo, LoadSpec
 from llmos.resources.residency import LoadGrant
-from llmos.scheduler.events import SchedulerEvent
+from llmos.scheduler.request_events import SchedulerEvent
 
 log = logging.getLogger(__name__)
 

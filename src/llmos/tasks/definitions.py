@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from llmos.errors import NotFound
-from llmos.tasks.params import bool_param, check_known, int_param, labels_param, text_param
+from llmos.tasks.param_readers import bool_param, check_known, int_param, labels_param, text_param
 
 JSONObject = dict[str, Any]
 PostProcess = Callable[[JSONObject, str], JSONObject]
