@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from llmos.benchmark.sse import SSEDecoder
+from llmos.benchmark.sse_decoder import SSEDecoder
 from llmos.benchmark.workload import Workload
 
 Clock = Callable[[], float]

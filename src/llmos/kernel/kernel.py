@@ -24,13 +24,13 @@ from llmos.data.service import DataService
 from llmos.domain.manifest import Manifest
 from llmos.engine.base import SamplingParams, SequenceSpec
 from llmos.errors import Conflict, EngineDeadError, InvalidRequest, LLMOSError, ModelNotFound
-from llmos.kernel import embeddings, sampling, tasks
+from llmos.kernel import embeddings, sampling_params, tasks
 from llmos.kernel.answer import Answer
 from llmos.kernel.generation import Generation
+from llmos.kernel.inference_request import InferenceRequest
 from llmos.kernel.loader import LoadedModel, ModelLoader
 from llmos.kernel.ports import GenerationHandle, Registry
 from llmos.kernel.pull_events import stream_operation
-from llmos.kernel.request import InferenceRequest
 from llmos.kernel.retrieval import Retrieved, retrieve
 from llmos.kernel.types import Embeddings, GenerationParams, PullEvent, RequestMeta, ResidentModel
 from llmos.observability.collector import StateSources
@@ -370,7 +370,7 @@ class Kernel:
         Raises InvalidRequest (a bad field, a prompt longer than the context), Forbidden (no
         ``data`` scope for retrieval), NotFound (a collection), ModelNotFound,
         ResourceExhausted, EngineDeadError."""
-        sampling.validate(request.sampling, self.config.limits)
+        sampling_params.validate(request.sampling, self.config.limits)
         if request.messages is None:
             prompts = list(request.prompts or ())
 
@@ -468,7 +468,7 @@ class Kernel:
                         param="messages",
                     )
                 for choice in range(params.n):
-                    sp = sampling.to_sampling(params, manifest.parameters, choice=choice)
+                    sp = sampling_params.to_sampling(params, manifest.parameters, choice=choice)
                     room = n_ctx_slot - len(tokens)
                     if sp.max_tokens > room:
                         sp = _with_max_tokens(sp, room)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from llmos.kernel.answer import Answer
-from llmos.kernel.request import InferenceRequest, OutputSpec
+from llmos.kernel.inference_request import InferenceRequest, OutputSpec
 from llmos.kernel.types import GenerationParams, RequestMeta
 from llmos.tasks import GenerateCall, Generated, PromptSize, TaskRequest, TaskResult
 from llmos.tasks import run_task as run_pipeline
