@@ -25,7 +25,7 @@ from typing import Any
 import llama_cpp as L
 import numpy as np
 
-from llmos.engine.llamacpp.weights import choose_weights, convert
+from llmos.engine.llamacpp.requantize import choose_weights, convert
 
 DEFAULT_MODEL = Path.home() / ".cache" / "llmos-tests" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 ROOT = Path(__file__).resolve().parent.parent

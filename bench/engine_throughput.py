@@ -3,7 +3,7 @@
 Compared, in one run, with (a) llama-cpp-python's high-level ``Llama`` serving the same requests
 one after another from the model file and (b) a bare ``llama_decode`` batch loop (greedy argmax,
 no machinery) over the weights llmos maps. With ``cpu_weights="auto"`` (the default) llmos maps
-a Q4_1 file as its one-time Q8_0 re-encoding (``llmos.engine.weights``), so two more columns
+a Q4_1 file as its one-time Q8_0 re-encoding (``llmos.engine.cpu_weights``), so two more columns
 keep the comparison honest: (a') ``Llama`` sequential on that re-encoding, and llmos with
 ``cpu_weights="native"`` (the Q4_1 file as it is).
 Every request: a distinct short chat prompt (the model's default system prompt, then one user

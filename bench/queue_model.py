@@ -42,7 +42,7 @@ from llmos.config import SchedulerConfig
 from llmos.engine.base import LoadSpec, SamplingParams, SequenceSpec, StepPlan, StepResult
 from llmos.engine.fake import FakeEngine
 from llmos.scheduler import GenerationRequest, ModelScheduler, RequestClass
-from llmos.scheduler.events import SchedulerEvent
+from llmos.scheduler.request_events import SchedulerEvent
 
 RESULTS = Path(__file__).parent / "results"
 CURVE = RESULTS / "step_curve.json"

@@ -37,7 +37,7 @@ tier; ``fcfs``: submission order; ``priority``: urgency with aging; ``round_robi
 turn; ``fair``: weighted fair share (VTC) only."""
 LogFormat = Literal["text", "json"]
 CpuWeightsMode = Literal["auto", "native"]
-"""``auto``: Q4_1/Q5_1 GGUF files run on the CPU from a Q8_0 re-encoding (``llmos.engine.weights``);
+"""``auto``: Q4_1/Q5_1 GGUF files run on the CPU from a Q8_0 re-encoding (``llmos.engine.cpu_weights``);
 ``native``: every file as stored."""
 
 

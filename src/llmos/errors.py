@@ -16,9 +16,10 @@ to messages in one place (``cli/errors.py``); nothing else decides a status code
     ├── StorageFull               the disk or the blob store is full (HTTP 507)
     ├── Unauthorized              missing or bad key (HTTP 401)
     ├── Forbidden                 key lacks a scope (HTTP 403)
-    ├── RateLimited               over a rate; carries retry_after (HTTP 429)
-    │   └── BudgetExhausted       token budget spent; retrying will not help (HTTP 429)
-    ├── Overloaded                the server is full; carries retry_after (HTTP 503)
+    ├── RetryLater                refused for now; carries retry_after (seconds)
+    │   ├── RateLimited           over a rate (HTTP 429)
+    │   │   └── BudgetExhausted   token budget spent; retrying will not help (HTTP 429)
+    │   └── Overloaded            the server is full (HTTP 503)
     ├── DeadlineExceeded          a request's deadline passed (HTTP 504)
     ├── ResourceExhausted         a model cannot fit the memory budget (HTTP 507)
     ├── MissingDependency         an optional extra this operation needs is not installed (HTTP 501)
@@ -106,24 +107,26 @@ class Forbidden(LLMOSError):
     code = "forbidden"
 
 
-class RateLimited(LLMOSError):
-    code = "rate_limit_exceeded"
+class RetryLater(LLMOSError):
+    """Refused for now: ``retry_after`` seconds from now the same request may be admitted."""
+
+    code = "retry_later"
 
     def __init__(self, message: str, *, retry_after: float, param: str | None = None) -> None:
         super().__init__(message, param=param)
         self.retry_after = retry_after
+
+
+class RateLimited(RetryLater):
+    code = "rate_limit_exceeded"
 
 
 class BudgetExhausted(RateLimited):
     code = "insufficient_quota"
 
 
-class Overloaded(LLMOSError):
+class Overloaded(RetryLater):
     code = "server_overloaded"
-
-    def __init__(self, message: str, *, retry_after: float, param: str | None = None) -> None:
-        super().__init__(message, param=param)
-        self.retry_after = retry_after
 
 
 class DeadlineExceeded(LLMOSError):

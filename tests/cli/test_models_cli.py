@@ -146,7 +146,7 @@ def test_progress_bar_draws_reports() -> None:
 
     from rich.console import Console
 
-    from llmos.cli.progress import progress_bar
+    from llmos.cli.progress_bar import progress_bar
     from llmos.sdk import Progress
 
     buf = io.StringIO()

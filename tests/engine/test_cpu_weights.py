@@ -13,9 +13,7 @@ import pytest
 from kernel.fakes import manifest
 from llmos.config import ConfigError, load_config
 from llmos.engine.base import LoadSpec
-from llmos.engine.llamacpp import LlamaCppEngine
-from llmos.engine.llamacpp import weights as llw
-from llmos.engine.weights import (
+from llmos.engine.cpu_weights import (
     FTYPE_MOSTLY_Q4_1,
     FTYPE_MOSTLY_Q5_1,
     FTYPE_MOSTLY_Q8_0,
@@ -25,6 +23,8 @@ from llmos.engine.weights import (
     converted_tensor_bytes,
     parse_mode,
 )
+from llmos.engine.llamacpp import LlamaCppEngine
+from llmos.engine.llamacpp import requantize as llw
 from llmos.errors import EngineError, InvalidRequest
 from llmos.kernel.factory import process_hosts
 from llmos.kernel.loader import ModelLoader

@@ -7,8 +7,8 @@ import pytest
 from llmos.errors import EngineDeadError, RateLimited
 from llmos.observability.collector import StateSources
 from llmos.observability.metrics import Metrics, ObservedEventLog, status_of
-from llmos.resources.events import ResourceEvent
-from llmos.scheduler.events import SchedulerEvent
+from llmos.resources.residency_events import ResourceEvent
+from llmos.scheduler.request_events import SchedulerEvent
 from llmos.scheduler.stats import SchedulerStats
 
 

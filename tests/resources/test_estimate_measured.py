@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from llmos.config import EngineConfig
-from llmos.engine.llamacpp.weights import choose_weights
+from llmos.engine.llamacpp.requantize import choose_weights
 from llmos.resources import EstimateParams, estimate_gguf
 
 PROBE = Path(__file__).with_name("llamacpp_probe.py")

@@ -140,6 +140,19 @@ def test_retries_stop_after_max_retries(make_client: MakeClient) -> None:
     assert len(server.requests) == 3 and raised.value.retry_after == 0.0
 
 
+def test_by_default_a_refusal_is_tried_twice_more_and_max_retries_0_turns_that_off(
+    make_client: MakeClient,
+) -> None:
+    server = Server(refused(429))  # Retry-After: 0, so the default policy waits for nothing
+    with pytest.raises(RateLimitError):
+        make_client(transport=server.transport).security.tenants.list()
+    assert len(server.requests) == 3
+    server = Server(refused(429))
+    with pytest.raises(RateLimitError):
+        make_client(transport=server.transport, retry=RetryPolicy(max_retries=0)).security.tenants.list()
+    assert len(server.requests) == 1
+
+
 def test_connection_errors_are_retried_for_idempotent_calls_only(make_client: MakeClient) -> None:
     server = Server(httpx.ConnectError("refused"), ok({"data": [TENANT]}))
     client = make_client(transport=server.transport, retry=NO_WAIT)

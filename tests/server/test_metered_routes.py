@@ -23,7 +23,7 @@ from llmos.config import load_config
 from llmos.data.service import DataService
 from llmos.engine.fake import FakeEngine
 from llmos.kernel import Kernel, build_kernel
-from llmos.kernel.request import InferenceRequest
+from llmos.kernel.inference_request import InferenceRequest
 from llmos.kernel.types import RequestMeta
 from llmos.server import create_app
 from llmos.server.metering import is_metered

@@ -3,7 +3,7 @@
 A client tool: it speaks HTTP only and imports nothing of llmos's server, engine or storage.
 
 * :mod:`~llmos.benchmark.workload` — what to send: the target, request shapes, arrivals, prompts.
-* :mod:`~llmos.benchmark.sse` — an incremental ``text/event-stream`` decoder.
+* :mod:`~llmos.benchmark.sse_decoder` — an incremental ``text/event-stream`` decoder.
 * :mod:`~llmos.benchmark.loadgen` — sends the load (closed loop or Poisson) and times every request.
 * :mod:`~llmos.benchmark.stats` — percentiles, throughput, goodput against SLOs.
 * :mod:`~llmos.benchmark.report` — the JSON document and the terminal table.

@@ -18,13 +18,13 @@ import json
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
-from llmos.benchmark.sse import SSEDecoder
+from llmos.benchmark.sse_decoder import SSEDecoder
 from llmos.benchmark.workload import Workload
 
 Clock = Callable[[], float]
@@ -82,23 +82,10 @@ class RequestRecord:
         return (self.e2e_s - self.ttft_s) / (self.output_tokens - 1)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "start_s": self.start_s,
-            "ok": self.ok,
-            "error": self.error,
-            "detail": self.detail,
-            "status": self.status,
-            "ttft_s": self.ttft_s,
-            "tpot_s": self.tpot_s,
-            "e2e_s": self.e2e_s,
-            "output_tokens": self.output_tokens,
-            "prompt_tokens": self.prompt_tokens,
-            "tokens_source": self.tokens_source,
-            "chunks": len(self.token_times_s),
-            "finish_reason": self.finish_reason,
-            "token_times_s": self.token_times_s,
-        }
+        """Every field, with the derived ``tpot_s`` and the count of content ``chunks``."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out.update(tpot_s=self.tpot_s, chunks=len(self.token_times_s))
+        return out
 
 
 @dataclass

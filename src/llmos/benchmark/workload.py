@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -131,21 +131,7 @@ class Workload:
         return {"authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def describe(self) -> dict[str, Any]:
-        """The settings as JSON values (the API key is never included)."""
-        return {
-            "url": self.url,
-            "model": self.model,
-            "endpoint": self.endpoint,
-            "stream": self.stream,
-            "prompt_tokens": self.prompt_tokens,
-            "max_tokens": self.max_tokens,
-            "ignore_eos": self.ignore_eos,
-            "temperature": self.temperature,
-            "seed": self.seed,
-            "concurrency": self.concurrency,
-            "rate": self.rate,
-            "requests": self.requests,
-            "duration_s": self.duration_s,
-            "timeout_s": self.timeout_s,
-            "extra_body": dict(self.extra_body),
-        }
+        """The settings as JSON values: every field but the API key, which is never included."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "api_key"}
+        out["extra_body"] = dict(self.extra_body)
+        return out

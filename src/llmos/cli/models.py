@@ -21,11 +21,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from llmos.cli.format import human_age, human_count, human_size
-from llmos.cli.progress import progress_bar
+from llmos.cli.progress_bar import progress_bar
 from llmos.cli.runtime import require_server
 
 if TYPE_CHECKING:
-    from llmos.cli.progress import ProgressFn
+    from llmos.cli.progress_bar import ProgressFn
     from llmos.sdk import Client, Model, ModelDetail
 
 out = Console(highlight=False, soft_wrap=True)

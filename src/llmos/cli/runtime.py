@@ -16,7 +16,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from llmos.cli.format import human_size
-from llmos.cli.progress import transfer_columns
+from llmos.cli.progress_bar import transfer_columns
 from llmos.errors import SourceUnavailable
 
 if TYPE_CHECKING:

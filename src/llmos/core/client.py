@@ -68,9 +68,9 @@ from llmos.errors import (
     RateLimited,
 )
 from llmos.scheduler.admission import AdmissionControl
-from llmos.scheduler.events import SchedulerEvent
 from llmos.scheduler.policies import POLICY_NAMES
 from llmos.scheduler.request import GenerationRequest
+from llmos.scheduler.request_events import SchedulerEvent
 from llmos.scheduler.stats import SchedulerCounts, SchedulerStats
 from llmos.types import ChatMessage, TenantId, TokenId
 

@@ -29,7 +29,7 @@ from typing import Any
 from llmos import errors
 from llmos.config import SchedulerConfig
 from llmos.engine.base import EngineHealth, EngineInfo, LoadSpec, SeqOutput, SeqStatus, SequenceSpec
-from llmos.scheduler.events import SchedulerEvent
+from llmos.scheduler.request_events import SchedulerEvent
 from llmos.scheduler.stats import QueuePosition, SchedulerCounts, SchedulerStats
 from llmos.types import ChatMessage, TenantId, TokenId
 
@@ -48,7 +48,8 @@ class ErrorInfo:
     @classmethod
     def of(cls, exc: BaseException) -> ErrorInfo:
         if isinstance(exc, errors.LLMOSError):
-            return cls(type(exc).__name__, exc.message, exc.param, getattr(exc, "retry_after", None))
+            retry_after = exc.retry_after if isinstance(exc, errors.RetryLater) else None
+            return cls(type(exc).__name__, exc.message, exc.param, retry_after)
         return cls("EngineGenerateError", f"{type(exc).__name__}: {exc}")
 
     def to_error(self) -> errors.LLMOSError:
@@ -56,7 +57,7 @@ class ErrorInfo:
         kind = getattr(errors, self.error_type, None)
         if not (isinstance(kind, type) and issubclass(kind, errors.LLMOSError)):
             return errors.EngineGenerateError(self.message, param=self.param)
-        if issubclass(kind, errors.RateLimited | errors.Overloaded):
+        if issubclass(kind, errors.RetryLater):
             return kind(self.message, retry_after=self.retry_after or 0.0, param=self.param)
         return kind(self.message, param=self.param)
 

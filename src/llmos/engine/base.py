@@ -50,7 +50,7 @@ class LoadSpec:
     """Overrides the template found in the model file."""
     cpu_weights: CpuWeightsMode = "auto"
     """``auto``: a backend may load a CPU-friendlier encoding of the weights (see
-    :mod:`llmos.engine.weights`); ``native``: the file as it is."""
+    :mod:`llmos.engine.cpu_weights`); ``native``: the file as it is."""
     derived_dir: Path | None = None
     """Where a backend keeps weights it derives from ``model_path`` (None: a temp folder)."""
     extra: Mapping[str, Any] = field(default_factory=dict)

@@ -82,8 +82,8 @@ class SentenceTransformersEngine(EmbeddingOnly):
 
     def _load_on_llamacpp(self, spec: LoadSpec) -> EngineInfo:
         from llmos.engine.llamacpp import LlamaCppEngine
+        from llmos.engine.llamacpp.requantize import default_derived_dir
         from llmos.engine.llamacpp.st_convert import CONVERSION, convert
-        from llmos.engine.llamacpp.weights import default_derived_dir
 
         gguf = (spec.derived_dir or default_derived_dir()) / f"{spec.model_path.name}.{CONVERSION}"
         if not gguf.is_file():

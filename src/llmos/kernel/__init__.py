@@ -5,8 +5,8 @@ from __future__ import annotations
 from llmos.kernel.answer import Answer
 from llmos.kernel.factory import build_kernel
 from llmos.kernel.generation import Generation
+from llmos.kernel.inference_request import InferenceRequest, OutputSpec, RetrievalSpec
 from llmos.kernel.kernel import Kernel, ModelDetails
-from llmos.kernel.request import InferenceRequest, OutputSpec, RetrievalSpec
 from llmos.kernel.types import (
     AnswerChoice,
     AnswerResult,

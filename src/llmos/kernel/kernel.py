@@ -15,11 +15,10 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from llmos.config import Config
 from llmos.data.service import DataService
@@ -28,14 +27,13 @@ from llmos.domain.tenancy import UsageRecord
 from llmos.domain.training import Job
 from llmos.engine.base import SamplingParams, SequenceSpec
 from llmos.errors import Conflict, EngineDeadError, InvalidRequest, LLMOSError, ModelNotFound
-from llmos.kernel import adapters, embeddings
-from llmos.kernel import params as sampling
+from llmos.kernel import adapters, embeddings, sampling_params, tasks
 from llmos.kernel.answer import Answer
 from llmos.kernel.generation import Generation
+from llmos.kernel.inference_request import InferenceRequest
 from llmos.kernel.loader import LoadedModel, ModelLoader
 from llmos.kernel.ports import GenerationHandle, Registry
 from llmos.kernel.pull_events import stream_operation
-from llmos.kernel.request import InferenceRequest
 from llmos.kernel.retrieval import Retrieved, retrieve
 from llmos.kernel.types import Embeddings, GenerationParams, PullEvent, RequestMeta, ResidentModel
 from llmos.observability.collector import StateSources
@@ -43,10 +41,10 @@ from llmos.observability.metrics import Metrics, status_of
 from llmos.registry.names import parse_name
 from llmos.resources.budget import MemoryBudget
 from llmos.resources.estimate import EstimateParams, MemoryEstimate
-from llmos.resources.events import ResourceEvent
 from llmos.resources.inventory import Inventory
 from llmos.resources.keepalive import parse_keep_alive
 from llmos.resources.residency import Lease, LoadGrant, ResidencyManager, ResidentInfo
+from llmos.resources.residency_events import ResourceEvent
 from llmos.resources.wiring import estimate_model
 from llmos.scheduler.request import GenerationRequest, RequestClass
 from llmos.scheduler.stats import SchedulerStats
@@ -434,7 +432,7 @@ class Kernel:
         Raises InvalidRequest (a bad field, a prompt longer than the context), Forbidden (no
         ``data`` scope for retrieval), NotFound (a collection), ModelNotFound,
         ResourceExhausted, EngineDeadError."""
-        sampling.validate(request.sampling, self.config.limits)
+        sampling_params.validate(request.sampling, self.config.limits)
         if request.messages is None:
             prompts = list(request.prompts or ())
 
@@ -504,7 +502,7 @@ class Kernel:
     async def _generate(
         self,
         model: str,
-        render: Callable[[LoadedModel], Any],
+        render: Callable[[LoadedModel], Awaitable[list[list[int]]]],
         params: GenerationParams,
         meta: RequestMeta,
     ) -> tuple[Generation, str]:
@@ -521,7 +519,7 @@ class Kernel:
         handles: list[tuple[GenerationHandle, int]] = []
         loaded = lease.handle
         try:
-            prompts: list[list[int]] = await render(loaded)
+            prompts = await render(loaded)
             n_ctx_slot = max(1, loaded.info.n_ctx // max(1, loaded.info.n_slots))
             deadline = None if meta.deadline_s is None else self._clock() + meta.deadline_s
             cls = RequestClass(tenant=meta.tenant, urgency=meta.urgency, deadline=deadline)
@@ -533,7 +531,7 @@ class Kernel:
                         param="messages",
                     )
                 for choice in range(params.n):
-                    sp = sampling.to_sampling(params, manifest.parameters, choice=choice)
+                    sp = sampling_params.to_sampling(params, manifest.parameters, choice=choice)
                     room = n_ctx_slot - len(tokens)
                     if sp.max_tokens > room:
                         sp = _with_max_tokens(sp, room)
@@ -621,9 +619,7 @@ class Kernel:
 
     async def run_task(self, task: str, request: TaskRequest, meta: RequestMeta) -> TaskResult:
         """Run a task pipeline (summarize, classify...) on the chat path; see :mod:`llmos.kernel.tasks`."""
-        from llmos.kernel.tasks import run_task
-
-        return await run_task(self, task, request, meta)
+        return await tasks.run_task(self, task, request, meta)
 
     @functools.cached_property
     def conversations(self) -> ConversationRepository:
@@ -689,7 +685,7 @@ class Kernel:
             raise InvalidRequest(f"model {manifest.name!r} has no files", param="model")
         return self.registry.model_path(manifest)
 
-    def _load_fn(self, key: str, manifest: Manifest) -> Callable[[LoadGrant], Any]:
+    def _load_fn(self, key: str, manifest: Manifest) -> Callable[[LoadGrant], Awaitable[LoadedModel]]:
         async def load(grant: LoadGrant) -> LoadedModel:
             if manifest.metadata.get("chat_template_source") == "guessed":
                 log.warning(

@@ -10,6 +10,7 @@ aborting what still runs, then stop the core).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from llmos.core import CoreClient, CoreHost, CoreSpec
 from llmos.domain.manifest import Manifest
 from llmos.engine.base import EngineInfo, LoadSpec
 from llmos.resources.residency import LoadGrant
-from llmos.scheduler.events import SchedulerEvent
+from llmos.scheduler.request_events import SchedulerEvent
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +120,12 @@ class ModelLoader:
             if model is not None and self.on_dead is not None:
                 self.on_dead(model, why)
 
-        extra: dict[str, Any] = {} if self._clock is None else {"clock": self._clock}
         core = CoreClient(
             self._host_factory(spec.backend),
             spec,
+            clock=self._clock or time.monotonic,
             on_event=self._on_event(key) if self._on_event else None,
             on_dead=died,
-            **extra,
         )
         info = await core.start()
         model = LoadedModel(key=key, manifest=manifest, core=core, info=info)

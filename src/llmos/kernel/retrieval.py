@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from llmos.data.service import DataService
 from llmos.domain.data import SearchHit
 from llmos.errors import ModelNotFound
-from llmos.kernel.request import InferenceRequest, RetrievalSpec
+from llmos.kernel.inference_request import InferenceRequest, RetrievalSpec
 from llmos.kernel.types import Citation
 from llmos.security.principal import Principal
 from llmos.types import ChatMessage

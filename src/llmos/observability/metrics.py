@@ -28,8 +28,8 @@ from llmos.observability.collector import StateCollector, StateSources
 from llmos.observability.logging import annotate_request
 from llmos.observability.observations import EmbeddingObservation, RequestObservation, status_of
 from llmos.observability.window import RecentRequests, TokenRate, history, summarize
-from llmos.resources.events import EventLog, ResourceEvent
-from llmos.scheduler.events import SchedulerEvent
+from llmos.resources.residency_events import EventLog, ResourceEvent
+from llmos.scheduler.request_events import SchedulerEvent
 from llmos.version import __version__
 
 __all__ = ["EmbeddingObservation", "Metrics", "ObservedEventLog", "RequestObservation", "status_of"]

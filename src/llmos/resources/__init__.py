@@ -11,10 +11,10 @@ from llmos.resources.estimate import (
     estimate_memory,
     read_shape,
 )
-from llmos.resources.events import EventLog, ResourceEvent
 from llmos.resources.inventory import GpuInfo, Inventory, take_inventory
 from llmos.resources.keepalive import FOREVER, format_keep_alive, parse_keep_alive
 from llmos.resources.residency import EvictionPlan, Lease, LoadGrant, ResidencyManager, ResidentInfo
+from llmos.resources.residency_events import EventLog, ResourceEvent
 from llmos.resources.threads import threads_for
 from llmos.resources.wiring import estimate_model, residency_from_config
 

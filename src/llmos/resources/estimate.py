@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from llmos.config import CpuWeightsMode, EngineConfig
+from llmos.engine.cpu_weights import conversion_target, converted_tensor_bytes
 from llmos.engine.gguf_header import ArrayInfo, GGUFHeader, read_gguf_header
-from llmos.engine.weights import conversion_target, converted_tensor_bytes
 from llmos.errors import InvalidModelFile
 
 MiB = 1024 * 1024
@@ -91,7 +91,7 @@ class ModelShape:
     n_ctx_train: int = 0
     cpu_tensor_bytes: int = 0
     """``tensor_bytes`` once the engine re-encodes the file for the CPU (``cpu_weights="auto"``,
-    see :mod:`llmos.engine.weights`); 0 when it maps the file as it is."""
+    see :mod:`llmos.engine.cpu_weights`); 0 when it maps the file as it is."""
 
     def to_metadata(self) -> dict[str, Any]:
         return {SHAPE_METADATA_KEY: asdict(self)}

@@ -37,8 +37,8 @@ from typing import Generic, Literal, NoReturn, TypeVar
 from llmos.errors import ModelNotFound, ResourceExhausted
 from llmos.resources.budget import MemoryBudget
 from llmos.resources.estimate import Device, MemoryEstimate
-from llmos.resources.events import EventKind, EventLog, ResourceEvent
 from llmos.resources.keepalive import format_keep_alive
+from llmos.resources.residency_events import EventKind, EventLog, ResourceEvent
 from llmos.resources.threads import threads_for
 
 log = logging.getLogger(__name__)

@@ -12,11 +12,11 @@ It runs inside each model's engine core (:mod:`llmos.core`), synchronously, besi
 from __future__ import annotations
 
 from llmos.scheduler.admission import AdmissionControl
-from llmos.scheduler.events import SchedulerEvent
 from llmos.scheduler.model_scheduler import Delivery, ModelScheduler
 from llmos.scheduler.policies import POLICY_NAMES, Policy, make_policy
 from llmos.scheduler.queue_model import QueueModel, erlang_b, erlang_c, mg1_mean_wait, mmc_mean_wait
 from llmos.scheduler.request import DEFAULT_URGENCY, GenerationRequest, RequestClass, urgency_for_service_tier
+from llmos.scheduler.request_events import SchedulerEvent
 from llmos.scheduler.stats import (
     QueueModelStats,
     QueuePosition,

@@ -50,10 +50,10 @@ from llmos.errors import (
     LLMOSError,
     Overloaded,
 )
-from llmos.scheduler.events import EventKind, SchedulerEvent
 from llmos.scheduler.policies import Policy, make_policy
 from llmos.scheduler.queue_model import QueueModel
 from llmos.scheduler.request import GenerationRequest
+from llmos.scheduler.request_events import EventKind, SchedulerEvent
 from llmos.scheduler.stats import (
     QueuePosition,
     RequestState,

@@ -20,8 +20,8 @@ import os
 import random
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypedDict, TypeVar, Unpack
+from dataclasses import Field, dataclass, field, fields
+from typing import Any, ClassVar, Generic, Self, TypedDict, TypeVar, Unpack
 from urllib.parse import quote
 
 import httpx
@@ -333,6 +333,19 @@ def rows(parse: Callable[[Any], T], key: str = "data") -> Callable[[Any], list[T
 
 def nothing(_: Any) -> None:
     return None
+
+
+class JsonRecord:
+    """Base of a frozen dataclass read from a server's JSON object: its fields are taken by name,
+    and keys it does not declare are dropped (a newer server may send more)."""
+
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+    """Set by ``@dataclass`` on each subclass."""
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Self:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def clean(d: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,18 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmos.sdk._core import Call, clean, nothing, rows, segment
+from llmos.sdk._core import Call, JsonRecord, clean, nothing, rows, segment
 
 Source = str | Path | bytes
 """A local file's path, or the document's bytes (then ``name`` is required)."""
 
 
-def _pick(cls: Any, d: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: d[k] for k in cls.__dataclass_fields__ if k in d}
-
-
 @dataclass(frozen=True)
-class CollectionInfo:
+class CollectionInfo(JsonRecord):
     name: str
     embedding_model: str
     dimensions: int | None
@@ -37,13 +33,9 @@ class CollectionInfo:
     description: str = ""
     created_at: str | None = None
 
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> CollectionInfo:
-        return cls(**_pick(cls, d))
-
 
 @dataclass(frozen=True)
-class DocumentInfo:
+class DocumentInfo(JsonRecord):
     id: int
     collection: str
     name: str
@@ -58,13 +50,9 @@ class DocumentInfo:
     metadata: dict[str, Any] = field(default_factory=dict)
     created_at: str | None = None
 
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> DocumentInfo:
-        return cls(**_pick(cls, d))
-
 
 @dataclass(frozen=True)
-class SearchHit:
+class SearchHit(JsonRecord):
     collection: str
     document: str
     document_id: int
@@ -76,13 +64,9 @@ class SearchHit:
     keyword_score: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> SearchHit:
-        return cls(**_pick(cls, d))
-
 
 @dataclass(frozen=True)
-class DatasetInfo:
+class DatasetInfo(JsonRecord):
     id: int
     name: str
     version: int
@@ -93,23 +77,15 @@ class DatasetInfo:
     tokens: int
     created_at: str | None = None
 
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> DatasetInfo:
-        return cls(**_pick(cls, d))
-
 
 @dataclass(frozen=True)
-class Citation:
+class Citation(JsonRecord):
     document: str
     document_id: int
     chunk: int
     score: float
     collection: str = ""
     version: int = 0
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> Citation:
-        return cls(**_pick(cls, d))
 
 
 @dataclass(frozen=True)

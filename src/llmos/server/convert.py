@@ -12,7 +12,7 @@ from starlette.requests import Request
 from llmos.engine.base import TokenLogprob
 from llmos.errors import InvalidRequest, LLMOSError, Overloaded
 from llmos.kernel.answer import Answer
-from llmos.kernel.request import DEFAULT_TOP_K, InferenceRequest, OutputSpec, RetrievalSpec
+from llmos.kernel.inference_request import DEFAULT_TOP_K, InferenceRequest, OutputSpec, RetrievalSpec
 from llmos.kernel.types import AnswerChoice, AnswerResult, Citation, GenerationParams, RequestMeta
 from llmos.kernel.types import Usage as DomainUsage
 from llmos.security.principal import Principal

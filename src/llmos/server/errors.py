@@ -77,7 +77,7 @@ def domain_error_body(exc: e.LLMOSError) -> JSON:
 
 def error_headers(exc: e.LLMOSError) -> dict[str, str]:
     headers: dict[str, str] = {}
-    if isinstance(exc, e.RateLimited | e.Overloaded):
+    if isinstance(exc, e.RetryLater):
         headers["retry-after"] = str(max(1, math.ceil(exc.retry_after)))
         headers["retry-after-ms"] = str(max(0, int(exc.retry_after * 1000)))
     if isinstance(exc, e.BudgetExhausted):

@@ -7,7 +7,7 @@ from dataclasses import replace
 from starlette.requests import Request
 
 from llmos.errors import InvalidRequest
-from llmos.kernel.request import URGENCY_MAX, URGENCY_MIN, requested_urgency
+from llmos.kernel.inference_request import URGENCY_MAX, URGENCY_MIN, requested_urgency
 from llmos.kernel.types import RequestMeta
 from llmos.security.principal import Principal
 from llmos.server.schemas.common import SamplingFields

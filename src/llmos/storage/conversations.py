@@ -39,17 +39,6 @@ class ConversationMessage:
     position: int = 0
     created_at: datetime | None = None
 
-    def to_chat(self) -> dict[str, Any]:
-        """The message as a chat-completions ``messages`` entry."""
-        out: dict[str, Any] = {"role": self.role, "content": self.content}
-        if self.name is not None:
-            out["name"] = self.name
-        if self.tool_call_id is not None:
-            out["tool_call_id"] = self.tool_call_id
-        if self.tool_calls:
-            out["tool_calls"] = [dict(c) for c in self.tool_calls]
-        return out
-
 
 @dataclass(frozen=True)
 class Conversation:

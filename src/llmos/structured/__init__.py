@@ -19,7 +19,7 @@ from llmos.structured.tool_parser import (
     ToolCallStream,
     parse_answer,
 )
-from llmos.structured.tools import (
+from llmos.structured.tool_prompt import (
     FunctionSpec,
     ToolChoice,
     parse_tool_choice,

@@ -24,7 +24,7 @@ from llmos.structured.tool_parser import (
     new_call_id,
     parse_answer,
 )
-from llmos.structured.tools import (
+from llmos.structured.tool_prompt import (
     FunctionSpec,
     ToolChoice,
     parse_tool_choice,

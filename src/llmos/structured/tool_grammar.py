@@ -18,7 +18,7 @@ from typing import Any
 
 from llmos.structured.gbnf import GrammarBuilder, literal
 from llmos.structured.json_schema import SchemaCompiler, Whitespace
-from llmos.structured.tools import CALL_CLOSE, CALL_OPEN, FunctionSpec, ToolChoice
+from llmos.structured.tool_prompt import CALL_CLOSE, CALL_OPEN, FunctionSpec, ToolChoice
 
 MAX_PARALLEL_CALLS = 4
 FREE_TEXT = "([^<] .*)?"

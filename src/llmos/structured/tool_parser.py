@@ -1,7 +1,7 @@
 """Read a model's tool-calling answer back into OpenAI ``tool_calls``, whole or streamed.
 
 The answer is plain text, or starts with ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``
-blocks (see :mod:`llmos.structured.tools`). :func:`parse_answer` reads a finished answer;
+blocks (see :mod:`llmos.structured.tool_prompt`). :func:`parse_answer` reads a finished answer;
 :class:`ToolCallStream` reads it piece by piece and emits the deltas an OpenAI stream carries:
 content fragments, then per call a first delta with ``index``, ``id`` and ``function.name``
 followed by ``function.arguments`` fragments as the model writes them.
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from llmos.structured.tools import CALL_CLOSE, CALL_OPEN
+from llmos.structured.tool_prompt import CALL_CLOSE, CALL_OPEN
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from llmos.errors import NotFound
-from llmos.tasks.params import bool_param, check_known, int_param, labels_param, text_param
+from llmos.tasks.param_readers import bool_param, check_known, int_param, labels_param, text_param
 
 JSONObject = dict[str, Any]
 PostProcess = Callable[[JSONObject, str], JSONObject]
@@ -84,6 +84,24 @@ def _limit_words(text: str, max_words: int) -> str:
     return " ".join(words[:max_words]).rstrip(",;:") + "…"
 
 
+def _text_answer(
+    system: str, text: str, key: str, *, max_chars: int, finish: Callable[[str], str] = lambda t: t
+) -> TaskSpec:
+    """A task whose answer is one string ``key`` of at most ``max_chars`` characters, tidied to
+    one line and then ``finish``-ed."""
+
+    def post(answer: JSONObject, _: str) -> JSONObject:
+        return {key: finish(_tidy(answer[key]))}
+
+    return TaskSpec(
+        system=system,
+        user=text,
+        schema=_object({key: {"type": "string", "minLength": 1, "maxLength": max_chars}}),
+        max_tokens=_budget(max_chars),
+        postprocess=post,
+    )
+
+
 @dataclass(frozen=True)
 class Summarize:
     name: str = "summarize"
@@ -93,21 +111,13 @@ class Summarize:
     def build(self, text: str, params: Mapping[str, Any]) -> TaskSpec:
         check_known(params, self.params, self.name)
         max_words = int_param(params, "max_words", default=60, low=5, high=500)
-        max_chars = max_words * 9
-        schema = _object({"summary": {"type": "string", "minLength": 1, "maxLength": max_chars}})
-
-        def post(answer: JSONObject, _: str) -> JSONObject:
-            return {"summary": _limit_words(_tidy(answer["summary"]), max_words)}
-
-        return TaskSpec(
-            system=(
-                f"You summarize texts. Write a faithful summary of the user's text in at most {max_words} "
-                "words, in the same language as the text. Do not add facts that are not in the text."
-            ),
-            user=text,
-            schema=schema,
-            max_tokens=_budget(max_chars),
-            postprocess=post,
+        return _text_answer(
+            f"You summarize texts. Write a faithful summary of the user's text in at most {max_words} "
+            "words, in the same language as the text. Do not add facts that are not in the text.",
+            text,
+            "summary",
+            max_chars=max_words * 9,
+            finish=lambda summary: _limit_words(summary, max_words),
         )
 
 
@@ -121,22 +131,13 @@ class Translate:
         check_known(params, self.params, self.name)
         target = text_param(params, "target_language", required=True, max_chars=64)
         source = text_param(params, "source_language", max_chars=64)
-        max_chars = min(2 * len(text) + 64, 4000)
-        schema = _object({"translation": {"type": "string", "minLength": 1, "maxLength": max_chars}})
         origin = f" from {source}" if source else ""
-
-        def post(answer: JSONObject, _: str) -> JSONObject:
-            return {"translation": _tidy(answer["translation"])}
-
-        return TaskSpec(
-            system=(
-                f"You are a translator. Translate the user's text{origin} into {target}. "
-                "Keep the meaning, names and numbers; translate everything, add nothing."
-            ),
-            user=text,
-            schema=schema,
-            max_tokens=_budget(max_chars),
-            postprocess=post,
+        return _text_answer(
+            f"You are a translator. Translate the user's text{origin} into {target}. "
+            "Keep the meaning, names and numbers; translate everything, add nothing.",
+            text,
+            "translation",
+            max_chars=min(2 * len(text) + 64, 4000),
         )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import llama_cpp
 
 from llmos.engine.base import LoadSpec
-from llmos.engine.llamacpp.weights import WeightsChoice, choose_weights
+from llmos.engine.llamacpp.requantize import WeightsChoice, choose_weights
 from llmos.errors import EngineError, InvalidModelFile, InvalidRequest
 from llmos.types import TokenId
 

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from llmos.engine.llamacpp.weights import sweep_temps
+from llmos.engine.llamacpp.requantize import sweep_temps
 from llmos.errors import EngineError, InvalidModelFile
 
 logger = logging.getLogger(__name__)

@@ -126,7 +126,7 @@ def _metadata(raw: str | None) -> dict[str, Any]:
 @router.get("/collections", response_model=CollectionList)
 async def list_collections(kernel: KernelDep, principal: PrincipalDep) -> CollectionList:
     cols = await kernel.data.list_collections(_tenant(principal))
-    return CollectionList(data=[CollectionOut.of(c) for c in cols])
+    return CollectionList(data=[CollectionOut.model_validate(c) for c in cols])
 
 
 @router.post("/collections", response_model=CollectionOut, status_code=201)
@@ -145,12 +145,12 @@ async def create_collection(
         chunk_overlap=body.chunk_overlap,
         description=body.description,
     )
-    return CollectionOut.of(col)
+    return CollectionOut.model_validate(col)
 
 
 @router.get("/collections/{collection}", response_model=CollectionOut)
 async def get_collection(collection: str, kernel: KernelDep, principal: PrincipalDep) -> CollectionOut:
-    return CollectionOut.of(await kernel.data.get_collection(_tenant(principal), collection))
+    return CollectionOut.model_validate(await kernel.data.get_collection(_tenant(principal), collection))
 
 
 @router.delete("/collections/{collection}", response_model=Deleted)
@@ -194,7 +194,7 @@ async def add_document(
     doc = await kernel.data.add_document(
         tenant, collection, name, data, content_type=content_type, metadata=meta, spent=meter(request).charge
     )
-    return DocumentOut.of(doc)
+    return DocumentOut.model_validate(doc)
 
 
 @router.get("/collections/{collection}/documents", response_model=DocumentList)
@@ -208,14 +208,16 @@ async def list_documents(
     docs = await kernel.data.list_documents(
         _tenant(principal), collection, name=name, all_versions=all_versions
     )
-    return DocumentList(data=[DocumentOut.of(d) for d in docs])
+    return DocumentList(data=[DocumentOut.model_validate(d) for d in docs])
 
 
 @router.get("/collections/{collection}/documents/{document_id}", response_model=DocumentOut)
 async def get_document(
     collection: str, document_id: RowId, kernel: KernelDep, principal: PrincipalDep
 ) -> DocumentOut:
-    return DocumentOut.of(await kernel.data.get_document(_tenant(principal), collection, document_id))
+    return DocumentOut.model_validate(
+        await kernel.data.get_document(_tenant(principal), collection, document_id)
+    )
 
 
 @router.delete("/collections/{collection}/documents/{document_id}", response_model=DocumentOut)
@@ -223,7 +225,9 @@ async def delete_document(
     collection: str, document_id: RowId, kernel: KernelDep, principal: PrincipalDep
 ) -> DocumentOut:
     """Delete one version (the previous version, if any, becomes the searched one)."""
-    return DocumentOut.of(await kernel.data.delete_document(_tenant(principal), collection, document_id))
+    return DocumentOut.model_validate(
+        await kernel.data.delete_document(_tenant(principal), collection, document_id)
+    )
 
 
 @router.delete("/collections/{collection}/documents", response_model=DocumentList)
@@ -234,7 +238,7 @@ async def delete_named(
     name: Annotated[str, Query(min_length=1, description="Delete every version of this document")],
 ) -> DocumentList:
     gone = await kernel.data.delete_named(_tenant(principal), collection, name)
-    return DocumentList(data=[DocumentOut.of(d) for d in gone])
+    return DocumentList(data=[DocumentOut.model_validate(d) for d in gone])
 
 
 # ---- search --------------------------------------------------------------------------------
@@ -262,7 +266,7 @@ async def _search(
         filters=body.filters,
         spent=meter(request).charge,
     )
-    return SearchResponse(data=[SearchHitOut.of(h) for h in hits])
+    return SearchResponse(data=[SearchHitOut.model_validate(h) for h in hits])
 
 
 @router.post(
@@ -295,17 +299,19 @@ async def upload_dataset(
     """Upload JSONL (chat or prompt/completion form) as the raw body; every line is checked."""
     tenant = _tenant(principal)
     data = await _body(request, kernel.config.limits.max_body_bytes)
-    return DatasetOut.of(await kernel.data.datasets.upload(tenant, name, data))
+    return DatasetOut.model_validate(await kernel.data.datasets.upload(tenant, name, data))
 
 
 @router.get("/datasets", response_model=DatasetList)
 async def list_datasets(kernel: KernelDep, principal: PrincipalDep) -> DatasetList:
-    return DatasetList(data=[DatasetOut.of(d) for d in await kernel.data.datasets.list(_tenant(principal))])
+    return DatasetList(
+        data=[DatasetOut.model_validate(d) for d in await kernel.data.datasets.list(_tenant(principal))]
+    )
 
 
 @router.get("/datasets/{dataset_id}", response_model=DatasetOut)
 async def get_dataset(dataset_id: RowId, kernel: KernelDep, principal: PrincipalDep) -> DatasetOut:
-    return DatasetOut.of(await kernel.data.datasets.get(_tenant(principal), dataset_id))
+    return DatasetOut.model_validate(await kernel.data.datasets.get(_tenant(principal), dataset_id))
 
 
 @router.get("/datasets/{dataset_id}/content", response_class=Response)
@@ -316,4 +322,4 @@ async def dataset_content(dataset_id: RowId, kernel: KernelDep, principal: Princ
 
 @router.delete("/datasets/{dataset_id}", response_model=DatasetOut)
 async def delete_dataset(dataset_id: RowId, kernel: KernelDep, principal: PrincipalDep) -> DatasetOut:
-    return DatasetOut.of(await kernel.data.datasets.delete(_tenant(principal), dataset_id))
+    return DatasetOut.model_validate(await kernel.data.datasets.delete(_tenant(principal), dataset_id))

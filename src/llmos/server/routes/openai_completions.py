@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from llmos.kernel.answer import Answer
-from llmos.kernel.request import InferenceRequest
+from llmos.kernel.inference_request import InferenceRequest
 from llmos.server import convert
 from llmos.server.auth import PrincipalDep
 from llmos.server.bounds import check_count

@@ -15,6 +15,15 @@ class RequestModel(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class DomainView(BaseModel):
+    """A response read from a domain object's attributes (``View.model_validate(obj)``); a field
+    whose attribute is named otherwise says so with ``Field(validation_alias=...)`` (an
+    :class:`~pydantic.AliasPath` for a nested one). Its own field names validate too, as FastAPI
+    checks what a route returns."""
+
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
+
+
 class StreamOptions(RequestModel):
     include_usage: bool = False
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AliasPath, BaseModel, Field
 
-from llmos.domain.data import Collection, Dataset, Document, SearchHit
-from llmos.server.schemas.common import RequestModel
+from llmos.server.schemas.common import DomainView, RequestModel
 
 MetadataValue = str | int | float | bool | None
 
@@ -22,37 +21,23 @@ class CollectionCreate(RequestModel):
     description: str = Field(default="", max_length=2000)
 
 
-class CollectionOut(BaseModel):
+class CollectionOut(DomainView):
     name: str
     embedding_model: str
     dimensions: int | None
     chunk_tokens: int
     chunk_overlap: int
     description: str
-    documents: int
-    chunks: int
+    documents: int = Field(validation_alias="document_count")
+    chunks: int = Field(validation_alias="chunk_count")
     created_at: datetime
-
-    @classmethod
-    def of(cls, c: Collection) -> CollectionOut:
-        return cls(
-            name=c.name,
-            embedding_model=c.embedding_model,
-            dimensions=c.dimensions,
-            chunk_tokens=c.chunk_tokens,
-            chunk_overlap=c.chunk_overlap,
-            description=c.description,
-            documents=c.document_count,
-            chunks=c.chunk_count,
-            created_at=c.created_at,
-        )
 
 
 class CollectionList(BaseModel):
     data: list[CollectionOut]
 
 
-class DocumentOut(BaseModel):
+class DocumentOut(DomainView):
     id: int
     collection: str
     name: str
@@ -61,29 +46,11 @@ class DocumentOut(BaseModel):
     content_type: str
     digest: str
     size: int
-    chunks: int
-    tokens: int
+    chunks: int = Field(validation_alias="chunk_count")
+    tokens: int = Field(validation_alias="token_count")
     embedding_model: str
     metadata: dict[str, Any]
     created_at: datetime
-
-    @classmethod
-    def of(cls, d: Document) -> DocumentOut:
-        return cls(
-            id=d.id,
-            collection=d.collection,
-            name=d.name,
-            version=d.version,
-            latest=d.latest,
-            content_type=d.content_type,
-            digest=d.digest,
-            size=d.size,
-            chunks=d.chunk_count,
-            tokens=d.token_count,
-            embedding_model=d.embedding_model,
-            metadata=dict(d.metadata),
-            created_at=d.created_at,
-        )
 
 
 class DocumentList(BaseModel):
@@ -102,62 +69,33 @@ class MultiSearchRequest(SearchRequest):
     collections: list[str] = Field(min_length=1, max_length=16)
 
 
-class SearchHitOut(BaseModel):
-    collection: str
-    document: str
-    document_id: int
-    version: int
-    chunk: int
-    text: str
+class SearchHitOut(DomainView):
+    collection: str = Field(validation_alias=AliasPath("chunk", "collection"))
+    document: str = Field(validation_alias=AliasPath("chunk", "document"))
+    document_id: int = Field(validation_alias=AliasPath("chunk", "document_id"))
+    version: int = Field(validation_alias=AliasPath("chunk", "version"))
+    chunk: int = Field(validation_alias=AliasPath("chunk", "position"))
+    text: str = Field(validation_alias=AliasPath("chunk", "text"))
     score: float
     vector_score: float | None
     keyword_score: float | None
-    metadata: dict[str, Any]
-
-    @classmethod
-    def of(cls, h: SearchHit) -> SearchHitOut:
-        return cls(
-            collection=h.chunk.collection,
-            document=h.chunk.document,
-            document_id=h.chunk.document_id,
-            version=h.chunk.version,
-            chunk=h.chunk.position,
-            text=h.chunk.text,
-            score=h.score,
-            vector_score=h.vector_score,
-            keyword_score=h.keyword_score,
-            metadata=dict(h.chunk.metadata),
-        )
+    metadata: dict[str, Any] = Field(validation_alias=AliasPath("chunk", "metadata"))
 
 
 class SearchResponse(BaseModel):
     data: list[SearchHitOut]
 
 
-class DatasetOut(BaseModel):
+class DatasetOut(DomainView):
     id: int
     name: str
     version: int
     format: str
     digest: str
     size: int
-    lines: int
-    tokens: int
+    lines: int = Field(validation_alias="line_count")
+    tokens: int = Field(validation_alias="token_count")
     created_at: datetime
-
-    @classmethod
-    def of(cls, d: Dataset) -> DatasetOut:
-        return cls(
-            id=d.id,
-            name=d.name,
-            version=d.version,
-            format=d.format,
-            digest=d.digest,
-            size=d.size,
-            lines=d.line_count,
-            tokens=d.token_count,
-            created_at=d.created_at,
-        )
 
 
 class DatasetList(BaseModel):

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from llmos.resources.budget import MemoryBudget
-from llmos.resources.events import ResourceEvent
 from llmos.resources.inventory import Inventory
 from llmos.resources.residency import ResidentInfo
+from llmos.resources.residency_events import ResourceEvent
 from llmos.scheduler.stats import RequestState, SchedulerStats
 from llmos.training.manager import RunningJob
 

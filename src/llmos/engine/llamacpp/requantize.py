@@ -1,6 +1,6 @@
 """The weights file a CPU load actually maps: the model file itself, or its Q8_0 re-encoding.
 
-:mod:`llmos.engine.weights` decides *whether* (Q4_1 / Q5_1 files, ``cpu_weights="auto"``, no
+:mod:`llmos.engine.cpu_weights` decides *whether* (Q4_1 / Q5_1 files, ``cpu_weights="auto"``, no
 GPU layers); this module converts with llama.cpp's own quantizer (``llama_model_quantize``,
 requantizing) once per model file and keeps the result in a derived-weights folder
 (``LoadSpec.derived_dir``, under ``LLMOS_HOME`` when the kernel loads):
@@ -28,8 +28,8 @@ from pathlib import Path
 
 import llama_cpp
 
+from llmos.engine.cpu_weights import FILE_TYPE_NAMES, conversion_target, parse_mode
 from llmos.engine.gguf_header import read_gguf_header
-from llmos.engine.weights import FILE_TYPE_NAMES, conversion_target, parse_mode
 from llmos.errors import EngineError, InvalidModelFile
 from llmos.procs import pid_alive
 

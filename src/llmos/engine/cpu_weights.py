@@ -12,7 +12,7 @@ distributions about as much as llama.cpp's own batch-shape noise does, not token
 (``bench/results/cpu_weights_fidelity.md``).
 
 This module is the policy, free of llama.cpp (the header reader and the memory estimator use
-it); ``llamacpp/weights.py`` does the conversion and caches its result.
+it); ``llamacpp/requantize.py`` does the conversion and caches its result.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmos.benchmark.sse import ServerSentEvent, SSEDecoder
+from llmos.benchmark.sse_decoder import ServerSentEvent, SSEDecoder
 
 STREAM = (
     b"\xef\xbb\xbf: a comment\r\n"

@@ -6,7 +6,7 @@ import pytest
 
 from llmos.config import Limits
 from llmos.errors import InvalidRequest
-from llmos.kernel.params import DEFAULT_MAX_TOKENS, to_sampling, validate
+from llmos.kernel.sampling_params import DEFAULT_MAX_TOKENS, to_sampling, validate
 from llmos.kernel.types import GenerationParams
 
 
