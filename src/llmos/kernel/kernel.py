@@ -28,6 +28,7 @@ from llmos.errors import Conflict, EngineDeadError, InvalidRequest, LLMOSError, 
 from llmos.kernel import embeddings
 from llmos.kernel import params as sampling
 from llmos.kernel.answer import Answer
+from llmos.kernel.cluster import ClusterControl
 from llmos.kernel.generation import Generation
 from llmos.kernel.loader import LoadedModel, ModelLoader
 from llmos.kernel.ports import GenerationHandle, Registry
@@ -94,8 +95,11 @@ class Kernel:
         wall_clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
         security: Security | None = None,
+        cluster: ClusterControl | None = None,
     ) -> None:
         self.config = config
+        self.cluster = cluster
+        """Cluster mode's nodes and replicas (``--cluster``); None on one machine."""
         self.metrics = metrics or Metrics(clock)
         """Prometheus metrics (``/metrics``); gauges are read from this kernel at scrape time."""
         self._stats: list[SchedulerStats] = []
@@ -162,6 +166,8 @@ class Kernel:
             *(m.core.drain(drain_timeout) for m in loaded if m is not None), return_exceptions=True
         )
         await self.residency.shutdown()
+        if self.cluster is not None:
+            self.cluster.close()
         self._started = False
 
     # ---- registry ------------------------------------------------------------------------
@@ -263,6 +269,14 @@ class Kernel:
                 )
             )
         return out
+
+    async def scale(self, name: str, replicas: int) -> int:
+        """Run ``replicas`` replicas of a model (loading it first); returns how many serve.
+        Raises Conflict without cluster mode."""
+        if self.cluster is None:
+            raise Conflict("scaling needs cluster mode: start the server with --cluster", param="replicas")
+        await self.load(name)
+        return await self.cluster.scale(self._resident_key(name), replicas)
 
     async def pin(self, name: str, *, pinned: bool = True) -> None:
         """Keep a resident model loaded (never evicted or expired), or make it evictable again."""
