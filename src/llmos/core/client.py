@@ -489,9 +489,16 @@ class CoreClient:
                 self._forget(rid)
         for rid, info in batch.failed:
             s = streams.get(rid)
-            if s is not None:
-                s.push(info.to_error())
-                self._forget(rid)
+            if s is None:
+                continue
+            if (
+                info.error_type == "EngineDeadError"
+                and self.on_orphans is not None
+                and rid in self._unstarted
+            ):
+                continue  # not started: it moves to another replica when the core's death arrives
+            s.push(info.to_error())
+            self._forget(rid)
         if not streams and self._idle is not None:
             self._idle.set()
 

@@ -101,7 +101,7 @@ class ReplicaSet:
         self.autoscaler = autoscaler
         self.min_replicas = max(1, min_replicas)
         self._has_room = has_room
-        self.events = events or EventLog()
+        self.events = events if events is not None else EventLog()
         self._clock = clock
         self._wall = wall_clock
         self._interval = interval_s

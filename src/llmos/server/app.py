@@ -22,6 +22,7 @@ from llmos.server.lifecycle import Lifecycle
 from llmos.server.metering import MeteringMiddleware
 from llmos.server.routes import (
     admin,
+    cluster,
     conversations,
     data,
     docs,
@@ -173,6 +174,7 @@ def create_app(
         openai_embeddings,
         admin,
         introspection,
+        cluster,
         metrics,
         ui,
         tasks,
