@@ -383,6 +383,10 @@ class Settings(BaseSettings):
 
     def _cluster_config(self) -> ClusterConfig:
         lo, hi = parse_replicas(self.replicas)
+        if self.cluster is None and (lo, hi) != (1, 1):
+            raise ConfigError(
+                f"LLMOS_REPLICAS={self.replicas!r} needs cluster mode: add --cluster auto (or LLMOS_CLUSTER)"
+            )
         return ClusterConfig(
             address=self.cluster,
             min_replicas=lo,

@@ -51,14 +51,20 @@ def test_the_predicted_wait_is_the_load_aware_chain_split_over_replicas() -> Non
 
 def test_up_when_the_wait_is_over_target_once_per_cooldown() -> None:
     clock = Clock()
-    s = scaler(clock)
+    s = scaler(clock, max_replicas=8)
     load = ModelLoad(arrival_rate=2.4, rates=RATES)
     d = s.decide("m", 1, load, has_room=True)
     assert d is not None and d.action == "up" and d.replicas == 2 and "above the target" in d.reason
-    assert s.decide("m", 2, ModelLoad(arrival_rate=4.8, rates=RATES), has_room=True) is None  # cooldown
+    assert s.decide("m", 2, ModelLoad(arrival_rate=9.6, rates=RATES), has_room=True) is None  # cooldown
     clock.t = 11.0
-    d = s.decide("m", 2, ModelLoad(arrival_rate=4.8, rates=RATES), has_room=True)
-    assert d is not None and d.replicas == 3
+    d = s.decide("m", 2, ModelLoad(arrival_rate=9.6, rates=RATES), has_room=True)
+    # 9.6 req/s saturates 2 and 3 replicas (2.5/s each at most); 5 wait under 1 s: several at once
+    assert d is not None and d.replicas == 5
+    assert ModelLoad(arrival_rate=9.6, rates=RATES).predicted_wait(5) <= 1.0  # type: ignore[operator]
+    assert s.decide("m", 4, ModelLoad(arrival_rate=100.0, rates=RATES), has_room=True) is None  # cooldown
+    clock.t = 30.0
+    d = s.decide("m", 3, ModelLoad(arrival_rate=100.0, rates=RATES), has_room=True)
+    assert d is not None and d.replicas == 8 and "8 is the maximum" in d.reason
 
 
 def test_no_room_and_the_maximum_hold_it_back() -> None:

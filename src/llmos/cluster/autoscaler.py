@@ -9,8 +9,9 @@ replicas sharing it evenly (what the router's bounded imbalance keeps close to t
 room, and the clock:
 
 * **up** when the predicted wait with the current replicas is above the target (or the model is
-  saturated) and a node has room, at most once per ``up_cooldown_s`` (a new replica needs time to
-  load before its effect shows);
+  saturated) and a node has room: to the fewest replicas the model predicts keep the wait under
+  the target (several at once after a step in load), at most once per ``up_cooldown_s`` (new
+  replicas need time to load; the count given includes those still loading);
 * **down** when ``n - 1`` replicas would keep the predicted wait under ``down_fraction`` of the
   target, and that has held without a break for ``quiet_period_s``;
 * **up** to ``min_replicas`` whenever fewer run (a replica died), room permitting.
@@ -118,12 +119,19 @@ class Autoscaler:
             if now - self._last_up.get(model, -math.inf) < self.up_cooldown_s:
                 return None
             self._last_up[model] = now
+            want = self.needed(load, replicas)
+            fits = load.predicted_wait(want)
             return ScaleDecision(
                 model,
                 "up",
-                replicas + 1,
+                want,
                 f"predicted queue wait {_fmt(wait)} with {replicas} replica{'s' if replicas != 1 else ''} "
-                f"at {load.arrival_rate:.2f} req/s is above the target {target:g} s",
+                f"at {load.arrival_rate:.2f} req/s is above the target {target:g} s; "
+                + (
+                    f"{want} replicas are predicted to wait {_fmt(fits)}"
+                    if fits is not None and fits <= target
+                    else f"{want} is the maximum"
+                ),
             )
         if replicas <= self.min_replicas:
             self._quiet_since.pop(model, None)
@@ -144,6 +152,15 @@ class Autoscaler:
             f"(under {self.down_fraction:g} x the target {target:g} s) for {self.quiet_period_s:g} s "
             f"at {load.arrival_rate:.2f} req/s",
         )
+
+    def needed(self, load: ModelLoad, replicas: int) -> int:
+        """The fewest replicas, more than ``replicas`` and at most the maximum, that the model
+        predicts keep the wait under the target (the maximum if none does)."""
+        for n in range(replicas + 1, self.max_replicas + 1):
+            wait = load.predicted_wait(n)
+            if wait is not None and wait <= self.target_wait_s:
+                return n
+        return self.max_replicas
 
     def forget(self, model: str) -> None:
         self._quiet_since.pop(model, None)

@@ -406,8 +406,8 @@ class ReplicaSet:
         if decision is not None:
             async with self._scaling:
                 if decision.action == "up":
-                    with contextlib.suppress(LLMOSError):
-                        await self._add(decision.reason, kind="scale_up")
+                    adds = [self._add(decision.reason, kind="scale_up") for _ in range(decision.replicas - n)]
+                    await asyncio.gather(*adds, return_exceptions=True)  # failures are events
                 else:
                     await self._remove(decision.reason)
         return decision
