@@ -110,10 +110,10 @@ def test_two_replicas_on_two_nodes_and_affinity_routing(server: RealServer) -> N
     assert routed["affinity"] >= 2, routed  # the shared system prompt went where it was cached
 
 
-def _stream(url: str, user: str, out: list[tuple[str, int]]) -> None:
+def _stream(url: str, system: str, out: list[tuple[str, int]]) -> None:
     body = {
         "model": MODEL,
-        "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}],
+        "messages": [{"role": "system", "content": system}, {"role": "user", "content": "What do you sell?"}],
         "max_tokens": 48,
         "temperature": 0,
         "stream": True,
@@ -146,8 +146,10 @@ def test_a_node_killed_mid_load_others_keep_serving(
 ) -> None:
     cluster, worker, _ = ray_cluster
     results: list[tuple[str, int]] = []
+    # Six shops, six system prompts: no shared prefix, so the router balances them by load (two
+    # run and one waits on each replica: two slots each).
     threads = [
-        threading.Thread(target=_stream, args=(server.url, f"Question {i}: what do you sell?", results))
+        threading.Thread(target=_stream, args=(server.url, f"Shop number {i}. {SYSTEM}", results))
         for i in range(6)
     ]
     for t in threads:
