@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from llmos.config import Config
-from llmos.core import CoreHost, ProcessHost, ThreadHost
+from llmos.core import CoreHost, CoreSpec, ProcessHost, ThreadHost
 from llmos.data.service import DataService
 from llmos.kernel.cluster import ClusterControl
 from llmos.kernel.kernel import Kernel
@@ -54,15 +54,22 @@ def build_kernel(
     data: DataService | None = None,
     metrics: Metrics | None = None,
     security: Security | None = None,
+    replica_hosts: ReplicaHosts | None = None,
 ) -> Kernel:
     """The kernel for ``config``. Engine cores run in processes of their own, unless
-    ``engine_factory`` is given (cores on threads over its engines: tests) or ``host_factory``."""
+    ``engine_factory`` is given (cores on threads over its engines: tests) or ``host_factory``.
+    In cluster mode (``config.cluster``) each model is a set of replicas in Ray actors, or on the
+    hosts ``replica_hosts`` makes (tests: replicas without Ray)."""
     metrics = metrics or Metrics(clock)
     security = security or Security(config, lambda: kernel.database, clock=wall_clock)
     if host_factory is None:
         host_factory = process_hosts if engine_factory is None else thread_hosts(engine_factory)
     events = ObservedEventLog(metrics)  # count loads, evictions, expirations and replica changes
-    cluster = cluster_control(config, events) if config.cluster.enabled else None
+    cluster = None
+    if replica_hosts is not None:
+        cluster = local_cluster(config, events, replica_hosts)
+    elif config.cluster.enabled:
+        cluster = cluster_control(config, events)
     loader = ModelLoader(
         config,
         host_factory,
@@ -95,6 +102,37 @@ def build_kernel(
     return kernel
 
 
+ReplicaHosts = Callable[[CoreSpec, str, int], CoreHost]
+"""(a core's spec, the replica's name, its memory estimate in bytes) → where that replica runs."""
+
+
+def _plan(
+    config: Config, events: ObservedEventLog, make_host: ReplicaHosts, has_room: Callable[[], Awaitable[bool]]
+) -> ClusterPlan:
+    cfg = config.cluster
+    return ClusterPlan(
+        make_host=make_host,
+        has_room=has_room,
+        events=events,
+        min_replicas=cfg.min_replicas,
+        max_replicas=cfg.max_replicas,
+        replica_threads=max(1, int(cfg.replica_cpus)),
+        target_wait_s=cfg.target_wait_s,
+        quiet_period_s=cfg.quiet_period_s,
+    )
+
+
+def local_cluster(config: Config, events: ObservedEventLog, make_host: ReplicaHosts) -> ClusterControl:
+    """Cluster mode's replica sets on hosts of this process (no Ray): tests and benchmarks."""
+
+    async def room() -> bool:
+        return True
+
+    return ClusterControl(
+        _plan(config, events, make_host, room), address="local", nodes=list, disconnect=lambda: None
+    )
+
+
 def cluster_control(config: Config, events: ObservedEventLog) -> ClusterControl:
     """Join (or start) the Ray cluster ``config.cluster`` names; each model's cores become Ray
     actors. The only door to Ray: nothing imports it without ``--cluster``."""
@@ -102,7 +140,6 @@ def cluster_control(config: Config, events: ObservedEventLog) -> ClusterControl:
 
     from llmos.cluster import runtime
     from llmos.cluster.ray_host import RayHost, ReplicaResources
-    from llmos.core import CoreSpec
 
     cfg = config.cluster
     runtime.connect(cfg)
@@ -115,14 +152,5 @@ def cluster_control(config: Config, events: ObservedEventLog) -> ClusterControl:
     async def has_room() -> bool:
         return await asyncio.to_thread(runtime.has_room, cfg.replica_cpus, cfg.replica_gpus)
 
-    plan = ClusterPlan(
-        make_host=make_host,
-        has_room=has_room,
-        events=events,
-        min_replicas=cfg.min_replicas,
-        max_replicas=cfg.max_replicas,
-        replica_threads=max(1, int(cfg.replica_cpus)),
-        target_wait_s=cfg.target_wait_s,
-        quiet_period_s=cfg.quiet_period_s,
-    )
+    plan = _plan(config, events, make_host, has_room)
     return ClusterControl(plan, address=cfg.address or "", nodes=runtime.nodes, disconnect=runtime.disconnect)
