@@ -14,25 +14,15 @@ import ipaddress
 import logging
 import os
 import socket
-from dataclasses import dataclass
 from typing import Any
 
 import ray
 
+from llmos.cluster.nodes import NodeInfo
 from llmos.config import ClusterConfig
 from llmos.errors import ConfigError
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class NodeInfo:
-    node_id: str
-    address: str
-    alive: bool
-    is_head: bool
-    total: dict[str, float]
-    available: dict[str, float]
 
 
 def is_loopback(address: str) -> bool:

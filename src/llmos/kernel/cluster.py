@@ -9,21 +9,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+from llmos.cluster.nodes import NodeInfo
 from llmos.errors import InvalidRequest, ModelNotFound
 from llmos.kernel.loader import ClusterPlan
 from llmos.kernel.replicas import ReplicaView
-
-
-@dataclass(frozen=True)
-class NodeView:
-    node_id: str
-    address: str
-    alive: bool
-    is_head: bool
-    total: dict[str, float]
-    available: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -44,7 +34,7 @@ class ModelReplicas:
 @dataclass(frozen=True)
 class ClusterStatus:
     address: str
-    nodes: tuple[NodeView, ...]
+    nodes: tuple[NodeInfo, ...]
     models: tuple[ModelReplicas, ...]
 
 
@@ -57,7 +47,7 @@ class ClusterControl:
         plan: ClusterPlan,
         *,
         address: str,
-        nodes: Callable[[], list[Any]],
+        nodes: Callable[[], list[NodeInfo]],
         disconnect: Callable[[], None],
     ) -> None:
         self.plan = plan
@@ -66,11 +56,7 @@ class ClusterControl:
         self._disconnect = disconnect
 
     async def status(self) -> ClusterStatus:
-        listed = await asyncio.to_thread(self._nodes)
-        nodes = tuple(
-            NodeView(n.node_id, n.address, n.alive, n.is_head, dict(n.total), dict(n.available))
-            for n in listed
-        )
+        nodes = tuple(await asyncio.to_thread(self._nodes))
         models = []
         for key, rs in sorted(self.plan.sets.items()):
             scaler = rs.autoscaler
