@@ -61,6 +61,7 @@ def connect(cluster: ClusterConfig) -> str:
             )
         os.environ["RAY_AUTH_MODE"] = "token"  # read by Ray itself, which has no other door for it
         os.environ["RAY_AUTH_TOKEN"] = cluster.auth_token
+    _reload_auth_settings()
     common: dict[str, Any] = {
         "include_dashboard": False,
         "logging_level": logging.WARNING,
@@ -85,6 +86,14 @@ def connect(cluster: ClusterConfig) -> str:
         raise ConfigError(f"cannot reach the Ray cluster at {address}: {exc}") from exc
     logger.info("%s", what)
     return what
+
+
+def _reload_auth_settings() -> None:
+    """Ray reads ``RAY_AUTH_MODE`` and its token when it is imported; make it read them again."""
+    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
+
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
 
 
 def disconnect() -> None:
