@@ -207,7 +207,7 @@ def step_response(seed: int, end_s: float = 1500.0) -> dict[str, Any]:
         if d is not None:
             decisions.append({"t": t, "action": d.action, "replicas": d.replicas, "reason": d.reason})
             if d.action == "up":
-                pending.append(t + 20.0)
+                pending.extend([t + 20.0] * (d.replicas - serving - len(pending)))
             else:
                 serving -= 1
         wait = load.predicted_wait(serving)
