@@ -135,3 +135,30 @@ def test_the_cli_reports_a_bad_setting_in_one_line_without_a_traceback(llmos_hom
         lines = done.stderr.strip().splitlines()
         assert lines == [lines[0]] and "LLMOS_MEMORY_BUDGET='50XB' is not valid" in lines[0], done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_cluster_mode_is_off_unless_asked_and_parses_its_settings() -> None:
+    from llmos.config import parse_replicas
+
+    assert not load_config().cluster.enabled
+    cfg = load_config(cluster="auto", replicas="1..4", target_wait=0.5, scale_down_after=30).cluster
+    assert cfg.enabled and cfg.address == "auto"
+    assert (cfg.min_replicas, cfg.max_replicas, cfg.target_wait_s, cfg.quiet_period_s) == (1, 4, 0.5, 30)
+    assert load_config(cluster="ray://10.0.0.5:10001").cluster.address == "ray://10.0.0.5:10001"
+    assert load_config(cluster="10.0.0.5:6379").cluster.address == "10.0.0.5:6379"
+    assert load_config(cluster="off").cluster.address is None
+    assert parse_replicas("3") == (3, 3)
+    for bad in ("0", "4..2", "x", "1..y"):
+        with pytest.raises(ValueError):
+            parse_replicas(bad)
+
+
+def test_bad_cluster_settings_say_how_to_fix_them() -> None:
+    with pytest.raises(ConfigError, match="ray://HOST:PORT"):
+        load_config(cluster="somewhere")
+    with pytest.raises(ConfigError, match="MIN <= MAX"):
+        load_config(cluster="auto", replicas="5..2")
+    with pytest.raises(ConfigError, match="needs cluster mode"):
+        load_config(replicas="2")
+    cfg = load_config(cluster="auto", cluster_token="s3cret")
+    assert cfg.cluster.auth_token == "s3cret" and "s3cret" not in repr(cfg)

@@ -179,6 +179,50 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """Cluster mode (``llmos serve --cluster``): model replicas as Ray actors.
+
+    ``address`` None: one machine, nothing of Ray imported. ``auto``: a Ray head started here on
+    127.0.0.1 (dashboard off). ``ray://HOST:PORT``: join a cluster through the Ray Client;
+    ``HOST:PORT``: join as a driver through the cluster's GCS address."""
+
+    address: str | None = None
+    min_replicas: int = 1
+    """Replicas each loaded model starts with (``--replicas MIN..MAX``)."""
+    max_replicas: int = 1
+    """Replicas the autoscaler may grow a model to; equal to ``min_replicas``: no autoscaling."""
+    replica_cpus: float = 1.0
+    """CPUs each replica's actor asks Ray for (its engine threads)."""
+    replica_gpus: float = 0.0
+    target_wait_s: float = 2.0
+    """The queue wait the autoscaler keeps each model under (the queueing model's prediction)."""
+    quiet_period_s: float = 60.0
+    """How long a model's load must stay low before the autoscaler removes a replica."""
+    head_cpus: int | None = None
+    """CPUs the local head offers (``auto`` only); None: the machine's."""
+    auth_token: str | None = field(default=None, repr=False)
+    """Ray's token (``RAY_AUTH_MODE=token``), required to join a cluster beyond loopback."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.address is not None
+
+
+def parse_replicas(value: str) -> tuple[int, int]:
+    """``N`` or ``MIN..MAX`` → (min, max). Raises ValueError naming the accepted forms."""
+    text = value.strip()
+    low, sep, high = text.partition("..")
+    try:
+        lo = int(low)
+        hi = int(high) if sep else lo
+    except ValueError:
+        raise ValueError(f"replicas {value!r}: expected a number (2) or a range MIN..MAX (1..4)") from None
+    if lo < 1 or hi < lo:
+        raise ValueError(f"replicas {value!r}: need 1 <= MIN <= MAX")
+    return lo, hi
+
+
+@dataclass(frozen=True)
 class Config:
     paths: Paths
     database_url: str
@@ -211,6 +255,7 @@ class Config:
     engine: EngineConfig = field(default_factory=EngineConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
 
 class Settings(BaseSettings):
@@ -252,6 +297,30 @@ class Settings(BaseSettings):
     training_max_jobs: int = Field(default=1, ge=1, le=64)
     training_yield: TrainingYield = "pause"
     training_threads: int = Field(default=0, ge=0)
+    cluster: str | None = None
+    replicas: str = "1"
+    replica_cpus: float = Field(default=1.0, gt=0)
+    replica_gpus: float = Field(default=0.0, ge=0)
+    target_wait: float = Field(default=2.0, gt=0)
+    scale_down_after: float = Field(default=60.0, ge=0)
+    cluster_head_cpus: int | None = Field(default=None, ge=1)
+    cluster_token: str | None = None
+
+    @field_validator("replicas", mode="after")
+    @classmethod
+    def _replicas(cls, v: str) -> str:
+        parse_replicas(v)
+        return v
+
+    @field_validator("cluster", mode="after")
+    @classmethod
+    def _cluster(cls, v: str | None) -> str | None:
+        if v is None or not v.strip() or v.strip().lower() in ("off", "none", "0"):
+            return None
+        text = v.strip()
+        if text == "auto" or text.startswith("ray://") or re.fullmatch(r"[\w.\-\[\]:]+:\d+", text):
+            return text
+        raise ValueError("cluster must be auto, ray://HOST:PORT (Ray Client) or HOST:PORT (a GCS address)")
 
     @field_validator("home", mode="after")
     @classmethod
@@ -332,6 +401,25 @@ class Settings(BaseSettings):
                 yield_policy=self.training_yield,
                 threads=self.training_threads,
             ),
+            cluster=self._cluster_config(),
+        )
+
+    def _cluster_config(self) -> ClusterConfig:
+        lo, hi = parse_replicas(self.replicas)
+        if self.cluster is None and (lo, hi) != (1, 1):
+            raise ConfigError(
+                f"LLMOS_REPLICAS={self.replicas!r} needs cluster mode: add --cluster auto (or LLMOS_CLUSTER)"
+            )
+        return ClusterConfig(
+            address=self.cluster,
+            min_replicas=lo,
+            max_replicas=hi,
+            replica_cpus=self.replica_cpus,
+            replica_gpus=self.replica_gpus,
+            target_wait_s=self.target_wait,
+            quiet_period_s=self.scale_down_after,
+            head_cpus=self.cluster_head_cpus,
+            auth_token=self.cluster_token or os.environ.get("RAY_AUTH_TOKEN") or None,
         )
 
 

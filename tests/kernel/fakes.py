@@ -134,6 +134,7 @@ def fake_kernel(
     step_cost_s: float = 0.0,
     config: Config | None = None,
     engines: list[FakeEngine] | None = None,
+    replica_hosts: Any = None,
     **extra: Any,
 ) -> Kernel:
     """A kernel over fake engines and a memory registry; ``engines`` collects the engines made."""
@@ -151,4 +152,5 @@ def fake_kernel(
         engine_factory=engine_factory,
         inventory=inventory(),
         load_extra={"step_cost_s": step_cost_s, **extra},
+        replica_hosts=replica_hosts,
     )

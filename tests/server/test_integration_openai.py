@@ -60,8 +60,22 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], path: str, limit_s: flo
 
 
 def start_server(home: Path, *, drain_s: float = 10, default_model: bool = False) -> RealServer:
+    return start_server_with(
+        home, {"LLMOS_N_SLOTS": "16", "LLMOS_N_CTX": "4096"}, drain_s=drain_s, default_model=default_model
+    )
+
+
+def start_server_with(
+    home: Path,
+    settings: dict[str, str],
+    *,
+    drain_s: float = 10,
+    default_model: bool = False,
+    limit_s: float = 120,
+) -> RealServer:
+    """A real ``llmos serve`` in a subprocess with these ``LLMOS_*`` settings, once it answers /health."""
     port = _free_port()
-    env = {**os.environ, "LLMOS_HOME": str(home), "LLMOS_N_SLOTS": "16", "LLMOS_N_CTX": "4096"}
+    env = {**os.environ, "LLMOS_HOME": str(home), **settings}
     env.pop("LLMOS_DATABASE_URL", None)
     log = home.parent / f"server-{port}.log"
     with log.open("wb") as out:
@@ -74,7 +88,7 @@ def start_server(home: Path, *, drain_s: float = 10, default_model: bool = False
         )
     server = RealServer(f"http://127.0.0.1:{port}", proc, log, home)
     try:
-        _wait_ready(server.url, proc, "/health")
+        _wait_ready(server.url, proc, "/health", limit_s)
     except Exception:
         proc.kill()
         raise RuntimeError(server.logs()) from None

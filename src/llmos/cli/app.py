@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from llmos import __version__
-from llmos.cli import apps, bench, datasets, docs, finetune, models, run, runtime, security, serve
+from llmos.cli import apps, bench, cluster, datasets, docs, finetune, models, run, runtime, security, serve
 from llmos.cli.errors import EXIT_CONFIG, handle_errors, report_config_error
 from llmos.errors import ConfigError
 
@@ -41,7 +41,7 @@ def root(
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
-for area in (models, serve, run, runtime, bench, apps, security, docs, datasets, finetune):
+for area in (models, serve, run, runtime, cluster, bench, apps, security, docs, datasets, finetune):
     area.register(app)
 for command in app.registered_commands:
     if command.callback is not None:

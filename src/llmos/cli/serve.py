@@ -61,6 +61,18 @@ def serve(
     no_default_model: Annotated[
         bool, typer.Option("--no-default-model", help="Do not pull and load the default model at start")
     ] = False,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            help="Run model replicas on Ray: 'auto' (a local head), ray://HOST:PORT or HOST:PORT "
+            "(join a cluster); env LLMOS_CLUSTER",
+        ),
+    ] = None,
+    replicas: Annotated[
+        str | None,
+        typer.Option("--replicas", help="Replicas per model with --cluster: N, or MIN..MAX to autoscale"),
+    ] = None,
 ) -> None:
     """Run the llmos server: OpenAI-compatible API under /v1, admin API under /api."""
     # The server and the kernel are imported here: no other command needs them.
@@ -70,7 +82,7 @@ def serve(
     from llmos.server import Lifecycle, create_app
     from llmos.server.runner import server_for
 
-    config = load_config(host=host, port=port)
+    config = load_config(host=host, port=port, cluster=cluster, replicas=replicas)
     configure_logging(config.log_level, config.log_format)
     kernel = build_kernel(config)
     life = Lifecycle()

@@ -99,6 +99,9 @@ class CoreClient:
         on_event: Callable[[SchedulerEvent], None] | None = None,
         on_dead: Callable[[str], None] | None = None,
     ) -> None:
+        self.on_orphans: Callable[[list[tuple[GenerationRequest, RequestStream]]], None] | None = None
+        """Hears of the requests that had not started when the core died (a replica set routes
+        them to another replica); without it they fail with the others."""
         self.host = host
         self.spec = spec
         self.model = spec.model
@@ -116,6 +119,10 @@ class CoreClient:
         self._writer: threading.Thread | None = None
         self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._streams: dict[str, RequestStream] = {}
+        self._costs: dict[str, int] = {}
+        self._unstarted: dict[str, GenerationRequest] = {}
+        self.outstanding_tokens = 0
+        """Prompt plus maximum new tokens of every request in flight (a router's load measure)."""
         self._calls: dict[int, asyncio.Future[Any]] = {}
         self._call_ids = itertools.count(1)
         self._seqnos = itertools.count(1)
@@ -209,8 +216,9 @@ class CoreClient:
 
     # -- requests ----------------------------------------------------------------------------
 
-    def submit(self, request: GenerationRequest) -> RequestStream:
-        """Send a request to the core; returns at once.
+    def submit(self, request: GenerationRequest, stream: RequestStream | None = None) -> RequestStream:
+        """Send a request to the core; returns at once. ``stream``: carry on an existing stream
+        (a request re-routed from a replica that died before starting it).
 
         Raises RateLimited (the tenant has too many queued) or Overloaded (the queue is full, or
         the model is stopping), both with ``retry_after``; InvalidRequest when the prompt is
@@ -242,12 +250,20 @@ class CoreClient:
         ahead = counts.queued + unseen
         free = info.n_slots - counts.running
         est = 0.0 if ahead < free else self._drain_time(ahead - free + 1)
-        stream = RequestStream(
-            request.request_id, tenant, self.abort, position=ahead, estimated_start=est, clock=self._clock
-        )
+        if stream is None:
+            stream = RequestStream(
+                request.request_id, tenant, self.abort, position=ahead, estimated_start=est, clock=self._clock
+            )
+        else:
+            stream.rebind(self.abort)
+            stream.placed(ahead, est)
         seqno = next(self._seqnos)
         deadline = request.cls.deadline
         self._streams[request.request_id] = stream
+        cost = len(spec.prompt) + spec.params.max_tokens
+        self._costs[request.request_id] = cost
+        self.outstanding_tokens += cost
+        self._unstarted[request.request_id] = request
         self._unseen.append((seqno, tenant))
         if self._idle is not None:
             self._idle.clear()
@@ -457,6 +473,7 @@ class CoreClient:
             if self._on_event is not None:
                 self._on_event(event)
             if event.kind in ("admit", "restore"):
+                self._unstarted.pop(event.request_id, None)
                 s = streams.get(event.request_id)
                 if s is not None:
                     s.placed(None, 0.0)
@@ -467,15 +484,28 @@ class CoreClient:
                     s.placed(p.position, p.estimated_start_s)
         for rid, out in batch.outputs:
             s = streams.get(rid)
+            self._unstarted.pop(rid, None)
             if s is not None and s.push(out):
-                del streams[rid]
+                self._forget(rid)
         for rid, info in batch.failed:
             s = streams.get(rid)
-            if s is not None:
-                s.push(info.to_error())
-                del streams[rid]
+            if s is None:
+                continue
+            if (
+                info.error_type == "EngineDeadError"
+                and self.on_orphans is not None
+                and rid in self._unstarted
+            ):
+                continue  # not started: it moves to another replica when the core's death arrives
+            s.push(info.to_error())
+            self._forget(rid)
         if not streams and self._idle is not None:
             self._idle.set()
+
+    def _forget(self, request_id: str) -> None:
+        self._streams.pop(request_id, None)
+        self._unstarted.pop(request_id, None)
+        self.outstanding_tokens -= self._costs.pop(request_id, 0)
 
     def _on_reply(self, reply: Any) -> None:
         future = self._calls.get(getattr(reply, "call_id", -1))
@@ -487,6 +517,12 @@ class CoreClient:
             return
         self.dead = why
         logger.error("%s", why)
+        if self.on_orphans is not None and self._unstarted:
+            orphans = [(r, self._streams[rid]) for rid, r in self._unstarted.items() if rid in self._streams]
+            for r, _ in orphans:
+                self._forget(r.request_id)
+            self._unseen.clear()
+            self.on_orphans(orphans)
         self._fail_all(EngineDeadError(why))
         if self._on_dead is not None:
             self._on_dead(why)
@@ -495,6 +531,9 @@ class CoreClient:
         for stream in list(self._streams.values()):
             stream.push(EngineDeadError(error.message))
         self._streams.clear()
+        self._costs.clear()
+        self._unstarted.clear()
+        self.outstanding_tokens = 0
         self._unseen.clear()
         for future in list(self._calls.values()):
             if not future.done():

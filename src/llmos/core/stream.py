@@ -120,6 +120,10 @@ class RequestStream:
             self._est_start = estimated_start
             self._est_at = self._clock()
 
+    def rebind(self, abort: Callable[[str], None]) -> None:
+        """Cancel through ``abort`` from now on (the request moved to another engine core)."""
+        self._abort = abort
+
     # -- the consumer's side -----------------------------------------------------------------
 
     def attach(self, signal: Signal) -> None:

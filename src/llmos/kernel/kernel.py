@@ -29,6 +29,7 @@ from llmos.engine.base import SamplingParams, SequenceSpec
 from llmos.errors import Conflict, EngineDeadError, InvalidRequest, LLMOSError, ModelNotFound
 from llmos.kernel import adapters, embeddings, sampling_params, tasks
 from llmos.kernel.answer import Answer
+from llmos.kernel.cluster import ClusterControl
 from llmos.kernel.generation import Generation
 from llmos.kernel.inference_request import InferenceRequest
 from llmos.kernel.loader import LoadedModel, ModelLoader
@@ -96,8 +97,11 @@ class Kernel:
         wall_clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
         security: Security | None = None,
+        cluster: ClusterControl | None = None,
     ) -> None:
         self.config = config
+        self.cluster = cluster
+        """Cluster mode's nodes and replicas (``--cluster``); None on one machine."""
         self.metrics = metrics or Metrics(clock)
         """Prometheus metrics (``/metrics``); gauges are read from this kernel at scrape time."""
         self._stats: list[SchedulerStats] = []
@@ -216,6 +220,8 @@ class Kernel:
         if self._training is not None:
             await self._training.shutdown()
         await self.residency.shutdown()
+        if self.cluster is not None:
+            self.cluster.close()
         self._started = False
 
     # ---- registry ------------------------------------------------------------------------
@@ -317,6 +323,14 @@ class Kernel:
                 )
             )
         return out
+
+    async def scale(self, name: str, replicas: int) -> int:
+        """Run ``replicas`` replicas of a model (loading it first); returns how many serve.
+        Raises Conflict without cluster mode."""
+        if self.cluster is None:
+            raise Conflict("scaling needs cluster mode: start the server with --cluster", param="replicas")
+        await self.load(name)
+        return await self.cluster.scale(self._resident_key(name), replicas)
 
     async def pin(self, name: str, *, pinned: bool = True) -> None:
         """Keep a resident model loaded (never evicted or expired), or make it evictable again."""

@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmos.cluster.autoscaler import Autoscaler
+from llmos.cluster.router import PrefixRouter
 from llmos.config import Config
 from llmos.core import CoreClient, CoreHost, CoreSpec
 from llmos.domain.manifest import Manifest
 from llmos.engine.base import EngineInfo, LoadSpec
+from llmos.kernel.replicas import ReplicaSet
 from llmos.resources.residency import LoadGrant
+from llmos.resources.residency_events import EventLog
 from llmos.scheduler.request_events import SchedulerEvent
 
 log = logging.getLogger(__name__)
@@ -33,12 +37,29 @@ HostFactory = Callable[[str], CoreHost]
 
 
 @dataclass
+class ClusterPlan:
+    """Cluster mode: each model is a :class:`ReplicaSet` of cores on hosts from ``make_host``."""
+
+    make_host: Callable[[CoreSpec, str, int], CoreHost]
+    """(the core's spec, the replica's name, its memory estimate in bytes) → a host (a Ray actor)."""
+    has_room: Callable[[], Awaitable[bool]]
+    events: EventLog
+    min_replicas: int = 1
+    max_replicas: int = 1
+    replica_threads: int = 1
+    target_wait_s: float = 2.0
+    quiet_period_s: float = 60.0
+    interval_s: float = 2.0
+    sets: dict[str, ReplicaSet] = field(default_factory=dict)
+
+
+@dataclass
 class LoadedModel:
     """One resident model: the client of the engine core that holds it."""
 
     key: str
     manifest: Manifest
-    core: CoreClient
+    core: CoreClient | ReplicaSet
     info: EngineInfo
 
 
@@ -61,8 +82,10 @@ class ModelLoader:
         clock: Callable[[], float] | None = None,
         on_event: Callable[[str], Callable[[SchedulerEvent], None] | None] | None = None,
         tenant_weights: Callable[[], Mapping[str, float]] | None = None,
+        cluster: ClusterPlan | None = None,
     ) -> None:
         self._config = config
+        self.cluster = cluster
         self._host_factory = host_factory
         self._backend = backend or config.engine.backend
         self._unload_drain_s = unload_drain_s
@@ -112,7 +135,11 @@ class ModelLoader:
 
     async def load(self, key: str, manifest: Manifest, model_path: Path, grant: LoadGrant) -> LoadedModel:
         """Start an engine core for ``manifest`` (it loads the model). Raises what loading raises."""
-        spec = self.core_spec(key, manifest, model_path, grant.n_threads)
+        cluster = self.cluster
+        threads = grant.n_threads if cluster is None else cluster.replica_threads
+        spec = self.core_spec(key, manifest, model_path, threads)
+        if cluster is not None:
+            return await self._load_replicas(cluster, key, manifest, spec, grant)
         log.info("loading %s (%s) with %d threads", key, manifest.short_digest, spec.load.n_threads)
         model: LoadedModel | None = None
 
@@ -132,11 +159,60 @@ class ModelLoader:
         self.loaded[key] = model
         return model
 
+    async def _load_replicas(
+        self, cluster: ClusterPlan, key: str, manifest: Manifest, spec: CoreSpec, grant: LoadGrant
+    ) -> LoadedModel:
+        log.info("loading %s (%s) as %d replicas", key, manifest.short_digest, cluster.min_replicas)
+        model: LoadedModel | None = None
+        extra: dict[str, Any] = {} if self._clock is None else {"clock": self._clock}
+
+        def died(why: str) -> None:
+            if model is not None and self.on_dead is not None:
+                self.on_dead(model, why)
+
+        def make_core(name: str) -> CoreClient:
+            return CoreClient(
+                cluster.make_host(spec, name, grant.estimate.total),
+                spec,
+                on_event=self._on_event(key) if self._on_event else None,
+                on_dead=lambda why: replicas.replica_died(name, why),
+                **extra,
+            )
+
+        autoscaler = None
+        if cluster.max_replicas > cluster.min_replicas:
+            autoscaler = Autoscaler(
+                min_replicas=cluster.min_replicas,
+                max_replicas=cluster.max_replicas,
+                target_wait_s=cluster.target_wait_s,
+                quiet_period_s=cluster.quiet_period_s,
+                clock=self._clock or time.monotonic,
+            )
+        replicas = ReplicaSet(
+            key,
+            make_core,
+            router=PrefixRouter(),
+            autoscaler=autoscaler,
+            min_replicas=cluster.min_replicas,
+            has_room=cluster.has_room,
+            events=cluster.events,
+            interval_s=cluster.interval_s,
+            on_dead=died,
+            **extra,
+        )
+        info = await replicas.start()
+        model = LoadedModel(key=key, manifest=manifest, core=replicas, info=info)
+        self.loaded[key] = model
+        cluster.sets[key] = replicas
+        return model
+
     async def unload(self, key: str, model: LoadedModel) -> None:
         """Drain the model's core (aborting what still runs), unload its engine and stop it."""
         log.info("unloading %s", key)
         if self.loaded.get(key) is model:
             del self.loaded[key]
+        if self.cluster is not None and self.cluster.sets.get(key) is model.core:
+            del self.cluster.sets[key]
         await model.core.close(self._unload_drain_s)
 
     @staticmethod

@@ -2,7 +2,9 @@
 
 Kinds: ``load`` (a model became resident), ``evict`` (unloaded to make room for ``for_model``),
 ``expire`` (its keep-alive passed while idle, or was 0), ``unload`` (asked for explicitly, or at
-shutdown), ``reject`` (a model could not fit; nothing was evicted), ``load_failed``.
+shutdown), ``reject`` (a model could not fit; nothing was evicted), ``load_failed``; in cluster
+mode also ``scale_up`` / ``scale_down`` (the autoscaler's or an operator's decision, with its
+reason), ``replica_started``, ``replica_died`` and ``replica_failed`` (a replica could not start).
 """
 
 from __future__ import annotations
@@ -14,7 +16,19 @@ from typing import Literal
 
 log = logging.getLogger(__name__)
 
-EventKind = Literal["load", "evict", "expire", "unload", "reject", "load_failed"]
+EventKind = Literal[
+    "load",
+    "evict",
+    "expire",
+    "unload",
+    "reject",
+    "load_failed",
+    "scale_up",
+    "scale_down",
+    "replica_started",
+    "replica_died",
+    "replica_failed",
+]
 
 
 @dataclass(frozen=True)
@@ -38,7 +52,11 @@ class EventLog:
 
     def record(self, event: ResourceEvent) -> None:
         self._ring.append(event)
-        level = logging.WARNING if event.kind in ("reject", "load_failed") else logging.INFO
+        level = (
+            logging.WARNING
+            if event.kind in ("reject", "load_failed", "replica_died", "replica_failed")
+            else logging.INFO
+        )
         log.log(
             level,
             "resources %s model=%s bytes=%d for=%s: %s",

@@ -100,6 +100,15 @@ class AsyncServerMethods:
         """The server's inventory, memory budget and resident models."""
         return await self._r.run(mod.resources())
 
+    async def cluster(self) -> dict[str, Any]:
+        """Cluster mode: the nodes, their resources, each model's replicas, queues and health
+        (``{"enabled": false}`` on one machine)."""
+        return await self._r.run(mod.cluster())
+
+    async def scale(self, name: str, replicas: int) -> int:
+        """Run ``replicas`` replicas of a model (cluster mode; loading it first); returns how many serve."""
+        return await self._r.run(mod.scale(name, replicas))
+
     async def chat(self, model: str, messages: Iterable[ChatMessage], **params: Any) -> Generation:
         return await self._r.run(mod.chat(model, messages, params))
 

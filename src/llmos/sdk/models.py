@@ -56,6 +56,16 @@ def resources() -> Call[dict[str, Any]]:
     return Call("GET", "/api/resources", dict)
 
 
+def cluster() -> Call[dict[str, Any]]:
+    return Call("GET", "/api/cluster", dict)
+
+
+def scale(name: str, replicas: int) -> Call[int]:
+    return Call(
+        "POST", "/api/scale", lambda d: int(d["replicas"]), json={"model": name, "replicas": replicas}
+    )
+
+
 # ---- the registry ----------------------------------------------------------------------------
 
 

@@ -101,6 +101,15 @@ class ServerMethods:
         """The server's inventory, memory budget and resident models."""
         return self._r.run(mod.resources())
 
+    def cluster(self) -> dict[str, Any]:
+        """Cluster mode: the nodes, their resources, each model's replicas, queues and health
+        (``{"enabled": false}`` on one machine)."""
+        return self._r.run(mod.cluster())
+
+    def scale(self, name: str, replicas: int) -> int:
+        """Run ``replicas`` replicas of a model (cluster mode; loading it first); returns how many serve."""
+        return self._r.run(mod.scale(name, replicas))
+
     def chat(self, model: str, messages: Iterable[ChatMessage], **params: Any) -> Generation:
         return self._r.run(mod.chat(model, messages, params))
 

@@ -22,6 +22,7 @@ from llmos.server.lifecycle import Lifecycle
 from llmos.server.metering import MeteringMiddleware
 from llmos.server.routes import (
     admin,
+    cluster,
     conversations,
     data,
     docs,
@@ -177,6 +178,7 @@ def create_app(
         openai_fine_tuning,
         admin,
         introspection,
+        cluster,
         metrics,
         ui,
         tasks,

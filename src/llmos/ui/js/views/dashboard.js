@@ -2,6 +2,7 @@
 import { get, optional } from "../api.js";
 import { LineChart } from "../charts.js";
 import { badge, bytes, card, count, h, notice, seconds, table } from "../dom.js";
+import { clusterCard } from "./cluster.js";
 
 const POLL_MS = 2000;
 
@@ -43,6 +44,7 @@ export function render(root) {
   const tputCanvas = h("canvas", { class: "chart", "data-testid": "chart-throughput" });
   const latCanvas = h("canvas", { class: "chart", "data-testid": "chart-latency" });
   const residents = h("div", {});
+  const cluster = h("div", {});
   const error = h("div", {});
   root.append(
     h("h1", {}, "Dashboard"),
@@ -50,6 +52,7 @@ export function render(root) {
     tiles,
     h("div", { class: "two" }, card("Throughput (last 5 min)", tputCanvas), card("Latency", latCanvas)),
     card("Resident models", residents),
+    cluster,
   );
   const tput = new LineChart(tputCanvas, { series: ["tokens/s", "requests/min"] });
   const lat = new LineChart(latCanvas, { series: ["TTFT p50", "TTFT p95", "end-to-end p50"], unit: " s" });
@@ -58,10 +61,11 @@ export function render(root) {
 
   async function poll() {
     try {
-      const [summary, ps, res] = await Promise.all([
+      const [summary, ps, res, clu] = await Promise.all([
         get("/api/metrics/summary"),
         optional("/api/ps"),
         optional("/api/resources"),
+        optional("/api/cluster"),
       ]);
       if (!alive) return;
       error.replaceChildren();
@@ -89,6 +93,8 @@ export function render(root) {
         tile("TTFT p50 (60 s)", seconds(r.ttft_s.p50), "tile-ttft"),
         res ? tile("Model memory", bytes(res.used_bytes), "tile-memory", `of ${bytes(res.budget.ram_bytes)} budget`) : null,
       );
+      const clusterView = clusterCard(clu);
+      cluster.replaceChildren(...(clusterView ? [clusterView] : []));
       residents.replaceChildren(
         ps ? residentTable(ps.models, "resident-models", new Map(summary.models.map((m) => [m.model, m]))) : notice("Your key may not list models (it lacks models:read).", "info"),
       );
