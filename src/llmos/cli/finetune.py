@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,7 +12,9 @@ from rich.table import Table
 
 from llmos.cli.errors import handle_errors
 from llmos.cli.runtime import require_server
-from llmos.sdk.fine_tuning import FineTuningEvent
+
+if TYPE_CHECKING:
+    from llmos.sdk.fine_tuning import FineTuningEvent
 
 out = Console(highlight=False, soft_wrap=True)
 
