@@ -152,6 +152,8 @@ async def test_cancel_while_running_registers_nothing_and_leaves_no_files(rig: R
         if (await manager.get("acme", job.id)).progress is not None:
             break
         await asyncio.sleep(0.01)
+    else:
+        raise AssertionError("the job reported no progress")
     assert (rig.home / "training" / job.id / "checkpoint-1.safetensors").exists()
     with pytest.raises(NotFound):
         await manager.cancel("other", job.id)
