@@ -328,34 +328,53 @@ class LlamaCppEngine:
         return best_n
 
     def _reuse_prefix_per_slot(self, prompt: Sequence[TokenId], adapters: AdapterSet) -> tuple[int, int]:
-        """Pick a free slot for ``prompt`` and reuse the longest KV prefix made under
-        ``adapters``: the leftover of a free slot in place, or a running sequence's cells copied
-        into the least recently freed slot. Returns (slot, reused tokens)."""
+        """Take the lowest free slot for ``prompt`` (see :meth:`_compact`) and give it the longest
+        KV prefix made under ``adapters``: the slot's own leftover, trimmed in place, or the cells
+        of another free slot's leftover or of a running sequence, copied across. Returns (slot,
+        reused tokens)."""
         mem = self._m().memory
         limit = len(prompt) - 1  # at least one token must be fed to get logits
-        best_slot, best_n = -1, 0
-        for slot in self._free_slots:
-            if self._kv_owner.get(slot, ()) != adapters:
+        slot = min(self._free_slots)
+        src, best_n = -1, 0
+        for free in sorted(self._free_slots):
+            if self._kv_owner.get(free, ()) != adapters:
                 continue
-            n = common_prefix(prompt, self._residue.get(slot, ()), limit)
-            if n > best_n:
-                best_slot, best_n = slot, n
-        src, src_n = -1, 0
+            n = common_prefix(prompt, self._residue.get(free, ()), limit)
+            if n > best_n or (n == best_n and free == slot and n > 0):
+                src, best_n = free, n
         for s in self._seqs.values():
             if s.spec.adapters != adapters:
                 continue
             n = common_prefix(prompt, s.tokens, min(limit, s.n_past))
-            if n > src_n:
-                src, src_n = s.slot, n
-        if best_n >= src_n and best_n > 0:
-            self._free_slots.remove(best_slot)
-            self._residue.pop(best_slot, None)
-            llama_cpp.llama_memory_seq_rm(mem, best_slot, best_n, -1)
-            return best_slot, best_n
-        slot = self._free_slots.pop(0)
-        self._residue.pop(slot, None)
-        self._copy_prefix(src, slot, src_n)
-        return slot, src_n
+            if n > best_n:
+                src, best_n = s.slot, n
+        if src == slot:
+            if len(self._residue.get(slot, ())) > best_n:
+                self._vacate(slot)  # keep a copy of all of it; the slot keeps what it shares
+            self._free_slots.remove(slot)
+            self._residue.pop(slot, None)
+            llama_cpp.llama_memory_seq_rm(mem, slot, best_n, -1)
+            return slot, best_n
+        self._vacate(slot, keep=src)
+        self._free_slots.remove(slot)
+        self._copy_prefix(src, slot, best_n)
+        return slot, best_n
+
+    def _vacate(self, slot: int, *, keep: int = -1) -> None:
+        """Per-slot layout, before free ``slot`` is taken: copy its leftover prefix into the least
+        recently freed other free slot (not ``keep``), so that the prefix cache loses its oldest
+        leftover rather than this one (a whole-stream copy, applied at the next decode, before
+        anything is written to ``slot``)."""
+        tokens = self._residue.pop(slot, None)
+        spare = next((s for s in self._free_slots if s not in (slot, keep)), None)
+        if not tokens or spare is None:
+            return
+        llama_cpp.llama_memory_seq_cp(self._m().memory, slot, spare, -1, -1)
+        self._pending_copy.update((slot, spare))
+        self._residue[spare] = tokens
+        self._kv_owner[spare] = self._kv_owner.get(slot, ())
+        self._free_slots.remove(spare)
+        self._free_slots.append(spare)
 
     def _copy_prefix(self, src: int, dst: int, n: int) -> None:
         """Empty ``dst``, then make its first ``n`` cells a copy of those of ``src`` (none if n <= 0)."""
@@ -411,6 +430,7 @@ class LlamaCppEngine:
         outputs: list[SeqOutput] = []
         preempted: list[SeqSnapshot] = []
         if not m.shape.kv_unified:
+            self._compact()
             work = self._within_slot(work, outputs)
         n_tokens = 0
         for adapters, group in self._by_adapter_set(work):
@@ -426,6 +446,34 @@ class LlamaCppEngine:
             preempted=tuple(preempted),
         )
 
+    def _compact(self) -> None:
+        """Per-slot layout: keep the resident sequences in the lowest slots.
+
+        llama.cpp decodes a batch over per-sequence streams in ubatches of *consecutive*
+        sequence ids (``split_equal`` in sequential mode), one forward pass each. Sequences in
+        scattered slots (as finishes and admissions leave them) turn one decode into several:
+        16 decoding sequences in shuffled slots took 4.1x the time of the same 16 in order, 4 in
+        slots 0, 4, 8, 12 took 4x the time of 4 in slots 0-3 (``bench/ubatch_split.py``), and a
+        server got slower the longer it ran. So a sequence above a free slot moves down into it
+        (a whole-stream copy, applied at the next decode), and batches are built in slot order.
+        """
+        mem = self._m().memory
+        while self._free_slots and self._seqs:
+            hole = min(self._free_slots)
+            top = max(self._seqs.values(), key=lambda s: s.slot)
+            if top.slot < hole or hole in self._pending_copy or top.slot in self._pending_copy:
+                return
+            self._vacate(hole)
+            llama_cpp.llama_memory_seq_rm(mem, hole, -1, -1)
+            if top.n_past > 0:
+                llama_cpp.llama_memory_seq_cp(mem, top.slot, hole, -1, -1)
+                self._pending_copy.update((top.slot, hole))
+            llama_cpp.llama_memory_seq_rm(mem, top.slot, -1, -1)
+            self._free_slots.remove(hole)
+            self._free_slots.append(top.slot)
+            self._kv_owner[hole] = top.spec.adapters
+            top.slot = hole
+
     def _by_adapter_set(self, work: list[_Work]) -> list[tuple[AdapterSet, list[_Work]]]:
         """The step's work by adapter set, the context's current set first (one switch fewer)."""
         groups: dict[AdapterSet, list[_Work]] = {}
@@ -440,6 +488,7 @@ class LlamaCppEngine:
         """One decode of ``work`` (sequences of one adapter set, applied already), shrinking it
         while the KV is full, then sampling those that sample. Returns the tokens fed."""
         m, batch = self._m(), self._b()
+        work = sorted(work, key=lambda w: w.seq.slot)  # one ubatch per run of consecutive slots
         shared = self._prefill_shared(work)
         while work:
             batch.clear()
@@ -479,7 +528,7 @@ class LlamaCppEngine:
             return 0
         m, batch = self._m(), self._b()
         batch.clear()
-        for g in groups:
+        for g in sorted(groups, key=lambda g: work[g.donor].seq.slot):
             donor = work[g.donor]
             batch.add_run(donor.chunk[: g.run], 0, donor.seq.slot, logits_last=False)
         rc = int(llama_cpp.llama_decode(m.ctx, batch.raw))
@@ -660,7 +709,7 @@ class LlamaCppEngine:
         sampler.accept_history(snapshot.generated)
         # Writing a state into a slot that a queued copy reads from (or writes to) would race it.
         ready = [s for s in self._free_slots if s not in self._pending_copy] or self._free_slots
-        slot = ready[0]
+        slot = min(ready)
         self._free_slots.remove(slot)
         self._residue.pop(slot, None)
         self._kv_owner[slot] = spec.adapters
