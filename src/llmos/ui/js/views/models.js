@@ -1,4 +1,5 @@
 // Registered models, which are resident, their memory and versions; load / unload / pin.
+// #/models/<name> opens that model's details.
 import { get, post } from "../api.js";
 import { badge, bytes, card, count, h, notice, table, when } from "../dom.js";
 import { stateBadge } from "./dashboard.js";
@@ -15,7 +16,7 @@ function params(n) {
 export function render(root, ctx) {
   const status = h("div", {});
   const list = h("div", {});
-  const detail = h("div", {});
+  const detail = h("div", { "data-testid": "model-detail" });
   root.append(h("h1", {}, "Models"), status, card("Registered models", list), detail);
   let alive = true;
 
@@ -120,6 +121,8 @@ export function render(root, ctx) {
     }
   }
   refresh();
+  const wanted = decodeURIComponent(location.hash.replace(/^#\/?/, "").split("/").slice(1).join("/"));
+  if (wanted) showDetail(wanted);
   const timer = setInterval(refresh, 5000);
   return () => {
     alive = false;
