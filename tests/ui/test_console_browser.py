@@ -213,6 +213,7 @@ def test_sign_in_chat_and_dashboard(browser_path: Path, server: Server) -> None:
             for view, marker in (
                 ("models", "models-table"),
                 ("scheduler", None),
+                ("fine-tuning", None),
                 ("keys", None),
                 ("usage", None),
             ):
@@ -390,7 +391,7 @@ def test_fine_tuning_jobs_with_live_loss_curves_and_cancel(browser_path: Path, s
             expect(page.get_by_test_id("ft-job-status")).to_contain_text("running", timeout=600_000)
             page.wait_for_function(
                 "() => Number((document.querySelector('[data-testid=ft-loss-chart]').dataset.points"
-                " || '0').split(',')[0]) >= 3",
+                " || '0').split(',')[0]) >= 10",
                 timeout=600_000,
             )
             expect(page.get_by_test_id("ft-polling")).to_have_attribute("data-live", "true")
@@ -399,7 +400,7 @@ def test_fine_tuning_jobs_with_live_loss_curves_and_cancel(browser_path: Path, s
             expect(page.get_by_test_id("ft-files")).to_contain_text("zorbia-valid.jsonl")
             expect(page.get_by_test_id("ft-loss-summary")).to_contain_text("train")
             assert _chart_points(page)[1] >= 1  # the validation loss before the first step
-            page.screenshot(path=str(shots / "fine-tuning-running.png"), full_page=True)
+            page.screenshot(path=str(shots / "fine-tuning-running.png"))  # docs/img/console-fine-tuning.png
 
             page.once("dialog", lambda d: (dialogs.append(d.message), d.accept()))
             page.get_by_test_id("ft-cancel").click()

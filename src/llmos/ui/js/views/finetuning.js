@@ -70,8 +70,18 @@ export function render(root, ctx) {
     );
     return undefined;
   }
-  const id = decodeURIComponent(location.hash.replace(/^#\/?/, "").split("/").slice(1).join("/"));
+  const id = hashArgument();
   return id ? renderJob(root, id) : renderList(root);
+}
+
+// What follows the view's name in the hash (#/fine-tuning/<job id>), decoded; "" when none.
+function hashArgument() {
+  const raw = location.hash.replace(/^#\/?/, "").split("/").slice(1).join("/");
+  try {
+    return decodeURIComponent(raw);
+  } catch (_) {
+    return raw; // a malformed escape: the server answers 404 for it
+  }
 }
 
 async function cancelJob(job, status) {

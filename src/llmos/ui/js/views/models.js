@@ -121,8 +121,14 @@ export function render(root, ctx) {
     }
   }
   refresh();
-  const wanted = decodeURIComponent(location.hash.replace(/^#\/?/, "").split("/").slice(1).join("/"));
-  if (wanted) showDetail(wanted);
+  const wanted = location.hash.replace(/^#\/?/, "").split("/").slice(1).join("/");
+  if (wanted) {
+    try {
+      showDetail(decodeURIComponent(wanted));
+    } catch (_) {
+      showDetail(wanted); // a malformed escape: shown as given (the server answers 404)
+    }
+  }
   const timer = setInterval(refresh, 5000);
   return () => {
     alive = false;
