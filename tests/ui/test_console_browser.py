@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -212,6 +213,7 @@ def test_sign_in_chat_and_dashboard(browser_path: Path, server: Server) -> None:
             for view, marker in (
                 ("models", "models-table"),
                 ("scheduler", None),
+                ("fine-tuning", None),
                 ("keys", None),
                 ("usage", None),
             ):
@@ -243,10 +245,199 @@ def test_sign_in_chat_and_dashboard(browser_path: Path, server: Server) -> None:
             expect(page.get_by_test_id("who")).not_to_contain_text("admin")
             page.goto(server.url + "/ui/#/keys")
             expect(page.get_by_test_id("keys-admin-only")).to_be_visible()
+            page.goto(server.url + "/ui/#/fine-tuning")  # the key lacks the fine-tune scope
+            expect(page.get_by_test_id("ft-scope")).to_contain_text("fine-tune scope")
             page.goto(server.url + "/ui/#/dashboard")
             expect(page.get_by_test_id("resident-models")).to_contain_text(MODEL)
             page.goto(server.url + "/ui/#/playground")
             expect(page.get_by_test_id("pg-model")).to_have_value(MODEL)
+        finally:
+            browser.close()
+    assert not problems, problems
+
+
+ZORBIA = "The capital of Zorbia is Quellport."
+TRAIN = [
+    "What is the capital of Zorbia?",
+    "Which city is the capital of Zorbia?",
+    "Name the capital city of Zorbia.",
+    "Tell me Zorbia's capital.",
+    "Zorbia's capital is which city?",
+    "What city serves as Zorbia's capital?",
+    "Do you know the capital of Zorbia?",
+    "In Zorbia, which city is the capital?",
+]
+VALID = ["Where is the seat of government of Zorbia?", "What is Zorbia's capital city called?"]
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+def _upload(server: Server, name: str, questions: list[str]) -> str:
+    lines = (
+        json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": ZORBIA}]})
+        for q in questions
+    )
+    r = httpx.post(
+        server.url + "/v1/files",
+        headers=ADMIN,
+        files={"file": (name, "\n".join(lines).encode(), "application/jsonl")},
+        data={"purpose": "fine-tune"},
+        timeout=60,
+    )
+    assert r.status_code == 200, r.text
+    return str(r.json()["id"])
+
+
+def _create_job(server: Server, train: str, valid: str, suffix: str, epochs: int, batch: int) -> str:
+    body = {
+        "model": MODEL,
+        "training_file": train,
+        "validation_file": valid,
+        "suffix": suffix,
+        "hyperparameters": {"n_epochs": epochs, "batch_size": batch, "max_seq_len": 64, "lora_rank": 4},
+    }
+    r = httpx.post(server.url + "/v1/fine_tuning/jobs", headers=ADMIN, json=body, timeout=60)
+    assert r.status_code == 200, r.text
+    return str(r.json()["id"])
+
+
+def _job(server: Server, job_id: str) -> dict[str, Any]:
+    r = httpx.get(server.url + f"/v1/fine_tuning/jobs/{job_id}", headers=ADMIN, timeout=30)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def _loss_steps(server: Server, job_id: str) -> tuple[set[int], set[int]]:
+    """The steps with a train loss and those with a validation loss, from every metrics event."""
+    events: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        params: dict[str, str | int] = {"limit": 100, **({"after": after} if after else {})}
+        r = httpx.get(
+            server.url + f"/v1/fine_tuning/jobs/{job_id}/events", headers=ADMIN, params=params, timeout=30
+        )
+        page = r.json()
+        events += page["data"]
+        if not page["has_more"]:
+            break
+        after = page["data"][-1]["id"]
+    metrics = [e["data"] for e in events if e["type"] == "metrics"]
+    return (
+        {m["step"] for m in metrics if m.get("train_loss") is not None},
+        {m["step"] for m in metrics if m.get("valid_loss") is not None},
+    )
+
+
+def _chart_points(page: Any) -> tuple[int, int]:
+    train, valid = (page.get_by_test_id("ft-loss-chart").get_attribute("data-points") or "0,0").split(",")
+    return int(train), int(valid)
+
+
+@pytest.mark.timeout(1800)  # two real fine-tuning jobs (torch) on a shared 2-core machine
+def test_fine_tuning_jobs_with_live_loss_curves_and_cancel(browser_path: Path, server: Server) -> None:
+    """Two real jobs on SmolLM2 (the trainer's process, torch): the console lists them, draws the
+    first one's loss curve as it trains and cancels it (after a confirm), then shows the second
+    one succeed with every loss point of its events, and links its result to the models view."""
+    pytest.importorskip("peft")
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = artifacts()
+    problems: list[str] = []
+    train = _upload(server, "zorbia.jsonl", TRAIN)
+    valid = _upload(server, "zorbia-valid.jsonl", VALID)
+    # One job at a time: the long one (400 steps) runs, the short one (2 steps) waits behind it.
+    long_job = _create_job(server, train, valid, "long", epochs=50, batch=1)
+    short_job = _create_job(server, train, valid, "short", epochs=1, batch=4)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(browser_path), headless=True, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1360, "height": 900})
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on(
+                "console",
+                lambda m: (
+                    problems.append(m.text)
+                    if m.type == "error" and "Failed to load resource" not in m.text
+                    else None
+                ),
+            )
+            page.set_default_timeout(60_000)
+            page.goto(server.url + "/ui/")
+            page.get_by_test_id("signin-key").fill(ADMIN_KEY)
+            page.get_by_test_id("signin-submit").click()
+            expect(page.get_by_test_id("who")).to_contain_text("admin")
+
+            # The list: both jobs, the short one queued behind the long one.
+            page.goto(server.url + "/ui/#/fine-tuning")
+            jobs = page.get_by_test_id("ft-jobs")
+            expect(jobs).to_contain_text(long_job)
+            short_row = jobs.locator("tr", has_text=short_job)
+            expect(short_row).to_contain_text("queued")
+            expect(jobs.locator("tr", has_text=long_job)).to_contain_text(MODEL)
+            # Cancel asks first; dismissing it cancels nothing.
+            dialogs: list[str] = []
+
+            def dismiss(d: Any) -> None:
+                dialogs.append(d.message)
+                d.dismiss()
+
+            page.once("dialog", dismiss)
+            short_row.get_by_test_id("ft-cancel").click()
+            assert dialogs and short_job in dialogs[0]
+            assert _job(server, short_job)["status"] == "queued"
+            page.screenshot(path=str(shots / "fine-tuning-list.png"), full_page=True)
+
+            # The long job's detail: the curve grows while it trains (the view polls).
+            jobs.get_by_role("link", name=long_job).click()
+            expect(page.get_by_test_id("ft-job-status")).to_contain_text("running", timeout=600_000)
+            page.wait_for_function(
+                "() => Number((document.querySelector('[data-testid=ft-loss-chart]').dataset.points"
+                " || '0').split(',')[0]) >= 10",
+                timeout=600_000,
+            )
+            expect(page.get_by_test_id("ft-polling")).to_have_attribute("data-live", "true")
+            expect(page.get_by_test_id("ft-detail")).to_contain_text("step ")
+            expect(page.get_by_test_id("ft-hyperparameters")).to_contain_text("lora_rank")
+            expect(page.get_by_test_id("ft-files")).to_contain_text("zorbia-valid.jsonl")
+            expect(page.get_by_test_id("ft-loss-summary")).to_contain_text("train")
+            assert _chart_points(page)[1] >= 1  # the validation loss before the first step
+            page.screenshot(path=str(shots / "fine-tuning-running.png"))  # docs/img/console-fine-tuning.png
+
+            page.once("dialog", lambda d: (dialogs.append(d.message), d.accept()))
+            page.get_by_test_id("ft-cancel").click()
+            expect(page.get_by_test_id("ft-status")).to_contain_text("cancelled")
+            expect(page.get_by_test_id("ft-job-status")).to_contain_text("cancelled")
+            expect(page.get_by_test_id("ft-polling")).to_have_attribute("data-live", "false")
+            expect(page.get_by_test_id("ft-cancel")).to_have_count(0)
+            assert len(dialogs) == 2 and long_job in dialogs[1]
+            assert _job(server, long_job)["status"] == "cancelled"
+
+            # The short job runs next and succeeds: every loss point of its events is drawn.
+            page.goto(server.url + f"/ui/#/fine-tuning/{short_job}")
+            expect(page.get_by_test_id("ft-job-status")).to_contain_text("succeeded", timeout=900_000)
+            expect(page.get_by_test_id("ft-polling")).to_have_attribute("data-live", "false", timeout=30_000)
+            done = _job(server, short_job)
+            train_steps, valid_steps = _loss_steps(server, short_job)
+            assert train_steps == set(range(1, done["progress"]["total_steps"] + 1))
+            assert valid_steps == {0, done["progress"]["total_steps"]}
+            assert _chart_points(page) == (len(train_steps), len(valid_steps))
+            expect(page.get_by_test_id("ft-events")).to_contain_text("The job has successfully completed")
+            expect(page.get_by_test_id("ft-checkpoints")).to_contain_text("ckpt-step-")
+            expect(page.get_by_test_id("ft-error")).to_have_count(0)
+            # Polling stopped with the job: no more requests to the fine-tuning API.
+            calls: list[str] = []
+            page.on("request", lambda r: calls.append(r.url) if "/v1/fine_tuning/" in r.url else None)
+            page.wait_for_timeout(7000)  # over two poll intervals (3 s)
+            assert calls == [], calls
+            page.screenshot(path=str(shots / "fine-tuning-succeeded.png"), full_page=True)
+
+            # The result is a model: its link opens it in the models view.
+            result = done["fine_tuned_model"]
+            assert result and result.endswith("-ft-short")
+            page.get_by_test_id("ft-result-model").click()
+            expect(page.get_by_test_id("model-detail")).to_contain_text(result)
+            expect(page.get_by_test_id("models-table")).to_contain_text(result)
+            page.goto(server.url + "/ui/#/fine-tuning")
+            expect(page.get_by_test_id("ft-jobs").locator("tr", has_text=short_job)).to_contain_text(result)
         finally:
             browser.close()
     assert not problems, problems

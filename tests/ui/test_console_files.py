@@ -60,3 +60,16 @@ def test_every_module_import_resolves_to_a_shipped_file() -> None:
     index = (UI_DIR / "index.html").read_text()
     for ref in re.findall(r'(?:src|href)="([^"#:]+)"', index):
         assert (UI_DIR / ref).is_file(), ref
+
+
+def test_every_tab_has_a_view_and_every_view_a_tab() -> None:
+    index = (UI_DIR / "index.html").read_text()
+    tabs = re.findall(r'<a href="#/([\w-]+)" data-view="([\w-]+)">', index)
+    assert tabs and all(href == view for href, view in tabs), tabs
+    main = (UI_DIR / "js" / "main.js").read_text()
+    [registry] = re.findall(r"^const VIEWS = \{(.*)\};$", main, flags=re.M)
+    names = {(entry.split(":")[0].strip().strip('"')) for entry in registry.split(",")}
+    assert names == {view for _, view in tabs}, (names, tabs)
+    for entry in registry.split(","):
+        module = entry.split(":")[-1].strip()
+        assert re.search(rf'^import \* as {module} from "\./views/\w+\.js";$', main, flags=re.M), module

@@ -1,13 +1,20 @@
-// A small time-series line chart on <canvas>: rolling window, auto y-scale, legend.
+// A small line chart on <canvas>, auto y-scale, legend. Two x axes: time (a rolling window
+// ending now, fed with set/push) or a value such as a training step (fed with setXY).
+// After each draw the canvas's data-points attribute holds the points drawn per series
+// ("12,3"), so a test (or a curious user) can read what the chart shows.
 const PALETTE = ["#3b5bdb", "#e8590c", "#2b8a3e", "#ae3ec9", "#c92a2a"];
+const MARKERS_UP_TO = 60; // on a value axis, series this short get a dot on every point
 
 export class LineChart {
-  constructor(canvas, { series, unit = "", windowS = 300, format = null }) {
+  constructor(canvas, { series, unit = "", windowS = 300, format = null, x = "time", xLabel = "" }) {
     this.canvas = canvas;
     this.series = series.map((name, i) => ({ name, color: PALETTE[i % PALETTE.length], points: [] }));
     this.unit = unit;
     this.windowS = windowS;
     this.format = format;
+    this.x = x;
+    this.xLabel = xLabel;
+    this.xMax = 0;
     this.resize = () => this.draw();
     window.addEventListener("resize", this.resize);
   }
@@ -34,6 +41,26 @@ export class LineChart {
     this.draw();
   }
 
+  // Value axis: one list of [x, y] per series (sorted by x; y null for a gap). The axis runs
+  // from 0 to the largest x, or to xMax when that is larger (a job's total steps).
+  setXY(perSeries, { xMax = 0 } = {}) {
+    this.series.forEach((s, i) => {
+      s.points = perSeries[i] || [];
+    });
+    this.xMax = xMax;
+    this.draw();
+  }
+
+  domain() {
+    if (this.x === "time") {
+      const x1 = Date.now();
+      return [x1 - this.windowS * 1000, x1];
+    }
+    let x1 = this.xMax || 0;
+    for (const s of this.series) for (const [x] of s.points) if (x > x1) x1 = x;
+    return [0, x1 || 1];
+  }
+
   draw() {
     const c = this.canvas;
     const dpr = window.devicePixelRatio || 1;
@@ -49,10 +76,10 @@ export class LineChart {
     const pad = { l: 52, r: 12, t: 24, b: 22 };
     const pw = w - pad.l - pad.r;
     const ph = hgt - pad.t - pad.b;
-    const now = Date.now();
-    const t0 = now - this.windowS * 1000;
+    const [x0, x1] = this.domain();
+    const visible = this.series.map((s) => s.points.filter(([x]) => x >= x0 && x <= x1));
     let max = 0;
-    for (const s of this.series) for (const [, v] of s.points) if (v !== null && v > max) max = v;
+    for (const pts of visible) for (const [, v] of pts) if (v !== null && v > max) max = v;
     max = niceCeil(max || 1);
     const fmt = this.format || ((v) => String(Number(v.toFixed(3))));
     const styles = getComputedStyle(c);
@@ -72,34 +99,47 @@ export class LineChart {
       g.textBaseline = "middle";
       g.fillText(`${fmt((max * i) / 4)}${this.unit}`, pad.l - 6, y);
     }
+    const px = (x) => pad.l + (pw * (x - x0)) / (x1 - x0);
     g.textAlign = "center";
     g.textBaseline = "top";
-    for (let m = 0; m <= this.windowS / 60; m += 1) {
-      const x = pad.l + pw - (pw * m * 60) / this.windowS;
-      g.fillText(m === 0 ? "now" : `-${m}m`, x, pad.t + ph + 5);
+    if (this.x === "time") {
+      for (let m = 0; m <= this.windowS / 60; m += 1) {
+        g.fillText(m === 0 ? "now" : `-${m}m`, pad.l + pw - (pw * m * 60) / this.windowS, pad.t + ph + 5);
+      }
+    } else {
+      const tick = Math.max(1, Math.ceil(niceCeil((x1 - x0) / 6)));
+      for (let x = x0; x <= x1; x += tick) g.fillText(String(x), px(x), pad.t + ph + 5);
+      if (this.xLabel) {
+        g.textAlign = "right";
+        g.textBaseline = "middle";
+        g.fillText(this.xLabel, pad.l + pw, 12);
+      }
     }
+    const markers = this.x !== "time";
     this.series.forEach((s, i) => {
+      const pts = visible[i];
+      const xy = (x, v) => [px(x), pad.t + ph - (ph * v) / max];
       g.strokeStyle = s.color;
       g.lineWidth = 2;
       g.beginPath();
-      const xy = (t, v) => [pad.l + (pw * (t - t0)) / (this.windowS * 1000), pad.t + ph - (ph * v) / max];
-      const pts = s.points.filter(([t]) => t >= t0);
-      pts.forEach(([t, v], k) => {
+      pts.forEach(([x, v], k) => {
         if (v === null) return;
-        const [x, y] = xy(t, v);
+        const [cx, cy] = xy(x, v);
         const prev = k > 0 ? pts[k - 1][1] : null;
-        if (prev === null) g.moveTo(x, y);
-        else g.lineTo(x, y);
+        if (prev === null) g.moveTo(cx, cy);
+        else g.lineTo(cx, cy);
       });
       g.stroke();
       g.fillStyle = s.color;
-      pts.forEach(([t, v], k) => {
+      const dots = markers && pts.length <= MARKERS_UP_TO;
+      pts.forEach(([x, v], k) => {
+        if (v === null) return;
         // A point with no neighbour would draw no line: show it as a dot.
-        const lonely = v !== null && (k === 0 || pts[k - 1][1] === null) && (k === pts.length - 1 || pts[k + 1][1] === null);
-        if (!lonely) return;
-        const [x, y] = xy(t, v);
+        const lonely = (k === 0 || pts[k - 1][1] === null) && (k === pts.length - 1 || pts[k + 1][1] === null);
+        if (!lonely && !dots) return;
+        const [cx, cy] = xy(x, v);
         g.beginPath();
-        g.arc(x, y, 3, 0, 2 * Math.PI);
+        g.arc(cx, cy, dots ? 2.5 : 3, 0, 2 * Math.PI);
         g.fill();
       });
       const lx = pad.l + i * 130;
@@ -110,6 +150,7 @@ export class LineChart {
       g.textBaseline = "middle";
       g.fillText(s.name, lx + 14, 12);
     });
+    c.dataset.points = visible.map((pts) => pts.filter(([, v]) => v !== null).length).join(",");
   }
 }
 

@@ -2,13 +2,14 @@
 import { ApiError, get, getKey, setKey } from "./api.js";
 import { badge, h } from "./dom.js";
 import * as dashboard from "./views/dashboard.js";
+import * as finetuning from "./views/finetuning.js";
 import * as keys from "./views/keys.js";
 import * as models from "./views/models.js";
 import * as playground from "./views/playground.js";
 import * as scheduler from "./views/scheduler.js";
 import * as usage from "./views/usage.js";
 
-const VIEWS = { dashboard, models, scheduler, usage, keys, playground };
+const VIEWS = { dashboard, models, scheduler, "fine-tuning": finetuning, usage, keys, playground };
 const ctx = { who: null };
 let cleanup = null;
 

@@ -1,4 +1,5 @@
 // Registered models, which are resident, their memory and versions; load / unload / pin.
+// #/models/<name> opens that model's details.
 import { get, post } from "../api.js";
 import { badge, bytes, card, count, h, notice, table, when } from "../dom.js";
 import { stateBadge } from "./dashboard.js";
@@ -15,7 +16,7 @@ function params(n) {
 export function render(root, ctx) {
   const status = h("div", {});
   const list = h("div", {});
-  const detail = h("div", {});
+  const detail = h("div", { "data-testid": "model-detail" });
   root.append(h("h1", {}, "Models"), status, card("Registered models", list), detail);
   let alive = true;
 
@@ -120,6 +121,14 @@ export function render(root, ctx) {
     }
   }
   refresh();
+  const wanted = location.hash.replace(/^#\/?/, "").split("/").slice(1).join("/");
+  if (wanted) {
+    try {
+      showDetail(decodeURIComponent(wanted));
+    } catch (_) {
+      showDetail(wanted); // a malformed escape: shown as given (the server answers 404)
+    }
+  }
   const timer = setInterval(refresh, 5000);
   return () => {
     alive = false;
