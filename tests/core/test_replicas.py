@@ -32,6 +32,8 @@ class Replicas:
         self.gates: dict[str, Gate] = {}
         self.events = EventLog()
         self.room = True
+        self.no_room_answers = 0
+        """How many times ``has_room`` says no before it says ``room``."""
         self.gated = False
         self.set: ReplicaSet | None = None
 
@@ -55,6 +57,9 @@ class Replicas:
         )
 
     async def has_room(self) -> bool:
+        if self.no_room_answers > 0:
+            self.no_room_answers -= 1
+            return False
         return self.room
 
     def build(self, n: int = 2, **kw: object) -> ReplicaSet:
@@ -108,7 +113,7 @@ async def test_a_dead_replica_moves_its_unstarted_requests_and_fails_the_started
     replicas: Replicas,
 ) -> None:
     replicas.gated = True
-    rs = replicas.build(2)
+    rs = replicas.build(2, room_wait_s=0.0)
     await rs.start()
     started = rs.submit(request("a", prompt=(*SYSTEM, 1), max_tokens=50))
     queued = rs.submit(request("b", prompt=(*SYSTEM, 2), max_tokens=3))  # affinity: behind "a", 1 slot
@@ -130,6 +135,22 @@ async def test_a_dead_replica_moves_its_unstarted_requests_and_fails_the_started
     replicas.room = True
     await rs.autoscale_once()  # the supervisor restores the minimum once a node has room
     assert len(rs.replicas) == 2 and replicas.events.recent()[-1].kind == "replica_started"
+
+
+async def test_a_dead_replica_is_replaced_when_room_shows_a_moment_later(replicas: Replicas) -> None:
+    # Ray frees a dead actor's resources a moment after its death is known: the replacement asks
+    # again rather than leaving it to the supervisor (an hour away here).
+    rs = replicas.build(2, room_wait_s=5.0)
+    await rs.start()
+    dead = next(iter(rs.replicas))
+    replicas.no_room_answers = 3
+    replicas.engines[dead].kill("actor killed")
+    moved = rs.replicas[dead].core.submit(request("x", max_tokens=2))  # its engine dies on it
+    assert (await moved.collect())[-1].finish_reason is not None  # re-routed
+    await _until(lambda: len(rs.replicas) == 2 and dead not in rs.replicas)
+    kinds = [(e.kind, e.reason) for e in replicas.events.recent()]
+    assert kinds[-1] == ("replica_started", f"fake:test#3: replaces {dead}, which died"), kinds
+    assert "replica_failed" not in [k for k, _ in kinds] and replicas.no_room_answers == 0
 
 
 async def test_scale_up_and_down(replicas: Replicas) -> None:
