@@ -12,8 +12,7 @@ import os
 import secrets
 import signal
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from polling import wait_until
 from server.test_integration_openai import RealServer, start_server_with, stop_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray]
@@ -172,18 +172,6 @@ def _usage_row(url: str) -> dict[str, Any]:
     )
 
 
-def _poll(what: str, within_s: float, probe: Callable[[], Any]) -> Any:
-    """``probe()``'s first truthy answer, polled every 0.1 s; fails saying what was awaited."""
-    deadline = time.monotonic() + within_s
-    while True:
-        answer = probe()
-        if answer:
-            return answer
-        if time.monotonic() > deadline:
-            pytest.fail(f"waited {within_s:.0f} s for {what}")
-        time.sleep(0.1)
-
-
 def test_a_replica_actor_killed_mid_load(server: RealServer) -> None:
     """Issue #20 point 4 for one replica's actor (its Ray worker process SIGKILLed; the node lives):
     its queued requests are re-routed and succeed, its started streams end with a clear error,
@@ -207,15 +195,15 @@ def test_a_replica_actor_killed_mid_load(server: RealServer) -> None:
             return full[0], other
         return None
 
-    victim, survivor = _poll("both replicas busy, one with a request waiting", 120, loaded)
+    victim, survivor = wait_until(loaded, within_s=120, what="both replicas busy, one with a request waiting")
     os.kill(victim["pid"], signal.SIGKILL)
 
     # Once the victim is gone from the set, requests are served at once (by the survivor, or by the
     # replacement if it is already up).
-    _poll(
-        "the killed replica to leave /api/cluster",
-        60,
+    wait_until(
         lambda: victim["name"] not in {r["name"] for r in _model_status(server.url)["replicas"]},
+        within_s=60,
+        what="the killed replica to leave /api/cluster",
     )
     assert _chat(server.url, "Open on Sunday?")["choices"][0]["message"]["content"]
     for t in threads:
@@ -238,7 +226,7 @@ def test_a_replica_actor_killed_mid_load(server: RealServer) -> None:
         row = _usage_row(server.url)
         return row if row["requests"] - before["requests"] >= 6 + 1 else None
 
-    after = _poll("usage rows for the seven requests", 30, usage_written)
+    after = wait_until(usage_written, within_s=30, what="usage rows for the seven requests")
     assert after["errors"] - before["errors"] == len(failed), (before, after)
     assert after["completion_tokens"] - before["completion_tokens"] >= finished + delivered, (before, after)
 
@@ -247,7 +235,7 @@ def test_a_replica_actor_killed_mid_load(server: RealServer) -> None:
         reps = list(_model_status(server.url)["replicas"])
         return reps if len(reps) == 2 and all(r["state"] == "serving" for r in reps) else None
 
-    reps = _poll("a replica started in place of the killed one", 120, replaced)
+    reps = wait_until(replaced, within_s=120, what="a replica started in place of the killed one")
     names = {r["name"]: r for r in reps}
     assert survivor["name"] in names and names[survivor["name"]]["pid"] == survivor["pid"], reps
     assert victim["name"] not in names, reps
@@ -272,11 +260,11 @@ def test_a_node_killed_mid_load_others_keep_serving(
     for t in threads:
         t.start()
     # Wait until both replicas are busy, then kill the worker node (its raylet and workers).
-    for _ in range(600):
-        model = httpx.get(server.url + "/api/cluster", timeout=30).json()["models"][0]
-        if sum(r["running"] > 0 for r in model["replicas"]) == 2:
-            break
-        threading.Event().wait(0.1)
+    wait_until(
+        lambda: sum(r["running"] > 0 for r in _model_status(server.url)["replicas"]) == 2,
+        within_s=60,
+        what="both replicas running requests",
+    )
     cluster.remove_node(worker)
     for t in threads:
         t.join(600)
