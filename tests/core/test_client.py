@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
-from collections.abc import Callable
 
 import pytest
 
@@ -14,19 +12,11 @@ from llmos.config import SchedulerConfig
 from llmos.core import CoreClient
 from llmos.engine.fake import FakeEngine
 from llmos.errors import EngineDeadError, InvalidRequest, Overloaded, RateLimited
+from polling import until
 
 from .conftest import Gate, Harness, fake_spec, request
 
 pytestmark = pytest.mark.anyio
-
-
-async def until(cond: Callable[[], bool], within_s: float = 10.0) -> None:
-    """Let the event loop run until ``cond`` holds; fail after ``within_s`` (never a fixed sleep)."""
-    deadline = time.monotonic() + within_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.002)
 
 
 def text(outs: list[object]) -> str:
@@ -67,12 +57,12 @@ async def test_admission_answers_at_once_from_counts_and_requests_sent_since(har
         client.submit(request("c1", tenant="C"))
     assert full.value.retry_after >= 1.0
     assert client.rejected == 2 and harness.kinds("reject") == ["a3", "c1"]
-    await until(gate.waiting.is_set)  # the core took them and is inside its first step
+    await until(gate.waiting.is_set, what="the core inside its first step")  # it took them
     gate.step()
-    await until(lambda: client.running == 1)
+    await until(lambda: client.running == 1, what="one request running")
     assert client.queued == 2 and a1.queue_position is None and a1.estimated_start == 0.0
     gate.step()  # by the end of a second step the core has taken every add and placed it
-    await until(lambda: a2.queue_position == 0)  # the core's own word now
+    await until(lambda: a2.queue_position == 0, what="a2 first in the queue")  # the core's own word now
     client.submit(request("c1", tenant="C"))  # one left the queue: room again
     gate.open()
     assert (await client.stats()).rejected == 2
@@ -86,7 +76,7 @@ async def test_leaving_a_stream_early_aborts_the_request(harness: Harness) -> No
         got += 1
         if got == 3:
             break
-    await until(lambda: client.in_flight == 0)
+    await until(lambda: client.in_flight == 0, what="nothing in flight")
     stats = await client.stats()
     assert stats.cancelled == 1 and stats.running == 0
     assert await client.sequences() == []
@@ -96,7 +86,7 @@ async def test_a_stream_as_a_context_manager_and_iterated_twice(harness: Harness
     client = await harness.client(fake_spec(n_slots=1, n_ctx=10**8))
     async with client.submit(request("left", max_tokens=10**6)) as left:
         pass
-    await until(lambda: left.done)
+    await until(lambda: left.done, what="the left stream done")
     assert [o.finish_reason for o in await left.collect()][-1] == "abort"
     twice = client.submit(request("twice", max_tokens=3))
     assert len(text(await twice.collect())) == 3
@@ -117,7 +107,7 @@ async def test_drain_aborts_what_does_not_finish_in_time(harness: Harness) -> No
     client = await harness.client(fake_spec(n_slots=1, n_ctx=10**8))
     endless = client.submit(request("endless", max_tokens=10**9))
     queued = client.submit(request("queued", max_tokens=5))
-    await until(lambda: endless.queue_position is None)
+    await until(lambda: endless.queue_position is None, what="the endless request admitted")
     await client.drain(0.05)
     assert (await endless.collect())[-1].finish_reason == "abort"
     with pytest.raises(Overloaded):
@@ -130,7 +120,7 @@ async def test_a_dead_engine_fails_everything_and_the_client_says_so(harness: Ha
     for s in streams:
         with pytest.raises(EngineDeadError):
             await asyncio.wait_for(s.collect(), timeout=5)
-    await until(lambda: client.dead is not None)
+    await until(lambda: client.dead is not None, what="the client to see the core dead")
     assert harness.dead == [client.dead] and "died" in (client.dead or "")
     with pytest.raises(EngineDeadError):
         client.submit(request("after"))
@@ -144,7 +134,7 @@ async def test_render_and_tokenize_are_answered_while_a_step_runs(harness: Harne
     gate = Gate()
     client = await harness.client(fake_spec(step_cost_s=0.001), sleep=gate.sleep)
     stream = client.submit(request("busy", max_tokens=3))
-    await until(gate.waiting.is_set)  # the core's loop is inside engine.step, held there
+    await until(gate.waiting.is_set, what="the core's loop held inside engine.step")
     messages = [{"role": "user", "content": "hi"}]
     tokens = await asyncio.wait_for(client.render_prompt(messages), timeout=5)
     fake = FakeEngine()

@@ -19,6 +19,7 @@ from llmos.core import CoreClient, CoreSpec, ProcessHost
 from llmos.engine.base import LoadSpec, SamplingParams, SequenceSpec
 from llmos.errors import EngineDeadError
 from llmos.scheduler import GenerationRequest, ModelScheduler, RequestClass
+from polling import until
 
 from .conftest import Harness, fake_spec, request
 
@@ -31,14 +32,6 @@ def _gone(pid: int) -> bool:
             return any(line.startswith("State:") and "Z" in line for line in f)
     except FileNotFoundError:
         return True
-
-
-async def _until(cond: object, within_s: float) -> None:
-    deadline = time.monotonic() + within_s
-    while not cond():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
 
 
 def _sleeping_in_step(pid: int) -> bool:
@@ -54,7 +47,7 @@ async def test_a_core_runs_in_its_own_process_and_stops_with_close(harness: Harn
     assert outs[-1].finish_reason == "length" and outs[-1].completion_tokens == 7
     assert (await client.health()).pid == pid
     await client.close()
-    await _until(lambda: _gone(pid), 10.0)
+    await until(lambda: _gone(pid), within_s=10.0, what=f"core process {pid} gone", every_s=0.01)
 
 
 async def test_sigkill_of_the_core_fails_its_requests_within_a_second(harness: Harness) -> None:
@@ -62,7 +55,9 @@ async def test_sigkill_of_the_core_fails_its_requests_within_a_second(harness: H
     pid = client.pid
     assert pid is not None
     streams = [client.submit(request(f"r{i}", max_tokens=50)) for i in range(3)]  # 2 run, 1 queued
-    await _until(lambda: _sleeping_in_step(pid), 20.0)
+    await until(
+        lambda: _sleeping_in_step(pid), within_s=20.0, what="the core asleep in its step", every_s=0.01
+    )
     killed_at = time.monotonic()
     os.kill(pid, signal.SIGKILL)
     for s in streams:

@@ -3,8 +3,7 @@ engine: routing by prompt prefix, a replica dying with requests queued, scaling,
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -13,6 +12,7 @@ from llmos.engine.fake import FakeEngine
 from llmos.errors import EngineDeadError, InvalidRequest
 from llmos.kernel.replicas import ReplicaSet
 from llmos.resources.residency_events import EventLog
+from polling import until
 
 from .conftest import Gate, fake_spec, request
 
@@ -32,6 +32,8 @@ class Replicas:
         self.gates: dict[str, Gate] = {}
         self.events = EventLog()
         self.room = True
+        self.no_room_answers = 0
+        """How many times ``has_room`` says no before it says ``room``."""
         self.gated = False
         self.set: ReplicaSet | None = None
 
@@ -55,6 +57,9 @@ class Replicas:
         )
 
     async def has_room(self) -> bool:
+        if self.no_room_answers > 0:
+            self.no_room_answers -= 1
+            return False
         return self.room
 
     def build(self, n: int = 2, **kw: object) -> ReplicaSet:
@@ -80,14 +85,6 @@ async def replicas() -> AsyncIterator[Replicas]:
         await r.set.close()
 
 
-async def _until(cond: Callable[[], bool], within_s: float = 5.0) -> None:
-    for _ in range(int(within_s / 0.01)):
-        if cond():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met in time")
-
-
 async def test_requests_sharing_a_prompt_start_go_to_one_replica_others_balance(replicas: Replicas) -> None:
     rs = replicas.build(2)
     await rs.start()
@@ -108,7 +105,7 @@ async def test_a_dead_replica_moves_its_unstarted_requests_and_fails_the_started
     replicas: Replicas,
 ) -> None:
     replicas.gated = True
-    rs = replicas.build(2)
+    rs = replicas.build(2, room_wait_s=0.0)
     await rs.start()
     started = rs.submit(request("a", prompt=(*SYSTEM, 1), max_tokens=50))
     queued = rs.submit(request("b", prompt=(*SYSTEM, 2), max_tokens=3))  # affinity: behind "a", 1 slot
@@ -116,7 +113,7 @@ async def test_a_dead_replica_moves_its_unstarted_requests_and_fails_the_started
     other = next(n for n in rs.replicas if n != owner)
     replicas.gates[other].open()
     replicas.gates[owner].step()  # "a" is admitted and gets a token
-    await _until(lambda: started.queue_position is None and bool(started._items))
+    await until(lambda: started.queue_position is None and bool(started._items), what='a token for "a"')
     replicas.room = False  # no node has room: the replica is not replaced at once
     replicas.engines[owner].kill("node lost")
     replicas.gates[owner].open()
@@ -130,6 +127,24 @@ async def test_a_dead_replica_moves_its_unstarted_requests_and_fails_the_started
     replicas.room = True
     await rs.autoscale_once()  # the supervisor restores the minimum once a node has room
     assert len(rs.replicas) == 2 and replicas.events.recent()[-1].kind == "replica_started"
+
+
+async def test_a_dead_replica_is_replaced_when_room_shows_a_moment_later(replicas: Replicas) -> None:
+    # Ray frees a dead actor's resources a moment after its death is known: the replacement asks
+    # again rather than leaving it to the supervisor (an hour away here).
+    rs = replicas.build(2, room_wait_s=5.0)
+    await rs.start()
+    dead = next(iter(rs.replicas))
+    replicas.no_room_answers = 3
+    replicas.engines[dead].kill("actor killed")
+    moved = rs.replicas[dead].core.submit(request("x", max_tokens=2))  # its engine dies on it
+    assert (await moved.collect())[-1].finish_reason is not None  # re-routed
+    await until(
+        lambda: len(rs.replicas) == 2 and dead not in rs.replicas, what="a replica in the dead one's place"
+    )
+    kinds = [(e.kind, e.reason) for e in replicas.events.recent()]
+    assert kinds[-1] == ("replica_started", f"fake:test#3: replaces {dead}, which died"), kinds
+    assert "replica_failed" not in [k for k, _ in kinds] and replicas.no_room_answers == 0
 
 
 async def test_scale_up_and_down(replicas: Replicas) -> None:
@@ -150,7 +165,7 @@ async def test_when_every_replica_dies_the_model_is_dead(replicas: Replicas) -> 
     engine.kill()
     with pytest.raises(EngineDeadError):
         await rs.submit(request("x", prompt=(1, 2, 3))).collect()
-    await _until(lambda: bool(deaths))
+    await until(lambda: bool(deaths), what="the set's death reported")
     assert rs.dead is not None and not rs.alive
     with pytest.raises(EngineDeadError):
         rs.submit(request("y"))

@@ -3,7 +3,7 @@ its slot being taken.
 
 llama.cpp decodes per-sequence streams in ubatches of consecutive sequence ids only, one forward
 pass each, so sequences scattered over the slots cost several passes per step (see
-``LlamaCppEngine._compact``)."""
+``KvSlots.compact`` in ``engine/llamacpp/slots.py``)."""
 
 from __future__ import annotations
 

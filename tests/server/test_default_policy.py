@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from llmos.config import load_config
+from polling import until
 
 from .conftest import ServeFactory
 
@@ -28,18 +29,14 @@ async def test_priority_is_served_ahead_of_default_and_flex_by_default(
         assert r.status_code == 200, r.text
         finished.append(name)
 
-    async def until(cond: str, n: int) -> None:
-        for _ in range(2000):
-            loaded = s.kernel.loaded("fake:1")
-            if loaded is not None and getattr(loaded.core, cond) == n:
-                return
-            await asyncio.sleep(0.005)
-        raise AssertionError(f"never {cond} == {n}")
+    def count(what: str) -> int:
+        loaded = s.kernel.loaded("fake:1")
+        return int(getattr(loaded.core, what)) if loaded is not None else -1
 
     hog = asyncio.create_task(ask("default", "default", 100))
-    await until("running", 1)
+    await until(lambda: count("running") == 1, what="the default request running")
     flex = asyncio.create_task(ask("flex", "flex", 3))
-    await until("queued", 1)
+    await until(lambda: count("queued") == 1, what="the flex request queued")
     await ask("priority", "priority", 3)
     await asyncio.gather(hog, flex)
     # priority preempted the running default request; that one resumed before the queued flex.

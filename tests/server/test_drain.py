@@ -18,6 +18,7 @@ from kernel.fakes import fake_kernel
 from llmos.server import Lifecycle, create_app
 from llmos.server.lifecycle import drain
 from llmos.server.runner import server_for
+from polling import until, wait_until
 
 from .conftest import ServeFactory
 
@@ -39,10 +40,7 @@ async def test_a_drain_cuts_running_streams_with_an_error_and_done(serve: ServeF
     s = await serve(step_cost_s=0.01)
     life: Lifecycle = s.app.state.llmos.lifecycle
     stream = asyncio.create_task(s.client.post("/v1/chat/completions", json=LONG))
-    for _ in range(2000):  # until the stream is generating
-        if life.in_flight and s.engines and s.engines[0].plans:
-            break
-        await asyncio.sleep(0.005)
+    await until(lambda: life.in_flight and s.engines and s.engines[0].plans, what="the stream generating")
     draining = asyncio.create_task(drain(life, 0.05))
     await asyncio.sleep(0)
     assert life.draining
@@ -79,10 +77,7 @@ def test_ready_answers_503_during_a_real_drain(tmp_path: Path) -> None:
                 got.append(line)
 
     try:
-        for _ in range(1000):
-            if server.started:
-                break
-            threading.Event().wait(0.01)
+        wait_until(lambda: server.started, what="uvicorn started", every_s=0.01)
         reader = threading.Thread(target=read_stream)
         reader.start()
         assert streaming.wait(10)

@@ -5,6 +5,7 @@ import asyncio
 import pytest
 
 from llmos.config import load_config
+from polling import until
 
 from .conftest import ServeFactory
 
@@ -99,22 +100,18 @@ async def test_tenant_over_its_queue_share_gets_429_with_retry_after(serve: Serv
     body = {"model": "fake:1", "messages": MSG, "max_tokens": 200, "stream": True}
 
     # One runs, one waits; the third request from the same tenant is over its share.
-    async def until(predicate) -> None:  # type: ignore[no-untyped-def]
-        for _ in range(1000):
-            loaded = s.kernel.loaded("fake:1")
-            if loaded is not None and predicate(loaded.core):
-                return
-            await asyncio.sleep(0.005)
-        raise AssertionError("scheduler never reached the expected state")
+    def count(what: str) -> int:
+        loaded = s.kernel.loaded("fake:1")
+        return int(getattr(loaded.core, what)) if loaded is not None else -1
 
     first = asyncio.create_task(
         s.client.post("/v1/chat/completions", json=body, headers={"x-llmos-tenant": "a"})
     )
-    await until(lambda core: core.running == 1)
+    await until(lambda: count("running") == 1, what="the first request running")
     second = asyncio.create_task(
         s.client.post("/v1/chat/completions", json=body, headers={"x-llmos-tenant": "a"})
     )
-    await until(lambda core: core.queued == 1)
+    await until(lambda: count("queued") == 1, what="the second request queued")
     r = await s.client.post("/v1/chat/completions", json=body, headers={"x-llmos-tenant": "a"})
     err = _assert_error(r, 429, code="rate_limit_exceeded")
     assert err["type"] == "rate_limit_error"

@@ -8,6 +8,7 @@ import pytest
 
 from llmos.kernel import Kernel
 from llmos.server import Lifecycle
+from polling import until
 
 from .conftest import ServeFactory
 
@@ -28,10 +29,11 @@ async def test_ready_is_503_until_startup_work_finishes(serve: ServeFactory) -> 
     assert r.status_code == 503 and r.json() == {"status": "starting", "detail": "pulling the default model"}
     assert (await s.client.get("/health")).status_code == 200, "liveness does not wait for startup"
     gate.set()
-    for _ in range(200):
-        if (await s.client.get("/ready")).status_code == 200:
-            break
-        await asyncio.sleep(0.01)
+
+    async def ready() -> bool:
+        return (await s.client.get("/ready")).status_code == 200
+
+    await until(ready, what="/ready to say 200", every_s=0.01)
     assert (await s.client.get("/ready")).json()["status"] == "ready"
 
 

@@ -10,6 +10,7 @@ import pytest
 from llmos.config import load_config
 from llmos.kernel import Kernel
 from llmos.server import Lifecycle
+from polling import until
 
 from .conftest import ServeFactory
 
@@ -87,10 +88,11 @@ async def test_serve_startup_pulls_and_loads_the_default_model(serve: ServeFacto
     s = await serve(config=cfg, models=[], catalog=["cat:1"], startup=startup)
     assert (await s.client.get("/ready")).status_code == 503
     gate.set()
-    for _ in range(500):
-        if (await s.client.get("/ready")).status_code == 200:
-            break
-        await asyncio.sleep(0.01)
+
+    async def ready() -> bool:
+        return (await s.client.get("/ready")).status_code == 200
+
+    await until(ready, what="/ready to say 200", every_s=0.01)
     assert [m["name"] for m in (await s.client.get("/api/ps")).json()["models"]] == ["cat:1"]
     assert [m["name"] for m in (await s.client.get("/api/models")).json()["models"]] == ["cat:1"]
 

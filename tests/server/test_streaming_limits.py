@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 import pytest
+
+from polling import until
 
 from .conftest import ServeFactory
 
 pytestmark = pytest.mark.anyio
 
 MSG = [{"role": "user", "content": "tell me everything"}]
-
-
-async def _wait_for(predicate: Any, limit_s: float = 10.0) -> None:
-    deadline = time.monotonic() + limit_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.005)
 
 
 @pytest.mark.parametrize("stream", [True, False])
@@ -64,12 +57,14 @@ async def test_client_disconnect_aborts_generation_within_one_step(serve: ServeF
     }
     task = asyncio.create_task(s.app(scope, receive, send))
     running = lambda: loaded.core.running  # noqa: E731
-    await _wait_for(lambda: running() == 1 and len(engine.plans) > 5)
+    await until(lambda: running() == 1 and len(engine.plans) > 5, what="the request running a few steps")
     if stream:
-        await _wait_for(lambda: sum(1 for m in sent if m["type"] == "http.response.body") > 3)
+        await until(
+            lambda: sum(1 for m in sent if m["type"] == "http.response.body") > 3, what="body chunks sent"
+        )
     steps_at_disconnect = len(engine.plans)
     gone.set()
-    await _wait_for(lambda: running() == 0, limit_s=5)
+    await until(lambda: running() == 0, within_s=5, what="the generation aborted")
     assert len(engine.plans) - steps_at_disconnect <= 2, "the slot is freed within one engine step"
     assert await loaded.core.sequences() == []
     await asyncio.wait_for(task, 5)

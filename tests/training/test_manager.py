@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from llmos.storage.db import Database, open_database
 from llmos.storage.manifests import ManifestRepository
 from llmos.storage.training import TrainingStore
 from llmos.training.manager import TrainingManager
+from polling import until
 
 from .fakes import FakeStarter, Memory, crash, succeed, wait_for_cancel
 from .helpers import write_base
@@ -74,6 +74,7 @@ class Rig:
         self.waiting = 0
         self.usage: list[tuple[str, int]] = []
         self.starter = FakeStarter(succeed)
+        self.started: list[TrainingManager] = []
 
     def manager(self, **config: object) -> TrainingManager:
         return TrainingManager(
@@ -90,12 +91,27 @@ class Rig:
             trainer_available=lambda: True,
         )
 
+    async def start(self, **config: object) -> TrainingManager:
+        """A started manager (shut down when the test ends)."""
+        manager = self.manager(**config)
+        await manager.start()
+        self.started.append(manager)
+        return manager
+
+    async def create(self, manager: TrainingManager, *, suffix: str | None = None) -> Job:
+        """acme's job on tiny:base over a fresh one-line dataset."""
+        ds = await _dataset(self)
+        return await manager.create("acme", JobSpec(model="tiny:base", training_dataset=ds, suffix=suffix))
+
 
 @pytest.fixture
 async def rig(
     llmos_home: Path, db: Database, registry: Registry, datasets: DatasetService
 ) -> AsyncIterator[Rig]:
-    yield Rig(llmos_home, db, registry, datasets)
+    r = Rig(llmos_home, db, registry, datasets)
+    yield r
+    for manager in r.started:
+        await manager.shutdown()
 
 
 async def _dataset(rig: Rig, tenant: str = "acme") -> int:
@@ -103,19 +119,17 @@ async def _dataset(rig: Rig, tenant: str = "acme") -> int:
 
 
 async def _until_final(manager: TrainingManager, tenant: str, job_id: str) -> Job:
-    for _ in range(500):
+    async def final() -> Job | None:
         job = await manager.get(tenant, job_id)
-        if job.final and not manager.running():
-            return job
-        await asyncio.sleep(0.01)
-    raise AssertionError("the job did not finish")
+        return job if job.final and not manager.running() else None
+
+    return await until(final, within_s=10.0, what=f"job {job_id} to end", every_s=0.01)
 
 
 async def test_a_job_runs_and_registers_an_adapter_with_lineage(rig: Rig) -> None:
-    manager = rig.manager()
-    await manager.start()
-    ds = await _dataset(rig)
-    job = await manager.create("acme", JobSpec(model="tiny:base", training_dataset=ds, suffix="zorbia"))
+    manager = await rig.start()
+    job = await rig.create(manager, suffix="zorbia")
+    ds = job.training_dataset
     done = await _until_final(manager, "acme", job.id)
     assert done.state == "succeeded", done.error
     assert done.result_model == "tiny:base-ft-zorbia"
@@ -140,20 +154,17 @@ async def test_a_job_runs_and_registers_an_adapter_with_lineage(rig: Rig) -> Non
         rig.registry.remove("tiny:base")
     rig.registry.remove("tiny:base-ft-zorbia")
     rig.registry.remove("tiny:base")
-    await manager.shutdown()
 
 
 async def test_cancel_while_running_registers_nothing_and_leaves_no_files(rig: Rig) -> None:
     rig.starter.script = wait_for_cancel
-    manager = rig.manager()
-    await manager.start()
-    job = await manager.create("acme", JobSpec(model="tiny:base", training_dataset=await _dataset(rig)))
-    for _ in range(500):
-        if (await manager.get("acme", job.id)).progress is not None:
-            break
-        await asyncio.sleep(0.01)
-    else:
-        raise AssertionError("the job reported no progress")
+    manager = await rig.start()
+    job = await rig.create(manager)
+
+    async def progressed() -> bool:
+        return (await manager.get("acme", job.id)).progress is not None
+
+    await until(progressed, within_s=10.0, what="the job's first progress report", every_s=0.01)
     assert (rig.home / "training" / job.id / "checkpoint-1.safetensors").exists()
     with pytest.raises(NotFound):
         await manager.cancel("other", job.id)
@@ -166,56 +177,47 @@ async def test_cancel_while_running_registers_nothing_and_leaves_no_files(rig: R
     assert rig.memory.reserved == {}
     with pytest.raises(Conflict, match="already cancelled"):
         await manager.cancel("acme", job.id)
-    await manager.shutdown()
 
 
 async def test_a_crashed_process_fails_the_job_with_its_reason(rig: Rig) -> None:
     rig.starter.script = crash
-    manager = rig.manager()
-    await manager.start()
-    job = await manager.create("acme", JobSpec(model="tiny:base", training_dataset=await _dataset(rig)))
+    manager = await rig.start()
+    job = await rig.create(manager)
     done = await _until_final(manager, "acme", job.id)
     assert done.state == "failed"
     assert done.error == "the training process died (killed by SIGKILL)"
     assert rig.memory.reserved == {}
     assert [m.name for m in rig.registry.list()] == ["tiny:base"]
-    await manager.shutdown()
 
 
 async def test_a_job_waits_queued_until_memory_is_free(rig: Rig) -> None:
     rig.memory.capacity = 1 << 20
-    manager = rig.manager()
-    await manager.start()
-    job = await manager.create("acme", JobSpec(model="tiny:base", training_dataset=await _dataset(rig)))
+    manager = await rig.start()
+    job = await rig.create(manager)
     assert job.state == "queued"
     [event] = [e for e in await manager.events("acme", job.id) if e.level == "warn"]
     assert event.message.startswith("Waiting for memory: the job needs")
     rig.memory.capacity = 64 * GIB
     await manager.pump()
     assert (await _until_final(manager, "acme", job.id)).state == "succeeded"
-    await manager.shutdown()
 
 
 async def test_one_job_at_a_time_by_default_and_a_queued_job_cancels_at_once(rig: Rig) -> None:
     rig.starter.script = wait_for_cancel
-    manager = rig.manager()
-    await manager.start()
-    ds = await _dataset(rig)
-    first = await manager.create("acme", JobSpec(model="tiny:base", training_dataset=ds))
-    second = await manager.create("acme", JobSpec(model="tiny:base", training_dataset=ds))
+    manager = await rig.start()
+    first = await rig.create(manager)
+    second = await rig.create(manager)
     assert (first.state, second.state) == ("running", "queued")
     assert (await manager.cancel("acme", second.id)).state == "cancelled"
     await manager.cancel("acme", first.id)
     await _until_final(manager, "acme", first.id)
     assert len(rig.starter.jobs) == 1
-    await manager.shutdown()
 
 
 async def test_training_pauses_while_inference_is_queued(rig: Rig) -> None:
     rig.starter.script = wait_for_cancel
-    manager = rig.manager()
-    await manager.start()
-    job = await manager.create("acme", JobSpec(model="tiny:base", training_dataset=await _dataset(rig)))
+    manager = await rig.start()
+    job = await rig.create(manager)
     await manager.apply_yield(3)
     assert (await manager.get("acme", job.id)).paused
     assert manager.running()[0].paused
@@ -226,34 +228,28 @@ async def test_training_pauses_while_inference_is_queued(rig: Rig) -> None:
     assert "Paused: 3 inference request(s) queued" in messages
     await manager.cancel("acme", job.id)
     await _until_final(manager, "acme", job.id)
-    await manager.shutdown()
 
 
 async def test_the_threads_policy_drops_to_one_thread(rig: Rig) -> None:
     rig.starter.script = wait_for_cancel
-    manager = rig.manager(yield_policy="threads", threads=2)
-    await manager.start()
-    job = await manager.create("acme", JobSpec(model="tiny:base", training_dataset=await _dataset(rig)))
+    manager = await rig.start(yield_policy="threads", threads=2)
+    job = await rig.create(manager)
     await manager.apply_yield(1)
     assert manager.running()[0].threads == 1
     await manager.apply_yield(0)
     assert [(c.command, c.value) for c in rig.starter.jobs[0].sent] == [("threads", 1), ("threads", 2)]
     await manager.cancel("acme", job.id)
     await _until_final(manager, "acme", job.id)
-    await manager.shutdown()
 
 
 async def test_jobs_left_running_by_a_dead_server_fail_at_start(rig: Rig) -> None:
     rig.starter.script = wait_for_cancel
-    first = rig.manager()
-    await first.start()
-    job = await first.create("acme", JobSpec(model="tiny:base", training_dataset=await _dataset(rig)))
+    first = await rig.start()
+    job = await rig.create(first)
     rig.store.set_state(job.id, "running")  # as if the server had died mid-job
-    second = rig.manager()
-    await second.start()
+    second = await rig.start()
     found = await second.get("acme", job.id)
     assert found.state == "failed" and "server stopped" in (found.error or "")
-    await first.shutdown()
 
 
 @pytest.mark.parametrize(
@@ -271,8 +267,7 @@ async def test_jobs_left_running_by_a_dead_server_fail_at_start(rig: Rig) -> Non
 )
 async def test_bad_input_stores_nothing(rig: Rig, spec: JobSpec, error: type[Exception], match: str) -> None:
     await _dataset(rig)
-    manager = rig.manager()
-    await manager.start()
+    manager = await rig.start()
     with pytest.raises(error, match=match):
         await manager.create("acme", spec)
     assert await manager.list("acme") == []
@@ -280,8 +275,7 @@ async def test_bad_input_stores_nothing(rig: Rig, spec: JobSpec, error: type[Exc
 
 
 async def test_another_tenants_dataset_and_jobs_are_not_found(rig: Rig) -> None:
-    manager = rig.manager()
-    await manager.start()
+    manager = await rig.start()
     ds = await _dataset(rig, "acme")
     with pytest.raises(NotFound):
         await manager.create("other", JobSpec(model="tiny:base", training_dataset=ds))
@@ -292,13 +286,11 @@ async def test_another_tenants_dataset_and_jobs_are_not_found(rig: Rig) -> None:
         await manager.events("other", job.id)
     assert await manager.list("other") == []
     await _until_final(manager, "acme", job.id)
-    await manager.shutdown()
 
 
 async def test_untrainable_bases_are_refused(rig: Rig, llmos_home: Path) -> None:
     rig.registry.import_file(write_base(llmos_home / "g.gguf", arch="gemma3", seed=1), "tiny:gemma")
-    manager = rig.manager()
-    await manager.start()
+    manager = await rig.start()
     with pytest.raises(InvalidRequest, match="not trainable"):
         await manager.create("acme", JobSpec(model="tiny:gemma", training_dataset=await _dataset(rig)))
 

@@ -12,7 +12,8 @@ close), over replicas that are each a CoreClient on their own host (a Ray actor 
 * **Failures.** When a replica's actor or node dies, its requests that had not started go to the
   other replicas on the same streams; those that had started end with EngineDeadError (the
   server writes usage for what was delivered). The replica is replaced at once if a node has
-  room, else by the supervisor as soon as one has. Only when every replica is gone is the model
+  room (asked again for up to ``room_wait_s``: Ray shows a dead actor's resources free a moment
+  after its death is known), else by the supervisor as soon as one has. Only when every replica is gone is the model
   dead to the kernel (which then unloads it, so the next request loads it afresh).
 * **Scaling.** :meth:`scale` sets the count (an operator's ``llmos scale``); with an
   :class:`~llmos.cluster.Autoscaler` the supervisor, every ``interval_s``, feeds it the load the
@@ -78,7 +79,8 @@ class ReplicaView:
 
 class ReplicaSet:
     """See the module docstring. ``make_core(name)`` builds (does not start) one replica's client;
-    ``has_room()`` says whether some node could place one more replica now."""
+    ``has_room()`` says whether some node could place one more replica now; ``room_wait_s``: how
+    long the replacement of a dead replica keeps asking it before leaving the job to the supervisor."""
 
     def __init__(
         self,
@@ -93,6 +95,7 @@ class ReplicaSet:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         interval_s: float = 2.0,
+        room_wait_s: float = 2.0,
         on_dead: Callable[[str], None] | None = None,
     ) -> None:
         self.model = model
@@ -105,6 +108,7 @@ class ReplicaSet:
         self._clock = clock
         self._wall = wall_clock
         self._interval = interval_s
+        self._room_wait_s = room_wait_s
         self._on_dead = on_dead
         self._names = itertools.count(1)
         self.replicas: dict[str, Replica] = {}
@@ -349,19 +353,31 @@ class ReplicaSet:
             if self._on_dead is not None:
                 self._on_dead(self.dead)
             return
-        self._spawn(self._restore(f"replaces {name}, which died"))
+        self._spawn(self._restore(f"replaces {name}, which died", room_wait_s=self._room_wait_s))
 
-    async def _restore(self, reason: str) -> None:
+    async def _restore(self, reason: str, *, room_wait_s: float = 0.0) -> None:
         async with self._scaling:
             if len(self._serving()) >= self.min_replicas or self._closing:
                 return
-            if self._has_room is not None and not await self._has_room():
+            if not await self._room_within(room_wait_s):
                 self._record(
                     "replica_failed", f"no node has room for a replica: {reason}; retried when one has"
                 )
                 return
             with contextlib.suppress(LLMOSError):
                 await self._add(reason)
+
+    async def _room_within(self, within_s: float) -> bool:
+        """Whether ``has_room()`` says yes within ``within_s`` (asked every 0.1 s)."""
+        if self._has_room is None:
+            return True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+        while not await self._has_room():
+            if loop.time() >= deadline or self._closing:
+                return False
+            await asyncio.sleep(0.1)
+        return True
 
     def _reroute(self, orphans: list[tuple[GenerationRequest, RequestStream]]) -> None:
         for request, stream in orphans:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 
@@ -24,6 +24,9 @@ from llmos.domain.training import (
 from llmos.errors import NotFound
 from llmos.storage.db import Database
 from llmos.storage.rows_training import TrainingCheckpointRow, TrainingEventRow, TrainingJobRow
+
+_Row = TypeVar("_Row", TrainingJobRow, TrainingEventRow, TrainingCheckpointRow)
+_T = TypeVar("_T")
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -81,10 +84,17 @@ class TrainingStore:
         self.db = db
         self._clock = clock
 
+    def _insert(self, row: _Row, read: Callable[[_Row], _T]) -> _T:
+        """Add ``row`` and return it as ``read`` maps it (after the flush: ids and defaults set)."""
+        with self.db.session() as s:
+            s.add(row)
+            s.flush()
+            return read(row)
+
     def add(self, job: Job) -> Job:
         """Record a new (queued) job."""
-        with self.db.session() as s:
-            row = TrainingJobRow(
+        return self._insert(
+            TrainingJobRow(
                 id=job.id,
                 tenant=job.tenant,
                 model=job.model,
@@ -96,10 +106,9 @@ class TrainingStore:
                 state=job.state,
                 trained_tokens=0,
                 created_at=job.created_at,
-            )
-            s.add(row)
-            s.flush()
-            return _job(row)
+            ),
+            _job,
+        )
 
     def get(self, tenant: str | None, job_id: str) -> Job:
         """The job; ``tenant`` None reads any tenant's (the manager). Raises NotFound."""
@@ -180,18 +189,17 @@ class TrainingStore:
         type: str = "message",
         data: dict[str, Any] | None = None,
     ) -> JobEvent:
-        with self.db.session() as s:
-            row = TrainingEventRow(
+        return self._insert(
+            TrainingEventRow(
                 job_id=job_id,
                 created_at=self._clock(),
                 level=level,
                 type=type,
                 message=message,
                 data=data or {},
-            )
-            s.add(row)
-            s.flush()
-            return _event(row)
+            ),
+            _event,
+        )
 
     def events(
         self, tenant: str, job_id: str, *, after: int | None = None, limit: int = 20
@@ -220,17 +228,16 @@ class TrainingStore:
             return [_event(r) for r in s.scalars(q)]
 
     def add_checkpoint(self, checkpoint: Checkpoint) -> Checkpoint:
-        with self.db.session() as s:
-            row = TrainingCheckpointRow(
+        return self._insert(
+            TrainingCheckpointRow(
                 id=checkpoint.id,
                 job_id=checkpoint.job_id,
                 step=checkpoint.step,
                 created_at=checkpoint.created_at,
                 metrics=checkpoint.metrics,
-            )
-            s.add(row)
-            s.flush()
-            return _checkpoint(row)
+            ),
+            _checkpoint,
+        )
 
     def checkpoints(self, tenant: str, job_id: str, *, limit: int = 20) -> builtins.list[Checkpoint]:
         """The job's checkpoints, newest first."""

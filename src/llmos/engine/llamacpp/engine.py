@@ -4,7 +4,8 @@ One ``step`` is one ``llama_decode`` over a batch holding, for every sequence in
 its next tokens (one for a decoding sequence, a chunk for one still reading its prompt);
 logits are requested only for the last token of each sequence that samples in this step.
 
-Slots are llama.cpp sequence ids ``0..n_slots-1``. Two KV layouts (``LoadSpec.extra["kv_unified"]``):
+Slots are llama.cpp sequence ids ``0..n_slots-1`` (handed out by ``slots.py``). Two KV layouts
+(``LoadSpec.extra["kv_unified"]``):
 
 * per-slot streams (the default): each slot owns ``n_ctx / n_slots`` cells and attends over its
   own cells only. A finished sequence leaves its KV in its slot as the prefix cache: a new
@@ -16,25 +17,22 @@ Slots are llama.cpp sequence ids ``0..n_slots-1``. Two KV layouts (``LoadSpec.ex
 LoRA adapters (``SequenceSpec.adapters``) load onto this model on first use (``adapters.py``).
 llama.cpp applies adapters per context, so a step runs one decode per adapter set among its
 sequences (the set the context already has first) and samples each set's sequences right after
-its decode. Every KV cell range remembers the adapter set that computed it, and a sequence
-reuses a prefix only from its own set (KV made under another adapter is another model's KV).
+its decode (``step_work.py`` plans and groups a step's work). Every KV cell range remembers the
+adapter set that computed it, and a sequence reuses a prefix only from its own set (KV made
+under another adapter is another model's KV).
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import time
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import llama_cpp
 
 from llmos.engine.base import (
-    AdapterSet,
     Admission,
     EngineHealth,
     EngineInfo,
@@ -53,9 +51,12 @@ from llmos.engine.llamacpp.batch import Batch
 from llmos.engine.llamacpp.embedding import EmbeddingContext
 from llmos.engine.llamacpp.model import LlamaModel, kv_unified_option
 from llmos.engine.llamacpp.sampling import SamplerChain, logprobs_at, validate
+from llmos.engine.llamacpp.seq_state import read_seq_state, write_seq_state
 from llmos.engine.llamacpp.sequence import Sequence as Seq
 from llmos.engine.llamacpp.shared_prefill import DEFAULT_MIN_TOKENS as DEFAULT_SHARE_MIN
-from llmos.engine.llamacpp.shared_prefill import common_prefix, group_shared_prefixes
+from llmos.engine.llamacpp.shared_prefill import group_shared_prefixes
+from llmos.engine.llamacpp.slots import KvSlots
+from llmos.engine.llamacpp.step_work import Work, by_adapter_set, plan_work
 from llmos.engine.templates import ChatTemplate, max_chars_for_context
 from llmos.errors import (
     Conflict,
@@ -72,14 +73,6 @@ logger = logging.getLogger(__name__)
 BACKEND = "llamacpp"
 
 
-@dataclass
-class _Work:
-    seq: Seq
-    chunk: list[TokenId]
-    sample: bool
-    index: int = -1
-
-
 class LlamaCppEngine:
     """The llama.cpp backend of :class:`llmos.engine.base.Engine`. Not thread-safe."""
 
@@ -89,21 +82,12 @@ class LlamaCppEngine:
         self._template: ChatTemplate | None = None
         self._batch: Batch | None = None
         self._seqs: dict[SeqId, Seq] = {}
-        self._free_slots: list[int] = []
-        self._cache: OrderedDict[int, list[TokenId]] = OrderedDict()
-        self._free_cache_ids: list[int] = []
+        self._slots: KvSlots | None = None
         self._adapters: Adapters | None = None
-        self._kv_owner: dict[int, AdapterSet] = {}
-        """The adapter set whose decodes made the KV a slot or cache id holds."""
         self._order = 0
         self._spec: LoadSpec | None = None
         self._last_error = ""
         self._embedder: EmbeddingContext | None = None
-        # Per-slot layout: tokens whose KV a free slot still holds (its last sequence's prefix).
-        self._residue: dict[int, list[TokenId]] = {}
-        # Slots on either side of a cross-stream copy that llama.cpp applies at the next decode.
-        self._pending_copy: set[int] = set()
-        self._keep_residue = True
         self._share_min = DEFAULT_SHARE_MIN
         self.shared_prefill_tokens = 0
         """Prompt tokens followers did not compute, thanks to shared prefill (a counter)."""
@@ -120,7 +104,7 @@ class LlamaCppEngine:
             raise InvalidRequest(
                 "shared_prefill_min must be >= 0 (0 turns it off)", param="shared_prefill_min"
             )
-        self._keep_residue = n_cache > 0
+        keep_residue = n_cache > 0
         if spec.embedding or not unified:
             n_cache = 0
         model = LlamaModel(spec, n_seq_max=spec.n_slots + n_cache)
@@ -143,8 +127,7 @@ class LlamaCppEngine:
         self._spec = spec
         self._batch = Batch(spec.n_batch)
         self._adapters = Adapters(model.handle)
-        self._free_slots = list(range(spec.n_slots))
-        self._free_cache_ids = list(range(spec.n_slots, spec.n_slots + n_cache))
+        self._slots = KvSlots(model, spec.n_slots, n_cache, keep_residue=keep_residue)
         self._info = EngineInfo(
             model_path=str(spec.model_path),
             n_ctx=spec.n_ctx,
@@ -191,6 +174,11 @@ class LlamaCppEngine:
             raise EngineError("no model loaded")
         return self._adapters
 
+    def _sl(self) -> KvSlots:
+        if self._slots is None:
+            raise EngineError("no model loaded")
+        return self._slots
+
     @property
     def adapters_loaded(self) -> list[str]:
         """The adapter files loaded onto the model."""
@@ -200,10 +188,7 @@ class LlamaCppEngine:
         for seq in list(self._seqs.values()):
             seq.sampler.close()
         self._seqs.clear()
-        self._cache.clear()
-        self._residue.clear()
-        self._pending_copy.clear()
-        self._kv_owner.clear()
+        self._slots = None
         self._adapters = None  # llama.cpp frees them with the model
         if self._batch is not None:
             self._batch.close()
@@ -240,9 +225,6 @@ class LlamaCppEngine:
     def _reserved(self) -> int:
         return sum(len(s.tokens) for s in self._seqs.values())
 
-    def _cache_cells(self) -> int:
-        return sum(len(t) for t in self._cache.values())
-
     def _fits(self, n_tokens: int) -> bool:
         """Whether a sequence of ``n_tokens`` cells fits beside the resident ones."""
         m = self._m()
@@ -252,7 +234,7 @@ class LlamaCppEngine:
 
     def can_admit(self, n_prompt_tokens: int) -> bool:
         m = self._m()
-        if m.shape.embedding or not self._free_slots:
+        if m.shape.embedding or not self._sl().free:
             return False
         return self._fits(n_prompt_tokens + 1)
 
@@ -263,19 +245,13 @@ class LlamaCppEngine:
         if spec.seq_id in self._seqs:
             raise Conflict(f"sequence {spec.seq_id!r} is already admitted", param="seq_id")
         self._check_prompt(spec.prompt)
-        if not self._free_slots:
+        if not self._sl().free:
             raise Overloaded("no free slot in this engine", retry_after=1.0)
         if not self._fits(len(spec.prompt) + 1):
             raise Overloaded("not enough free KV cells for this prompt", retry_after=1.0)
         self._ad().load(spec.adapters)
         sampler = SamplerChain(spec.params, m.vocab, m.n_vocab)
-        if m.shape.kv_unified:
-            slot = self._free_slots.pop(0)
-            self._make_room(len(spec.prompt) + 1)
-            cached = self._reuse_prefix(spec.prompt, slot, spec.adapters)
-        else:
-            slot, cached = self._reuse_prefix_per_slot(spec.prompt, spec.adapters)
-        self._kv_owner[slot] = spec.adapters
+        slot, cached = self._sl().take(spec.prompt, spec.adapters, self._seqs.values(), self._reserved())
         self._order += 1
         seq = Seq(spec, slot, sampler, order=self._order, n_past=cached, cached_tokens=cached)
         self._seqs[spec.seq_id] = seq
@@ -294,146 +270,19 @@ class LlamaCppEngine:
         if min(prompt) < 0 or max(prompt) >= m.n_vocab:
             raise InvalidRequest("prompt holds a token id outside the vocabulary", param="prompt")
 
-    def _make_room(self, need: int) -> None:
-        """Evict prefix-cache entries (oldest first) until ``need`` more cells fit beside them."""
-        m = self._m()
-        while self._cache and self._reserved() + self._cache_cells() + need > m.shape.n_ctx:
-            self._evict_cache_entry()
-
-    def _evict_cache_entry(self) -> None:
-        cid, _ = self._cache.popitem(last=False)
-        llama_cpp.llama_memory_seq_rm(self._m().memory, cid, -1, -1)
-        self._free_cache_ids.append(cid)
-
-    def _reuse_prefix(self, prompt: Sequence[TokenId], slot: int, adapters: AdapterSet) -> int:
-        """Copy the KV of the longest matching resident/cached prefix made under ``adapters``
-        into ``slot``."""
-        best_src, best_n = -1, 0
-        limit = len(prompt) - 1  # at least one token must be fed to get logits
-        candidates: list[tuple[int, Sequence[TokenId], int]] = [
-            (s.slot, s.tokens, s.n_past) for s in self._seqs.values() if s.spec.adapters == adapters
-        ]
-        candidates += [
-            (cid, toks, len(toks))
-            for cid, toks in self._cache.items()
-            if self._kv_owner.get(cid, ()) == adapters
-        ]
-        for src, toks, n_kv in candidates:
-            n = common_prefix(prompt, toks, min(limit, n_kv))
-            if n > best_n:
-                best_src, best_n = src, n
-        self._copy_prefix(best_src, slot, best_n)
-        if best_n > 0 and best_src in self._cache:
-            self._cache.move_to_end(best_src)
-        return best_n
-
-    def _reuse_prefix_per_slot(self, prompt: Sequence[TokenId], adapters: AdapterSet) -> tuple[int, int]:
-        """Take the lowest free slot for ``prompt`` (see :meth:`_compact`) and give it the longest
-        KV prefix made under ``adapters``: the slot's own leftover, trimmed in place, or the cells
-        of another free slot's leftover or of a running sequence, copied across. Returns (slot,
-        reused tokens)."""
-        mem = self._m().memory
-        limit = len(prompt) - 1  # at least one token must be fed to get logits
-        slot = min(self._free_slots)
-        src, best_n = -1, 0
-        for free in sorted(self._free_slots):
-            if self._kv_owner.get(free, ()) != adapters:
-                continue
-            n = common_prefix(prompt, self._residue.get(free, ()), limit)
-            if n > best_n or (n == best_n and free == slot and n > 0):
-                src, best_n = free, n
-        for s in self._seqs.values():
-            if s.spec.adapters != adapters:
-                continue
-            n = common_prefix(prompt, s.tokens, min(limit, s.n_past))
-            if n > best_n:
-                src, best_n = s.slot, n
-        if src == slot:
-            if len(self._residue.get(slot, ())) > best_n:
-                self._vacate(slot)  # keep a copy of all of it; the slot keeps what it shares
-            self._free_slots.remove(slot)
-            self._residue.pop(slot, None)
-            llama_cpp.llama_memory_seq_rm(mem, slot, best_n, -1)
-            return slot, best_n
-        self._vacate(slot, keep=src)
-        self._free_slots.remove(slot)
-        self._copy_prefix(src, slot, best_n)
-        return slot, best_n
-
-    def _vacate(self, slot: int, *, keep: int = -1) -> None:
-        """Per-slot layout, before free ``slot`` is taken: copy its leftover prefix into the least
-        recently freed other free slot (not ``keep``), so that the prefix cache loses its oldest
-        leftover rather than this one (a whole-stream copy, applied at the next decode, before
-        anything is written to ``slot``)."""
-        tokens = self._residue.pop(slot, None)
-        spare = next((s for s in self._free_slots if s not in (slot, keep)), None)
-        if not tokens or spare is None:
-            return
-        llama_cpp.llama_memory_seq_cp(self._m().memory, slot, spare, -1, -1)
-        self._pending_copy.update((slot, spare))
-        self._residue[spare] = tokens
-        self._kv_owner[spare] = self._kv_owner.get(slot, ())
-        self._free_slots.remove(spare)
-        self._free_slots.append(spare)
-
-    def _copy_prefix(self, src: int, dst: int, n: int) -> None:
-        """Empty ``dst``, then make its first ``n`` cells a copy of those of ``src`` (none if n <= 0)."""
-        mem = self._m().memory
-        llama_cpp.llama_memory_seq_rm(mem, dst, -1, -1)
-        if n <= 0:
-            return
-        if self._m().shape.kv_unified:
-            llama_cpp.llama_memory_seq_cp(mem, src, dst, 0, n)
-            return
-        # Across streams llama.cpp copies only whole buffers (a partial range aborts the
-        # process): copy everything, then drop the cells past the shared prefix. The copy is
-        # applied at the next decode.
-        llama_cpp.llama_memory_seq_cp(mem, src, dst, -1, -1)
-        llama_cpp.llama_memory_seq_rm(mem, dst, n, -1)
-        self._pending_copy.update((src, dst))
-
     # --- stepping --------------------------------------------------------------------------------
-
-    def _plan(self, plan: StepPlan | None) -> list[_Work]:
-        m = self._m()
-        budget = m.shape.n_batch
-        work: list[_Work] = []
-        if plan is None:
-            live = [s for s in self._seqs.values() if s.unfed > 0]
-            for s in live:
-                if s.unfed == 1 and budget > 0:
-                    work.append(_Work(s, s.tokens[s.n_past :], True))
-                    budget -= 1
-            for s in live:
-                if s.unfed > 1 and budget > 0:
-                    chunk, sample = s.next_chunk(budget)
-                    work.append(_Work(s, chunk, sample))
-                    budget -= len(chunk)
-            return work
-        total = sum(plan.tokens.values())
-        if total > budget:
-            raise InvalidRequest(f"plan feeds {total} tokens, more than n_batch={budget}", param="plan")
-        for seq_id, n in plan.tokens.items():
-            if n < 1:
-                raise InvalidRequest(f"plan gives {n} tokens to {seq_id!r}", param="plan")
-            seq = self._seqs.get(seq_id)
-            if seq is None or seq.unfed == 0:
-                continue
-            chunk, sample = seq.next_chunk(n)
-            work.append(_Work(seq, chunk, sample))
-        return work
 
     def step(self, plan: StepPlan | None = None) -> StepResult:
         t0 = time.perf_counter()
         m = self._m()
-        work = self._plan(plan)
+        work = plan_work(self._seqs, plan, m.shape.n_batch)
         outputs: list[SeqOutput] = []
         preempted: list[SeqSnapshot] = []
         if not m.shape.kv_unified:
-            self._compact()
+            self._sl().compact(self._seqs.values())
             work = self._within_slot(work, outputs)
         n_tokens = 0
-        for adapters, group in self._by_adapter_set(work):
+        for adapters, group in by_adapter_set(work, self._ad().active):
             # an earlier decode of this step may have preempted one of them to make room
             group = [w for w in group if self._seqs.get(w.seq.seq_id) is w.seq]
             if group:
@@ -446,45 +295,7 @@ class LlamaCppEngine:
             preempted=tuple(preempted),
         )
 
-    def _compact(self) -> None:
-        """Per-slot layout: keep the resident sequences in the lowest slots.
-
-        llama.cpp decodes a batch over per-sequence streams in ubatches of *consecutive*
-        sequence ids (``split_equal`` in sequential mode), one forward pass each. Sequences in
-        scattered slots (as finishes and admissions leave them) turn one decode into several:
-        16 decoding sequences in shuffled slots took 4.1x the time of the same 16 in order, 4 in
-        slots 0, 4, 8, 12 took 4x the time of 4 in slots 0-3 (``bench/ubatch_split.py``), and a
-        server got slower the longer it ran. So a sequence above a free slot moves down into it
-        (a whole-stream copy, applied at the next decode), and batches are built in slot order.
-        """
-        mem = self._m().memory
-        while self._free_slots and self._seqs:
-            hole = min(self._free_slots)
-            top = max(self._seqs.values(), key=lambda s: s.slot)
-            if top.slot < hole or hole in self._pending_copy or top.slot in self._pending_copy:
-                return
-            self._vacate(hole)
-            llama_cpp.llama_memory_seq_rm(mem, hole, -1, -1)
-            if top.n_past > 0:
-                llama_cpp.llama_memory_seq_cp(mem, top.slot, hole, -1, -1)
-                self._pending_copy.update((top.slot, hole))
-            llama_cpp.llama_memory_seq_rm(mem, top.slot, -1, -1)
-            self._free_slots.remove(hole)
-            self._free_slots.append(top.slot)
-            self._kv_owner[hole] = top.spec.adapters
-            top.slot = hole
-
-    def _by_adapter_set(self, work: list[_Work]) -> list[tuple[AdapterSet, list[_Work]]]:
-        """The step's work by adapter set, the context's current set first (one switch fewer)."""
-        groups: dict[AdapterSet, list[_Work]] = {}
-        for w in work:
-            groups.setdefault(w.seq.spec.adapters, []).append(w)
-        if len(groups) < 2:
-            return list(groups.items())
-        active = self._ad().active
-        return sorted(groups.items(), key=lambda item: item[0] != active)
-
-    def _decode(self, work: list[_Work], outputs: list[SeqOutput], preempted: list[SeqSnapshot]) -> int:
+    def _decode(self, work: list[Work], outputs: list[SeqOutput], preempted: list[SeqSnapshot]) -> int:
         """One decode of ``work`` (sequences of one adapter set, applied already), shrinking it
         while the KV is full, then sampling those that sample. Returns the tokens fed."""
         m, batch = self._m(), self._b()
@@ -496,7 +307,7 @@ class LlamaCppEngine:
                 w.index = batch.add_run(w.chunk, w.seq.n_past, w.seq.slot, logits_last=w.sample)
             rc = int(llama_cpp.llama_decode(m.ctx, batch.raw))
             if rc == 0:
-                self._pending_copy.clear()  # llama.cpp applies queued copies before a decode
+                self._sl().copies_applied()  # llama.cpp applies queued copies before a decode
                 break
             for w in work:  # whatever a failed decode left in the KV beyond n_past is not ours
                 llama_cpp.llama_memory_seq_rm(m.memory, w.seq.slot, w.seq.n_past, -1)
@@ -515,7 +326,7 @@ class LlamaCppEngine:
                 outputs.append(self._sample(seq, w.index))
         return shared + sum(len(w.chunk) for w in work)
 
-    def _prefill_shared(self, work: list[_Work]) -> int:
+    def _prefill_shared(self, work: list[Work]) -> int:
         """Feed the common start of fresh prompts in this step once, in a decode of its own,
         and copy it to the other sequences that share it (``shared_prefill.py``); their works
         keep what is left. Returns the tokens fed (0 when nothing is shared or the decode fails:
@@ -537,7 +348,7 @@ class LlamaCppEngine:
                 llama_cpp.llama_memory_seq_rm(m.memory, work[g.donor].seq.slot, 0, -1)
             logger.debug("shared prefill decode returned %d; prefilling each prompt whole", rc)
             return 0
-        self._pending_copy.clear()  # llama.cpp applied queued copies before that decode
+        self._sl().copies_applied()  # llama.cpp applied queued copies before that decode
         fed = 0
         for g in groups:
             donor = work[g.donor]
@@ -546,13 +357,13 @@ class LlamaCppEngine:
             fed += g.run
             for i, n in g.followers:
                 follower = work[i]
-                self._copy_prefix(donor.seq.slot, follower.seq.slot, n)
+                self._sl().copy_prefix(donor.seq.slot, follower.seq.slot, n)
                 follower.chunk = follower.chunk[n:]
                 follower.seq.n_past = n
                 self.shared_prefill_tokens += n
         return fed
 
-    def _within_slot(self, work: list[_Work], outputs: list[SeqOutput]) -> list[_Work]:
+    def _within_slot(self, work: list[Work], outputs: list[SeqOutput]) -> list[Work]:
         """Per-slot layout: a sequence whose slot is full ends with ``length``."""
         cap = self._m().shape.n_ctx_seq
         kept = []
@@ -573,13 +384,11 @@ class LlamaCppEngine:
             outputs.append(out)
         return kept
 
-    def _shrink(
-        self, work: list[_Work], preempted: list[SeqSnapshot], outputs: list[SeqOutput]
-    ) -> list[_Work]:
+    def _shrink(self, work: list[Work], preempted: list[SeqSnapshot], outputs: list[SeqOutput]) -> list[Work]:
         """No KV slot for this batch: free cache, then drop prefill, then preempt the newest."""
-        if self._cache:
-            while self._cache:
-                self._evict_cache_entry()
+        slots = self._sl()
+        if slots.cached:
+            slots.evict_all()
             return work
         decodes = [w for w in work if len(w.chunk) == 1]
         if 0 < len(decodes) < len(work):
@@ -629,30 +438,8 @@ class LlamaCppEngine:
         )
 
     def _release(self, seq: Seq, *, keep_prefix: bool) -> None:
-        mem = self._m().memory
-        if not self._m().shape.kv_unified:
-            # The slot keeps its KV as the prefix cache until another sequence takes it.
-            if keep_prefix and self._keep_residue and seq.n_past > 0:
-                llama_cpp.llama_memory_seq_rm(mem, seq.slot, seq.n_past, -1)
-                self._residue[seq.slot] = seq.tokens[: seq.n_past]
-            else:
-                llama_cpp.llama_memory_seq_rm(mem, seq.slot, -1, -1)
-                self._residue.pop(seq.slot, None)
-            seq.sampler.close()
-            self._free_slots.append(seq.slot)
-            self._seqs.pop(seq.seq_id, None)
-            return
-        if keep_prefix and seq.n_past > 0 and (self._free_cache_ids or self._cache):
-            if not self._free_cache_ids:
-                self._evict_cache_entry()
-            cid = self._free_cache_ids.pop()
-            llama_cpp.llama_memory_seq_rm(mem, cid, -1, -1)
-            llama_cpp.llama_memory_seq_cp(mem, seq.slot, cid, 0, seq.n_past)
-            self._cache[cid] = seq.tokens[: seq.n_past]
-            self._kv_owner[cid] = seq.spec.adapters
-        llama_cpp.llama_memory_seq_rm(mem, seq.slot, -1, -1)
+        self._sl().release(seq, keep_prefix=keep_prefix)
         seq.sampler.close()
-        self._free_slots.append(seq.slot)
         self._seqs.pop(seq.seq_id, None)
 
     def abort(self, seq_id: SeqId) -> None:
@@ -669,11 +456,8 @@ class LlamaCppEngine:
             raise NotFound(f"no resident sequence {seq_id!r}", param="seq_id")
         state = b""
         # A cross-stream copy not yet applied (no decode since): the buffer is not the KV yet.
-        if seq.n_past > 0 and seq.slot not in self._pending_copy:
-            size = int(llama_cpp.llama_state_seq_get_size(m.ctx, seq.slot))
-            buf = (ctypes.c_uint8 * size)()
-            n = int(llama_cpp.llama_state_seq_get_data(m.ctx, buf, size, seq.slot))
-            state = ctypes.string_at(buf, n)
+        if seq.n_past > 0 and not self._sl().pending(seq.slot):
+            state = read_seq_state(m.ctx, seq.slot)
         snap = SeqSnapshot(
             spec=seq.spec,
             state=state,
@@ -695,7 +479,8 @@ class LlamaCppEngine:
         tokens = list(spec.prompt) + list(snapshot.generated)
         if list(snapshot.kv_tokens) != tokens[: len(snapshot.kv_tokens)]:
             raise InvalidRequest("snapshot is inconsistent: KV tokens are not a prefix of its tokens")
-        if not self._free_slots:
+        slots = self._sl()
+        if not slots.free:
             raise Overloaded("no free slot in this engine", retry_after=1.0)
         if not self._fits(len(tokens) + 1):
             if not m.shape.kv_unified:
@@ -707,18 +492,10 @@ class LlamaCppEngine:
         self._ad().load(spec.adapters)
         sampler = SamplerChain(spec.params, m.vocab, m.n_vocab)
         sampler.accept_history(snapshot.generated)
-        # Writing a state into a slot that a queued copy reads from (or writes to) would race it.
-        ready = [s for s in self._free_slots if s not in self._pending_copy] or self._free_slots
-        slot = min(ready)
-        self._free_slots.remove(slot)
-        self._residue.pop(slot, None)
-        self._kv_owner[slot] = spec.adapters
-        self._make_room(len(tokens) + 1)
-        llama_cpp.llama_memory_seq_rm(m.memory, slot, -1, -1)
+        slot = slots.take_empty(spec.adapters, len(tokens) + 1, self._reserved())
         n_past = 0
-        if snapshot.state and snapshot.kv_tokens and slot not in self._pending_copy:
-            data = (ctypes.c_uint8 * len(snapshot.state)).from_buffer_copy(snapshot.state)
-            if int(llama_cpp.llama_state_seq_set_data(m.ctx, data, len(snapshot.state), slot)) > 0:
+        if snapshot.state and snapshot.kv_tokens and not slots.pending(slot):
+            if write_seq_state(m.ctx, slot, snapshot.state):
                 n_past = len(snapshot.kv_tokens)
             else:
                 logger.warning("could not restore KV state of %s; recomputing it", spec.seq_id)

@@ -2,7 +2,7 @@
 start once.
 
 Sequences admitted together often share a long start — the same system prompt and chat template
-before the user's words. Prefix reuse (``engine.py``) finds KV that is already resident; it finds
+before the user's words. Prefix reuse (``slots.py``) finds KV that is already resident; it finds
 nothing for prompts that arrive together, so each would compute the same tokens again. Instead,
 one of them (the *donor*) feeds the common run in a first, small decode; every other one
 (a *follower*) then gets a copy of those cells and feeds only the rest of its chunk in the step's
