@@ -183,9 +183,10 @@ class KvSlots:
         llama.cpp decodes a batch over per-sequence streams in ubatches of *consecutive*
         sequence ids (``split_equal`` in sequential mode), one forward pass each. Sequences in
         scattered slots (as finishes and admissions leave them) turn one decode into several:
-        16 decoding sequences in shuffled slots took 4.1x the time of the same 16 in order, 4 in
-        slots 0, 4, 8, 12 took 4x the time of 4 in slots 0-3 (``bench/ubatch_split.py``), and a
-        server got slower the longer it ran. So a sequence above a free slot moves down into it
+        16 decoding sequences in shuffled batch order took 3.4x the time of the same 16 in slot
+        order, 4 in slots 0, 4, 8, 12 took 2.5x the time of 4 in slots 0-3
+        (``bench/ubatch_split.py``), and a server got slower the longer it ran
+        (``bench/server_aging.py``). So a sequence above a free slot moves down into it
         (a whole-stream copy, applied at the next decode; it changes ``Seq.slot``), and the
         engine builds its batches in slot order.
         """
