@@ -34,11 +34,12 @@ from typing import Any
 from llmos.config import ClusterConfig, SchedulerConfig
 from llmos.core import CoreClient, CoreSpec, ProcessHost
 from llmos.engine.base import LoadSpec, SamplingParams, SequenceSpec
+from llmos.engine.fake import N_VOCAB
 from llmos.kernel.replicas import ReplicaSet
 from llmos.scheduler import GenerationRequest, RequestClass
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SYSTEM = tuple(range(1000, 1256))
+SYSTEM = tuple(7 + i % (N_VOCAB - 7) for i in range(256))
 
 
 def spec(slots: int, step_s: float) -> CoreSpec:
@@ -67,7 +68,7 @@ async def drive(submit: Any, clients: int, tokens: int, seconds: float, warmup: 
             rid = f"c{c}-{n[0]}"
             params = SamplingParams(temperature=0.0, max_tokens=tokens, ignore_eos=True)
             req = GenerationRequest(
-                rid, SequenceSpec(rid, (*SYSTEM, c, n[0]), params), RequestClass(tenant="t")
+                rid, SequenceSpec(rid, (*SYSTEM, c % N_VOCAB, n[0] % N_VOCAB), params), RequestClass(tenant="t")
             )
             async for out in submit(req):
                 if measuring[0]:
