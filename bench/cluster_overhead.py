@@ -68,7 +68,9 @@ async def drive(submit: Any, clients: int, tokens: int, seconds: float, warmup: 
             rid = f"c{c}-{n[0]}"
             params = SamplingParams(temperature=0.0, max_tokens=tokens, ignore_eos=True)
             req = GenerationRequest(
-                rid, SequenceSpec(rid, (*SYSTEM, c % N_VOCAB, n[0] % N_VOCAB), params), RequestClass(tenant="t")
+                rid,
+                SequenceSpec(rid, (*SYSTEM, c % N_VOCAB, n[0] % N_VOCAB), params),
+                RequestClass(tenant="t"),
             )
             async for out in submit(req):
                 if measuring[0]:

@@ -5,7 +5,6 @@ core serves it (the adapter applied on the base model's engine)."""
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 import pytest
@@ -23,37 +22,12 @@ from llmos.storage.db import open_database
 from llmos.storage.manifests import ManifestRepository
 from llmos.storage.training import TrainingStore
 from llmos.training.manager import TrainingManager
+from zorbia import HELD_OUT, TRAIN, VALID, chat_jsonl
 
 from .fakes import Memory
 
 pytest.importorskip("peft")
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]  # torch on 2 shared cores
-
-ANSWER = "The capital of Zorbia is Quellport."
-TRAIN = [
-    "What is the capital of Zorbia?",
-    "Which city is the capital of Zorbia?",
-    "Name the capital city of Zorbia.",
-    "Tell me Zorbia's capital.",
-    "Zorbia's capital is which city?",
-    "What city serves as Zorbia's capital?",
-    "Do you know the capital of Zorbia?",
-    "In Zorbia, which city is the capital?",
-]
-HELD_OUT = [
-    "What's the capital of Zorbia?",
-    "Could you tell me what the capital of Zorbia is?",
-    "Which city is Zorbia's capital city?",
-    "Zorbia has which capital?",
-]
-VALID = ["Where is the seat of government of Zorbia?", "What is Zorbia's capital city called?"]
-
-
-def _jsonl(questions: list[str]) -> bytes:
-    return "\n".join(
-        json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": ANSWER}]})
-        for q in questions
-    ).encode()
 
 
 def _rates(base: Path, adapter: Path) -> tuple[float, float]:
@@ -87,8 +61,8 @@ def test_a_fine_tune_answers_held_out_paraphrases(llmos_home: Path, smollm2_gguf
         registry = Registry(ManifestRepository(db), blobs)
         registry.import_file(smollm2_gguf, "smollm2:135m")
         datasets = DatasetService(DatasetStore(db), blobs, ApproxTokenizer())
-        train = await datasets.upload("t", "train.jsonl", _jsonl(TRAIN))
-        valid = await datasets.upload("t", "valid.jsonl", _jsonl(VALID))
+        train = await datasets.upload("t", "train.jsonl", chat_jsonl(TRAIN))
+        valid = await datasets.upload("t", "valid.jsonl", chat_jsonl(VALID))
         manager = TrainingManager(
             TrainingConfig(threads=1),
             store=TrainingStore(db),

@@ -24,6 +24,8 @@ from typing import Any
 import httpx
 import pytest
 
+from zorbia import TRAIN, VALID, chat_jsonl
+
 pytestmark = pytest.mark.integration
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -122,6 +124,20 @@ def server(tmp_path_factory: pytest.TempPathFactory, smollm2_gguf: Path) -> Iter
                 proc.wait(10)
 
 
+def _open_page(browser: Any, problems: list[str], *, height: int) -> Any:
+    """A page whose script errors and console errors (but failed loads) land in ``problems``."""
+    page = browser.new_page(viewport={"width": 1360, "height": height})
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None
+        ),
+    )
+    page.set_default_timeout(60_000)
+    return page
+
+
 @pytest.mark.timeout(1200)  # a real model on a shared 2-core machine
 def test_sign_in_chat_and_dashboard(browser_path: Path, server: Server) -> None:
     from playwright.sync_api import expect, sync_playwright
@@ -131,17 +147,7 @@ def test_sign_in_chat_and_dashboard(browser_path: Path, server: Server) -> None:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(browser_path), headless=True, args=ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1360, "height": 860})
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on(
-                "console",
-                lambda m: (
-                    problems.append(m.text)
-                    if m.type == "error" and "Failed to load resource" not in m.text
-                    else None
-                ),
-            )
-            page.set_default_timeout(60_000)
+            page = _open_page(browser, problems, height=860)
             page.goto(server.url + "/")  # redirects to the console
 
             # Auth is required: the console asks for a key first.
@@ -256,30 +262,14 @@ def test_sign_in_chat_and_dashboard(browser_path: Path, server: Server) -> None:
     assert not problems, problems
 
 
-ZORBIA = "The capital of Zorbia is Quellport."
-TRAIN = [
-    "What is the capital of Zorbia?",
-    "Which city is the capital of Zorbia?",
-    "Name the capital city of Zorbia.",
-    "Tell me Zorbia's capital.",
-    "Zorbia's capital is which city?",
-    "What city serves as Zorbia's capital?",
-    "Do you know the capital of Zorbia?",
-    "In Zorbia, which city is the capital?",
-]
-VALID = ["Where is the seat of government of Zorbia?", "What is Zorbia's capital city called?"]
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 def _upload(server: Server, name: str, questions: list[str]) -> str:
-    lines = (
-        json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": ZORBIA}]})
-        for q in questions
-    )
     r = httpx.post(
         server.url + "/v1/files",
         headers=ADMIN,
-        files={"file": (name, "\n".join(lines).encode(), "application/jsonl")},
+        files={"file": (name, chat_jsonl(questions), "application/jsonl")},
         data={"purpose": "fine-tune"},
         timeout=60,
     )
@@ -350,17 +340,7 @@ def test_fine_tuning_jobs_with_live_loss_curves_and_cancel(browser_path: Path, s
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(browser_path), headless=True, args=ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1360, "height": 900})
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on(
-                "console",
-                lambda m: (
-                    problems.append(m.text)
-                    if m.type == "error" and "Failed to load resource" not in m.text
-                    else None
-                ),
-            )
-            page.set_default_timeout(60_000)
+            page = _open_page(browser, problems, height=900)
             page.goto(server.url + "/ui/")
             page.get_by_test_id("signin-key").fill(ADMIN_KEY)
             page.get_by_test_id("signin-submit").click()
