@@ -5,7 +5,8 @@ the Q4_1 file as stored: mean KL(Q4_1 ‖ X), top-1 agreement and perplexity; pl
 continuations of chat prompts (tokens until the first difference). Two yardsticks in the same
 run: the noise floor (the very Q4_1 file read in micro-batches of 32 instead of 512, which
 llama.cpp computes with other kernels) and a real change of model (a Q4_0 requantization of
-the same weights, 4 bits without a per-block offset).
+the same weights, 4 bits without a per-block offset). And IQ4_NL, a candidate for a faster
+re-encoding (``bench/cpu_weight_types.py``).
 
     python bench/cpu_weights_fidelity.py [--model PATH] [--out bench/results] [--tokens N]
 """
@@ -41,6 +42,7 @@ PROMPTS = [
 ]
 GREEDY_TOKENS = 64
 FTYPE_Q4_0 = 2
+FTYPE_IQ4_NL = 25  # llama_ftype LLAMA_FTYPE_MOSTLY_IQ4_NL
 
 
 class Model:
@@ -133,10 +135,16 @@ def main() -> None:
         q8 = choose_weights(args.model, "auto", derived_dir=Path(tmp)).path
         q4_0 = Path(tmp) / "q4_0.gguf"
         convert(args.model, q4_0, FTYPE_Q4_0)
+        iq4_nl = Path(tmp) / "iq4_nl.gguf"
+        convert(args.model, iq4_nl, FTYPE_IQ4_NL)
         variants = {
             "q4_1, micro-batches of 32 (noise floor)": (args.model, 32),
             "q8_0 re-encoding (what llmos maps)": (q8, 512),
             "q4_0 requantization (a real change)": (q4_0, 512),
+            "iq4_nl requantization (non-linear 4 bits; faster than q8_0, bench/cpu_weight_types.py)": (
+                iq4_nl,
+                512,
+            ),
         }
         base = Model(args.model)
         tokens = base.tokenize(text)[: args.tokens]
