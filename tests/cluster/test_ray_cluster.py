@@ -172,6 +172,18 @@ def _usage_row(url: str) -> dict[str, Any]:
     )
 
 
+def _start_streams(url: str, place: str, results: list[StreamEnd]) -> list[threading.Thread]:
+    """Six streaming chats, each with a system prompt of its own (no shared prefix: the router
+    places them by load), started on threads; each appends its end to ``results``."""
+    threads = [
+        threading.Thread(target=_stream, args=(url, f"{place} number {i}. {SYSTEM}", results))
+        for i in range(6)
+    ]
+    for t in threads:
+        t.start()
+    return threads
+
+
 def test_a_replica_actor_killed_mid_load(server: RealServer) -> None:
     """Issue #20 point 4 for one replica's actor (its Ray worker process SIGKILLed; the node lives):
     its queued requests are re-routed and succeed, its started streams end with a clear error,
@@ -179,12 +191,7 @@ def test_a_replica_actor_killed_mid_load(server: RealServer) -> None:
     is started again (its node has room once the actor is gone)."""
     before = _usage_row(server.url)
     results: list[StreamEnd] = []
-    threads = [
-        threading.Thread(target=_stream, args=(server.url, f"Store number {i}. {SYSTEM}", results))
-        for i in range(6)
-    ]
-    for t in threads:
-        t.start()
+    threads = _start_streams(server.url, "Store", results)
 
     # Two slots each: wait until one replica runs two and has one waiting, the other runs too.
     def loaded() -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -258,12 +265,7 @@ def test_a_node_killed_mid_load_others_keep_serving(
     results: list[StreamEnd] = []
     # Six shops, six system prompts: no shared prefix, so the router balances them by load (two
     # run and one waits on each replica: two slots each).
-    threads = [
-        threading.Thread(target=_stream, args=(server.url, f"Shop number {i}. {SYSTEM}", results))
-        for i in range(6)
-    ]
-    for t in threads:
-        t.start()
+    threads = _start_streams(server.url, "Shop", results)
     # Wait until both replicas are busy, then kill the worker node (its raylet and workers).
     wait_until(
         lambda: sum(r["running"] > 0 for r in _model_status(server.url)["replicas"]) == 2,

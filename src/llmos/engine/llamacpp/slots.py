@@ -170,8 +170,7 @@ class KvSlots:
         spare = next((s for s in self.free if s not in (slot, keep)), None)
         if not tokens or spare is None:
             return
-        llama_cpp.llama_memory_seq_cp(self._model.memory, slot, spare, -1, -1)
-        self._pending.update((slot, spare))
+        self.copy_prefix(slot, spare, len(tokens))
         self._residue[spare] = tokens
         self._owner[spare] = self._owner.get(slot, ())
         self.free.remove(spare)
@@ -190,7 +189,6 @@ class KvSlots:
         (a whole-stream copy, applied at the next decode; it changes ``Seq.slot``), and the
         engine builds its batches in slot order.
         """
-        mem = self._model.memory
         seqs = list(resident)
         while self.free and seqs:
             hole = min(self.free)
@@ -198,11 +196,8 @@ class KvSlots:
             if top.slot < hole or hole in self._pending or top.slot in self._pending:
                 return
             self._vacate(hole)
-            llama_cpp.llama_memory_seq_rm(mem, hole, -1, -1)
-            if top.n_past > 0:
-                llama_cpp.llama_memory_seq_cp(mem, top.slot, hole, -1, -1)
-                self._pending.update((top.slot, hole))
-            llama_cpp.llama_memory_seq_rm(mem, top.slot, -1, -1)
+            self.copy_prefix(top.slot, hole, top.n_past)
+            llama_cpp.llama_memory_seq_rm(self._model.memory, top.slot, -1, -1)
             self.free.remove(hole)
             self.free.append(top.slot)
             self._owner[hole] = top.spec.adapters
