@@ -36,9 +36,10 @@ PolicyName = Literal["tiered", "fcfs", "priority", "round_robin", "fair"]
 tier; ``fcfs``: submission order; ``priority``: urgency with aging; ``round_robin``: tenants in
 turn; ``fair``: weighted fair share (VTC) only."""
 LogFormat = Literal["text", "json"]
-CpuWeightsMode = Literal["auto", "native"]
-"""``auto``: Q4_1/Q5_1 GGUF files run on the CPU from a Q8_0 re-encoding (``llmos.engine.cpu_weights``);
-``native``: every file as stored."""
+CpuWeightsMode = Literal["auto", "converted", "native"]
+"""``auto``: Q4_1/Q5_1 GGUF files run on the CPU from a Q8_0 re-encoding (``llmos.engine.cpu_weights``),
+and a sequence decoding alone from the file as stored (the solo lane, ``engine/llamacpp/solo.py``);
+``converted``: the re-encoding only; ``native``: every file as stored."""
 
 
 SIZE_FORMS = "a number of bytes or a size with a unit: 512MB, 1.5GB, 4GiB, 2g"

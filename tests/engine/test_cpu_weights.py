@@ -38,6 +38,7 @@ def test_only_q4_1_and_q5_1_files_are_converted_and_only_on_the_cpu() -> None:
     assert conversion_target(FTYPE_MOSTLY_Q4_0, "auto") is None  # llama.cpp repacks it itself
     assert conversion_target(FTYPE_MOSTLY_Q8_0, "auto") is None
     assert conversion_target(None, "auto") is None
+    assert conversion_target(FTYPE_MOSTLY_Q4_1, "converted") == FTYPE_MOSTLY_Q8_0
     assert conversion_target(FTYPE_MOSTLY_Q4_1, "native") is None
     assert conversion_target(FTYPE_MOSTLY_Q4_1, "auto", gpu_layers=10) is None
 
@@ -45,7 +46,8 @@ def test_only_q4_1_and_q5_1_files_are_converted_and_only_on_the_cpu() -> None:
 def test_mode_parsing() -> None:
     assert parse_mode(" Native ") == "native"
     assert parse_mode("AUTO") == "auto"
-    with pytest.raises(InvalidRequest, match="auto, native"):
+    assert parse_mode("converted") == "converted"
+    with pytest.raises(InvalidRequest, match="auto, converted, native"):
         parse_mode("q8")
 
 
@@ -65,7 +67,8 @@ def test_config_reads_cpu_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     assert load_config(home=tmp_path).engine.cpu_weights == "native"
     monkeypatch.setenv("LLMOS_CPU_WEIGHTS", "fast")
     with pytest.raises(
-        ConfigError, match="LLMOS_CPU_WEIGHTS='fast' is not valid: expected one of 'auto' or 'native'"
+        ConfigError,
+        match="LLMOS_CPU_WEIGHTS='fast' is not valid: expected one of 'auto', 'converted' or 'native'",
     ):
         load_config(home=tmp_path)
 

@@ -78,7 +78,9 @@ def test_prefix_of_a_resident_sequence_is_reused(make_engine: MakeEngine, unifie
 
 @pytest.mark.parametrize("cut", [1, 9])
 def test_preempt_and_restore_continue_exactly(make_engine: MakeEngine, cut: int) -> None:
-    engine = make_engine(n_slots=2, extra={"prefix_cache_slots": 0})
+    # One set of weights throughout (no solo lane, whose sequence decodes alone from other
+    # weights than in company): exactly the tokens of an uninterrupted run.
+    engine = make_engine(n_slots=2, cpu_weights="converted", extra={"prefix_cache_slots": 0})
     prompt = chat_prompt(engine, "What is the capital of France?")
     params = SamplingParams(temperature=0.0, max_tokens=30, ignore_eos=True, repeat_penalty=1.3)
     uninterrupted = generate(engine, "u", prompt, params)

@@ -148,9 +148,15 @@ def test_a_q4_1_file_is_estimated_as_the_q8_0_encoding_the_cpu_engine_maps(tmp_p
     shape = read_shape(path)
     assert shape.tensor_bytes == 25_600 + 160
     assert shape.cpu_tensor_bytes == 25_600 + 8 * 34  # 8 blocks of 32 values as Q8_0
-    auto = estimate_memory(shape, EstimateParams(cpu_weights="auto"))
+    converted = estimate_memory(shape, EstimateParams(cpu_weights="converted"))
     native = estimate_memory(shape, EstimateParams(cpu_weights="native"))
-    assert auto.weights - native.weights == 8 * 34 - 160
+    assert converted.weights - native.weights == 8 * 34 - 160
+    assert converted.kv_cache == native.kv_cache
+    # auto adds the solo lane: the file as stored beside its re-encoding, and one slot's KV cells
+    params = EstimateParams(cpu_weights="auto", n_slots=4)
+    auto = estimate_memory(shape, params)
+    assert auto.weights == shape.cpu_tensor_bytes + shape.tensor_bytes
+    assert auto.kv_cache == converted.kv_cache + converted.kv_cache // 4
     # Offloaded to a GPU the file is mapped as it is.
     gpu = estimate_memory(shape, EstimateParams(device="cuda:0", gpu_layers=99))
     assert gpu.weights == shape.tensor_bytes

@@ -67,7 +67,7 @@ FILE_TYPE_NAMES: dict[int, str] = {
 
 
 def parse_mode(raw: object) -> CpuWeightsMode:
-    """``auto`` or ``native`` (case-insensitive). Raises InvalidRequest naming the choices."""
+    """``auto``, ``converted`` or ``native`` (case-insensitive). Raises InvalidRequest naming the choices."""
     value = str(raw).strip().lower()
     if value not in CPU_WEIGHT_MODES:
         raise InvalidRequest(
@@ -78,7 +78,7 @@ def parse_mode(raw: object) -> CpuWeightsMode:
 
 def conversion_target(file_type: int | None, mode: CpuWeightsMode, *, gpu_layers: int = 0) -> int | None:
     """The file type to load instead of ``file_type`` on the CPU, or None to load it as it is."""
-    if mode != "auto" or gpu_layers > 0 or file_type is None:
+    if mode == "native" or gpu_layers > 0 or file_type is None:
         return None
     return CONVERT_FILE_TYPES.get(file_type)
 

@@ -90,8 +90,8 @@ class ModelShape:
     """Sliding window, in tokens (0: none)."""
     n_ctx_train: int = 0
     cpu_tensor_bytes: int = 0
-    """``tensor_bytes`` once the engine re-encodes the file for the CPU (``cpu_weights="auto"``,
-    see :mod:`llmos.engine.cpu_weights`); 0 when it maps the file as it is."""
+    """``tensor_bytes`` once the engine re-encodes the file for the CPU (``cpu_weights`` ``auto`` or
+    ``converted``, see :mod:`llmos.engine.cpu_weights`); 0 when it maps the file as it is."""
 
     def to_metadata(self) -> dict[str, Any]:
         return {SHAPE_METADATA_KEY: asdict(self)}
@@ -311,8 +311,12 @@ def estimate_memory(shape: ModelShape, params: EstimateParams) -> MemoryEstimate
         # llama.cpp offloads whole layers (plus the output layer as layer n_layer).
         share = min(1.0, params.gpu_layers / (shape.n_layer + 1))
         vram = int(share * (shape.tensor_bytes + kv)) + compute
-    elif params.cpu_weights == "auto" and shape.cpu_tensor_bytes:
+    elif params.cpu_weights != "native" and shape.cpu_tensor_bytes:
         weights = shape.cpu_tensor_bytes
+        if params.cpu_weights == "auto" and not params.embedding:
+            # the solo lane: the file as stored beside its re-encoding, and one slot's KV
+            weights += shape.tensor_bytes
+            kv += kv // max(1, params.n_slots)
     return MemoryEstimate(
         weights=weights,
         vocab=vocab,

@@ -20,6 +20,10 @@ sequences (the set the context already has first) and samples each set's sequenc
 its decode (``step_work.py`` plans and groups a step's work). Every KV cell range remembers the
 adapter set that computed it, and a sequence reuses a prefix only from its own set (KV made
 under another adapter is another model's KV).
+
+When the weights are a re-encoding (``cpu_weights="auto"``), a sequence decoding alone runs in a
+second context over the file as stored, the solo lane (``solo.py``), and moves back the moment
+another sequence needs the main context.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ from llmos.engine.llamacpp.sequence import Sequence as Seq
 from llmos.engine.llamacpp.shared_prefill import DEFAULT_MIN_TOKENS as DEFAULT_SHARE_MIN
 from llmos.engine.llamacpp.shared_prefill import group_shared_prefixes
 from llmos.engine.llamacpp.slots import KvSlots
+from llmos.engine.llamacpp.solo import SoloLane, lane_wanted
 from llmos.engine.llamacpp.step_work import Work, by_adapter_set, plan_work
 from llmos.engine.templates import ChatTemplate, max_chars_for_context
 from llmos.errors import (
@@ -88,6 +93,7 @@ class LlamaCppEngine:
         self._spec: LoadSpec | None = None
         self._last_error = ""
         self._embedder: EmbeddingContext | None = None
+        self._lane: SoloLane | None = None
         self._share_min = DEFAULT_SHARE_MIN
         self.shared_prefill_tokens = 0
         """Prompt tokens followers did not compute, thanks to shared prefill (a counter)."""
@@ -128,6 +134,13 @@ class LlamaCppEngine:
         self._batch = Batch(spec.n_batch)
         self._adapters = Adapters(model.handle)
         self._slots = KvSlots(model, spec.n_slots, n_cache, keep_residue=keep_residue)
+        weights = model.weights.description
+        if lane_wanted(spec, model):
+            try:
+                self._lane = SoloLane(model, spec)
+                weights += f"; one sequence alone: {self._lane.description}"
+            except (EngineError, InvalidRequest) as exc:
+                logger.warning("no solo lane for %s: %s", spec.model_path, exc)
         self._info = EngineInfo(
             model_path=str(spec.model_path),
             n_ctx=spec.n_ctx,
@@ -142,12 +155,12 @@ class LlamaCppEngine:
             embedding_dim=model.n_embd,
             backend=BACKEND,
             weights_path=str(model.weights.path),
-            weights=model.weights.description,
+            weights=weights,
         )
         logger.info(
             "loaded %s, weights %s (n_ctx=%d, slots=%d)",
             spec.model_path,
-            model.weights.description,
+            weights,
             spec.n_ctx,
             spec.n_slots,
         )
@@ -180,6 +193,11 @@ class LlamaCppEngine:
         return self._slots
 
     @property
+    def solo_tokens(self) -> int | None:
+        """Tokens decoded in the solo lane (a counter; None when this load has no lane)."""
+        return None if self._lane is None else self._lane.tokens
+
+    @property
     def adapters_loaded(self) -> list[str]:
         """The adapter files loaded onto the model."""
         return self._ad().loaded
@@ -188,6 +206,9 @@ class LlamaCppEngine:
         for seq in list(self._seqs.values()):
             seq.sampler.close()
         self._seqs.clear()
+        if self._lane is not None:
+            self._lane.close()
+            self._lane = None
         self._slots = None
         self._adapters = None  # llama.cpp frees them with the model
         if self._batch is not None:
@@ -245,6 +266,7 @@ class LlamaCppEngine:
         if spec.seq_id in self._seqs:
             raise Conflict(f"sequence {spec.seq_id!r} is already admitted", param="seq_id")
         self._check_prompt(spec.prompt)
+        self._leave_lane()
         if not self._sl().free:
             raise Overloaded("no free slot in this engine", retry_after=1.0)
         if not self._fits(len(spec.prompt) + 1):
@@ -278,9 +300,16 @@ class LlamaCppEngine:
         work = plan_work(self._seqs, plan, m.shape.n_batch)
         outputs: list[SeqOutput] = []
         preempted: list[SeqSnapshot] = []
+        lane = self._lane
+        if lane is not None and lane.holds is not None and not self._solo(work):
+            lane.leave()
         if not m.shape.kv_unified:
-            self._sl().compact(self._seqs.values())
+            if lane is None or lane.holds is None:  # the lane's sequence is the only resident one
+                self._sl().compact(self._seqs.values())
             work = self._within_slot(work, outputs)
+        if self._solo(work) and self._decode_solo(work[0], outputs):
+            return StepResult(outputs=tuple(outputs), n_tokens=1, elapsed_s=time.perf_counter() - t0)
+        self._leave_lane()
         n_tokens = 0
         for adapters, group in by_adapter_set(work, self._ad().active):
             # an earlier decode of this step may have preempted one of them to make room
@@ -325,6 +354,30 @@ class LlamaCppEngine:
             if w.sample:
                 outputs.append(self._sample(seq, w.index))
         return shared + sum(len(w.chunk) for w in work)
+
+    def _solo(self, work: list[Work]) -> bool:
+        """Whether this step's work is one sequence decoding alone, which the lane may take."""
+        lane = self._lane
+        if lane is None or len(work) != 1 or len(self._seqs) != 1:
+            return False
+        w = work[0]
+        if not w.sample or len(w.chunk) != 1 or not lane.can_take(w.seq):
+            return False
+        return lane.holds is w.seq or not self._sl().pending(w.seq.slot)
+
+    def _decode_solo(self, w: Work, outputs: list[SeqOutput]) -> bool:
+        """Decode ``w`` in the solo lane and sample it; False (nothing done) when the lane cannot."""
+        lane = self._lane
+        seq = w.seq
+        if lane is None or not lane.enter(seq) or not lane.decode(seq, w.chunk[0]):
+            return False
+        seq.n_past += 1
+        outputs.append(self._sample(seq, 0, lane.ctx))
+        return True
+
+    def _leave_lane(self) -> None:
+        if self._lane is not None:
+            self._lane.leave()
 
     def _prefill_shared(self, work: list[Work]) -> int:
         """Feed the common start of fresh prompts in this step once, in a decode of its own,
@@ -404,13 +457,15 @@ class LlamaCppEngine:
             )
         return []
 
-    def _sample(self, seq: Seq, index: int) -> SeqOutput:
+    def _sample(self, seq: Seq, index: int, ctx: Any = None) -> SeqOutput:
+        """Sample ``seq`` from the logits at batch ``index`` of ``ctx`` (the main context's by default)."""
         m = self._m()
-        token = seq.sampler.sample(m.ctx, index)
+        ctx = m.ctx if ctx is None else ctx
+        token = seq.sampler.sample(ctx, index)
         logprobs: tuple[TokenLogprob, ...] = ()
         k = seq.spec.params.logprobs
         if k is not None:
-            logprobs = (logprobs_at(m.ctx, index, m.n_vocab, token, k, m.token_text),)
+            logprobs = (logprobs_at(ctx, index, m.n_vocab, token, k, m.token_text),)
         event = seq.push(token, is_eog=m.is_eog(token), piece=m.piece(token))
         out = SeqOutput(
             seq_id=seq.seq_id,
@@ -438,7 +493,9 @@ class LlamaCppEngine:
         )
 
     def _release(self, seq: Seq, *, keep_prefix: bool) -> None:
-        self._sl().release(seq, keep_prefix=keep_prefix)
+        self._sl().release(seq, keep_prefix=keep_prefix)  # keeps its main slot's n_kv cells
+        if self._lane is not None:
+            self._lane.drop(seq)
         seq.sampler.close()
         self._seqs.pop(seq.seq_id, None)
 
@@ -454,6 +511,7 @@ class LlamaCppEngine:
         seq = self._seqs.get(seq_id)
         if seq is None:
             raise NotFound(f"no resident sequence {seq_id!r}", param="seq_id")
+        self._leave_lane()
         state = b""
         # A cross-stream copy not yet applied (no decode since): the buffer is not the KV yet.
         if seq.n_past > 0 and not self._sl().pending(seq.slot):
@@ -479,6 +537,7 @@ class LlamaCppEngine:
         tokens = list(spec.prompt) + list(snapshot.generated)
         if list(snapshot.kv_tokens) != tokens[: len(snapshot.kv_tokens)]:
             raise InvalidRequest("snapshot is inconsistent: KV tokens are not a prefix of its tokens")
+        self._leave_lane()
         slots = self._sl()
         if not slots.free:
             raise Overloaded("no free slot in this engine", retry_after=1.0)

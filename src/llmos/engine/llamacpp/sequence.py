@@ -1,7 +1,8 @@
 """Per-sequence state: tokens, KV position, incremental detokenization, stop strings, limits.
 
 A sequence's tokens are ``prompt + generated``; the first ``n_past`` of them are in the KV
-cache. Prefill and decode are the same operation: feed the unfed tail, and sample once the
+cache (the first ``n_kv`` in the main context's slot, the rest in the solo lane's context while it
+decodes there, see ``solo.py``). Prefill and decode are the same operation: feed the unfed tail, and sample once the
 last fed token is the last token of the sequence.
 """
 
@@ -85,6 +86,9 @@ class Sequence:
             self._decoder.setstate((pending_bytes, 0))
         self.stop = StopMatcher(spec.params.stop, pending_text)
         self.finish_reason: FinishReason | None = None
+        self.n_main: int | None = None
+        """While the solo lane decodes this sequence: how many of its ``n_past`` cells its main
+        slot still holds (None: all of them)."""
 
     @property
     def seq_id(self) -> str:
@@ -97,6 +101,11 @@ class Sequence:
     @property
     def generated(self) -> list[TokenId]:
         return self.tokens[self.n_prompt :]
+
+    @property
+    def n_kv(self) -> int:
+        """The cells of this sequence's KV held in its slot of the main context."""
+        return self.n_past if self.n_main is None else self.n_main
 
     @property
     def unfed(self) -> int:

@@ -110,7 +110,7 @@ class KvSlots:
         best_src, best_n = -1, 0
         limit = len(prompt) - 1  # at least one token must be fed to get logits
         candidates: list[tuple[int, Sequence[TokenId], int]] = [
-            (s.slot, s.tokens, s.n_past) for s in resident if s.spec.adapters == adapters
+            (s.slot, s.tokens, s.n_kv) for s in resident if s.spec.adapters == adapters
         ]
         candidates += [
             (cid, toks, len(toks))
@@ -146,7 +146,7 @@ class KvSlots:
         for s in resident:
             if s.spec.adapters != adapters:
                 continue
-            n = common_prefix(prompt, s.tokens, min(limit, s.n_past))
+            n = common_prefix(prompt, s.tokens, min(limit, s.n_kv))
             if n > best_n:
                 src, best_n = s.slot, n
         if src == slot:
@@ -196,7 +196,7 @@ class KvSlots:
             if top.slot < hole or hole in self._pending or top.slot in self._pending:
                 return
             self._vacate(hole)
-            self.copy_prefix(top.slot, hole, top.n_past)
+            self.copy_prefix(top.slot, hole, top.n_kv)
             llama_cpp.llama_memory_seq_rm(self._model.memory, top.slot, -1, -1)
             self.free.remove(hole)
             self.free.append(top.slot)
@@ -237,21 +237,21 @@ class KvSlots:
         mem = self._model.memory
         if not self._model.shape.kv_unified:
             # The slot keeps its KV as the prefix cache until another sequence takes it.
-            if keep_prefix and self._keep_residue and seq.n_past > 0:
-                llama_cpp.llama_memory_seq_rm(mem, seq.slot, seq.n_past, -1)
-                self._residue[seq.slot] = seq.tokens[: seq.n_past]
+            if keep_prefix and self._keep_residue and seq.n_kv > 0:
+                llama_cpp.llama_memory_seq_rm(mem, seq.slot, seq.n_kv, -1)
+                self._residue[seq.slot] = seq.tokens[: seq.n_kv]
             else:
                 llama_cpp.llama_memory_seq_rm(mem, seq.slot, -1, -1)
                 self._residue.pop(seq.slot, None)
             self.free.append(seq.slot)
             return
-        if keep_prefix and seq.n_past > 0 and (self._free_cache_ids or self._cache):
+        if keep_prefix and seq.n_kv > 0 and (self._free_cache_ids or self._cache):
             if not self._free_cache_ids:
                 self.evict_oldest()
             cid = self._free_cache_ids.pop()
             llama_cpp.llama_memory_seq_rm(mem, cid, -1, -1)
-            llama_cpp.llama_memory_seq_cp(mem, seq.slot, cid, 0, seq.n_past)
-            self._cache[cid] = seq.tokens[: seq.n_past]
+            llama_cpp.llama_memory_seq_cp(mem, seq.slot, cid, 0, seq.n_kv)
+            self._cache[cid] = seq.tokens[: seq.n_kv]
             self._owner[cid] = seq.spec.adapters
         llama_cpp.llama_memory_seq_rm(mem, seq.slot, -1, -1)
         self.free.append(seq.slot)
