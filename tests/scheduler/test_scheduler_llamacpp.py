@@ -23,7 +23,12 @@ def engine(smollm2_gguf: Path) -> Iterator[object]:
     from llmos.engine.llamacpp import LlamaCppEngine
 
     e = LlamaCppEngine()
-    e.load(LoadSpec(model_path=smollm2_gguf, n_ctx=2048, n_slots=2, n_batch=64, n_threads=2))
+    # One set of weights for every sequence, alone or batched (no solo lane, which decodes a
+    # lone sequence from the Q4_1 file): these tests compare texts across schedules.
+    spec = LoadSpec(
+        model_path=smollm2_gguf, n_ctx=2048, n_slots=2, n_batch=64, n_threads=2, cpu_weights="converted"
+    )
+    e.load(spec)
     yield e
     e.unload()
 

@@ -232,8 +232,9 @@ def test_sdk_against_the_real_server(server: RealServer) -> None:
     with llmos.Client(base_url=server.url) as client:
         model = client.load_model(MODEL)
         [resident] = [m for m in client.ps() if m.name == MODEL]
-        # The Q4_1 file runs from its Q8_0 re-encoding, kept beside the blob it came from.
-        assert resident.weights == "q8_0 (converted from q4_1)"
+        # The Q4_1 file runs from its Q8_0 re-encoding, kept beside the blob it came from, and a
+        # sequence decoding alone from the file itself (the solo lane).
+        assert resident.weights == "q8_0 (converted from q4_1); one sequence alone: q4_1 (as stored)"
         assert len(list((server.home / "derived").glob("sha256-*.q8_0.gguf"))) == 1
         text = model.generate_text("Hello", max_tokens=6, temperature=0)
         assert text
