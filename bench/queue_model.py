@@ -202,7 +202,7 @@ def _run(args: tuple[str, Curve, int, float, float, int, int, int]) -> dict[str,
 def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for name in WORKLOADS:
-        for rho in LOADS:
+        for rho in sorted({r["rho"] for r in runs}):
             pts = [r for r in runs if r["workload"] == name and r["rho"] == rho]
             if not pts:
                 continue
@@ -265,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
+    ap.add_argument("--loads", default=",".join(map(str, LOADS)), help="the values of ρ to run")
+    ap.add_argument("--tag", default="", help="written as queue_model<tag>.json (and .png)")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args(argv)
     curve = Curve.load(args.curve, args.jitter)
@@ -272,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     warmup = requests // 10
     seeds = 1 if args.quick else args.seeds
     names = args.workloads.split(",")
+    loads = tuple(float(x) for x in args.loads.split(","))
     caps = {name: capacity(WORKLOADS[name], curve, slots=args.slots, seed=99) for name in names}
     print(f"capacity (req/s): {caps}", file=sys.stderr)
     # Waits near saturation vary most from run to run: longer runs there.
@@ -287,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             warmup,
         )
         for name in names
-        for rho in LOADS
+        for rho in loads
         for s in range(seeds)
     ]
     t0 = time.monotonic()
@@ -313,10 +316,10 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    suffix = "_quick" if args.quick else ""
+    suffix = "_quick" if args.quick else args.tag
     (args.out / f"queue_model{suffix}.json").write_text(json.dumps(result, indent=2))
     if not args.quick:
-        plot(rows, args.out / "queue_model.png")
+        plot(rows, args.out / f"queue_model{suffix}.png")
     return 0
 
 
