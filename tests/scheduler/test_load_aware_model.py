@@ -65,7 +65,7 @@ def test_variability_factor() -> None:
     # c servers, fixed work, lighter load: more than ½ (the first of c residuals is shorter
     # than an exponential's), never more than the light-traffic limit c/(c+1).
     light = [variability_factor(0.0, rho, 4) for rho in (0.9, 0.7, 0.5, 0.3, 0.2)]
-    assert light == sorted(light) and 0.5 < light[0] and light[-1] <= 0.8
+    assert light == sorted(light) and light[0] > 0.5 and light[-1] <= 0.8
     assert variability_factor(0.0, 0.01, 16) == pytest.approx(16 / 17)
     # Between fixed and exponential work it interpolates.
     assert variability_factor(0.0, 0.3, 4) < variability_factor(0.21, 0.3, 4) < 1.0
