@@ -135,6 +135,23 @@ def test_service_curve_learns_step_times_and_work() -> None:
     assert len(curve.rates(servers=6)) == 6
 
 
+def test_service_curve_averages_work_over_its_own_longer_window() -> None:
+    curve = ServiceCurve(2, window=4, work_window=6)
+    for k in (100, 100, 1, 2, 3, 4, 5, 6):  # the two 100s leave the window of six
+        curve.record_work(k)
+    for _ in range(10):
+        curve.record_step(1, 0.01)  # the step window (4) is not the work window
+    assert curve.steps_mean() == pytest.approx(3.5)
+    assert curve.steps_scv() == pytest.approx(3.5 / 3.5**2)  # sample variance of 1 … 6 is 3.5
+    # A queue model keeps the last 1,024 requests' work, four times its other windows (256).
+    qm = QueueModel(2, clock=lambda: 0.0)
+    for k in [10] * 300 + [20] * 300:
+        qm.record_service(1.0, steps=k)
+    assert qm.curve.steps_mean() == 15
+    with pytest.raises(InvalidRequest):
+        ServiceCurve(2, work_window=1)
+
+
 def test_service_curve_never_extrapolates_a_faster_full_batch() -> None:
     curve = ServiceCurve(3)
     curve.record_step(1, 0.02)
