@@ -20,8 +20,12 @@ Usage (repository root)::
 
     nice -n 19 .venv/bin/python bench/queue_model.py                # the sweep (~10 minutes)
     nice -n 19 .venv/bin/python bench/queue_model.py --quick        # seconds
+    nice -n 19 .venv/bin/python bench/queue_model.py --requests 16000 --tag _long   # long runs
+    nice -n 19 .venv/bin/python bench/queue_model.py --workloads long --loads 0.3,0.5   # long prompts
 
-Writes ``bench/results/queue_model.json`` and ``queue_model.png`` (not with ``--quick``).
+Workloads: ``fixed`` and ``mixed`` by default; ``long`` (prompts of 64 – 1,536 tokens, several
+``n_batch`` chunks) on request. Writes ``bench/results/queue_model<tag>.json`` and ``.png``
+(``queue_model_quick.json`` with ``--quick``, no plot).
 """
 
 from __future__ import annotations
@@ -74,7 +78,10 @@ class Workload:
 WORKLOADS = {
     "fixed": Workload("fixed", (30, 30), (32, 32)),  # scheduler_policies.py's requests
     "mixed": Workload("mixed", (16, 256), (8, 64)),
+    # Prompts up to three n_batch chunks: a chunk step costs up to 72 ms more than a decode step.
+    "long": Workload("long", (64, 1536), (8, 64)),
 }
+DEFAULT_WORKLOADS = ("fixed", "mixed")
 
 
 class CurveEngine(FakeEngine):
@@ -99,6 +106,11 @@ class CurveEngine(FakeEngine):
         return super().step(plan)
 
 
+def _ctx(workload: Workload) -> int:
+    """Context per slot: room for the longest request (512 for the fixed and mixed workloads)."""
+    return max(512, workload.prompt[1] + workload.tokens[1])
+
+
 def make_request(rng: random.Random, workload: Workload, rid: str) -> GenerationRequest:
     """A request of ``workload``: random prompt tokens, a random length, no early EOS."""
     p, n = rng.randint(*workload.prompt), rng.randint(*workload.tokens)
@@ -113,7 +125,7 @@ def simulate(
     """One run: ``requests`` Poisson arrivals at ``lam``/s; observed and predicted waits."""
     rng = random.Random(seed)
     engine = CurveEngine(curve, random.Random(seed + 1))
-    engine.load(LoadSpec(model_path=Path("curve"), n_ctx=slots * 512, n_slots=slots, n_batch=512))
+    engine.load(LoadSpec(model_path=Path("curve"), n_ctx=slots * _ctx(workload), n_slots=slots, n_batch=512))
     admitted: dict[str, float] = {}
     queued: dict[str, float] = {}
 
@@ -168,7 +180,7 @@ def capacity(workload: Workload, curve: Curve, *, slots: int, seed: int) -> floa
     (a closed loop of 2·slots clients), over 800 completions after 200 of warm-up."""
     rng = random.Random(seed)
     engine = CurveEngine(curve, random.Random(seed + 1))
-    engine.load(LoadSpec(model_path=Path("curve"), n_ctx=slots * 512, n_slots=slots, n_batch=512))
+    engine.load(LoadSpec(model_path=Path("curve"), n_ctx=slots * _ctx(workload), n_slots=slots, n_batch=512))
     sched = ModelScheduler(engine, config=SchedulerConfig(policy="fcfs"), clock=lambda: engine.now)
     sent = done = 0
     t0 = 0.0
@@ -264,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=RESULTS)
-    ap.add_argument("--workloads", default=",".join(WORKLOADS))
+    ap.add_argument("--workloads", default=",".join(DEFAULT_WORKLOADS), help=f"of {', '.join(WORKLOADS)}")
     ap.add_argument("--loads", default=",".join(map(str, LOADS)), help="the values of ρ to run")
     ap.add_argument("--tag", default="", help="written as queue_model<tag>.json (and .png)")
     ap.add_argument("--quick", action="store_true")
