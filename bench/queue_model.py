@@ -20,8 +20,12 @@ Usage (repository root)::
 
     nice -n 19 .venv/bin/python bench/queue_model.py                # the sweep (~10 minutes)
     nice -n 19 .venv/bin/python bench/queue_model.py --quick        # seconds
+    nice -n 19 .venv/bin/python bench/queue_model.py --requests 16000 --tag _long   # long runs
+    nice -n 19 .venv/bin/python bench/queue_model.py --workloads long --loads 0.3,0.5   # long prompts
 
-Writes ``bench/results/queue_model.json`` and ``queue_model.png`` (not with ``--quick``).
+Workloads: ``fixed`` and ``mixed`` by default; ``long`` (prompts of 64 – 1,536 tokens, several
+``n_batch`` chunks) on request. Writes ``bench/results/queue_model<tag>.json`` and ``.png``
+(``queue_model_quick.json`` with ``--quick``, no plot).
 """
 
 from __future__ import annotations
@@ -74,7 +78,10 @@ class Workload:
 WORKLOADS = {
     "fixed": Workload("fixed", (30, 30), (32, 32)),  # scheduler_policies.py's requests
     "mixed": Workload("mixed", (16, 256), (8, 64)),
+    # Prompts up to three n_batch chunks: a chunk step costs up to 72 ms more than a decode step.
+    "long": Workload("long", (64, 1536), (8, 64)),
 }
+DEFAULT_WORKLOADS = ("fixed", "mixed")
 
 
 class CurveEngine(FakeEngine):
@@ -99,6 +106,11 @@ class CurveEngine(FakeEngine):
         return super().step(plan)
 
 
+def _ctx(workload: Workload) -> int:
+    """Context per slot: room for the longest request (512 for the fixed and mixed workloads)."""
+    return max(512, workload.prompt[1] + workload.tokens[1])
+
+
 def make_request(rng: random.Random, workload: Workload, rid: str) -> GenerationRequest:
     """A request of ``workload``: random prompt tokens, a random length, no early EOS."""
     p, n = rng.randint(*workload.prompt), rng.randint(*workload.tokens)
@@ -113,7 +125,7 @@ def simulate(
     """One run: ``requests`` Poisson arrivals at ``lam``/s; observed and predicted waits."""
     rng = random.Random(seed)
     engine = CurveEngine(curve, random.Random(seed + 1))
-    engine.load(LoadSpec(model_path=Path("curve"), n_ctx=slots * 512, n_slots=slots, n_batch=512))
+    engine.load(LoadSpec(model_path=Path("curve"), n_ctx=slots * _ctx(workload), n_slots=slots, n_batch=512))
     admitted: dict[str, float] = {}
     queued: dict[str, float] = {}
 
@@ -168,7 +180,7 @@ def capacity(workload: Workload, curve: Curve, *, slots: int, seed: int) -> floa
     (a closed loop of 2·slots clients), over 800 completions after 200 of warm-up."""
     rng = random.Random(seed)
     engine = CurveEngine(curve, random.Random(seed + 1))
-    engine.load(LoadSpec(model_path=Path("curve"), n_ctx=slots * 512, n_slots=slots, n_batch=512))
+    engine.load(LoadSpec(model_path=Path("curve"), n_ctx=slots * _ctx(workload), n_slots=slots, n_batch=512))
     sched = ModelScheduler(engine, config=SchedulerConfig(policy="fcfs"), clock=lambda: engine.now)
     sent = done = 0
     t0 = 0.0
@@ -202,7 +214,7 @@ def _run(args: tuple[str, Curve, int, float, float, int, int, int]) -> dict[str,
 def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for name in WORKLOADS:
-        for rho in LOADS:
+        for rho in sorted({r["rho"] for r in runs}):
             pts = [r for r in runs if r["workload"] == name and r["rho"] == rho]
             if not pts:
                 continue
@@ -264,7 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=RESULTS)
-    ap.add_argument("--workloads", default=",".join(WORKLOADS))
+    ap.add_argument("--workloads", default=",".join(DEFAULT_WORKLOADS), help=f"of {', '.join(WORKLOADS)}")
+    ap.add_argument("--loads", default=",".join(map(str, LOADS)), help="the values of ρ to run")
+    ap.add_argument("--tag", default="", help="written as queue_model<tag>.json (and .png)")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args(argv)
     curve = Curve.load(args.curve, args.jitter)
@@ -272,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     warmup = requests // 10
     seeds = 1 if args.quick else args.seeds
     names = args.workloads.split(",")
+    loads = tuple(float(x) for x in args.loads.split(","))
     caps = {name: capacity(WORKLOADS[name], curve, slots=args.slots, seed=99) for name in names}
     print(f"capacity (req/s): {caps}", file=sys.stderr)
     # Waits near saturation vary most from run to run: longer runs there.
@@ -287,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             warmup,
         )
         for name in names
-        for rho in LOADS
+        for rho in loads
         for s in range(seeds)
     ]
     t0 = time.monotonic()
@@ -313,10 +328,10 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    suffix = "_quick" if args.quick else ""
+    suffix = "_quick" if args.quick else args.tag
     (args.out / f"queue_model{suffix}.json").write_text(json.dumps(result, indent=2))
     if not args.quick:
-        plot(rows, args.out / "queue_model.png")
+        plot(rows, args.out / f"queue_model{suffix}.png")
     return 0
 
 

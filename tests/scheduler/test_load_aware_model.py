@@ -3,7 +3,10 @@ service curve learned from steps, and the scheduler feeding it."""
 
 from __future__ import annotations
 
+import heapq
 import math
+import random
+from collections.abc import Callable
 
 import pytest
 
@@ -53,9 +56,65 @@ def test_chain_edges() -> None:
 
 def test_variability_factor() -> None:
     assert variability_factor(1.0) == 1.0  # exponential service: M/M/c as it is
-    assert variability_factor(3.0) == 2.0  # Allen–Cunneen (1 + cs²)/2
-    assert variability_factor(0.0) == 0.5  # fixed work: M/D/1 is exactly half of M/M/1
+    assert variability_factor(3.0, 0.3, 4) == 2.0  # Allen–Cunneen (1 + cs²)/2 above cs² = 1
+    assert variability_factor(0.0) == 0.5  # fixed work: M/D/1 is exactly half of M/M/1 ...
+    assert variability_factor(0.0, 0.2, 1) == 0.5  # ... at any load
     assert load_aware_wait(0.7, [1.0], scv=0.0) == pytest.approx(0.5 * 0.7 / (1 - 0.7))
+    # Heavy traffic: Allen–Cunneen for any number of servers.
+    assert variability_factor(0.21, 1.0, 4) == pytest.approx(0.605)
+    # c servers, fixed work, lighter load: more than ½ (the first of c residuals is shorter
+    # than an exponential's), never more than the light-traffic limit c/(c+1).
+    light = [variability_factor(0.0, rho, 4) for rho in (0.9, 0.7, 0.5, 0.3, 0.2)]
+    assert light == sorted(light) and light[0] > 0.5 and light[-1] <= 0.8
+    assert variability_factor(0.0, 0.01, 16) == pytest.approx(16 / 17)
+    # Between fixed and exponential work it interpolates.
+    assert variability_factor(0.0, 0.3, 4) < variability_factor(0.21, 0.3, 4) < 1.0
+    with pytest.raises(InvalidRequest):
+        variability_factor(0.5, 0.5, 0)
+
+
+def _simulated_wait(servers: int, lam: float, service: Callable[[random.Random], float], n: int) -> float:
+    """Mean wait of FCFS M/G/c over ``n`` Poisson arrivals (Kiefer–Wolfowitz: each arrival
+    takes the server that frees first)."""
+    rng = random.Random(1)
+    free = [0.0] * servers
+    t = total = 0.0
+    for _ in range(n):
+        t += rng.expovariate(lam)
+        start = max(t, free[0])
+        total += start - t
+        heapq.heapreplace(free, start + service(rng))
+    return total / n
+
+
+@pytest.mark.parametrize(
+    ("lengths", "rho"),
+    [
+        ((32, 32), 0.3),  # fixed-length requests
+        ((8, 64), 0.3),  # mixed lengths (cs² ≈ 0.21), bench/queue_model.py's
+        ((8, 64), 0.5),
+    ],
+)
+def test_predicted_wait_matches_a_simulated_queue_of_fixed_or_mixed_lengths(
+    lengths: tuple[int, int], rho: float
+) -> None:
+    # A step takes τ at any batch size, so the slots are 4 plain servers with service K·τ and
+    # the learned prediction must be the M/G/4 wait. Allen–Cunneen's (1 + cs²)/2 alone is its
+    # heavy-traffic limit and under-predicts here by 14 – 22 %.
+    tau, rng = 0.05, random.Random(3)
+    qm = QueueModel(4, clock=lambda: 0.0)
+    for k in range(1, 5):
+        qm.record_step(k, tau)
+    ks = [rng.randint(*lengths) for _ in range(256)]
+    for k in ks:
+        qm.record_service(k * tau, steps=k)
+    lam = rho * 4 / (sum(ks) / len(ks) * tau)
+    simulated = _simulated_wait(4, lam, lambda r: r.choice(ks) * tau, 60_000)
+    predicted = qm.predicted_wait_at(lam)
+    assert predicted == pytest.approx(simulated, rel=0.1)
+    heavy_traffic = chain_wait(lam, qm.curve.rates()) * (1 + qm.curve.steps_scv()) / 2
+    if rho < 0.5 or lengths[0] != lengths[1]:
+        assert heavy_traffic < 0.9 * simulated
 
 
 def test_service_curve_learns_step_times_and_work() -> None:
@@ -74,6 +133,23 @@ def test_service_curve_learns_step_times_and_work() -> None:
     assert curve.steps_scv() == pytest.approx(8 / 32**2)
     assert curve.rates() == pytest.approx(tuple(k / (32 * t) for k, t in zip(range(1, 5), taus, strict=True)))
     assert len(curve.rates(servers=6)) == 6
+
+
+def test_service_curve_averages_work_over_its_own_longer_window() -> None:
+    curve = ServiceCurve(2, window=4, work_window=6)
+    for k in (100, 100, 1, 2, 3, 4, 5, 6):  # the two 100s leave the window of six
+        curve.record_work(k)
+    for _ in range(10):
+        curve.record_step(1, 0.01)  # the step window (4) is not the work window
+    assert curve.steps_mean() == pytest.approx(3.5)
+    assert curve.steps_scv() == pytest.approx(3.5 / 3.5**2)  # sample variance of 1 … 6 is 3.5
+    # A queue model keeps the last 1,024 requests' work, four times its other windows (256).
+    qm = QueueModel(2, clock=lambda: 0.0)
+    for k in [10] * 300 + [20] * 300:
+        qm.record_service(1.0, steps=k)
+    assert qm.curve.steps_mean() == 15
+    with pytest.raises(InvalidRequest):
+        ServiceCurve(2, work_window=1)
 
 
 def test_service_curve_never_extrapolates_a_faster_full_batch() -> None:

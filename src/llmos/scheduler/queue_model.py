@@ -88,6 +88,7 @@ class QueueModel:
         *,
         clock: Callable[[], float],
         window: int = 256,
+        work_window: int = 1024,
         default_service_s: float = 1.0,
     ) -> None:
         if slots < 1 or window < 2:
@@ -98,7 +99,7 @@ class QueueModel:
         self._arrivals: deque[float] = deque(maxlen=window)
         self._services: deque[float] = deque(maxlen=window)
         self._waits: deque[float] = deque(maxlen=window)
-        self.curve = ServiceCurve(slots, window=window)
+        self.curve = ServiceCurve(slots, window=window, work_window=work_window)
         self.n_arrivals = 0
         self.n_services = 0
         self.n_waits = 0

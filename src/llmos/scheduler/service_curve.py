@@ -5,6 +5,12 @@ Two things are measured as the core runs: how long a step takes with k sequences
 squared coefficient of variation). Together they give the total departure rate with k requests
 in service, ``μ_k = k / (E[K]·τ(k))``, the input of :func:`llmos.scheduler.birth_death.chain_wait`.
 
+K is averaged over a longer window (1,024 requests) than the step times (256 steps per batch
+size): with mixed lengths (8 – 64 tokens, cs² 0.21) the mean of 256 requests is off by 3 % (one
+standard deviation), and near saturation the predicted wait moves ten times as much as the
+capacity (at ρ 0.9, 3 % is a third of the wait). Its sums are kept as requests come and go, so
+reading it costs nothing.
+
 Batch sizes not seen yet (a lightly loaded model never fills its batch) are extrapolated from
 the ones seen with a least-squares line ``τ(k) = a + b·k`` (b ≥ 0: a fuller batch is never
 faster), or taken as the one seen when there is only one.
@@ -20,12 +26,15 @@ from llmos.errors import InvalidRequest
 class ServiceCurve:
     """Step times per batch size and steps per request, over sliding windows. Not thread-safe."""
 
-    def __init__(self, slots: int, *, window: int = 256) -> None:
-        if slots < 1 or window < 2:
-            raise InvalidRequest("a service curve needs slots >= 1 and window >= 2")
+    def __init__(self, slots: int, *, window: int = 256, work_window: int = 1024) -> None:
+        if slots < 1 or window < 2 or work_window < 2:
+            raise InvalidRequest("a service curve needs slots >= 1 and windows >= 2")
         self.slots = slots
         self._steps: list[deque[float]] = [deque(maxlen=window) for _ in range(slots)]
-        self._work: deque[int] = deque(maxlen=window)
+        self._work: deque[int] = deque(maxlen=work_window)
+        self._work_sum = 0
+        self._work_sq = 0
+        """Σ K and Σ K² over the work window (integers: exact however long it runs)."""
 
     def record_step(self, batch: int, seconds: float) -> None:
         """One engine step over ``batch`` sequences took ``seconds`` (start to next start)."""
@@ -35,8 +44,15 @@ class ServiceCurve:
 
     def record_work(self, steps: int) -> None:
         """A finished request held a slot for ``steps`` engine steps."""
-        if steps >= 1:
-            self._work.append(steps)
+        if steps < 1:
+            return
+        if len(self._work) == self._work.maxlen:
+            old = self._work[0]
+            self._work_sum -= old
+            self._work_sq -= old * old
+        self._work.append(steps)
+        self._work_sum += steps
+        self._work_sq += steps * steps
 
     @property
     def ready(self) -> bool:
@@ -44,15 +60,15 @@ class ServiceCurve:
         return bool(self._work) and any(self._steps)
 
     def steps_mean(self) -> float | None:
-        return sum(self._work) / len(self._work) if self._work else None
+        return self._work_sum / len(self._work) if self._work else None
 
     def steps_scv(self) -> float:
         """Squared coefficient of variation of K (1, as for exponential service, until known)."""
         n = len(self._work)
         if n < 2:
             return 1.0
-        m = sum(self._work) / n
-        var = sum((k - m) ** 2 for k in self._work) / (n - 1)
+        m = self._work_sum / n
+        var = max(0, n * self._work_sq - self._work_sum**2) / (n * (n - 1))
         return var / (m * m)
 
     def step_times(self) -> tuple[float, ...]:
