@@ -68,6 +68,22 @@ class Done:
         return self.finished - self.submitted
 
 
+def open_bench(
+    model: Path, slots: int, threads: int, max_tokens: int, derived: Path, *, quick: bool
+) -> Bench:
+    """A :class:`Bench` over ``model`` loaded here (to render and tokenize prompts) with the load
+    spec every core of the run gets: ``slots`` slots, ``threads`` threads, 4,096 KV cells, one CPU
+    re-encoding of the weights under ``derived`` for all of them."""
+    from llmos.engine.llamacpp import LlamaCppEngine
+
+    load = LoadSpec(
+        model_path=model, n_ctx=4096, n_slots=slots, n_batch=512, n_threads=threads, derived_dir=derived
+    )
+    engine = LlamaCppEngine()
+    engine.load(load)
+    return Bench(engine, load, max_tokens=max_tokens, quick=quick)
+
+
 class Bench:
     def __init__(self, engine: Engine, load: LoadSpec, *, max_tokens: int, quick: bool) -> None:
         self.engine = engine
@@ -322,20 +338,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--quick", action="store_true", help="a smoke run: few requests, short phases")
     args = ap.parse_args(argv)
-    from llmos.engine.llamacpp import LlamaCppEngine
-
     derived = tempfile.TemporaryDirectory(prefix="llmos-bench-")  # one CPU re-encoding for every core
-    load = LoadSpec(
-        model_path=args.model,
-        n_ctx=4096,
-        n_slots=args.slots,
-        n_batch=512,
-        n_threads=args.threads,
-        derived_dir=Path(derived.name),
+    bench = open_bench(
+        args.model, args.slots, args.threads, args.max_tokens, Path(derived.name), quick=args.quick
     )
-    engine = LlamaCppEngine()
-    engine.load(load)
-    bench = Bench(engine, load, max_tokens=args.max_tokens, quick=args.quick)
+    engine = bench.engine
     runs: dict[str, Callable[[Bench], Any]] = {
         "priority": bench_priority,
         "fairness": bench_fairness,

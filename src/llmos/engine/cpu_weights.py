@@ -67,7 +67,8 @@ FILE_TYPE_NAMES: dict[int, str] = {
 
 
 def parse_mode(raw: object) -> CpuWeightsMode:
-    """``auto``, ``converted`` or ``native`` (case-insensitive). Raises InvalidRequest naming the choices."""
+    """``auto``, ``converted`` or ``native`` (case-insensitive). Raises InvalidRequest naming
+    the choices."""
     value = str(raw).strip().lower()
     if value not in CPU_WEIGHT_MODES:
         raise InvalidRequest(

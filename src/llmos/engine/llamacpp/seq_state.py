@@ -2,7 +2,8 @@
 writes back, and what the solo lane (``solo.py``) moves between two contexts.
 
 A per-sequence state of a plain KV cache is ``u32 magic, i32 seq_id`` (llama.cpp's
-``state_seq_get_data``), ``u32 n_stream`` (``llama_kv_cache::state_write`` from here on), then for each stream ``u32 cell_count`` and, when it is not 0, the cells' meta
+``state_seq_get_data``), ``u32 n_stream`` (``llama_kv_cache::state_write`` from here on), then
+for each stream ``u32 cell_count`` and, when it is not 0, the cells' meta
 (per cell ``i32 pos, u32 n_seq_id, i32 seq_id``) and data (``u32 v_trans, u32 n_layer``; per
 layer ``i32 k_type, u64 k_row`` and ``cell_count`` rows; per layer V: rows the same way, or,
 transposed, ``i32 v_type, u32 v_el, u32 n_embd_v`` and ``n_embd_v * cell_count`` elements).

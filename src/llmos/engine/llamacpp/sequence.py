@@ -1,9 +1,9 @@
 """Per-sequence state: tokens, KV position, incremental detokenization, stop strings, limits.
 
 A sequence's tokens are ``prompt + generated``; the first ``n_past`` of them are in the KV
-cache (the first ``n_kv`` in the main context's slot, the rest in the solo lane's context while it
-decodes there, see ``solo.py``). Prefill and decode are the same operation: feed the unfed tail, and sample once the
-last fed token is the last token of the sequence.
+cache (the first ``n_kv`` in the main context's slot, the rest in the solo lane's context while
+it decodes there, see ``solo.py``). Prefill and decode are the same operation: feed the unfed
+tail, and sample once the last fed token is the last token of the sequence.
 """
 
 from __future__ import annotations
