@@ -32,21 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from llmos.scheduler.birth_death import load_aware_wait
-from scheduler_policies import DEFAULT_MODEL, RESULTS, Bench, Done, _cancel, open_bench
-
-
-async def capacity(b: Bench, seconds: float) -> float:
-    sched = await b.scheduler("fcfs")
-    sink: list[Done] = []
-    c = b.load.n_slots
-    tasks = [asyncio.create_task(b.closed_loop(sched, "cal", 5, sink)) for _ in range(2 * c)]
-    await asyncio.sleep(2.0)
-    n0, t0 = len(sink), time.monotonic()
-    await asyncio.sleep(seconds)
-    cap = (len(sink) - n0) / (time.monotonic() - t0)
-    await _cancel(tasks)
-    await sched.close()
-    return cap
+from scheduler_policies import DEFAULT_MODEL, RESULTS, Bench, measure_capacity, open_bench
 
 
 async def one_run(b: Bench, lam: float, n: int, seed: int) -> dict[str, Any]:
@@ -76,7 +62,7 @@ async def one_run(b: Bench, lam: float, n: int, seed: int) -> dict[str, Any]:
 
 
 async def sweep(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
-    cap = await capacity(b, args.capacity_s)
+    cap = await measure_capacity(b, args.capacity_s, warmup_s=2.0)
     print(f"capacity {cap:.2f} req/s on {b.load.n_slots} slots", file=sys.stderr)
     runs = []
     for seed in args.seeds:

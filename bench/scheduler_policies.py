@@ -227,18 +227,24 @@ async def bench_fairness(b: Bench) -> dict[str, Any]:
 # -- queueing model --------------------------------------------------------------------------
 
 
-async def bench_queue(b: Bench) -> dict[str, Any]:
-    c = b.engine.info.n_slots
-    # Capacity: requests per second with every slot busy.
+async def measure_capacity(b: Bench, seconds: float, *, warmup_s: float = 1.0) -> float:
+    """Requests per second with every slot busy: twice as many closed-loop clients as slots, on a
+    fresh FCFS core, counted over ``seconds`` after ``warmup_s``."""
     sched = await b.scheduler("fcfs")
     sink: list[Done] = []
-    tasks = [asyncio.create_task(b.closed_loop(sched, "cal", 5, sink)) for _ in range(2 * c)]
-    await asyncio.sleep(1.0)
+    tasks = [asyncio.create_task(b.closed_loop(sched, "cal", 5, sink)) for _ in range(2 * b.load.n_slots)]
+    await asyncio.sleep(warmup_s)
     n0, t0 = len(sink), time.monotonic()
-    await asyncio.sleep(4.0 if b.quick else 15.0)
+    await asyncio.sleep(seconds)
     capacity = (len(sink) - n0) / (time.monotonic() - t0)
     await _cancel(tasks)
     await sched.close()
+    return capacity
+
+
+async def bench_queue(b: Bench) -> dict[str, Any]:
+    c = b.engine.info.n_slots
+    capacity = await measure_capacity(b, 4.0 if b.quick else 15.0)
     print(f"queue: capacity {capacity:.2f} req/s on {c} slots", file=sys.stderr)
     loads = [0.2, 0.5, 0.8] if b.quick else [0.2, 0.4, 0.6, 0.8, 0.9, 0.95]
     rng = random.Random(7)
