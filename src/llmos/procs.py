@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 import os
 import signal
@@ -57,3 +58,14 @@ def die_with_parent(parent_pid: int) -> None:
             time.sleep(0.2)
 
     threading.Thread(target=watchdog, name="llmos-watchdog", daemon=True).start()
+
+
+def freeze_startup_objects() -> None:
+    """Move every object alive now (modules, the app, the loaded model's bookkeeping) out of the
+    garbage collector's sight: a long-running process then pays for its full collections only
+    over what it allocated since, not the ~170,000 objects of the server's startup (a full
+    collection of those stalls every stream of the process for ~45 ms). Later garbage is
+    collected as before; the frozen objects live as long as the process does. For processes
+    that serve until they exit (``llmos serve``, an engine core), not for a library's caller."""
+    gc.collect()
+    gc.freeze()

@@ -79,6 +79,7 @@ def serve(
     from llmos.config import load_config
     from llmos.kernel import build_kernel
     from llmos.observability import configure_logging
+    from llmos.procs import freeze_startup_objects
     from llmos.server import Lifecycle, create_app
     from llmos.server.runner import server_for
 
@@ -101,6 +102,7 @@ def serve(
         app, life, host=config.host, port=config.port, drain_timeout=drain_timeout, log_level=config.log_level
     )
     configure_logging(config.log_level, config.log_format)  # uvicorn's Config installed its own handlers
+    freeze_startup_objects()  # a process that serves from here on: its import-time heap stays
     server.run()
 
 

@@ -7,9 +7,11 @@ nothing on the event loop waits on it:
   here, from the queue counts the core publishes with every step plus the requests sent since;
   the request goes out through a writer thread and a :class:`~llmos.core.stream.RequestStream`
   comes back with its estimated queue position;
-* one **reader thread** receives what the core sends and hands each step's outputs to the event
-  loop in one ``call_soon_threadsafe``; there they fan out to the streams (one wakeup per stream
-  per step);
+* what the core sends reaches the event loop in one wakeup per batch: a process's pipe is watched
+  by the loop itself (no thread in between); another channel (a Ray actor's) is read by a
+  **reader thread** that hands each step's outputs over in one ``call_soon_threadsafe``. On the
+  loop they fan out to the streams (one wakeup per stream per step). The reader thread starts
+  the core and reports its end;
 * calls (render + tokenize, tokenize, embed, stats, health) are futures the reader resolves;
 * a dead core (SIGKILL, segfault, OOM kill, a dead engine) closes its pipe: the reader sees it at
   once, every request in flight fails with EngineDeadError, every pending call too, and
@@ -30,7 +32,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from llmos.core.channel import Channel
+from llmos.core.channel import Channel, PipeChannel
 from llmos.core.hosts import CoreHost
 from llmos.core.messages import (
     AbortAll,
@@ -118,6 +120,8 @@ class CoreClient:
         self._reader: threading.Thread | None = None
         self._writer: threading.Thread | None = None
         self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._gone = threading.Event()
+        self._gone_reason = ""
         self._streams: dict[str, RequestStream] = {}
         self._costs: dict[str, int] = {}
         self._unstarted: dict[str, GenerationRequest] = {}
@@ -429,20 +433,16 @@ class CoreClient:
             target=self._write, args=(channel,), name=f"llmos-core-writer:{self.model}", daemon=True
         )
         self._writer.start()
-        self._post(self._started, first.info)
-        reason = ""
-        while True:
-            try:
-                msg = channel.recv()
-            except EOFError:
-                break
-            if isinstance(msg, StepOutputs):
-                self._post(self._on_outputs, msg)
-            elif isinstance(msg, CoreDead):
-                reason = msg.reason
-                break
-            else:
-                self._post(self._on_reply, msg)
+        if isinstance(channel, PipeChannel):
+            # the loop reads the pipe itself; this thread waits for the end and reports it
+            channel.nonblocking()
+            self._post(self._attach, channel)
+            self._post(self._started, first.info)
+            self._gone.wait()
+            reason = self._gone_reason
+        else:
+            self._post(self._started, first.info)
+            reason = self._receive(channel)
         channel.close()
         self._outbox.put(None)
         if self._closing and not reason:
@@ -453,7 +453,50 @@ class CoreClient:
         )
         self._post(self._on_gone, why)
 
+    def _receive(self, channel: Channel) -> str:
+        """Hand what the core sends to the loop until it ends; returns the reason it gave."""
+        while True:
+            try:
+                msg = channel.recv()
+            except EOFError:
+                return ""
+            if isinstance(msg, StepOutputs):
+                self._post(self._on_outputs, msg)
+            elif isinstance(msg, CoreDead):
+                return msg.reason
+            else:
+                self._post(self._on_reply, msg)
+
     # -- on the event loop -------------------------------------------------------------------
+
+    def _attach(self, channel: PipeChannel) -> None:
+        assert self._loop is not None
+        try:
+            self._loop.add_reader(channel.fileno(), self._readable, channel)
+        except Exception:  # the loop cannot watch it: end as if the pipe had closed
+            logger.warning("the event loop cannot watch the engine core's pipe", exc_info=True)
+            self._detach(channel, "", watched=False)
+
+    def _readable(self, channel: PipeChannel) -> None:
+        try:
+            messages = channel.read_ready()
+        except EOFError:
+            self._detach(channel, "")
+            return
+        for msg in messages:
+            if isinstance(msg, StepOutputs):
+                self._on_outputs(msg)
+            elif isinstance(msg, CoreDead):
+                self._detach(channel, msg.reason)
+                return
+            else:
+                self._on_reply(msg)
+
+    def _detach(self, channel: PipeChannel, reason: str, *, watched: bool = True) -> None:
+        if watched and self._loop is not None:
+            self._loop.remove_reader(channel.fileno())
+        self._gone_reason = reason
+        self._gone.set()
 
     def _started(self, info: EngineInfo) -> None:
         if self._ready is not None and not self._ready.done():

@@ -304,9 +304,12 @@ def serve(
     *,
     clock: Callable[[], float] = time.monotonic,
     pid: int | None = None,
+    after_load: Callable[[], None] | None = None,
 ) -> None:
     """Run one engine core over ``channel``: load what the first message (a CoreSpec) names,
-    answer CoreReady (or CoreDead when loading fails), then loop until told to stop."""
+    answer CoreReady (or CoreDead when loading fails), then loop until told to stop.
+    ``after_load`` runs once the model is loaded (a process of its own freezes its startup
+    objects there: :func:`llmos.procs.freeze_startup_objects`)."""
     try:
         spec = channel.recv()
     except EOFError:
@@ -323,6 +326,8 @@ def serve(
         channel.close()
         return
     core = EngineCore(engine, spec, clock=clock)
+    if after_load is not None:
+        after_load()
     inbox = Inbox()
     try:
         channel.send(CoreReady(info, os.getpid() if pid is None else pid))

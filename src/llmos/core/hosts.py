@@ -29,7 +29,7 @@ from llmos.core.channel import Channel, PipeChannel, QueueChannel
 from llmos.core.engine_core import serve
 from llmos.engine.backends import make_engine
 from llmos.engine.base import Engine
-from llmos.procs import describe_exit, die_with_parent
+from llmos.procs import describe_exit, die_with_parent, freeze_startup_objects
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def process_main(conn: Connection, parent_pid: int) -> None:
     """Entry point of a core's process: serve until told to stop, the pipe closes or the engine dies."""
     die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when we stop
-    serve(PipeChannel(conn), make_engine)
+    serve(PipeChannel(conn), make_engine, after_load=freeze_startup_objects)
 
 
 class ProcessHost:
