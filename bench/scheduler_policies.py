@@ -43,7 +43,7 @@ from llmos.config import SchedulerConfig
 from llmos.core import CoreClient, CoreSpec, ProcessHost
 from llmos.engine.base import Engine, LoadSpec, SamplingParams, SequenceSpec
 from llmos.errors import Overloaded, RateLimited
-from llmos.scheduler import GenerationRequest, RequestClass
+from llmos.scheduler import GenerationRequest, RequestClass, SchedulerEvent
 
 DEFAULT_MODEL = Path.home() / ".cache" / "llmos-tests" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 RESULTS = Path(__file__).parent / "results"
@@ -103,10 +103,15 @@ class Bench:
             self._prompts[k] = tuple(self.engine.tokenize(text))
         return self._prompts[k]
 
-    async def scheduler(self, policy: str, **cfg: Any) -> CoreClient:
-        """A fresh engine core scheduling with ``policy``, started."""
+    async def scheduler(
+        self, policy: str, *, on_event: Callable[[SchedulerEvent], None] | None = None, **cfg: Any
+    ) -> CoreClient:
+        """A fresh engine core scheduling with ``policy``, started; ``on_event`` hears its
+        scheduler's events."""
         config = SchedulerConfig(policy=policy, **cfg)  # type: ignore[arg-type]
-        client = CoreClient(ProcessHost(), CoreSpec("llamacpp", self.load, "smollm2:135m", config))
+        client = CoreClient(
+            ProcessHost(), CoreSpec("llamacpp", self.load, "smollm2:135m", config), on_event=on_event
+        )
         await client.start()
         return client
 

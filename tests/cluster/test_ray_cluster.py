@@ -1,7 +1,8 @@
 """A real Ray cluster on this machine: a head and one more node (Ray's own multi-node test
 utility), a real ``llmos serve --cluster`` joining it with two replicas of smollm2:135m (one per
 node: each asks for the node's one CPU), the affinity router, one replica's actor killed mid-load
-(and started again), then the worker node killed mid-load.
+(and started again), then the worker node killed mid-load; last, a node that cannot see the
+front-end's disk joins and a replica placed there gets the model's bytes sent.
 
 Slow (Ray starts a dozen processes; kept to one cluster and one server for the whole module)."""
 
@@ -10,7 +11,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -298,3 +302,74 @@ def test_scale_through_the_api_is_bounded_by_the_cluster(server: RealServer) -> 
     assert r.status_code == 400
     r = httpx.post(server.url + "/api/scale", json={"model": MODEL, "replicas": 1}, timeout=300)
     assert r.status_code == 200 and r.json()["replicas"] == 1
+
+
+def _node_without_our_disk(address: str, hidden: Path) -> subprocess.Popen[bytes] | None:
+    """Another Ray node whose processes cannot see ``hidden`` (a tmpfs mounted over it in a mount
+    namespace of their own: a machine with a disk of its own). None where this user may not
+    make one (unshare needs root)."""
+    probe = subprocess.run(
+        ["unshare", "-m", "sh", "-c", f"mount -t tmpfs tmpfs {shlex.quote(str(hidden))}"],
+        capture_output=True,
+    )
+    if probe.returncode != 0:
+        return None
+    ray_bin = Path(sys.executable).with_name("ray")
+    script = (
+        f"mount -t tmpfs tmpfs {shlex.quote(str(hidden))} && exec {shlex.quote(str(ray_bin))} start "
+        f"--address={shlex.quote(address)} --num-cpus=1 --block"
+    )
+    return subprocess.Popen(
+        ["unshare", "-m", "sh", "-c", script],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def test_a_node_without_the_front_ends_disk_gets_the_model_sent(
+    server: RealServer, ray_cluster: tuple[Any, Any, str]
+) -> None:
+    """Issue #20 point 1 across two disks: the replica placed on a node that cannot read the
+    registry's blob gets it through Ray's object store, verified by digest, and serves."""
+    cluster, _, _ = ray_cluster
+    before = {x["node_id"] for x in httpx.get(server.url + "/api/cluster", timeout=30).json()["nodes"]}
+    n = len(_model_status(server.url)["replicas"])  # every node's CPU is taken by one
+    node = _node_without_our_disk(cluster.address, server.home.parent)
+    if node is None:
+        pytest.skip("unshare -m is not permitted here: no node with a disk of its own")
+    try:
+        new = wait_until(
+            lambda: (
+                {
+                    x["node_id"]
+                    for x in httpx.get(server.url + "/api/cluster", timeout=30).json()["nodes"]
+                    if x["alive"]
+                }
+                - before
+            ),
+            within_s=120,
+            what="the new node in the cluster",
+        )
+        (node_id,) = new
+        r = httpx.post(server.url + "/api/scale", json={"model": MODEL, "replicas": n + 1}, timeout=600)
+        assert r.status_code == 200, r.text
+
+        def serving() -> list[dict[str, Any]]:
+            return [r for r in _model_status(server.url)["replicas"] if r["state"] == "serving"]
+
+        wait_until(lambda: len(serving()) == n + 1, within_s=300, what="a replica more serving")
+        replicas = serving()
+        assert node_id in {r["node_id"] for r in replicas}
+        log = server.log.read_text(errors="replace")
+        assert f"to node {node_id[:12]}" in log, log[-3000:]  # the bytes were sent, not found
+        for i in range(4):  # and the model keeps answering with a replica more
+            assert _chat(server.url, f"Question {i}: do you sell hinges of size {i}?")["choices"]
+    finally:
+        httpx.post(server.url + "/api/scale", json={"model": MODEL, "replicas": n}, timeout=300)
+        os.killpg(node.pid, signal.SIGTERM)
+        try:
+            node.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(node.pid, signal.SIGKILL)
+            node.wait(10)
