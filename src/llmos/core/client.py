@@ -12,8 +12,8 @@ nothing on the event loop waits on it:
   **reader thread** that hands each step's outputs over in one ``call_soon_threadsafe``. On the
   loop they fan out to the streams (one wakeup per stream per step). The reader thread starts
   the core and reports its end;
-* calls (render + tokenize, tokenize, embed, stats, health) are futures the reader resolves;
-* a dead core (SIGKILL, segfault, OOM kill, a dead engine) closes its pipe: the reader sees it at
+* calls (render + tokenize, tokenize, embed, stats, health) are futures resolved on the loop;
+* a dead core (SIGKILL, segfault, OOM kill, a dead engine) closes its pipe: the loop sees it at
   once, every request in flight fails with EngineDeadError, every pending call too, and
   ``on_dead`` tells the kernel, which unloads the model so the next request starts a fresh core.
 """
@@ -484,13 +484,16 @@ class CoreClient:
             self._detach(channel, "")
             return
         for msg in messages:
-            if isinstance(msg, StepOutputs):
-                self._on_outputs(msg)
-            elif isinstance(msg, CoreDead):
+            if isinstance(msg, CoreDead):
                 self._detach(channel, msg.reason)
                 return
-            else:
-                self._on_reply(msg)
+            try:  # one batch may hold several messages: a failure must not drop the rest
+                if isinstance(msg, StepOutputs):
+                    self._on_outputs(msg)
+                else:
+                    self._on_reply(msg)
+            except Exception:
+                logger.exception("handling %s from the engine core failed", type(msg).__name__)
 
     def _detach(self, channel: PipeChannel, reason: str, *, watched: bool = True) -> None:
         if watched and self._loop is not None:
