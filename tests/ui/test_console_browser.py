@@ -366,9 +366,12 @@ def test_fine_tuning_jobs_with_live_loss_curves_and_cancel(browser_path: Path, s
             assert _job(server, short_job)["status"] == "queued"
             page.screenshot(path=str(shots / "fine-tuning-list.png"), full_page=True)
 
-            # The long job's detail: the curve grows while it trains (the view polls).
+            # The long job's detail: the curve grows while it trains (the view polls). The list's
+            # rows carry status badges too, and the view changes a task after the click: the
+            # detail's own badge is the one read.
+            detail_status = page.get_by_test_id("ft-detail").get_by_test_id("ft-job-status")
             jobs.get_by_role("link", name=long_job).click()
-            expect(page.get_by_test_id("ft-job-status")).to_contain_text("running", timeout=600_000)
+            expect(detail_status).to_contain_text("running", timeout=600_000)
             page.wait_for_function(
                 "() => Number((document.querySelector('[data-testid=ft-loss-chart]').dataset.points"
                 " || '0').split(',')[0]) >= 10",
@@ -385,7 +388,7 @@ def test_fine_tuning_jobs_with_live_loss_curves_and_cancel(browser_path: Path, s
             page.once("dialog", lambda d: (dialogs.append(d.message), d.accept()))
             page.get_by_test_id("ft-cancel").click()
             expect(page.get_by_test_id("ft-status")).to_contain_text("cancelled")
-            expect(page.get_by_test_id("ft-job-status")).to_contain_text("cancelled")
+            expect(detail_status).to_contain_text("cancelled")
             expect(page.get_by_test_id("ft-polling")).to_have_attribute("data-live", "false")
             expect(page.get_by_test_id("ft-cancel")).to_have_count(0)
             assert len(dialogs) == 2 and long_job in dialogs[1]
@@ -393,7 +396,7 @@ def test_fine_tuning_jobs_with_live_loss_curves_and_cancel(browser_path: Path, s
 
             # The short job runs next and succeeds: every loss point of its events is drawn.
             page.goto(server.url + f"/ui/#/fine-tuning/{short_job}")
-            expect(page.get_by_test_id("ft-job-status")).to_contain_text("succeeded", timeout=900_000)
+            expect(detail_status).to_contain_text("succeeded", timeout=900_000)
             expect(page.get_by_test_id("ft-polling")).to_have_attribute("data-live", "false", timeout=30_000)
             done = _job(server, short_job)
             train_steps, valid_steps = _loss_steps(server, short_job)
