@@ -75,8 +75,8 @@ def start_server_with(
 ) -> RealServer:
     """A real ``llmos serve`` in a subprocess with these ``LLMOS_*`` settings, once it answers /health."""
     port = _free_port()
-    env = {**os.environ, "LLMOS_HOME": str(home), **settings}
-    env.pop("LLMOS_DATABASE_URL", None)
+    env = {k: v for k, v in os.environ.items() if k != "LLMOS_DATABASE_URL"}  # SQLite unless settings say
+    env.update({"LLMOS_HOME": str(home), **settings})
     log = home.parent / f"server-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
