@@ -14,9 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import MetaData
 
-from llmos.storage.db import Database, make_engine
+from conftest import postgres_schema  # tests/ is on sys.path
 from server.test_integration_openai import RealServer, start_server_with, stop_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -27,26 +26,19 @@ ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
 MODEL = "smollm2:135m"
 
 
-def _wipe(url: str) -> None:
-    db = Database(make_engine(url))
-    try:
-        meta = MetaData()
-        meta.reflect(db.engine)
-        meta.drop_all(db.engine)
-    finally:
-        db.dispose()
-
-
 @pytest.fixture(scope="module")
 def front_ends(
     tmp_path_factory: pytest.TempPathFactory, smollm2_gguf: Path
 ) -> Iterator[tuple[RealServer, RealServer]]:
     if not POSTGRES_URL:
         pytest.skip("LLMOS_TEST_POSTGRES_URL is not set (run .ci/postgres.sh)")
-    _wipe(POSTGRES_URL)
-    home = tmp_path_factory.mktemp("front-ends") / "home"
+    with postgres_schema(POSTGRES_URL, "fronts") as (_, url):  # both servers migrate it at start
+        yield from _two_servers(url, tmp_path_factory.mktemp("front-ends") / "home", smollm2_gguf)
+
+
+def _two_servers(url: str, home: Path, gguf: Path) -> Iterator[tuple[RealServer, RealServer]]:
     settings = {
-        "LLMOS_DATABASE_URL": POSTGRES_URL,
+        "LLMOS_DATABASE_URL": url,
         "LLMOS_AUTH": "required",
         "LLMOS_ADMIN_KEY": ADMIN_KEY,
         "LLMOS_N_SLOTS": "4",
@@ -58,7 +50,7 @@ def front_ends(
         servers.append(start_server_with(home, settings))
         r = httpx.post(
             servers[0].url + "/api/import",
-            json={"path": str(smollm2_gguf), "model": MODEL, "stream": False},
+            json={"path": str(gguf), "model": MODEL, "stream": False},
             headers=ADMIN,
             timeout=300,
         )
@@ -67,7 +59,6 @@ def front_ends(
     finally:
         for s in servers:
             stop_server(s)
-        _wipe(POSTGRES_URL)
 
 
 def _tenant(front: RealServer, name: str, limits: dict[str, Any]) -> None:
